@@ -1,0 +1,47 @@
+/** The state shared by all handlers of one emulator instance. */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FaultDecision, FaultInjector } from './faults.js';
+import type { FileStore } from './files.js';
+import type { StatsCollector } from './stats.js';
+import type { UploadStore } from './uploads.js';
+
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  apiKey?: string;
+  processingDelayMs: number;
+  fileTtlMs: number;
+  storeDir?: string;
+  seed: number;
+  quiet: boolean;
+  maxFileBytes: number;
+  maxRequestBytes: number;
+}
+
+export interface EmulatorContext {
+  opts: ResolvedOptions;
+  /** Listening address as a base URL (no trailing slash); known once the server listens. */
+  baseUrl: string;
+  stats: StatsCollector;
+  faults: FaultInjector;
+  files: FileStore;
+  uploads: UploadStore;
+}
+
+export interface RequestInfo {
+  url: URL;
+  /** Base URL for links in answers: from the request's Host header, else the listening address. */
+  baseUrl: string;
+  /** Path parameters of the matched route (file id, model, ...). */
+  params: Record<string, string>;
+  /** The fault chosen for this request when the handler applies it itself (upload chunks). */
+  fault?: FaultDecision['rule'];
+}
+
+export type Handler = (
+  ctx: EmulatorContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  info: RequestInfo,
+) => Promise<void>;

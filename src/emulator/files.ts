@@ -1,0 +1,215 @@
+/** File resources: the store and the files.get / files.list / files.delete handlers. */
+
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { Handler } from './context.js';
+import { invalidArgument, notFound, RpcError } from './errors.js';
+import { sendJson } from './http.js';
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const ID_LENGTH = 12;
+/** Names a caller may choose: up to 40 lowercase alphanumerics or dashes, no dash at either end. */
+const CUSTOM_ID = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
+const DEFAULT_PAGE_SIZE = 10;
+const MAX_PAGE_SIZE = 100;
+/** Display names starting with this end in state FAILED: a deterministic hook for tests. */
+const FAIL_PREFIX = 'fail-processing';
+
+export type FileState = 'PROCESSING' | 'ACTIVE' | 'FAILED';
+
+export interface StoredFile {
+  id: string;
+  displayName?: string;
+  mimeType: string;
+  sizeBytes: number;
+  sha256Hex: string;
+  createdAt: number;
+  /** When processing ends (ACTIVE or FAILED). */
+  readyAt: number;
+  expiresAt: number;
+  seq: number;
+  storePath?: string;
+}
+
+export interface NewFile {
+  id?: string;
+  displayName?: string;
+  mimeType: string;
+  sizeBytes: number;
+  sha256Hex: string;
+  storePath?: string;
+}
+
+export interface FileResource {
+  name: string;
+  displayName?: string;
+  mimeType: string;
+  sizeBytes: string;
+  createTime: string;
+  updateTime: string;
+  expirationTime: string;
+  sha256Hash: string;
+  uri: string;
+  state: FileState;
+  source: 'UPLOADED';
+  error?: { code: number; message: string };
+}
+
+/** Accepts "files/abc", "abc" or a full file URI and gives "abc". */
+export function fileIdOf(nameOrUri: string): string {
+  const match = /(?:^|\/)files\/([^/?#]+)$/.exec(nameOrUri);
+  return match ? match[1] : nameOrUri;
+}
+
+export function stateOf(file: StoredFile, now = Date.now()): FileState {
+  if (now < file.readyAt) return 'PROCESSING';
+  return file.displayName?.startsWith(FAIL_PREFIX) ? 'FAILED' : 'ACTIVE';
+}
+
+const rfc3339 = (ms: number) => new Date(ms).toISOString();
+
+export class FileStore {
+  private files = new Map<string, StoredFile>();
+  private seq = 0;
+
+  constructor(private readonly timing: { processingDelayMs: number; fileTtlMs: number }) {}
+
+  /** Checks a caller-chosen id; throws the 400/409 the API would answer. */
+  checkCustomId(id: string): void {
+    if (!CUSTOM_ID.test(id)) {
+      throw invalidArgument(`Invalid file name "files/${id}": up to 40 lowercase letters, digits or dashes, not starting or ending with a dash.`);
+    }
+    if (this.get(id)) throw new RpcError(409, `File files/${id} already exists.`);
+  }
+
+  add(init: NewFile): StoredFile {
+    const now = Date.now();
+    const id = init.id ?? this.newId();
+    const file: StoredFile = {
+      id,
+      displayName: init.displayName,
+      mimeType: init.mimeType,
+      sizeBytes: init.sizeBytes,
+      sha256Hex: init.sha256Hex,
+      createdAt: now,
+      readyAt: now + this.timing.processingDelayMs,
+      expiresAt: now + this.timing.fileTtlMs,
+      seq: ++this.seq,
+      storePath: init.storePath,
+    };
+    this.files.set(id, file);
+    return file;
+  }
+
+  /** The live file, or undefined when unknown, deleted or expired. */
+  get(nameOrId: string): StoredFile | undefined {
+    const id = fileIdOf(nameOrId);
+    const file = this.files.get(id);
+    if (file && Date.now() >= file.expiresAt) {
+      this.remove(file);
+      return undefined;
+    }
+    return file;
+  }
+
+  delete(nameOrId: string): boolean {
+    const file = this.get(nameOrId);
+    if (file) this.remove(file);
+    return file !== undefined;
+  }
+
+  /** Makes a file vanish as if its time to live had passed. */
+  expire(nameOrId: string): boolean {
+    return this.delete(nameOrId);
+  }
+
+  /** Newest first, starting after the file with sequence number `beforeSeq` (exclusive). */
+  page(pageSize: number, beforeSeq = Infinity): { files: StoredFile[]; more: boolean } {
+    const live = [...this.files.values()].filter((f) => f.seq < beforeSeq && this.get(f.id));
+    live.sort((a, b) => b.seq - a.seq);
+    return { files: live.slice(0, pageSize), more: live.length > pageSize };
+  }
+
+  clear(): void {
+    for (const file of [...this.files.values()]) this.remove(file);
+    this.seq = 0;
+  }
+
+  toResource(file: StoredFile, baseUrl: string, now = Date.now()): FileResource {
+    const state = stateOf(file, now);
+    const resource: FileResource = {
+      name: `files/${file.id}`,
+      ...(file.displayName !== undefined ? { displayName: file.displayName } : {}),
+      mimeType: file.mimeType,
+      sizeBytes: String(file.sizeBytes),
+      createTime: rfc3339(file.createdAt),
+      updateTime: rfc3339(state === 'PROCESSING' ? file.createdAt : file.readyAt),
+      expirationTime: rfc3339(file.expiresAt),
+      // The real API answers base64 of the *hex* digest text (88 characters), not base64 of the
+      // 32 raw digest bytes (44 characters), although the SDK only documents "SHA-256 hash of the
+      // uploaded bytes, encoded in base64": see the live response quoted in googleapis/js-genai
+      // issue #381, whose sha256Hash "MTgzNjUw…ZQ==" decodes to the hex string "183650e2…5a8e".
+      sha256Hash: Buffer.from(file.sha256Hex, 'utf8').toString('base64'),
+      uri: `${baseUrl}/v1beta/files/${file.id}`,
+      state,
+      source: 'UPLOADED',
+    };
+    if (state === 'FAILED') {
+      resource.error = { code: 3, message: 'The file could not be processed (display name starts with "fail-processing").' };
+    }
+    return resource;
+  }
+
+  private remove(file: StoredFile): void {
+    this.files.delete(file.id);
+    if (file.storePath) rm(file.storePath, { force: true }).catch(() => {});
+  }
+
+  private newId(): string {
+    for (;;) {
+      const bytes = randomBytes(ID_LENGTH);
+      const id = Array.from(bytes, (b) => ID_ALPHABET[b % ID_ALPHABET.length]).join('');
+      if (!this.files.has(id)) return id;
+    }
+  }
+}
+
+const noSuchFile = (id: string) => notFound(`File files/${id} does not exist.`);
+
+export const handleGetFile: Handler = async (ctx, _req, res, { params, baseUrl }) => {
+  const file = ctx.files.get(params.id);
+  if (!file) throw noSuchFile(params.id);
+  sendJson(res, 200, ctx.files.toResource(file, baseUrl));
+};
+
+export const handleDeleteFile: Handler = async (ctx, _req, res, { params }) => {
+  if (!ctx.files.delete(params.id)) throw noSuchFile(params.id);
+  sendJson(res, 200, {});
+};
+
+/** An empty list answers `{}` like the real API (proto3 JSON leaves out empty repeated fields). */
+export const handleListFiles: Handler = async (ctx, _req, res, { url, baseUrl }) => {
+  const pageSize = parsePageSize(url.searchParams.get('pageSize'));
+  const token = url.searchParams.get('pageToken');
+  const { files, more } = ctx.files.page(pageSize, token ? decodePageToken(token) : undefined);
+  const body: { files?: FileResource[]; nextPageToken?: string } = {};
+  if (files.length) body.files = files.map((f) => ctx.files.toResource(f, baseUrl));
+  if (more) body.nextPageToken = encodePageToken(files[files.length - 1].seq);
+  sendJson(res, 200, body);
+};
+
+function parsePageSize(raw: string | null): number {
+  if (raw === null || raw === '') return DEFAULT_PAGE_SIZE;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw invalidArgument(`Invalid value at 'page_size' (TYPE_INT32), "${raw}"`);
+  if (n === 0) return DEFAULT_PAGE_SIZE;
+  return Math.min(n, MAX_PAGE_SIZE);
+}
+
+const encodePageToken = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
+
+function decodePageToken(token: string): number {
+  const match = /^seq:(\d+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
+  if (!match) throw invalidArgument('Invalid page token.');
+  return Number(match[1]);
+}

@@ -1,0 +1,104 @@
+/** generateContent and streamGenerateContent (SSE with ?alt=sse, else a JSON array) handlers. */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EmulatorContext, Handler, RequestInfo } from './context.js';
+import { JSON_TYPE, readJson, sendJson } from './http.js';
+import { buildReply, collectFacts, type Candidate, type Reply } from './model.js';
+
+/** Streamed text goes out in this many chunks. */
+const STREAM_CHUNKS = 3;
+/** Inline data longer than this is elided from the recorded request bodies (kept small in memory). */
+const RECORDED_INLINE_LIMIT = 64 * 1024;
+
+export const handleGenerate: Handler = (ctx, req, res, info) => generate(ctx, req, res, info, false);
+export const handleStreamGenerate: Handler = (ctx, req, res, info) => generate(ctx, req, res, info, true);
+
+async function generate(
+  ctx: EmulatorContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  { url, params }: RequestInfo,
+  stream: boolean,
+): Promise<void> {
+  const model = params.model;
+  const body = await readJson(req, ctx.opts.maxRequestBytes);
+  ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(body) });
+  const facts = collectFacts(ctx.files, model, body);
+  const reply = buildReply(facts, body as Record<string, unknown>);
+  if (!stream) return sendJson(res, 200, responseJson(reply));
+
+  const chunks = streamChunks(reply);
+  if (url.searchParams.get('alt') === 'sse') return sendSse(res, chunks);
+  // Without alt=sse the real API streams one JSON array of the same chunks.
+  res.writeHead(200, { 'Content-Type': JSON_TYPE });
+  res.end(`[${chunks.map((c) => JSON.stringify(c)).join(',\r\n')}]`);
+}
+
+async function sendSse(res: ServerResponse, chunks: object[]): Promise<void> {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+  for (const chunk of chunks) {
+    if (res.destroyed) return;
+    res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  res.end();
+}
+
+function candidateJson(c: Candidate, text: string | undefined, last: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (c.functionCall) out.content = { parts: [{ functionCall: c.functionCall }], role: 'model' };
+  else if (text !== undefined) out.content = { parts: [{ text }], role: 'model' };
+  if (last) {
+    out.finishReason = c.finishReason;
+    if (c.safetyRatings) out.safetyRatings = c.safetyRatings;
+  }
+  out.index = c.index;
+  return out;
+}
+
+function responseJson(reply: Reply, candidates = reply.candidates.map((c) => candidateJson(c, c.text, true)), last = true) {
+  return {
+    ...(reply.promptFeedback ? { promptFeedback: reply.promptFeedback } : {}),
+    ...(candidates.length ? { candidates } : {}),
+    ...(last ? { usageMetadata: reply.usageMetadata } : {}),
+    modelVersion: reply.modelVersion,
+    responseId: reply.responseId,
+  };
+}
+
+/** Text replies go out in STREAM_CHUNKS pieces; the last carries finishReason and usageMetadata. */
+function streamChunks(reply: Reply): object[] {
+  const texts = reply.candidates.map((c) => c.text);
+  if (texts.length === 0 || texts.some((t) => t === undefined)) return [responseJson(reply)];
+  const pieces = texts.map((t) => splitText(t as string, STREAM_CHUNKS));
+  return Array.from({ length: STREAM_CHUNKS }, (_, i) => {
+    const last = i === STREAM_CHUNKS - 1;
+    const candidates = reply.candidates.map((c, k) => candidateJson(c, pieces[k][i], last));
+    return responseJson(reply, candidates, last);
+  });
+}
+
+/** Splits text into `k` consecutive pieces, at word boundaries when there are enough words. */
+export function splitText(text: string, k: number): string[] {
+  const tokens = text.split(/(?<=\s)(?=\S)/);
+  const units = tokens.length >= k ? tokens : [...text];
+  const n = units.length;
+  return Array.from({ length: k }, (_, i) => units.slice(Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k)).join(''));
+}
+
+/** The request body as recorded in stats, with very large inline data elided. */
+function forRecord(body: unknown): unknown {
+  const contents = (body as { contents?: unknown } | undefined)?.contents;
+  if (!Array.isArray(contents)) return body;
+  const elide = (part: unknown) => {
+    const data = (part as { inlineData?: { data?: unknown } } | null)?.inlineData?.data;
+    if (typeof data !== 'string' || data.length <= RECORDED_INLINE_LIMIT) return part;
+    const p = part as { inlineData: object };
+    return { ...p, inlineData: { ...p.inlineData, data: `<${data.length} base64 characters elided>` } };
+  };
+  return {
+    ...(body as object),
+    contents: contents.map((c) =>
+      Array.isArray((c as { parts?: unknown } | null)?.parts) ? { ...c, parts: (c as { parts: unknown[] }).parts.map(elide) } : c),
+  };
+}

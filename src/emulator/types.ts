@@ -1,0 +1,88 @@
+/** Public types of the local Gemini emulator. */
+
+export const ROUTES = [
+  'upload.start',
+  'upload.chunk',
+  'upload.query',
+  'upload.cancel',
+  'files.get',
+  'files.list',
+  'files.delete',
+  'generate',
+  'stream',
+] as const;
+
+/** A named API route; faults, request counts and fault counts are keyed by it. */
+export type RouteName = (typeof ROUTES)[number];
+
+export const FAULT_KINDS = ['latency', '429', '500', '503', '400', 'reset'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface FaultRule {
+  route: RouteName | '*';
+  kind: FaultKind;
+  /** 0..1, default 1. Drawn from the seeded generator (option `seed`). */
+  probability?: number;
+  /** Apply at most this many times, then the rule is spent. */
+  count?: number;
+  /** For 'latency' (default 1000 ms there); with any other kind it is waited before the fault. */
+  latencyMs?: number;
+  /** For '429': sets a Retry-After header and a google.rpc.RetryInfo detail. */
+  retryAfterSeconds?: number;
+  /** For 'reset' on upload.chunk: cut the connection after this many body bytes (default: half the chunk). */
+  resetAfterBytes?: number;
+}
+
+export interface EmulatorOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  /** When set, API requests must carry it (x-goog-api-key header or ?key=). */
+  apiKey?: string;
+  /** PROCESSING → ACTIVE (or FAILED) after this delay after finalize; default 0. */
+  processingDelayMs?: number;
+  /** expirationTime = createTime + this; default 48 h. */
+  fileTtlMs?: number;
+  /** When set, upload bytes are also written there, one file per upload. */
+  storeDir?: string;
+  faults?: FaultRule[];
+  /** Seed of the generator that decides probabilistic faults. */
+  seed?: number;
+  /** No request log on stderr. */
+  quiet?: boolean;
+  /** Largest accepted declared upload size; default 2 GiB like the real API. */
+  maxFileBytes?: number;
+  /** Largest accepted generateContent request body; default 20 MiB like the real API. */
+  maxRequestBytes?: number;
+}
+
+export interface GenerateRequestRecord {
+  model: string;
+  stream: boolean;
+  body: unknown;
+}
+
+export interface EmulatorStats {
+  /** Every body byte received for an upload session, including refused chunks and chunks cut by a reset. */
+  bytesBySession: Record<string, number>;
+  /** The same, keyed by file name once the session is finalized. */
+  bytesByFile: Record<string, number>;
+  requests: Record<string, number>;
+  faultsInjected: Record<string, number>;
+  /** The last 100 generateContent/streamGenerateContent request bodies. */
+  generateRequests: GenerateRequestRecord[];
+}
+
+export interface Emulator {
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:PORT. */
+  url: string;
+  port: number;
+  stats(): EmulatorStats;
+  setFaults(rules: FaultRule[]): void;
+  /** Forget files, sessions, stats and faults. */
+  reset(): void;
+  /** Make a file vanish as if its time to live had passed. */
+  expireFile(name: string): void;
+  close(): Promise<void>;
+}
