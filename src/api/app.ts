@@ -1,0 +1,133 @@
+/**
+ * The Express app: request ids and logs, operations endpoints, the
+ * authenticated `/v1` routers, and the one place errors become OpenAI's
+ * error shape. It validates, stages, enqueues and reads records; it never
+ * calls Gemini or Azure.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { pinoHttp } from 'pino-http';
+import { BadRequestError, NotFoundError, toErrorBody } from '../core/errors.js';
+import { ChangeWaiter } from '../core/events.js';
+import { httpRequests } from '../core/metrics.js';
+import { createRedis } from '../core/redis.js';
+import type { Services } from '../core/services.js';
+import { KeyRing, requireKey } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { filesRouter } from './files.js';
+import { opsRouter } from './ops.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp(deps: ApiDeps): { app: express.Express; close: () => void } {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  app.use(
+    pinoHttp({
+      logger: deps.services.logger,
+      genReqId(req, res) {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customProps: (_req, res) => {
+        const p = (res as unknown as Response).locals?.principal;
+        return p ? { tenant: p.tenant } : {};
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      serializers: {
+        req: (req) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  app.use((req, res, next) => {
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  const ops = opsRouter(deps);
+  app.use(ops.router);
+  const v1 = express.Router();
+  v1.use(requireKey(deps.ring));
+  v1.use('/files', filesRouter(deps));
+  app.use('/v1', v1);
+
+  app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));
+  app.use(errorHandler);
+  return { app, close: ops.close };
+}
+
+function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction) {
+  const e = err as { type?: string; status?: number; message?: string };
+  // body-parser's errors (bad JSON, too large) carry a status and type of their own.
+  const normalized =
+    e?.type === 'entity.parse.failed'
+      ? new BadRequestError(`The body is not valid JSON: ${e.message}`, null, 'invalid_json')
+      : err;
+  const { status, body } = toErrorBody(normalized);
+  if (status >= 500) req.log?.error({ err }, 'request failed');
+  else req.log?.info({ status, code: body.error.code, message: body.error.message }, 'request refused');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (!req.complete) {
+    // The client is still sending a body we will not read: answer, then drop the connection.
+    res.setHeader('Connection', 'close');
+    req.resume();
+  }
+  res.status(status).json(body);
+}
+
+export interface RunningApi {
+  server: http.Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startApi(
+  services: Services,
+  opts: { port: number; host: string; workersReady: () => Promise<boolean> },
+): Promise<RunningApi> {
+  const { config } = services;
+  const sub = createRedis(config.redisUrl, 'subscriber');
+  sub.on('error', (err) => services.logger.warn({ err: err.message }, 'subscriber redis connection error'));
+  const deps: ApiDeps = {
+    services,
+    waiter: new ChangeWaiter(sub, services.keys),
+    ring: new KeyRing(config.apiKeys, config.adminKey),
+    workersReady: opts.workersReady,
+  };
+  const { app, close: closeApp } = createApp(deps);
+  const server = http.createServer(app);
+  // Large uploads may take long: no overall request deadline, but headers must arrive promptly.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const addr = server.address() as import('node:net').AddressInfo;
+  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  return {
+    server,
+    url: `http://${host}:${addr.port}`,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      closeApp();
+      await sub.quit().catch(() => sub.disconnect());
+    },
+  };
+}

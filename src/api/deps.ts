@@ -1,0 +1,11 @@
+import type { ChangeWaiter } from '../core/events.js';
+import type { Services } from '../core/services.js';
+import type { KeyRing } from './auth.js';
+
+/** What the routers need: the shared services, long-poll waiter, keys, and a readiness probe for workers. */
+export interface ApiDeps {
+  services: Services;
+  waiter: ChangeWaiter;
+  ring: KeyRing;
+  workersReady: () => Promise<boolean>;
+}

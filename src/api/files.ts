@@ -1,0 +1,233 @@
+/** `/v1/files`: OpenAI's Files API, tenant-scoped, backed by staging and the upload queue. */
+import { Router, type Request, type Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { BadRequestError, GoneError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { detectMimeType } from '../core/mime.js';
+import { jobIds, UPLOAD_JOBS } from '../core/queues.js';
+import { isFinalFile, type FileRecord, type Storage } from '../core/records/files.js';
+import { isGeminiMimeType } from '../providers/gemini/mime.js';
+import type { RemoveJobData } from '../worker/upload.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { parseUpload, type FieldValue } from './multipart.js';
+import { listQuery, waitSeconds } from './params.js';
+
+/** Purposes whose files go to the model; `batch` input stays with Ferry. */
+const MODEL_PURPOSES = ['user_data', 'assistants', 'vision', 'fine-tune', 'evals'];
+const PURPOSES = [...MODEL_PURPOSES, 'batch'];
+const STORAGES = ['gemini', 'azure_storage'];
+
+export function fileObject(rec: FileRecord, retentionSeconds: number) {
+  return {
+    id: rec.id,
+    object: 'file' as const,
+    bytes: rec.bytes,
+    created_at: rec.created_at,
+    expires_at: rec.created_at + retentionSeconds,
+    filename: rec.filename,
+    purpose: rec.purpose,
+    status: rec.status,
+    status_details: rec.status_details,
+    storage: rec.storage,
+    provider_state: rec.provider_state,
+    bytes_uploaded: rec.bytes_uploaded,
+    mime_type: rec.mime_type,
+    sha256: rec.sha256,
+    target_model_names: rec.target_model_names,
+    provider_file: rec.gemini_name,
+    uri: rec.storage === 'azure_storage' ? rec.azure_url : rec.gemini_uri,
+    provider_expires_at: rec.gemini_expires_at,
+    content_expires_at: rec.content_deleted ? null : rec.content_expires_at,
+  };
+}
+
+function one(fields: Record<string, FieldValue>, name: string): string | undefined {
+  const v = fields[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new BadRequestError(`"${name}" must be a single string.`, name);
+  return v.trim();
+}
+
+function stringList(v: FieldValue | undefined, name: string): string[] {
+  if (v === undefined) return [];
+  const list = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : Object.values(v);
+  const out = list.map((s) => s.trim()).filter(Boolean);
+  if (out.some((s) => s.length > 200)) throw new BadRequestError(`"${name}" entries must be at most 200 characters.`, name);
+  return out;
+}
+
+export function filesRouter(deps: ApiDeps): Router {
+  const { files, staging, queues, config } = deps.services;
+  const view = (rec: FileRecord) => fileObject(rec, config.fileRetentionSeconds);
+  const r = Router();
+
+  r.post('/', async (req: Request, res: Response) => {
+    const { tenant } = principal(res);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > config.maxFileBytes + 1024 * 1024) {
+      throw new PayloadTooLargeError(`The upload is larger than the maximum of ${config.maxFileBytes} bytes.`);
+    }
+    const id = newId('file');
+    const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
+    try {
+      const rec = await buildRecord(deps, tenant, id, parsed, req);
+      await files.create(rec);
+      if (rec.status === 'uploaded') {
+        try {
+          await queues.upload.add(UPLOAD_JOBS.upload, { fileId: id }, { jobId: jobIds.upload(id) });
+        } catch (err) {
+          await files.remove(id);
+          throw new UnavailableError(`The upload could not be queued: ${(err as Error).message}`);
+        }
+      }
+      req.log?.info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
+      res.json(view(rec));
+    } catch (err) {
+      await staging.delete(id).catch(() => {});
+      throw err;
+    }
+  });
+
+  r.get('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const q = listQuery(req, 10_000);
+    const purpose = typeof req.query.purpose === 'string' && req.query.purpose ? req.query.purpose : undefined;
+    const page = await files.list(tenant, { ...q, purpose });
+    res.json({
+      object: 'list',
+      data: page.data.map(view),
+      first_id: page.data[0]?.id ?? null,
+      last_id: page.data.at(-1)?.id ?? null,
+      has_more: page.has_more,
+    });
+  });
+
+  r.get('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const wait = waitSeconds(req);
+    let rec = await files.getOwned(req.params.id, tenant, admin);
+    if (wait > 0 && !isFinalFile(rec)) {
+      const ac = new AbortController();
+      res.on('close', () => ac.abort());
+      await deps.waiter.waitFor(
+        `file:${rec.id}`,
+        wait * 1000,
+        async () => {
+          const now = await files.get(rec.id);
+          if (now) rec = now;
+          return !now || isFinalFile(now);
+        },
+        ac.signal,
+      );
+      rec = await files.getOwned(req.params.id, tenant, admin);
+    }
+    res.json(view(rec));
+  });
+
+  r.delete('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const rec = await files.getOwned(req.params.id, tenant, admin);
+    const removed = await files.remove(rec.id);
+    if (removed) {
+      // An upload not yet started never runs; a running one sees the record gone and stops.
+      await queues.upload.remove(jobIds.upload(rec.id)).catch(() => 0);
+      const data: RemoveJobData = {
+        fileId: rec.id,
+        staging_key: removed.staging_key,
+        storage: removed.storage,
+        gemini_name: removed.gemini_name,
+        upload_url: removed.upload_url,
+        azure_blob_path: removed.azure_blob_path,
+      };
+      await queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(rec.id) });
+    }
+    res.json({ id: rec.id, object: 'file', deleted: true });
+  });
+
+  r.get('/:id/content', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const rec = await files.getOwned(req.params.id, tenant, admin);
+    const size = rec.content_deleted ? null : await staging.size(rec.staging_key);
+    if (size === null) {
+      throw new GoneError(
+        `The bytes of '${rec.id}' are no longer retained (content is kept ${Math.round(config.contentRetentionSeconds / 3600)} h after upload).`,
+      );
+    }
+    res.setHeader('Content-Type', rec.mime_type);
+    res.setHeader('Content-Length', String(size));
+    res.setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(rec.filename)}`);
+    await pipeline(staging.read(rec.staging_key), res);
+  });
+
+  return r;
+}
+
+async function buildRecord(
+  deps: ApiDeps,
+  tenant: string,
+  id: string,
+  parsed: Awaited<ReturnType<typeof parseUpload>>,
+  req: Request,
+): Promise<FileRecord> {
+  const { config } = deps.services;
+  const { fields, file } = parsed;
+  if (!file) throw new BadRequestError('No file part: send the file in a multipart part named "file".', 'file');
+  const purpose = one(fields, 'purpose');
+  if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', 'purpose');
+  if (!PURPOSES.includes(purpose)) {
+    throw new BadRequestError(`Unknown purpose "${purpose}"; expected one of: ${PURPOSES.join(', ')}.`, 'purpose');
+  }
+  if (file.bytes === 0) throw new BadRequestError('The file is empty.', 'file');
+  const queryStorage = typeof req.query.target_storage === 'string' ? req.query.target_storage : undefined;
+  const storageName = one(fields, 'target_storage') || queryStorage || 'gemini';
+  if (!STORAGES.includes(storageName)) {
+    throw new BadRequestError(`Unknown target_storage "${storageName}"; expected "gemini" or "azure_storage".`, 'target_storage');
+  }
+  if (storageName === 'azure_storage') {
+    throw new BadRequestError('target_storage "azure_storage" is not available on this server yet; use "gemini".', 'target_storage');
+  }
+  const storage: Storage = purpose === 'batch' ? 'local' : (storageName as Storage);
+  const mime = await detectMimeType({
+    override: one(fields, 'mime_type'),
+    partType: file.partType,
+    filename: file.filename,
+    head: file.head,
+  });
+  if (storage === 'gemini' && !isGeminiMimeType(mime)) {
+    throw new UnsupportedMediaTypeError(
+      `Gemini cannot take files of type "${mime}" ("${file.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
+    );
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const displayName = one(fields, 'display_name') || file.filename;
+  return {
+    id,
+    tenant,
+    filename: file.filename,
+    purpose,
+    bytes: file.bytes,
+    created_at: now,
+    mime_type: mime,
+    sha256: file.sha256,
+    storage,
+    target_model_names: stringList(fields.target_model_names, 'target_model_names'),
+    display_name: displayName.slice(0, 512),
+    status: storage === 'local' ? 'processed' : 'uploaded',
+    status_details: null,
+    provider_state: storage === 'local' ? 'stored' : 'queued',
+    bytes_uploaded: 0,
+    attempts: 0,
+    staging_key: id,
+    content_expires_at: now + config.contentRetentionSeconds,
+    content_deleted: false,
+    processed_at: storage === 'local' ? now : null,
+    upload_url: null,
+    upload_offset: 0,
+    gemini_name: null,
+    gemini_uri: null,
+    gemini_expires_at: null,
+    azure_url: null,
+    azure_blob_path: null,
+  };
+}

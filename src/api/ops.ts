@@ -1,0 +1,45 @@
+/** Operations endpoints: liveness, readiness, Prometheus metrics and Bull Board. */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router } from 'express';
+import { registerQueueDepth, registry } from '../core/metrics.js';
+import { requireAdmin } from './auth.js';
+import type { ApiDeps } from './deps.js';
+
+const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
+
+export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } {
+  const { redis, queues } = deps.services;
+  const r = Router();
+
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  r.get('/readyz', async (_req, res) => {
+    const redisOk = await redis.ping().then(() => true, () => false);
+    const workersOk = redisOk && (await deps.workersReady().catch(() => false));
+    res.status(redisOk && workersOk ? 200 : 503).json({ status: redisOk && workersOk ? 'ready' : 'not_ready', redis: redisOk, workers: workersOk });
+  });
+
+  const unregister = registerQueueDepth(async () => {
+    const rows: Array<{ queue: string; state: string; count: number }> = [];
+    for (const q of Object.values(queues)) {
+      const counts = await q.getJobCounts(...STATES);
+      for (const state of STATES) rows.push({ queue: q.name, state, count: counts[state] ?? 0 });
+    }
+    return rows;
+  });
+
+  r.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', registry.contentType);
+    res.send(await registry.metrics());
+  });
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({ queues: Object.values(queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  r.use('/admin/queues', requireAdmin(deps.ring), board.getRouter());
+  return { router: r, close: unregister };
+}

@@ -1,0 +1,35 @@
+/** Query parameters shared by list and long-poll endpoints. */
+import type { Request } from 'express';
+import { BadRequestError } from '../core/errors.js';
+
+export const MAX_WAIT_SECONDS = 120;
+
+/** `?wait=SECONDS` for long-polls, capped. */
+export function waitSeconds(req: Request): number {
+  const raw = req.query.wait;
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !Number.isFinite(n) || n < 0) {
+    throw new BadRequestError('"wait" must be a number of seconds (0 or more).', 'wait');
+  }
+  return Math.min(n, MAX_WAIT_SECONDS);
+}
+
+/** OpenAI list parameters: `limit`, `after`, `order`. */
+export function listQuery(req: Request, maxLimit: number, defaultLimit = maxLimit) {
+  const { limit, after, order } = req.query;
+  let n = defaultLimit;
+  if (limit !== undefined) {
+    n = Number(limit);
+    if (typeof limit !== 'string' || !Number.isInteger(n) || n < 1 || n > maxLimit) {
+      throw new BadRequestError(`"limit" must be a whole number from 1 to ${maxLimit}.`, 'limit');
+    }
+  }
+  if (order !== undefined && order !== 'asc' && order !== 'desc') {
+    throw new BadRequestError('"order" must be "asc" or "desc".', 'order');
+  }
+  if (after !== undefined && (typeof after !== 'string' || after.length > 100)) {
+    throw new BadRequestError('"after" must be an object id.', 'after');
+  }
+  return { limit: n, after: after || undefined, order: (order ?? 'desc') as 'asc' | 'desc' };
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+/**
+ * `ferry api | worker | all | emulator`.
+ * `all` (what `npm start` runs) serves the API and runs the workers in one process.
+ */
+import http from 'node:http';
+import type { ChildProcess } from 'node:child_process';
+import { ConfigError, loadConfig, type Config } from './core/config.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { registry } from './core/metrics.js';
+import { createServices, type Services } from './core/services.js';
+import { startApi, type RunningApi } from './api/app.js';
+import { startWorkers, type GeminiTarget, type WorkerRuntime } from './worker/runtime.js';
+import { startEmulator, type Emulator } from './emulator/index.js';
+import { banner, devApiKey, ensureRedis, StartupError } from './dev.js';
+
+const USAGE = `Usage: ferry <command>
+
+Commands:
+  all        API and workers in one process (what npm start runs)
+  api        the HTTP API only
+  worker     the workers only
+  emulator   the local Gemini emulator only (FERRY_EMULATOR_PORT, default 8090)
+
+Configuration is read from the environment; see README.md.`;
+
+const SHUTDOWN_GRACE_MS = 25_000;
+
+type Stoppable = { name: string; stop: () => Promise<void> };
+
+async function geminiTarget(config: Config, logger: Logger, stops: Stoppable[]): Promise<GeminiTarget> {
+  if (config.gemini.apiKey) return { apiKey: config.gemini.apiKey, baseUrl: config.gemini.baseUrl };
+  const emulator: Emulator = await startEmulator({
+    port: config.emulator.port,
+    processingDelayMs: config.emulator.processingDelayMs,
+    quiet: true,
+  });
+  stops.push({ name: 'emulator', stop: () => emulator.close() });
+  logger.info({ url: emulator.url }, 'no GEMINI_API_KEY: using the local Gemini emulator');
+  return { apiKey: 'emulator', baseUrl: emulator.url };
+}
+
+function withDevKey(config: Config): { config: Config; devKey: string | null } {
+  if (config.apiKeys.size > 0 || config.production) return { config, devKey: null };
+  const key = devApiKey(config);
+  return { config: { ...config, apiKeys: new Map([[key, 'dev']]) }, devKey: key };
+}
+
+/** A bare /metrics and /healthz for a worker-only process. */
+function workerMetricsServer(port: number, runtime: WorkerRuntime): Promise<http.Server> {
+  const server = http.createServer(async (req, res) => {
+    if (req.url === '/metrics') {
+      res.setHeader('Content-Type', registry.contentType);
+      res.end(await registry.metrics());
+    } else if (req.url === '/healthz' || req.url === '/readyz') {
+      const ok = runtime.running();
+      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'not_ready' }));
+    } else res.writeHead(404).end();
+  });
+  return new Promise((resolve) => server.listen(port, () => resolve(server)));
+}
+
+async function run(command: string): Promise<void> {
+  let config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const stops: Stoppable[] = [];
+
+  if (command === 'emulator') {
+    const emulator = await startEmulator({
+      host: config.host,
+      port: config.emulator.port || 8090,
+      processingDelayMs: config.emulator.processingDelayMs,
+    });
+    banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
+    stops.push({ name: 'emulator', stop: () => emulator.close() });
+    return onSignals(stops, logger);
+  }
+
+  const redisChild: ChildProcess | null = await ensureRedis(config, logger);
+  if (redisChild) stops.push({ name: 'redis-server', stop: async () => void redisChild.kill('SIGTERM') });
+  const dev = withDevKey(config);
+  config = dev.config;
+  const services: Services = await createServices(config, logger);
+  stops.push({ name: 'redis', stop: () => services.close() });
+
+  let runtime: WorkerRuntime | null = null;
+  let target: GeminiTarget | null = null;
+  if (command === 'worker' || command === 'all') {
+    target = await geminiTarget(config, logger, stops);
+    runtime = await startWorkers(services, target);
+    const rt = runtime;
+    stops.push({ name: 'workers', stop: () => rt.close() });
+    if (command === 'worker' && config.metricsPort) {
+      const m = await workerMetricsServer(config.metricsPort, rt);
+      stops.push({ name: 'metrics', stop: () => new Promise((r) => m.close(() => r())) });
+    }
+  }
+  let api: RunningApi | null = null;
+  if (command === 'api' || command === 'all') {
+    const rt = runtime;
+    api = await startApi(services, {
+      port: config.port,
+      host: config.host,
+      workersReady: async () => (rt ? rt.running() : (await services.queues.upload.getWorkersCount()) > 0),
+    });
+    const a = api;
+    stops.push({ name: 'api', stop: () => a.close() });
+  }
+
+  const lines = [`Ferry ${command} is running`];
+  if (api) lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
+  if (target) lines.push(`Gemini:  ${config.gemini.apiKey ? target.baseUrl ?? 'Google (generativelanguage.googleapis.com)' : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`);
+  lines.push(`Redis:   ${config.redisUrl}${redisChild ? ' (started here, data under ./data/redis)' : ''}`);
+  if (dev.devKey && api) lines.push(`API key: ${dev.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
+  banner(lines);
+  return onSignals(stops, logger);
+}
+
+/** SIGTERM/SIGINT: stop accepting, let running jobs finish (or go back to the queue), close Redis, exit 0. */
+function onSignals(stops: Stoppable[], logger: Logger): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.warn('shutdown grace period passed; running jobs will be picked up again by another worker');
+      process.exit(0);
+    }, SHUTDOWN_GRACE_MS);
+    timer.unref();
+    // Reverse order of start: API first (stop accepting), then workers, then connections.
+    for (const s of [...stops].reverse()) {
+      await s.stop().catch((err) => logger.warn({ err: (err as Error).message, part: s.name }, 'error while stopping'));
+    }
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+const command = process.argv[2] ?? '';
+if (!['all', 'api', 'worker', 'emulator'].includes(command)) {
+  process.stderr.write(`${USAGE}\n`);
+  process.exit(command === '--help' || command === '-h' ? 0 : 2);
+}
+run(command).catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`ferry: configuration error: ${err.message}\n`);
+  else if (err instanceof StartupError) process.stderr.write(`ferry: cannot start.\n${err.message}\n`);
+  else process.stderr.write(`ferry: cannot start: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

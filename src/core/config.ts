@@ -1,0 +1,220 @@
+/**
+ * The one place configuration is read. Every variable is validated at start-up;
+ * a bad value stops the process with a message naming the variable.
+ * Names of the documented variables are a contract with clients and deployments.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+export const GEMINI_CHUNK_GRANULARITY = 256 * KIB;
+export const GEMINI_MAX_FILE_BYTES = 2 * 1024 * MIB;
+
+export type AzureHandoff = 'transfer' | 'signed_url';
+
+export interface Config {
+  production: boolean;
+  host: string;
+  port: number;
+  redisUrl: string;
+  /** True when REDIS_URL was not given: development may start a local redis-server. */
+  redisUrlDefaulted: boolean;
+  prefix: string;
+  apiKeys: Map<string, string>;
+  adminKey: string | undefined;
+  gemini: { apiKey: string | undefined; baseUrl: string | undefined };
+  stagingDir: string;
+  dataDir: string;
+  maxFileBytes: number;
+  uploadChunkBytes: number;
+  syncWaitSeconds: number;
+  upstreamAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  geminiRpm: number;
+  webhookRetrySchedule: number[];
+  allowPrivateNetworks: boolean;
+  fileRetentionSeconds: number;
+  contentRetentionSeconds: number;
+  activeWaitSeconds: number;
+  uploadConcurrency: number;
+  jobLockMs: number;
+  logLevel: string;
+  metricsPort: number;
+  emulator: { port: number; processingDelayMs: number };
+  azure: {
+    accountName: string | undefined;
+    fileSystem: string | undefined;
+    accountKey: string | undefined;
+    connectionString: string | undefined;
+    endpoint: string | undefined;
+    createContainer: boolean;
+    handoff: AzureHandoff;
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = str(env, name);
+  if (raw === undefined) return dflt;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return dflt;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `expected 1/0, true/false, yes/no or on/off, got "${raw}"`);
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    const u = new URL(raw);
+    if (!/^(https?|rediss?):$/.test(u.protocol)) throw new Error('protocol');
+  } catch {
+    throw new ConfigError(name, `expected a URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+/** `key:tenant` pairs, comma- or newline-separated. */
+export function parseApiKeys(text: string, variable: string): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const entry of text.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+    if (entry.startsWith('#')) continue;
+    const i = entry.lastIndexOf(':');
+    const key = i > 0 ? entry.slice(0, i).trim() : '';
+    const tenant = i > 0 ? entry.slice(i + 1).trim() : '';
+    if (!key || !tenant) throw new ConfigError(variable, 'expected comma-separated key:tenant pairs');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
+      throw new ConfigError(variable, `tenant names use letters, digits, "_", "." and "-" (max 64): "${tenant}"`);
+    }
+    if (keys.has(key)) throw new ConfigError(variable, 'the same key is listed twice');
+    keys.set(key, tenant);
+  }
+  return keys;
+}
+
+const AZURE_CONTAINER = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production';
+  const dataDir = path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
+
+  let apiKeys = new Map<string, string>();
+  const keysFile = str(env, 'FERRY_API_KEYS_FILE');
+  if (str(env, 'FERRY_API_KEYS')) apiKeys = parseApiKeys(str(env, 'FERRY_API_KEYS')!, 'FERRY_API_KEYS');
+  else if (keysFile) {
+    let text: string;
+    try {
+      text = readFileSync(keysFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError('FERRY_API_KEYS_FILE', `cannot read ${keysFile}: ${(e as Error).message}`);
+    }
+    apiKeys = parseApiKeys(text, 'FERRY_API_KEYS_FILE');
+  }
+
+  const geminiKey = str(env, 'GEMINI_API_KEY');
+  if (production && !geminiKey) throw new ConfigError('GEMINI_API_KEY', 'is required when NODE_ENV=production');
+  if (production && apiKeys.size === 0) {
+    throw new ConfigError('FERRY_API_KEYS', 'is required when NODE_ENV=production (or FERRY_API_KEYS_FILE)');
+  }
+
+  const chunk = int(env, 'FERRY_UPLOAD_CHUNK_BYTES', 8 * MIB, GEMINI_CHUNK_GRANULARITY, 256 * MIB);
+  if (chunk % GEMINI_CHUNK_GRANULARITY !== 0) {
+    throw new ConfigError('FERRY_UPLOAD_CHUNK_BYTES', `must be a multiple of 262144 (256 KiB), got ${chunk}`);
+  }
+
+  const prefix = str(env, 'FERRY_REDIS_PREFIX') ?? 'ferry';
+  if (!/^[A-Za-z0-9_{}.:-]{1,64}$/.test(prefix)) {
+    throw new ConfigError('FERRY_REDIS_PREFIX', 'use letters, digits, "_", "-", ".", ":" and {hash tags}');
+  }
+
+  const scheduleRaw = str(env, 'FERRY_WEBHOOK_RETRY_SCHEDULE') ?? '0,5,300,1800,7200,18000,36000,36000';
+  const schedule = scheduleRaw.split(',').map((s) => s.trim());
+  if (schedule.some((s) => !/^\d+(\.\d+)?$/.test(s))) {
+    throw new ConfigError('FERRY_WEBHOOK_RETRY_SCHEDULE', 'expected comma-separated seconds, e.g. 0,5,300');
+  }
+
+  const fileSystem = str(env, 'AZURE_STORAGE_FILE_SYSTEM');
+  if (fileSystem && !AZURE_CONTAINER.test(fileSystem)) {
+    throw new ConfigError(
+      'AZURE_STORAGE_FILE_SYSTEM',
+      `"${fileSystem}" is not a valid container name (3-63 lowercase letters, digits and single hyphens)`,
+    );
+  }
+  const handoff = str(env, 'FERRY_AZURE_HANDOFF') ?? 'transfer';
+  if (handoff !== 'transfer' && handoff !== 'signed_url') {
+    throw new ConfigError('FERRY_AZURE_HANDOFF', `expected transfer or signed_url, got "${handoff}"`);
+  }
+
+  const redisUrl = url(env, 'REDIS_URL');
+  const contentRetentionSeconds = int(env, 'FERRY_CONTENT_RETENTION_SECONDS', 7 * 86400, 60);
+  const fileRetentionSeconds = int(env, 'FERRY_FILE_RETENTION_SECONDS', 30 * 86400, 60);
+  if (contentRetentionSeconds > fileRetentionSeconds) {
+    throw new ConfigError('FERRY_CONTENT_RETENTION_SECONDS', 'cannot be longer than FERRY_FILE_RETENTION_SECONDS');
+  }
+
+  return Object.freeze({
+    production,
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    port: int(env, 'PORT', 8080, 0, 65535),
+    redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
+    redisUrlDefaulted: redisUrl === undefined,
+    prefix,
+    apiKeys,
+    adminKey: str(env, 'FERRY_ADMIN_KEY'),
+    gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL') },
+    stagingDir: path.resolve(str(env, 'FERRY_STAGING_DIR') ?? path.join(dataDir, 'staging')),
+    dataDir,
+    maxFileBytes: int(env, 'FERRY_MAX_FILE_BYTES', GEMINI_MAX_FILE_BYTES, 1),
+    uploadChunkBytes: chunk,
+    syncWaitSeconds: int(env, 'FERRY_SYNC_WAIT_SECONDS', 60, 0, 3600),
+    upstreamAttempts: int(env, 'FERRY_UPSTREAM_ATTEMPTS', 10, 1, 100),
+    retryBaseMs: int(env, 'FERRY_RETRY_BASE_MS', 1000, 1),
+    retryMaxMs: int(env, 'FERRY_RETRY_MAX_MS', 60_000, 1),
+    geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
+    webhookRetrySchedule: schedule.map(Number),
+    allowPrivateNetworks: bool(env, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', false),
+    fileRetentionSeconds,
+    contentRetentionSeconds,
+    activeWaitSeconds: int(env, 'FERRY_ACTIVE_WAIT_SECONDS', 1800, 1),
+    uploadConcurrency: int(env, 'FERRY_UPLOAD_CONCURRENCY', 4, 1, 256),
+    jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 30_000, 1000),
+    logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
+    metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),
+    emulator: {
+      port: int(env, 'FERRY_EMULATOR_PORT', 0, 0, 65535),
+      processingDelayMs: int(env, 'FERRY_EMULATOR_PROCESSING_MS', 500),
+    },
+    azure: {
+      accountName: str(env, 'AZURE_STORAGE_ACCOUNT_NAME'),
+      fileSystem,
+      accountKey: str(env, 'AZURE_STORAGE_ACCOUNT_KEY'),
+      connectionString: str(env, 'AZURE_STORAGE_CONNECTION_STRING'),
+      endpoint: url(env, 'AZURE_STORAGE_ENDPOINT'),
+      createContainer: bool(env, 'FERRY_AZURE_CREATE_CONTAINER', true),
+      handoff: handoff as AzureHandoff,
+    },
+  });
+}

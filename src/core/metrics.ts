@@ -1,0 +1,63 @@
+/** Prometheus metrics (prom-client). One registry per process; API and workers add to it. */
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+
+export const upstreamCalls = new client.Counter({
+  name: 'ferry_upstream_calls_total',
+  help: 'Calls to upstream services by provider, operation and HTTP status (or "network")',
+  labelNames: ['provider', 'operation', 'status'] as const,
+  registers: [registry],
+});
+
+export const upstreamRetries = new client.Counter({
+  name: 'ferry_upstream_retries_total',
+  help: 'Retries of upstream calls after a transient failure',
+  labelNames: ['provider', 'operation'] as const,
+  registers: [registry],
+});
+
+export const bytesUploaded = new client.Counter({
+  name: 'ferry_bytes_uploaded_total',
+  help: 'Bytes acknowledged by the upstream storage',
+  labelNames: ['storage'] as const,
+  registers: [registry],
+});
+
+export const jobDuration = new client.Histogram({
+  name: 'ferry_job_duration_seconds',
+  help: 'Duration of worker jobs by queue and outcome',
+  labelNames: ['queue', 'outcome'] as const,
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+  registers: [registry],
+});
+
+export const httpRequests = new client.Counter({
+  name: 'ferry_http_requests_total',
+  help: 'API requests by method, route and status',
+  labelNames: ['method', 'route', 'status'] as const,
+  registers: [registry],
+});
+
+type DepthReader = () => Promise<Array<{ queue: string; state: string; count: number }>>;
+const depthReaders = new Set<DepthReader>();
+
+new client.Gauge({
+  name: 'ferry_queue_jobs',
+  help: 'Jobs per queue and state',
+  labelNames: ['queue', 'state'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const read of depthReaders) {
+      for (const row of await read().catch(() => [])) this.set({ queue: row.queue, state: row.state }, row.count);
+    }
+  },
+});
+
+/** Adds a source of queue depth (read from Redis when scraped); answers a function that removes it. */
+export function registerQueueDepth(read: DepthReader): () => void {
+  depthReaders.add(read);
+  return () => depthReaders.delete(read);
+}

@@ -1,0 +1,54 @@
+/** The one Redis connection factory, and the key names Ferry's own records use. */
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type RedisRole = 'client' | 'worker' | 'subscriber';
+
+/**
+ * Workers and subscribers block, so they need `maxRetriesPerRequest: null`
+ * (BullMQ requires it for workers); plain clients fail a command after a few
+ * retries so an HTTP request gets an answer instead of hanging.
+ */
+export function createRedis(url: string, role: RedisRole = 'client', extra: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: role === 'client' ? 3 : null,
+    enableReadyCheck: true,
+    connectionName: `ferry-${role}`,
+    ...extra,
+  });
+}
+
+/**
+ * Every key Ferry writes starts with the configured prefix. A prefix such as
+ * `{ferry}` is a Redis Cluster hash tag: all keys then live in one slot, which
+ * BullMQ's multi-key scripts require.
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+  file(id: string) {
+    return `${this.prefix}:file:${id}`;
+  }
+  tenantFiles(tenant: string) {
+    return `${this.prefix}:tenant:${tenant}:files`;
+  }
+  tenantFilesByPurpose(tenant: string, purpose: string) {
+    return `${this.prefix}:tenant:${tenant}:files:${purpose}`;
+  }
+  contentExpiry() {
+    return `${this.prefix}:content-expiry`;
+  }
+  channel(topic: string) {
+    return `${this.prefix}:events:${topic}`;
+  }
+}
+
+/** Deletes every key under a prefix (tests, and `ferry` maintenance). */
+export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) n += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return n;
+}

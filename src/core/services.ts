@@ -1,0 +1,63 @@
+/**
+ * The shared pieces every process builds once from the configuration: Redis,
+ * key names, records, staging and queue handles. API and workers keep no
+ * state of their own beyond these.
+ */
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import { createRedis, Keys } from './redis.js';
+import { QUEUES, type QueueName } from './queues.js';
+import { FileStore } from './records/files.js';
+import { LocalStagingStore, type StagingStore } from './staging.js';
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  redis: Redis;
+  keys: Keys;
+  files: FileStore;
+  staging: StagingStore;
+  queues: Record<'upload' | 'maintenance', Queue>;
+  close(): Promise<void>;
+}
+
+/** Job defaults for work that talks to an upstream: retried with Ferry's backoff, kept a while for inspection. */
+export function upstreamJobOptions(config: Config): JobsOptions {
+  return {
+    attempts: config.upstreamAttempts,
+    backoff: { type: 'upstream' },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
+export function createQueue(name: QueueName, services: Pick<Services, 'config' | 'redis'>): Queue {
+  return new Queue(name, {
+    connection: services.redis,
+    prefix: services.config.prefix,
+    defaultJobOptions: upstreamJobOptions(services.config),
+  });
+}
+
+export async function createServices(config: Config, logger: Logger): Promise<Services> {
+  const redis = createRedis(config.redisUrl, 'client');
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const keys = new Keys(config.prefix);
+  const base = { config, redis };
+  const queues = { upload: createQueue(QUEUES.upload, base), maintenance: createQueue(QUEUES.maintenance, base) };
+  return {
+    config,
+    logger,
+    redis,
+    keys,
+    files: new FileStore(redis, keys, config.fileRetentionSeconds),
+    staging: new LocalStagingStore(config.stagingDir),
+    queues,
+    async close() {
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/** Turns Gemini's error answers (raw HTTP or the SDK's ApiError) into UpstreamError. */
+import { ApiError } from '@google/genai';
+import { UpstreamError, isRetryableStatus } from '../../core/errors.js';
+import { parseRetryAfter } from '../../core/retry.js';
+
+interface GoogleErrorBody {
+  error?: { code?: number; message?: string; status?: string; details?: Array<Record<string, unknown>> };
+}
+
+function retryInfoMs(body: GoogleErrorBody | undefined): number | null {
+  for (const d of body?.error?.details ?? []) {
+    if (String(d['@type'] ?? '').endsWith('google.rpc.RetryInfo') && typeof d.retryDelay === 'string') {
+      const m = /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay);
+      if (m) return Math.round(Number(m[1]) * 1000);
+    }
+  }
+  return null;
+}
+
+function parseBody(text: string): GoogleErrorBody | undefined {
+  try {
+    return JSON.parse(text) as GoogleErrorBody;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An HTTP answer that was not 2xx. */
+export function geminiHttpError(status: number, bodyText: string, retryAfter?: string | string[] | null): UpstreamError {
+  const body = parseBody(bodyText);
+  const detail = body?.error?.message ?? (bodyText.slice(0, 300) || `HTTP ${status}`);
+  const label = body?.error?.status ? `${status} ${body.error.status}` : `${status}`;
+  return new UpstreamError(
+    `Gemini answered ${label}: ${detail}`,
+    status,
+    isRetryableStatus(status),
+    parseRetryAfter(retryAfter) ?? retryInfoMs(body),
+  );
+}
+
+/** Anything the SDK or a socket threw. */
+export function toGeminiError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (err instanceof ApiError) return geminiHttpError(err.status, err.message);
+  const e = err as NodeJS.ErrnoException;
+  const reason = e?.cause instanceof Error ? `${e.message}: ${e.cause.message}` : String(e?.message ?? err);
+  return new UpstreamError(`Gemini could not be reached: ${reason}`, null, true);
+}

@@ -1,0 +1,84 @@
+/** Gemini Files API operations other than upload, through `@google/genai`. */
+import type { GoogleGenAI } from '@google/genai';
+import { UpstreamError } from '../../core/errors.js';
+import { upstreamCalls } from '../../core/metrics.js';
+import { sleep, withRetry, type RetryPolicy } from '../../core/retry.js';
+import { toGeminiError } from './errors.js';
+
+export interface GeminiFile {
+  name: string;
+  uri?: string;
+  displayName?: string;
+  mimeType?: string;
+  sizeBytes?: string;
+  sha256Hash?: string;
+  state?: string;
+  createTime?: string;
+  expirationTime?: string;
+  error?: { code?: number; message?: string };
+}
+
+/** Gemini reports sha256Hash as base64 of either the raw digest or its hex text; answers the hex digest. */
+export function geminiSha256Hex(sha256Hash: string | undefined): string | null {
+  if (!sha256Hash) return null;
+  const raw = Buffer.from(sha256Hash, 'base64');
+  if (raw.length === 32) return raw.toString('hex');
+  const text = raw.toString('utf8');
+  return /^[0-9a-f]{64}$/i.test(text) ? text.toLowerCase() : null;
+}
+
+export class GeminiFiles {
+  constructor(private readonly ai: GoogleGenAI, private readonly policy: RetryPolicy) {}
+
+  private call<T>(operation: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(
+      { provider: 'gemini', operation },
+      this.policy,
+      async () => {
+        try {
+          const out = await fn();
+          upstreamCalls.inc({ provider: 'gemini', operation, status: '200' });
+          return out;
+        } catch (err) {
+          const e = toGeminiError(err);
+          upstreamCalls.inc({ provider: 'gemini', operation, status: String(e.upstreamStatus ?? 'network') });
+          throw e;
+        }
+      },
+      signal,
+    );
+  }
+
+  async get(name: string, signal?: AbortSignal): Promise<GeminiFile | null> {
+    try {
+      return (await this.call('files.get', () => this.ai.files.get({ name }), signal)) as GeminiFile;
+    } catch (err) {
+      if (err instanceof UpstreamError && (err.upstreamStatus === 404 || err.upstreamStatus === 403)) return null;
+      throw err;
+    }
+  }
+
+  /** Deletes a file; one already gone counts as deleted. */
+  async delete(name: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.call('files.delete', () => this.ai.files.delete({ name }), signal);
+    } catch (err) {
+      if (err instanceof UpstreamError && err.upstreamStatus === 404) return;
+      throw err;
+    }
+  }
+
+  /** Polls until the file leaves PROCESSING, with backoff; answers the file (ACTIVE or FAILED). */
+  async waitUntilProcessed(name: string, timeoutMs: number, signal?: AbortSignal): Promise<GeminiFile> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; ; i++) {
+      const f = await this.get(name, signal);
+      if (!f) throw new UpstreamError(`Gemini file ${name} vanished while processing`, 404, false);
+      if (f.state !== 'PROCESSING' && f.state !== 'STATE_UNSPECIFIED') return f;
+      if (Date.now() > deadline) {
+        throw new UpstreamError(`Gemini file ${name} still PROCESSING after ${Math.round(timeoutMs / 1000)} s`, null, true);
+      }
+      await sleep(Math.min(250 * 1.6 ** i, 10_000), signal);
+    }
+  }
+}

@@ -1,0 +1,24 @@
+/** Everything Ferry uses of Gemini, built once per worker process. */
+import type { GoogleGenAI } from '@google/genai';
+import type { RetryPolicy } from '../../core/retry.js';
+import { createGenAI } from './client.js';
+import { GeminiFiles } from './files.js';
+import { GeminiUploader } from './uploader.js';
+
+export interface GeminiProvider {
+  ai: GoogleGenAI;
+  files: GeminiFiles;
+  uploader: GeminiUploader;
+  close(): void;
+}
+
+export function createGeminiProvider(opts: {
+  apiKey: string;
+  baseUrl?: string;
+  chunkBytes: number;
+  policy: RetryPolicy;
+}): GeminiProvider {
+  const ai = createGenAI({ apiKey: opts.apiKey, baseUrl: opts.baseUrl });
+  const uploader = new GeminiUploader(opts.apiKey, opts.baseUrl, opts.chunkBytes, opts.policy);
+  return { ai, files: new GeminiFiles(ai, opts.policy), uploader, close: () => uploader.close() };
+}

@@ -1,0 +1,38 @@
+/**
+ * The maintenance queue: a scheduled sweep that deletes staged bytes whose
+ * retention has passed. A BullMQ job scheduler runs it once a minute across
+ * all worker processes (never twice at once).
+ */
+import type { Services } from '../core/services.js';
+
+export const SWEEP_SCHEDULER_ID = 'sweep-content';
+
+export function maintenanceProcessor(services: Services) {
+  return async (): Promise<{ deleted: number }> => sweepExpiredContent(services);
+}
+
+export async function sweepExpiredContent(services: Services, now = Math.floor(Date.now() / 1000)) {
+  const { files, staging } = services;
+  let deleted = 0;
+  for (;;) {
+    const ids = await files.dueForContentDeletion(now);
+    if (ids.length === 0) return { deleted };
+    for (const id of ids) {
+      const rec = await files.get(id);
+      if (rec) {
+        await staging.delete(rec.staging_key);
+        await files.update(id, { content_deleted: true });
+      }
+      await files.forgetContentExpiry(id);
+      deleted++;
+    }
+  }
+}
+
+export async function scheduleMaintenance(services: Services): Promise<void> {
+  await services.queues.maintenance.upsertJobScheduler(
+    SWEEP_SCHEDULER_ID,
+    { every: 60_000 },
+    { name: 'sweep', opts: { removeOnComplete: 100, removeOnFail: 100, attempts: 1 } },
+  );
+}

@@ -1,0 +1,88 @@
+/**
+ * The worker runtime: one BullMQ Worker per queue, sharing Ferry's backoff
+ * policy, metrics and failure handling. Shutdown lets running jobs finish
+ * (or, past the grace period, leaves them to be picked up again).
+ */
+import { Worker, type Job, type Processor } from 'bullmq';
+import { createRedis } from '../core/redis.js';
+import { jobDuration } from '../core/metrics.js';
+import { QUEUES, type QueueName } from '../core/queues.js';
+import { retryDelayMs } from '../core/retry.js';
+import type { Services } from '../core/services.js';
+import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/index.js';
+import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
+import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
+
+export interface WorkerRuntime {
+  workers: Worker[];
+  gemini: GeminiProvider;
+  running(): boolean;
+  close(): Promise<void>;
+}
+
+export interface GeminiTarget {
+  apiKey: string;
+  baseUrl?: string;
+}
+
+export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
+  const { config, logger } = services;
+  const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
+  const connection = createRedis(config.redisUrl, 'worker');
+  connection.on('error', (err) => logger.warn({ err: err.message }, 'worker redis connection error'));
+
+  const make = (
+    queue: QueueName,
+    processor: Processor,
+    concurrency: number,
+    onFailedForGood?: (job: Job, err: Error) => Promise<void>,
+  ) => {
+    const worker = new Worker(queue, processor, {
+      connection,
+      prefix: config.prefix,
+      concurrency,
+      lockDuration: config.jobLockMs,
+      stalledInterval: config.jobLockMs,
+      maxStalledCount: 10,
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+          retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
+      },
+    });
+    worker.on('completed', (job) => {
+      jobDuration.observe({ queue, outcome: 'completed' }, (Date.now() - (job.processedOn ?? Date.now())) / 1000);
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      const forGood = job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError' || /stalled more than/.test(err.message);
+      jobDuration.observe({ queue, outcome: forGood ? 'failed' : 'retried' }, (Date.now() - (job.processedOn ?? Date.now())) / 1000);
+      if (forGood && onFailedForGood) {
+        onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
+      }
+    });
+    worker.on('error', (err) => logger.error({ err: err.message, queue }, 'worker error'));
+    return worker;
+  };
+
+  const workers = [
+    make(QUEUES.upload, uploadProcessor({ services, gemini }), config.uploadConcurrency, (job, err) =>
+      onUploadJobFailedForGood(services, job, err),
+    ),
+    make(QUEUES.maintenance, maintenanceProcessor(services), 1),
+  ];
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  await scheduleMaintenance(services);
+  logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
+
+  return {
+    workers,
+    gemini,
+    running: () => workers.every((w) => w.isRunning()),
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      gemini.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * Test harness: a real Redis (REDIS_URL from test/run.mjs), the in-process
+ * Gemini emulator, and Ferry's API and workers, isolated under a key prefix
+ * of their own and cleaned up afterwards.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { loadConfig, type Config } from '../src/core/config.js';
+import { createLogger } from '../src/core/logger.js';
+import { deleteByPrefix } from '../src/core/redis.js';
+import { createServices, type Services } from '../src/core/services.js';
+import { startApi, type RunningApi } from '../src/api/app.js';
+import { startWorkers, type WorkerRuntime } from '../src/worker/runtime.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../src/emulator/index.js';
+
+export const KEYS = { a: 'sk-test-tenant-a', b: 'sk-test-tenant-b', admin: 'sk-test-admin' } as const;
+
+export interface Ferry {
+  url: string;
+  config: Config;
+  env: Record<string, string>;
+  services: Services;
+  emulator: Emulator;
+  runtime: WorkerRuntime | null;
+  api: RunningApi;
+  tmp: string;
+  client(key?: string): OpenAI;
+  fetch(pathname: string, init?: RequestInit & { key?: string | null }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface FerryOptions {
+  env?: Record<string, string>;
+  /** Run workers in this process (default true). */
+  workers?: boolean;
+  emulator?: EmulatorOptions;
+}
+
+export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-'));
+  const emulator = await startEmulator({ quiet: true, processingDelayMs: 0, ...opts.emulator });
+  const env: Record<string, string> = {
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    FERRY_REDIS_PREFIX: `ferry-test-${randomBytes(5).toString('hex')}`,
+    FERRY_STAGING_DIR: path.join(tmp, 'staging'),
+    FERRY_DATA_DIR: path.join(tmp, 'data'),
+    FERRY_API_KEYS: `${KEYS.a}:tenant-a,${KEYS.b}:tenant-b`,
+    FERRY_ADMIN_KEY: KEYS.admin,
+    GEMINI_API_KEY: 'emulator-key',
+    GEMINI_BASE_URL: emulator.url,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    FERRY_RETRY_BASE_MS: '20',
+    FERRY_RETRY_MAX_MS: '500',
+    FERRY_JOB_LOCK_MS: '3000',
+    FERRY_METRICS_PORT: '0',
+    FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'silent',
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const logger = createLogger(config.logLevel);
+  const services = await createServices(config, logger);
+  const runtime =
+    opts.workers === false
+      ? null
+      : await startWorkers(services, { apiKey: config.gemini.apiKey!, baseUrl: config.gemini.baseUrl });
+  const api = await startApi(services, {
+    port: 0,
+    host: '127.0.0.1',
+    workersReady: async () => (runtime ? runtime.running() : (await services.queues.upload.getWorkersCount()) > 0),
+  });
+  return {
+    url: api.url,
+    config,
+    env,
+    services,
+    emulator,
+    runtime,
+    api,
+    tmp,
+    client: (key = KEYS.a) => new OpenAI({ apiKey: key, baseURL: `${api.url}/v1`, maxRetries: 0, timeout: 120_000 }),
+    fetch: (pathname, init = {}) => {
+      const { key = KEYS.a, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (key) headers.set('authorization', `Bearer ${key}`);
+      return fetch(`${api.url}${pathname}`, { ...rest, headers });
+    },
+    async close() {
+      await api.close();
+      await runtime?.close();
+      await deleteByPrefix(services.redis, config.prefix);
+      await services.close();
+      await emulator.close();
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes `size` pseudo-random bytes to a file (streamed, 1 MiB at a time). */
+export async function writeRandomFile(file: string, size: number): Promise<void> {
+  const out = createWriteStream(file);
+  for (let left = size; left > 0; left -= 1 << 20) {
+    if (!out.write(randomBytes(Math.min(left, 1 << 20)))) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+/** Polls until `fn` answers something truthy, or fails after `timeoutMs`. */
+export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, label = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A `ferry <command>` child process with the given environment. */
+export function spawnFerry(command: string, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', command], {
+    cwd: path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..'),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
