@@ -160,6 +160,21 @@ describe('Files API through the openai SDK', () => {
     ferry.emulator.setFaults([]);
   });
 
+  test('bytes past their retention are swept; content then answers 410 and the record stays', async () => {
+    const created = await client.files.create({ file: await toFile(Buffer.from('short-lived\n'), 'brief.txt'), purpose: 'user_data' });
+    await processed(ferry, created.id);
+    const { sweepExpiredContent } = await import('../src/worker/maintenance.js');
+    const swept = await sweepExpiredContent(ferry.services, Math.floor(Date.now() / 1000) + ferry.config.contentRetentionSeconds + 1);
+    assert.ok(swept.deleted >= 1);
+    assert.equal(await ferry.services.staging.size(created.id), null);
+    const res = await ferry.fetch(`/v1/files/${created.id}/content`);
+    assert.equal(res.status, 410);
+    assert.match((await res.json()).error.message, /no longer retained/);
+    const rec = await client.files.retrieve(created.id);
+    assert.equal(rec.status, 'processed');
+    assert.equal((rec as any).content_expires_at, null);
+  });
+
   test('operations: healthz, readyz, metrics, request ids, Bull Board behind the admin key', async () => {
     assert.equal((await ferry.fetch('/healthz', { key: null })).status, 200);
     const ready = await ferry.fetch('/readyz', { key: null });

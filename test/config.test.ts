@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/core/config.js';
+
+function refuses(env: Record<string, string>, variable: string) {
+  assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.startsWith(variable));
+}
+
+test('defaults follow the configuration contract', () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 8080);
+  assert.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+  assert.equal(c.prefix, 'ferry');
+  assert.equal(c.maxFileBytes, 2147483648);
+  assert.equal(c.uploadChunkBytes, 8388608);
+  assert.equal(c.syncWaitSeconds, 60);
+  assert.equal(c.upstreamAttempts, 10);
+  assert.equal(c.geminiRpm, 0);
+  assert.deepEqual(c.webhookRetrySchedule, [0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+  assert.equal(c.allowPrivateNetworks, false);
+  assert.equal(c.gemini.apiKey, undefined);
+});
+
+test('a bad value names the variable', () => {
+  refuses({ PORT: 'eighty' }, 'PORT');
+  refuses({ FERRY_UPLOAD_CHUNK_BYTES: String(1000 * 1000) }, 'FERRY_UPLOAD_CHUNK_BYTES');
+  refuses({ REDIS_URL: 'not a url' }, 'REDIS_URL');
+  refuses({ FERRY_API_KEYS: 'just-a-key' }, 'FERRY_API_KEYS');
+  refuses({ FERRY_REDIS_PREFIX: 'has space' }, 'FERRY_REDIS_PREFIX');
+  refuses({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'maybe' }, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS');
+  refuses({ FERRY_WEBHOOK_RETRY_SCHEDULE: '0,soon' }, 'FERRY_WEBHOOK_RETRY_SCHEDULE');
+  refuses({ AZURE_STORAGE_FILE_SYSTEM: 'Bad_Name' }, 'AZURE_STORAGE_FILE_SYSTEM');
+  refuses({ FERRY_API_KEYS_FILE: '/nonexistent/keys' }, 'FERRY_API_KEYS_FILE');
+});
+
+test('production refuses to start without a Gemini key and API keys', () => {
+  refuses({ NODE_ENV: 'production', FERRY_API_KEYS: 'k:t' }, 'GEMINI_API_KEY');
+  refuses({ NODE_ENV: 'production', GEMINI_API_KEY: 'g' }, 'FERRY_API_KEYS');
+  const c = loadConfig({ NODE_ENV: 'production', GEMINI_API_KEY: 'g', FERRY_API_KEYS: 'k1:alpha, k2:beta' });
+  assert.deepEqual([...c.apiKeys], [['k1', 'alpha'], ['k2', 'beta']]);
+});
+
+test('the ferry command prints a one-line message, not a stack trace, for bad configuration', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'all'], {
+    env: { ...process.env, PORT: 'eighty' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^ferry: configuration error: PORT: expected a whole number/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
