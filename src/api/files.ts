@@ -93,7 +93,7 @@ export function filesRouter(deps: ApiDeps): Router {
     const { tenant } = principal(res);
     const q = listQuery(req, 10_000);
     const purpose = typeof req.query.purpose === 'string' && req.query.purpose ? req.query.purpose : undefined;
-    const page = await files.list(tenant, { ...q, purpose });
+    const page = await files.listFiles(tenant, { ...q, purpose });
     res.json({
       object: 'list',
       data: page.data.map(view),

@@ -24,15 +24,6 @@ export function createRedis(url: string, role: RedisRole = 'client', extra: Redi
  */
 export class Keys {
   constructor(readonly prefix: string) {}
-  file(id: string) {
-    return `${this.prefix}:file:${id}`;
-  }
-  tenantFiles(tenant: string) {
-    return `${this.prefix}:tenant:${tenant}:files`;
-  }
-  tenantFilesByPurpose(tenant: string, purpose: string) {
-    return `${this.prefix}:tenant:${tenant}:files:${purpose}`;
-  }
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
   }

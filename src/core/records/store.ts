@@ -1,0 +1,166 @@
+/**
+ * Records in Redis: one hash per record (each field JSON-encoded), a
+ * per-tenant index for listing (ids sort by creation time, so the index is
+ * lexicographic), optional secondary indexes, and a retention TTL. Index
+ * entries whose record has expired are dropped as lists meet them.
+ * Every change publishes on the record's topic so long-polls wake.
+ */
+import type { Redis } from 'ioredis';
+import { publishChange } from '../events.js';
+import { NotFoundError } from '../errors.js';
+import type { Keys } from '../redis.js';
+
+const UPDATE_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`;
+
+/** HSET only when the record's status is one of ARGV[1] (a JSON list). */
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 0 end
+local allowed = cjson.decode(ARGV[1])
+for _, s in ipairs(allowed) do
+  if cjson.encode(s) == cur then
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    return 1
+  end
+end
+return 0`;
+
+type Scripted = Redis & {
+  ferryHsetIfExists(key: string, ...args: string[]): Promise<number>;
+  ferryTransition(key: string, allowed: string, ...args: string[]): Promise<number>;
+};
+
+export interface BaseRecord {
+  id: string;
+  tenant: string;
+  status: string;
+}
+
+export interface ListOptions {
+  limit: number;
+  after?: string;
+  order: 'asc' | 'desc';
+}
+
+function encode(patch: object): string[] {
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(patch)) if (v !== undefined) args.push(k, JSON.stringify(v));
+  return args;
+}
+
+function decode<T>(hash: Record<string, string>): T | null {
+  if (!hash || Object.keys(hash).length === 0) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
+  return out as T;
+}
+
+export class RecordStore<T extends BaseRecord> {
+  protected readonly redis: Scripted;
+
+  constructor(
+    redis: Redis,
+    protected readonly keys: Keys,
+    /** "file", "job", …: names keys, topics and not-found messages. */
+    readonly kind: string,
+    private readonly retentionSeconds: number,
+    /** Secondary index names for a record (e.g. its purpose), each listed separately. */
+    private readonly secondary: (rec: T) => string[] = () => [],
+  ) {
+    if (!('ferryHsetIfExists' in redis)) {
+      redis.defineCommand('ferryHsetIfExists', { numberOfKeys: 1, lua: UPDATE_IF_EXISTS });
+      redis.defineCommand('ferryTransition', { numberOfKeys: 1, lua: TRANSITION });
+    }
+    this.redis = redis as Scripted;
+  }
+
+  key(id: string) {
+    return `${this.keys.prefix}:${this.kind}:${id}`;
+  }
+  index(tenant: string, sub?: string) {
+    return `${this.keys.prefix}:tenant:${tenant}:${this.kind}s${sub ? `:${sub}` : ''}`;
+  }
+  topic(id: string) {
+    return `${this.kind}:${id}`;
+  }
+
+  async create(rec: T): Promise<void> {
+    const m = this.redis.multi().hset(this.key(rec.id), ...encode(rec)).expire(this.key(rec.id), this.retentionSeconds);
+    m.zadd(this.index(rec.tenant), 0, rec.id);
+    for (const sub of this.secondary(rec)) m.zadd(this.index(rec.tenant, sub), 0, rec.id);
+    await m.exec();
+  }
+
+  async get(id: string): Promise<T | null> {
+    return decode<T>(await this.redis.hgetall(this.key(id)));
+  }
+
+  /** The record if it belongs to the tenant (or the caller is admin); otherwise 404, never 403. */
+  async getOwned(id: string, tenant: string, admin = false): Promise<T> {
+    const rec = await this.get(id);
+    if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, `${this.kind}_id`);
+    return rec;
+  }
+
+  /** Applies a patch only while the record exists (a deleted record is never recreated). */
+  async update(id: string, patch: Partial<T>): Promise<boolean> {
+    const ok = (await this.redis.ferryHsetIfExists(this.key(id), ...encode(patch))) === 1;
+    if (ok) await publishChange(this.redis, this.keys, this.topic(id));
+    return ok;
+  }
+
+  /** Applies a patch only if the record's status is one of `from`; answers whether it did. */
+  async transition(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<boolean> {
+    const ok = (await this.redis.ferryTransition(this.key(id), JSON.stringify(from), ...encode(patch))) === 1;
+    if (ok) await publishChange(this.redis, this.keys, this.topic(id));
+    return ok;
+  }
+
+  /** Removes the record and its index entries; answers the record as it was, or null. */
+  async remove(id: string): Promise<T | null> {
+    const rec = await this.get(id);
+    if (!rec) return null;
+    const m = this.redis.multi().del(this.key(id)).zrem(this.index(rec.tenant), id);
+    for (const sub of this.secondary(rec)) m.zrem(this.index(rec.tenant, sub), id);
+    await this.onRemove(m, rec);
+    await m.exec();
+    await publishChange(this.redis, this.keys, this.topic(id));
+    return rec;
+  }
+
+  protected onRemove(_m: ReturnType<Redis['multi']>, _rec: T): void | Promise<void> {}
+
+  /** A page of the tenant's records (of one secondary index if `sub` is given), optionally filtered. */
+  async list(
+    tenant: string,
+    opts: ListOptions & { sub?: string; where?: (rec: T) => boolean },
+  ): Promise<{ data: T[]; has_more: boolean }> {
+    const index = this.index(tenant, opts.sub);
+    const data: T[] = [];
+    let cursor = opts.after;
+    for (;;) {
+      const want = Math.max(opts.limit + 1 - data.length, 50);
+      const ids =
+        opts.order === 'asc'
+          ? await this.redis.zrangebylex(index, cursor ? `(${cursor}` : '-', '+', 'LIMIT', 0, want)
+          : await this.redis.zrevrangebylex(index, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, want);
+      if (ids.length === 0) break;
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hgetall(this.key(id));
+      const rows = (await pipe.exec()) ?? [];
+      const gone: string[] = [];
+      for (let i = 0; i < ids.length && data.length <= opts.limit; i++) {
+        const rec = decode<T>(rows[i][1] as Record<string, string>);
+        if (!rec) gone.push(ids[i]);
+        else if (!opts.where || opts.where(rec)) data.push(rec);
+        cursor = ids[i];
+      }
+      if (gone.length) await this.redis.zrem(index, ...gone);
+      if (data.length > opts.limit || ids.length < want) break;
+    }
+    return { data: data.slice(0, opts.limit), has_more: data.length > opts.limit };
+  }
+}
