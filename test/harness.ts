@@ -83,7 +83,7 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
     runtime,
     api,
     tmp,
-    client: (key = KEYS.a) => new OpenAI({ apiKey: key, baseURL: `${api.url}/v1`, maxRetries: 0, timeout: 120_000 }),
+    client: (key: string = KEYS.a) => new OpenAI({ apiKey: key, baseURL: `${api.url}/v1`, maxRetries: 0, timeout: 120_000 }),
     fetch: (pathname, init = {}) => {
       const { key = KEYS.a, ...rest } = init;
       const headers = new Headers(rest.headers);

@@ -8,14 +8,16 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { pinoHttp } from 'pino-http';
-import { BadRequestError, NotFoundError, toErrorBody } from '../core/errors.js';
+import { BadRequestError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
 import { httpRequests } from '../core/metrics.js';
 import { createRedis } from '../core/redis.js';
 import type { Services } from '../core/services.js';
 import { KeyRing, requireKey } from './auth.js';
 import type { ApiDeps } from './deps.js';
+import { chatRouter } from './chat.js';
 import { filesRouter } from './files.js';
+import { jobsRouter } from './jobs.js';
 import { opsRouter } from './ops.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -58,6 +60,8 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   const v1 = express.Router();
   v1.use(requireKey(deps.ring));
   v1.use('/files', filesRouter(deps));
+  v1.use('/chat', chatRouter(deps));
+  v1.use('/jobs', jobsRouter(deps));
   app.use('/v1', v1);
 
   app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));
@@ -71,7 +75,9 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   const normalized =
     e?.type === 'entity.parse.failed'
       ? new BadRequestError(`The body is not valid JSON: ${e.message}`, null, 'invalid_json')
-      : err;
+      : e?.type === 'entity.too.large'
+        ? new PayloadTooLargeError('The request body is too large. Upload large media with POST /v1/files and reference it by file_id.', null)
+        : err;
   const { status, body } = toErrorBody(normalized);
   if (status >= 500) req.log?.error({ err }, 'request failed');
   else req.log?.info({ status, code: body.error.code, message: body.error.message }, 'request refused');

@@ -46,6 +46,9 @@ export interface Config {
   contentRetentionSeconds: number;
   activeWaitSeconds: number;
   uploadConcurrency: number;
+  generateConcurrency: number;
+  tenantMaxRunning: number;
+  jobRetentionSeconds: number;
   jobLockMs: number;
   logLevel: string;
   metricsPort: number;
@@ -200,6 +203,9 @@ export function loadConfig(env: Env = process.env): Config {
     contentRetentionSeconds,
     activeWaitSeconds: int(env, 'FERRY_ACTIVE_WAIT_SECONDS', 1800, 1),
     uploadConcurrency: int(env, 'FERRY_UPLOAD_CONCURRENCY', 4, 1, 256),
+    generateConcurrency: int(env, 'FERRY_GENERATE_CONCURRENCY', 16, 1, 1024),
+    tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 8, 0, 100_000),
+    jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 30_000, 1000),
     logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
     metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),

@@ -27,6 +27,13 @@ export class Keys {
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
   }
+  /** The Redis Stream a streaming job's chunks are relayed through. */
+  jobStream(jobId: string) {
+    return `${this.prefix}:stream:${jobId}`;
+  }
+  idempotency(tenant: string, key: string) {
+    return `${this.prefix}:idem:${tenant}:${key}`;
+  }
   channel(topic: string) {
     return `${this.prefix}:events:${topic}`;
   }

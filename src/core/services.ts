@@ -10,6 +10,8 @@ import type { Logger } from './logger.js';
 import { createRedis, Keys } from './redis.js';
 import { QUEUES, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
+import { JobStore } from './records/jobs.js';
+import { Idempotency } from './idempotency.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
 
 export interface Services {
@@ -18,8 +20,10 @@ export interface Services {
   redis: Redis;
   keys: Keys;
   files: FileStore;
+  jobs: JobStore;
+  idempotency: Idempotency;
   staging: StagingStore;
-  queues: Record<'upload' | 'maintenance', Queue>;
+  queues: Record<'upload' | 'generate' | 'maintenance', Queue>;
   close(): Promise<void>;
 }
 
@@ -46,13 +50,19 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const keys = new Keys(config.prefix);
   const base = { config, redis };
-  const queues = { upload: createQueue(QUEUES.upload, base), maintenance: createQueue(QUEUES.maintenance, base) };
+  const queues = {
+    upload: createQueue(QUEUES.upload, base),
+    generate: createQueue(QUEUES.generate, base),
+    maintenance: createQueue(QUEUES.maintenance, base),
+  };
   return {
     config,
     logger,
     redis,
     keys,
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
+    jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
+    idempotency: new Idempotency(redis, keys),
     staging: new LocalStagingStore(config.stagingDir),
     queues,
     async close() {

@@ -1,0 +1,155 @@
+/**
+ * `POST /v1/chat/completions`: validated here, run by a worker.
+ * - default: waits for the result (up to FERRY_SYNC_WAIT_SECONDS) and answers the
+ *   `chat.completion`; past the wait, 202 with the job and `Location` — never a lost result;
+ * - `Prefer: respond-async`: 202 at once;
+ * - `stream: true`: Server-Sent Events relayed from the worker through a Redis Stream.
+ */
+import express, { Router, type Request, type Response } from 'express';
+import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js';
+import { fingerprint, Idempotency } from '../core/idempotency.js';
+import { newId } from '../core/ids.js';
+import { createRedis } from '../core/redis.js';
+import type { JobRecord } from '../core/records/jobs.js';
+import { validateChatRequest } from '../providers/gemini/mapping.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { acceptedJob, waitForJob } from './jobs.js';
+
+const KEEPALIVE_MS = 15_000;
+
+function prefersAsync(req: Request): boolean {
+  const prefer = String(req.headers.prefer ?? '');
+  return prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === 'respond-async');
+}
+
+/** Answers a final job as the OpenAI SDK expects: the completion, or the error with its status. */
+function answerFinal(res: Response, rec: JobRecord) {
+  if (rec.status === 'succeeded') return res.json(rec.result);
+  if (rec.status === 'cancelled') throw new ConflictError(`Job '${rec.id}' was cancelled.`, 'job_cancelled');
+  const e = rec.error!;
+  res.status(e.status).json({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+}
+
+export function chatRouter(deps: ApiDeps): Router {
+  const { services } = deps;
+  const { jobs, files, queues, config, idempotency } = services;
+  const r = Router();
+  r.use(express.json({ limit: '32mb' }));
+
+  r.post('/completions', async (req, res) => {
+    const { tenant } = principal(res);
+    const chat = validateChatRequest(req.body);
+    for (const id of chat.fileIds) {
+      const f = await files.get(id);
+      if (!f || f.tenant !== tenant) throw new NotFoundError(`No such file: '${id}'`, 'messages');
+      if (f.status === 'error') throw new BadRequestError(`File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'messages', 'file_failed');
+      if (f.purpose === 'batch') throw new BadRequestError(`File '${id}' is batch input, not a document for the model.`, 'messages');
+    }
+
+    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
+    const fp = fingerprint(req.body);
+    let rec: JobRecord | null = null;
+    if (idemKey) {
+      const prior = await idempotency.claim(tenant, idemKey, fp);
+      if (prior) rec = await jobs.get(prior);
+    }
+    if (!rec) {
+      try {
+        rec = await createJob(deps, tenant, chat);
+      } catch (err) {
+        if (idemKey) await idempotency.release(tenant, idemKey);
+        throw err;
+      }
+      if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
+    }
+    res.setHeader('X-Ferry-Job-Id', rec.id);
+
+    if (prefersAsync(req)) return acceptedJob(res, rec);
+    if (chat.stream) return relayStream(deps, req, res, rec);
+    const done = await waitForJob(deps, rec, config.syncWaitSeconds, res);
+    if (res.writableEnded || res.destroyed) return;
+    if (done.status === 'succeeded' || done.status === 'failed' || done.status === 'cancelled') return answerFinal(res, done);
+    acceptedJob(res, done);
+  });
+
+  return r;
+
+  async function createJob(d: ApiDeps, tenant: string, chat: ReturnType<typeof validateChatRequest>): Promise<JobRecord> {
+    const rec: JobRecord = {
+      id: newId('job'),
+      tenant,
+      type: 'chat.completion',
+      status: 'queued',
+      model: chat.model.replace(/^models\//, ''),
+      request: chat.body,
+      file_ids: chat.fileIds,
+      stream: chat.stream,
+      metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
+      attempts: 0,
+      created_at: Math.floor(Date.now() / 1000),
+      started_at: null,
+      finished_at: null,
+      result: null,
+      error: null,
+      batch_id: null,
+      custom_id: null,
+    };
+    await jobs.create(rec);
+    try {
+      await queues.generate.add('chat', { jobId: rec.id }, { jobId: rec.id });
+    } catch (err) {
+      await jobs.remove(rec.id);
+      throw err;
+    }
+    d.services.logger.info({ job_id: rec.id, tenant, model: rec.model, files: rec.file_ids.length }, 'job accepted');
+    return rec;
+  }
+}
+
+/** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */
+async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
+  const includeUsage = (rec.request.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  const key = deps.services.keys.jobStream(rec.id);
+  const reader = createRedis(deps.services.config.redisUrl, 'subscriber');
+  reader.on('error', () => {});
+  let open = true;
+  res.on('close', () => {
+    open = false;
+    reader.disconnect();
+  });
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+  res.flushHeaders();
+  const send = (data: unknown) => res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+  const ids = { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
+  let last = '0';
+  try {
+    while (open) {
+      const batch = await reader.xread('COUNT', 100, 'BLOCK', KEEPALIVE_MS, 'STREAMS', key, last);
+      if (!batch) {
+        res.write(': keep-alive\n\n');
+        continue;
+      }
+      for (const [id, fields] of batch[0][1]) {
+        last = id;
+        const [kind, value] = fields;
+        if (kind === 'chunk') send(value);
+        else if (kind === 'usage') {
+          if (includeUsage) send({ ...ids, object: 'chat.completion.chunk', choices: [], usage: JSON.parse(value) });
+        } else if (kind === 'done') {
+          send('[DONE]');
+          return;
+        } else {
+          const error = kind === 'error' ? JSON.parse(value) : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
+          send({ error: { message: error.message, type: error.type, param: error.param, code: error.code } });
+          return;
+        }
+      }
+    }
+  } catch (err) {
+    if (open) req.log?.warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
+  } finally {
+    reader.disconnect();
+    if (open) res.end();
+  }
+}

@@ -1,0 +1,101 @@
+/** `/v1/jobs`: the native polling surface for asynchronous work. */
+import { Router, type Response } from 'express';
+import { BadRequestError, ConflictError } from '../core/errors.js';
+import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { listQuery, waitSeconds } from './params.js';
+
+const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
+
+export function jobObject(rec: JobRecord) {
+  return {
+    id: rec.id,
+    object: 'job' as const,
+    type: rec.type,
+    status: rec.status,
+    model: rec.model,
+    stream: rec.stream,
+    attempts: rec.attempts,
+    created_at: rec.created_at,
+    started_at: rec.started_at,
+    finished_at: rec.finished_at,
+    file_ids: rec.file_ids,
+    metadata: rec.metadata,
+    result: rec.result,
+    error: rec.error ? { message: rec.error.message, type: rec.error.type, param: rec.error.param, code: rec.error.code } : null,
+    batch_id: rec.batch_id,
+    custom_id: rec.custom_id,
+  };
+}
+
+/** 202 Accepted with the job and where to poll it. */
+export function acceptedJob(res: Response, rec: JobRecord) {
+  res.status(202).setHeader('Location', `/v1/jobs/${rec.id}`).setHeader('Retry-After', '1').json(jobObject(rec));
+}
+
+/** Waits (long-poll) until the job is final or `seconds` pass; answers the latest record. */
+export async function waitForJob(deps: ApiDeps, rec: JobRecord, seconds: number, res: Response): Promise<JobRecord> {
+  if (seconds <= 0 || isFinalJob(rec)) return rec;
+  const ac = new AbortController();
+  const onClose = () => ac.abort();
+  res.on('close', onClose);
+  let latest = rec;
+  await deps.waiter.waitFor(
+    deps.services.jobs.topic(rec.id),
+    seconds * 1000,
+    async () => {
+      latest = (await deps.services.jobs.get(rec.id)) ?? latest;
+      return isFinalJob(latest);
+    },
+    ac.signal,
+  );
+  res.off('close', onClose);
+  return latest;
+}
+
+export function jobsRouter(deps: ApiDeps): Router {
+  const { jobs, queues, redis, keys } = deps.services;
+  const r = Router();
+
+  r.get('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const q = listQuery(req, 1000, 20);
+    const status = req.query.status;
+    if (status !== undefined && !STATUSES.includes(status as JobStatus)) {
+      throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, 'status');
+    }
+    const page = await jobs.list(tenant, { ...q, where: status ? (j) => j.status === status : undefined });
+    res.json({
+      object: 'list',
+      data: page.data.map(jobObject),
+      first_id: page.data[0]?.id ?? null,
+      last_id: page.data.at(-1)?.id ?? null,
+      has_more: page.has_more,
+    });
+  });
+
+  r.get('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const wait = waitSeconds(req);
+    const rec = await jobs.getOwned(req.params.id, tenant, admin);
+    res.json(jobObject(await waitForJob(deps, rec, wait, res)));
+  });
+
+  r.post('/:id/cancel', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const rec = await jobs.getOwned(req.params.id, tenant, admin);
+    const cancelled = await jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'cancelled', finished_at: Math.floor(Date.now() / 1000) });
+    if (cancelled) {
+      // A queued or waiting job leaves the queue; a running one finishes, and its result is discarded.
+      await queues.generate.remove(rec.id).catch(() => 0);
+      if (rec.stream) await redis.multi().xadd(keys.jobStream(rec.id), '*', 'cancelled', '1').expire(keys.jobStream(rec.id), 3600).exec();
+    } else if (rec.status !== 'cancelled') {
+      const now = await jobs.getOwned(rec.id, tenant, admin);
+      if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, 'job_finished');
+    }
+    res.json(jobObject((await jobs.get(rec.id)) ?? rec));
+  });
+
+  return r;
+}

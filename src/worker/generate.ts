@@ -1,0 +1,202 @@
+/**
+ * The generate queue: runs a chat completion on Gemini and writes the result
+ * back to the job record (and, for streaming requests, relays chunks through
+ * a Redis Stream the API reads).
+ *
+ * A job whose files are still uploading, whose tenant is at its cap of
+ * running jobs, or whose model is over its per-minute budget is moved back to
+ * the delayed set, so it holds no worker slot while it waits. Results are
+ * written with a status transition (running → succeeded), so a retried or
+ * cancelled job never produces two results.
+ */
+import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
+import type { GenerateContentResponse } from '@google/genai';
+import { FerryError, UpstreamError } from '../core/errors.js';
+import { ModelRateLimit, TenantSlots } from '../core/limits.js';
+import { isRetryable, retryDelayMs } from '../core/retry.js';
+import type { JobRecord } from '../core/records/jobs.js';
+import { OPEN_JOB_STATUSES } from '../core/records/jobs.js';
+import type { FileRecord } from '../core/records/files.js';
+import type { Services } from '../core/services.js';
+import { generate, generateStream } from '../providers/gemini/generate.js';
+import type { GeminiProvider } from '../providers/gemini/index.js';
+import { toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import { fetchImage } from './images.js';
+
+export interface GenerateJobData {
+  jobId: string;
+}
+
+export interface GenerateDeps {
+  services: Services;
+  gemini: GeminiProvider;
+  /** The Gemini copy of a processed file, made or renewed if needed. */
+  geminiCopy: (file: FileRecord) => Promise<ResolvedFile>;
+  worker: () => Worker | undefined;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+const STREAM_TTL_SECONDS = 3600;
+
+/** Thrown to end a job with a final error recorded on it. */
+class JobFailure extends Error {
+  constructor(readonly error: FerryError) {
+    super(error.message);
+  }
+}
+
+export function completionIds(rec: JobRecord) {
+  return { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
+}
+
+export function generateProcessor(deps: GenerateDeps) {
+  const { services } = deps;
+  const slots = new TenantSlots(services.redis, services.keys, services.config.tenantMaxRunning);
+  const rpm = new ModelRateLimit(services.redis, services.keys, services.config.geminiRpm);
+
+  return async (job: Job, token?: string): Promise<unknown> => {
+    const { jobs } = services;
+    const { jobId } = job.data as GenerateJobData;
+    const rec = await jobs.get(jobId);
+    if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return { skipped: rec?.status ?? 'gone' };
+    const later = async (ms: number, status?: JobRecord['status']) => {
+      if (status) await jobs.transition(jobId, ['queued', 'waiting_for_files'], { status });
+      await job.moveToDelayed(Date.now() + ms, token);
+      throw new DelayedError();
+    };
+
+    let files: Map<string, ResolvedFile>;
+    let images: Map<string, FetchedImage>;
+    try {
+      const waiting = await fileStates(services, rec);
+      if (waiting) return await later(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
+      if (!(await slots.acquire(rec.tenant, jobId))) return await later(200 + Math.random() * 300, 'queued');
+      const wait = await rpm.delayFor(rec.model);
+      if (wait > 0) {
+        await slots.release(rec.tenant, jobId);
+        return await later(wait, 'queued');
+      }
+      files = await resolveFiles(deps, rec);
+      images = await fetchImages(services, rec);
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      await slots.release(rec.tenant, jobId);
+      return handleFailure(deps, job, rec, err, false);
+    }
+
+    let streamed = false;
+    try {
+      const started = await jobs.transition(jobId, ['queued', 'waiting_for_files', 'running'], {
+        status: 'running',
+        started_at: rec.started_at ?? now(),
+        attempts: job.attemptsMade + 1,
+      });
+      if (!started) return { skipped: 'cancelled' };
+      const request = toGeminiRequest(rec.request, files, images);
+      const ids = completionIds(rec);
+      let result: Record<string, unknown>;
+      if (rec.stream) {
+        let last: GenerateContentResponse | undefined;
+        const stream = services.keys.jobStream(jobId);
+        await generateStream(deps.gemini.ai, request, async (chunk) => {
+          for (const c of toChunks(chunk, ids, !streamed)) await services.redis.xadd(stream, '*', 'chunk', JSON.stringify(c));
+          streamed = true;
+          last = chunk;
+        });
+        await services.redis.multi().xadd(stream, '*', 'usage', JSON.stringify(last ? usageOf(last) ?? null : null)).expire(stream, STREAM_TTL_SECONDS).exec();
+        result = { streamed: true, usage: last ? usageOf(last) ?? null : null };
+      } else {
+        result = toChatCompletion(await generate(deps.gemini.ai, request), ids) as unknown as Record<string, unknown>;
+      }
+      const stored = await jobs.transition(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
+      if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
+      return { stored };
+    } catch (err) {
+      return handleFailure(deps, job, rec, err, streamed);
+    } finally {
+      await slots.release(rec.tenant, jobId);
+    }
+  };
+}
+
+/** True while some referenced file is still uploading; throws JobFailure for a file that failed or vanished. */
+async function fileStates(services: Services, rec: JobRecord): Promise<boolean> {
+  let waiting = false;
+  for (const id of rec.file_ids) {
+    const f = await services.files.get(id);
+    if (!f) throw new JobFailure(new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'));
+    if (f.status === 'error') {
+      throw new JobFailure(new FerryError(400, `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'invalid_request_error', 'file_failed', 'messages'));
+    }
+    if (f.status === 'uploaded') waiting = true;
+  }
+  return waiting;
+}
+
+async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<string, ResolvedFile>> {
+  const out = new Map<string, ResolvedFile>();
+  for (const id of rec.file_ids) {
+    const f = await deps.services.files.get(id);
+    if (!f) throw new JobFailure(new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'));
+    out.set(id, await deps.geminiCopy(f));
+  }
+  return out;
+}
+
+async function fetchImages(services: Services, rec: JobRecord): Promise<Map<string, FetchedImage>> {
+  const out = new Map<string, FetchedImage>();
+  for (const m of (rec.request.messages as Array<{ content?: unknown }>) ?? []) {
+    if (!Array.isArray(m.content)) continue;
+    for (const p of m.content as Array<{ type?: string; image_url?: { url?: string } }>) {
+      const url = p.type === 'image_url' ? p.image_url?.url : undefined;
+      if (url && /^https?:/i.test(url) && !out.has(url)) out.set(url, await fetchImage(url, services.config.allowPrivateNetworks));
+    }
+  }
+  return out;
+}
+
+function asFerryError(err: unknown): FerryError {
+  if (err instanceof JobFailure) return err.error;
+  if (err instanceof UpstreamError) {
+    const s = err.upstreamStatus;
+    // Gemini's own verdict on the request (400, 403, 404) is the caller's to see; exhausted transient failures are a 502.
+    if (s !== null && s >= 400 && s < 500 && s !== 408 && s !== 429) {
+      return new FerryError(s, err.message, s === 403 ? 'permission_error' : 'invalid_request_error', err.code, null);
+    }
+    return err;
+  }
+  if (err instanceof FerryError) return err;
+  return new FerryError(500, `The job failed: ${(err as Error)?.message ?? String(err)}`, 'server_error', 'internal_error');
+}
+
+async function handleFailure(deps: GenerateDeps, job: Job, rec: JobRecord, err: unknown, streamed: boolean): Promise<never> {
+  const { services } = deps;
+  const retry = !(err instanceof JobFailure) && isRetryable(err) && !streamed && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  if (retry) {
+    if (err instanceof UpstreamError && err.upstreamStatus === 429) {
+      // Slow the whole queue down, not just this job: a burst must not become a storm of 429s.
+      const { retryBaseMs: baseMs, retryMaxMs: maxMs } = services.config;
+      await deps.worker()?.rateLimit(retryDelayMs(err, job.attemptsMade + 1, { baseMs, maxMs })).catch(() => {});
+    }
+    await services.jobs.transition(rec.id, ['running'], { status: 'queued' });
+    throw err;
+  }
+  const e = asFerryError(err);
+  const error = { ...e.toBody().error, status: e.status };
+  await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() });
+  if (rec.stream) await endStream(services, rec.id, { error: JSON.stringify(error) });
+  throw new UnrecoverableError(e.message);
+}
+
+async function endStream(services: Services, jobId: string, fields: Record<string, string>) {
+  const key = services.keys.jobStream(jobId);
+  const [k, v] = Object.entries(fields)[0];
+  await services.redis.multi().xadd(key, '*', k, v).expire(key, STREAM_TTL_SECONDS).exec();
+}
+
+/** A job that will not run again (retries spent, stalled too often): its record says so. */
+export async function onGenerateJobFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
+  const { jobId } = job.data as GenerateJobData;
+  const e = err instanceof FerryError ? err : new FerryError(502, `The job failed: ${err.message}`, 'server_error', 'job_failed');
+  await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error: { ...e.toBody().error, status: e.status }, finished_at: now() });
+}

@@ -1,0 +1,43 @@
+/** Fetches an http(s) image named in a chat request, through the SSRF guard, to send it inline. */
+import { BadRequestError, UpstreamError } from '../core/errors.js';
+import { assertPublicUrl, guardedAgent } from '../core/ssrf.js';
+import type { FetchedImage } from '../providers/gemini/mapping.js';
+import { INLINE_LIMIT_BYTES } from '../providers/gemini/mapping.js';
+
+const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
+
+export async function fetchImage(url: string, allowPrivate: boolean): Promise<FetchedImage> {
+  let agent = agents.get(allowPrivate);
+  if (!agent) agents.set(allowPrivate, (agent = guardedAgent(allowPrivate)));
+  const { fetch } = await import('undici');
+  let res;
+  let target = url;
+  try {
+    // Redirects are followed by hand so that every hop passes the guard (IP literals skip DNS look-ups).
+    for (let hop = 0; ; hop++) {
+      await assertPublicUrl(target, allowPrivate, 'messages');
+      res = await fetch(target, { dispatcher: agent, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+      const next = res.headers.get('location');
+      if (res.status < 300 || res.status >= 400 || !next || hop >= 3) break;
+      target = new URL(next, target).toString();
+    }
+  } catch (err) {
+    if (err instanceof BadRequestError) throw new BadRequestError(`Image URL ${url} is not allowed: ${err.message}`, 'messages', 'url_not_allowed');
+    const cause = (err as Error & { cause?: Error }).cause;
+    if (cause?.name === 'BlockedAddressError' || /private or reserved/.test(cause?.message ?? '')) {
+      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause?.message}`, 'messages', 'url_not_allowed');
+    }
+    throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, null, true, null, 'http');
+  }
+  if (!res.ok) throw new UpstreamError(`Image URL ${url} answered ${res.status}`, res.status, res.status >= 500, null, 'http');
+  const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (!type.startsWith('image/')) throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, 'messages');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res.body ?? []) {
+    size += (c as Buffer).length;
+    if (size > INLINE_LIMIT_BYTES) throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, 'messages');
+    chunks.push(Buffer.from(c as Uint8Array));
+  }
+  return { mimeType: type, data: Buffer.concat(chunks).toString('base64') };
+}
