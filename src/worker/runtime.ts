@@ -12,6 +12,9 @@ import type { Services } from '../core/services.js';
 import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/index.js';
 import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
+import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
+import type { FileRecord } from '../core/records/files.js';
+import { UpstreamError } from '../core/errors.js';
 
 export interface WorkerRuntime {
   workers: Worker[];
@@ -71,6 +74,17 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     ),
     make(QUEUES.maintenance, maintenanceProcessor(services), 1),
   ];
+  const geminiCopy = async (f: FileRecord) => {
+    if (!f.gemini_uri) throw new UpstreamError(`File '${f.id}' has no Gemini copy`, null, false);
+    return { fileUri: f.gemini_uri, mimeType: f.mime_type };
+  };
+  const generateWorker = make(
+    QUEUES.generate,
+    generateProcessor({ services, gemini, geminiCopy, worker: () => generateWorker }),
+    config.generateConcurrency,
+    (job, err) => onGenerateJobFailedForGood(services, job, err),
+  );
+  workers.push(generateWorker);
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await scheduleMaintenance(services);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
