@@ -4,7 +4,8 @@ import { BadRequestError, ConflictError } from '../core/errors.js';
 import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus } from '../core/records/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { listQuery, waitSeconds } from './params.js';
+import { waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, waitSeconds } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
 
@@ -35,23 +36,8 @@ export function acceptedJob(res: Response, rec: JobRecord) {
 }
 
 /** Waits (long-poll) until the job is final or `seconds` pass; answers the latest record. */
-export async function waitForJob(deps: ApiDeps, rec: JobRecord, seconds: number, res: Response): Promise<JobRecord> {
-  if (seconds <= 0 || isFinalJob(rec)) return rec;
-  const ac = new AbortController();
-  const onClose = () => ac.abort();
-  res.on('close', onClose);
-  let latest = rec;
-  await deps.waiter.waitFor(
-    deps.services.jobs.topic(rec.id),
-    seconds * 1000,
-    async () => {
-      latest = (await deps.services.jobs.get(rec.id)) ?? latest;
-      return isFinalJob(latest);
-    },
-    ac.signal,
-  );
-  res.off('close', onClose);
-  return latest;
+export function waitForJob(deps: ApiDeps, rec: JobRecord, seconds: number, res: Response): Promise<JobRecord> {
+  return waitUntilFinal(deps, deps.services.jobs, rec, isFinalJob, seconds, res);
 }
 
 export function jobsRouter(deps: ApiDeps): Router {
@@ -66,13 +52,7 @@ export function jobsRouter(deps: ApiDeps): Router {
       throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, 'status');
     }
     const page = await jobs.list(tenant, { ...q, where: status ? (j) => j.status === status : undefined });
-    res.json({
-      object: 'list',
-      data: page.data.map(jobObject),
-      first_id: page.data[0]?.id ?? null,
-      last_id: page.data.at(-1)?.id ?? null,
-      has_more: page.has_more,
-    });
+    res.json(listPage(page, jobObject));
   });
 
   r.get('/:id', async (req, res) => {

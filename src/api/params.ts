@@ -33,3 +33,14 @@ export function listQuery(req: Request, maxLimit: number, defaultLimit = maxLimi
   }
   return { limit: n, after: after || undefined, order: (order ?? 'desc') as 'asc' | 'desc' };
 }
+
+/** OpenAI's list envelope. */
+export function listPage<T extends { id: string }, V>(page: { data: T[]; has_more: boolean }, view: (rec: T) => V) {
+  return {
+    object: 'list' as const,
+    data: page.data.map(view),
+    first_id: page.data[0]?.id ?? null,
+    last_id: page.data.at(-1)?.id ?? null,
+    has_more: page.has_more,
+  };
+}

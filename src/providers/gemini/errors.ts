@@ -2,6 +2,7 @@
 import { ApiError } from '@google/genai';
 import { UpstreamError, isRetryableStatus } from '../../core/errors.js';
 import { parseRetryAfter } from '../../core/retry.js';
+import { upstreamCalls } from '../../core/metrics.js';
 
 interface GoogleErrorBody {
   error?: { code?: number; message?: string; status?: string; details?: Array<Record<string, unknown>> };
@@ -45,4 +46,17 @@ export function toGeminiError(err: unknown): UpstreamError {
   const e = err as NodeJS.ErrnoException;
   const reason = e?.cause instanceof Error ? `${e.message}: ${e.cause.message}` : String(e?.message ?? err);
   return new UpstreamError(`Gemini could not be reached: ${reason}`, null, true);
+}
+
+/** Runs one SDK call, counting it by outcome and turning its failure into an UpstreamError. */
+export async function measured<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    const out = await fn();
+    upstreamCalls.inc({ provider: 'gemini', operation, status: '200' });
+    return out;
+  } catch (err) {
+    const e = toGeminiError(err);
+    upstreamCalls.inc({ provider: 'gemini', operation, status: String(e.upstreamStatus ?? 'network') });
+    throw e;
+  }
 }

@@ -1,9 +1,8 @@
 /** Gemini Files API operations other than upload, through `@google/genai`. */
 import type { GoogleGenAI } from '@google/genai';
 import { UpstreamError } from '../../core/errors.js';
-import { upstreamCalls } from '../../core/metrics.js';
 import { sleep, withRetry, type RetryPolicy } from '../../core/retry.js';
-import { toGeminiError } from './errors.js';
+import { measured } from './errors.js';
 
 export interface GeminiFile {
   name: string;
@@ -31,22 +30,7 @@ export class GeminiFiles {
   constructor(private readonly ai: GoogleGenAI, private readonly policy: RetryPolicy) {}
 
   private call<T>(operation: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      { provider: 'gemini', operation },
-      this.policy,
-      async () => {
-        try {
-          const out = await fn();
-          upstreamCalls.inc({ provider: 'gemini', operation, status: '200' });
-          return out;
-        } catch (err) {
-          const e = toGeminiError(err);
-          upstreamCalls.inc({ provider: 'gemini', operation, status: String(e.upstreamStatus ?? 'network') });
-          throw e;
-        }
-      },
-      signal,
-    );
+    return withRetry({ provider: 'gemini', operation }, this.policy, () => measured(operation, fn), signal);
   }
 
   async get(name: string, signal?: AbortSignal): Promise<GeminiFile | null> {

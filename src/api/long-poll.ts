@@ -1,0 +1,31 @@
+/** `?wait=SECONDS` long-polls: wait until a record is final (or gone), waking on its change notifications. */
+import type { Response } from 'express';
+import type { BaseRecord, RecordStore } from '../core/records/store.js';
+import type { ApiDeps } from './deps.js';
+
+export async function waitUntilFinal<T extends BaseRecord>(
+  deps: ApiDeps,
+  store: RecordStore<T>,
+  rec: T,
+  isFinal: (r: T) => boolean,
+  seconds: number,
+  res: Response,
+): Promise<T> {
+  if (seconds <= 0 || isFinal(rec)) return rec;
+  const ac = new AbortController();
+  const onClose = () => ac.abort();
+  res.on('close', onClose);
+  let latest = rec;
+  await deps.waiter.waitFor(
+    store.topic(rec.id),
+    seconds * 1000,
+    async () => {
+      const now = await store.get(rec.id);
+      if (now) latest = now;
+      return !now || isFinal(now);
+    },
+    ac.signal,
+  );
+  res.off('close', onClose);
+  return latest;
+}
