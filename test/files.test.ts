@@ -175,6 +175,19 @@ describe('Files API through the openai SDK', () => {
     assert.equal((rec as any).content_expires_at, null);
   });
 
+  test('Idempotency-Key on upload: same key and bytes → the original file; other bytes → 422', async () => {
+    const opts = { headers: { 'Idempotency-Key': 'upload-7' } };
+    const first = await client.files.create({ file: await toFile(Buffer.from('same bytes\n'), 'same.txt'), purpose: 'user_data' }, opts);
+    const second = await client.files.create({ file: await toFile(Buffer.from('same bytes\n'), 'same.txt'), purpose: 'user_data' }, opts);
+    assert.equal(second.id, first.id);
+    await assert.rejects(
+      client.files.create({ file: await toFile(Buffer.from('other bytes\n'), 'same.txt'), purpose: 'user_data' }, opts),
+      (e: unknown) => e instanceof OpenAI.UnprocessableEntityError,
+    );
+    const mine = await client.files.list({ limit: 100 } as any);
+    assert.equal(mine.data.filter((f) => f.filename === 'same.txt').length, 1);
+  });
+
   test('operations: healthz, readyz, metrics, request ids, Bull Board behind the admin key', async () => {
     assert.equal((await ferry.fetch('/healthz', { key: null })).status, 200);
     const ready = await ferry.fetch('/readyz', { key: null });

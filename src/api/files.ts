@@ -2,45 +2,25 @@
 import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { BadRequestError, GoneError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../core/errors.js';
+import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
 import { jobIds, UPLOAD_JOBS } from '../core/queues.js';
-import { isFinalFile, type FileRecord, type Storage } from '../core/records/files.js';
+import { fileObject, isFinalFile, type FileRecord, type Storage } from '../core/records/files.js';
+import { createAzureProvider, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import type { RemoveJobData } from '../worker/upload.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { parseUpload, type FieldValue } from './multipart.js';
-import { listQuery, waitSeconds } from './params.js';
+import { checkWebhookUrl } from './webhooks.js';
+import { waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, waitSeconds } from './params.js';
 
 /** Purposes whose files go to the model; `batch` input stays with Ferry. */
 const MODEL_PURPOSES = ['user_data', 'assistants', 'vision', 'fine-tune', 'evals'];
 const PURPOSES = [...MODEL_PURPOSES, 'batch'];
 const STORAGES = ['gemini', 'azure_storage'];
-
-export function fileObject(rec: FileRecord, retentionSeconds: number) {
-  return {
-    id: rec.id,
-    object: 'file' as const,
-    bytes: rec.bytes,
-    created_at: rec.created_at,
-    expires_at: rec.created_at + retentionSeconds,
-    filename: rec.filename,
-    purpose: rec.purpose,
-    status: rec.status,
-    status_details: rec.status_details,
-    storage: rec.storage,
-    provider_state: rec.provider_state,
-    bytes_uploaded: rec.bytes_uploaded,
-    mime_type: rec.mime_type,
-    sha256: rec.sha256,
-    target_model_names: rec.target_model_names,
-    provider_file: rec.gemini_name,
-    uri: rec.storage === 'azure_storage' ? rec.azure_url : rec.gemini_uri,
-    provider_expires_at: rec.gemini_expires_at,
-    content_expires_at: rec.content_deleted ? null : rec.content_expires_at,
-  };
-}
 
 function one(fields: Record<string, FieldValue>, name: string): string | undefined {
   const v = fields[name];
@@ -58,8 +38,10 @@ function stringList(v: FieldValue | undefined, name: string): string[] {
 }
 
 export function filesRouter(deps: ApiDeps): Router {
-  const { files, staging, queues, config } = deps.services;
+  const { files, staging, queues, config, idempotency } = deps.services;
   const view = (rec: FileRecord) => fileObject(rec, config.fileRetentionSeconds);
+  let azure: AzureBlobStore | null = null;
+  const azureBlobs = () => (azure ??= createAzureProvider(config));
   const r = Router();
 
   r.post('/', async (req: Request, res: Response) => {
@@ -69,10 +51,24 @@ export function filesRouter(deps: ApiDeps): Router {
       throw new PayloadTooLargeError(`The upload is larger than the maximum of ${config.maxFileBytes} bytes.`);
     }
     const id = newId('file');
+    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
+    let claimed = false;
     try {
       const rec = await buildRecord(deps, tenant, id, parsed, req);
+      const fp = fingerprint(rec.sha256, parsed.fields, req.query);
+      if (idemKey) {
+        // Same key, same bytes and fields: the original file; the new copy of the bytes is dropped.
+        const prior = await idempotency.claim(tenant, idemKey, fp);
+        const original = prior ? await files.get(prior) : null;
+        if (original) {
+          await staging.delete(id);
+          return void res.json(view(original));
+        }
+        claimed = true;
+      }
       await files.create(rec);
+      if (idemKey) await idempotency.complete(tenant, idemKey, fp, id);
       if (rec.status === 'uploaded') {
         try {
           await queues.upload.add(UPLOAD_JOBS.upload, { fileId: id }, { jobId: jobIds.upload(id) });
@@ -85,6 +81,7 @@ export function filesRouter(deps: ApiDeps): Router {
       res.json(view(rec));
     } catch (err) {
       await staging.delete(id).catch(() => {});
+      if (claimed && idemKey) await idempotency.release(tenant, idemKey);
       throw err;
     }
   });
@@ -94,35 +91,17 @@ export function filesRouter(deps: ApiDeps): Router {
     const q = listQuery(req, 10_000);
     const purpose = typeof req.query.purpose === 'string' && req.query.purpose ? req.query.purpose : undefined;
     const page = await files.listFiles(tenant, { ...q, purpose });
-    res.json({
-      object: 'list',
-      data: page.data.map(view),
-      first_id: page.data[0]?.id ?? null,
-      last_id: page.data.at(-1)?.id ?? null,
-      has_more: page.has_more,
-    });
+    res.json(listPage(page, view));
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
-    let rec = await files.getOwned(req.params.id, tenant, admin);
-    if (wait > 0 && !isFinalFile(rec)) {
-      const ac = new AbortController();
-      res.on('close', () => ac.abort());
-      await deps.waiter.waitFor(
-        `file:${rec.id}`,
-        wait * 1000,
-        async () => {
-          const now = await files.get(rec.id);
-          if (now) rec = now;
-          return !now || isFinalFile(now);
-        },
-        ac.signal,
-      );
-      rec = await files.getOwned(req.params.id, tenant, admin);
-    }
-    res.json(view(rec));
+    const rec = await files.getOwned(req.params.id, tenant, admin);
+    const latest = await waitUntilFinal(deps, files, rec, isFinalFile, wait, res);
+    // A file deleted during the wait is gone for this caller too.
+    await files.getOwned(latest.id, tenant, admin);
+    res.json(view(latest));
   });
 
   r.delete('/:id', async (req, res) => {
@@ -149,15 +128,22 @@ export function filesRouter(deps: ApiDeps): Router {
     const { tenant, admin } = principal(res);
     const rec = await files.getOwned(req.params.id, tenant, admin);
     const size = rec.content_deleted ? null : await staging.size(rec.staging_key);
-    if (size === null) {
+    // Once the staged bytes are gone, a file stored in Azure is read from its blob.
+    const content =
+      size !== null
+        ? { stream: staging.read(rec.staging_key), length: size }
+        : rec.storage === 'azure_storage' && rec.status === 'processed' && rec.azure_blob_path
+          ? await azureBlobs().open(rec.azure_blob_path)
+          : null;
+    if (content === null) {
       throw new GoneError(
         `The bytes of '${rec.id}' are no longer retained (content is kept ${Math.round(config.contentRetentionSeconds / 3600)} h after upload).`,
       );
     }
     res.setHeader('Content-Type', rec.mime_type);
-    res.setHeader('Content-Length', String(size));
+    res.setHeader('Content-Length', String(content.length));
     res.setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(rec.filename)}`);
-    await pipeline(staging.read(rec.staging_key), res);
+    await pipeline(content.stream, res);
   });
 
   return r;
@@ -184,9 +170,8 @@ async function buildRecord(
   if (!STORAGES.includes(storageName)) {
     throw new BadRequestError(`Unknown target_storage "${storageName}"; expected "gemini" or "azure_storage".`, 'target_storage');
   }
-  if (storageName === 'azure_storage') {
-    throw new BadRequestError('target_storage "azure_storage" is not available on this server yet; use "gemini".', 'target_storage');
-  }
+  const missingAzure = storageName === 'azure_storage' ? missingAzureSettings(config.azure) : [];
+  if (missingAzure.length > 0) throw new BadRequestError(describeMissing(missingAzure), 'target_storage', 'azure_storage_not_configured');
   const storage: Storage = purpose === 'batch' ? 'local' : (storageName as Storage);
   const mime = await detectMimeType({
     override: one(fields, 'mime_type'),
@@ -198,6 +183,11 @@ async function buildRecord(
     throw new UnsupportedMediaTypeError(
       `Gemini cannot take files of type "${mime}" ("${file.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
     );
+  }
+  const webhookField = one(fields, 'webhook_url');
+  const webhookUrl = webhookField ? await checkWebhookUrl(deps, webhookField, 'webhook_url') : null;
+  if (webhookUrl && !(await deps.services.endpoints.defaultFor(tenant))) {
+    throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
   }
   const now = Math.floor(Date.now() / 1000);
   const displayName = one(fields, 'display_name') || file.filename;
@@ -229,5 +219,6 @@ async function buildRecord(
     gemini_expires_at: null,
     azure_url: null,
     azure_blob_path: null,
+    webhook_url: webhookUrl,
   };
 }

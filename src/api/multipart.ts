@@ -75,6 +75,7 @@ export function parseUpload(
     try {
       bb = busboy({
         headers: req.headers,
+        defParamCharset: 'utf8',
         limits: { fileSize: opts.maxBytes, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
       });
     } catch (err) {

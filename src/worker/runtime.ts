@@ -9,16 +9,19 @@ import { jobDuration } from '../core/metrics.js';
 import { QUEUES, type QueueName } from '../core/queues.js';
 import { retryDelayMs } from '../core/retry.js';
 import type { Services } from '../core/services.js';
+import { createAzureProvider, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/index.js';
 import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
 import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
-import type { FileRecord } from '../core/records/files.js';
-import { UpstreamError } from '../core/errors.js';
+import { deliverProcessor, webhookBackoffMs } from './deliver.js';
+import { ensureGeminiCopy } from './gemini-copy.js';
 
 export interface WorkerRuntime {
   workers: Worker[];
   gemini: GeminiProvider;
+  /** Null when the Azure settings are incomplete. */
+  azure: AzureBlobStore | null;
   running(): boolean;
   close(): Promise<void>;
 }
@@ -32,6 +35,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   const { config, logger } = services;
   const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
   const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
+  const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
   const connection = createRedis(config.redisUrl, 'worker');
   connection.on('error', (err) => logger.warn({ err: err.message }, 'worker redis connection error'));
 
@@ -49,8 +53,10 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
       stalledInterval: config.jobLockMs,
       maxStalledCount: 10,
       settings: {
-        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
-          retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
+        backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+          type === 'webhook'
+            ? webhookBackoffMs(config.webhookRetrySchedule, attemptsMade)
+            : retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
       },
     });
     worker.on('completed', (job) => {
@@ -69,22 +75,18 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   };
 
   const workers = [
-    make(QUEUES.upload, uploadProcessor({ services, gemini }), config.uploadConcurrency, (job, err) =>
+    make(QUEUES.upload, uploadProcessor({ services, gemini, azure }), config.uploadConcurrency, (job, err) =>
       onUploadJobFailedForGood(services, job, err),
     ),
     make(QUEUES.maintenance, maintenanceProcessor(services), 1),
   ];
-  const geminiCopy = async (f: FileRecord) => {
-    if (!f.gemini_uri) throw new UpstreamError(`File '${f.id}' has no Gemini copy`, null, false);
-    return { fileUri: f.gemini_uri, mimeType: f.mime_type };
-  };
   const generateWorker = make(
     QUEUES.generate,
-    generateProcessor({ services, gemini, geminiCopy, worker: () => generateWorker }),
+    generateProcessor({ services, gemini, geminiCopy: (f) => ensureGeminiCopy({ services, gemini, azure }, f), worker: () => generateWorker }),
     config.generateConcurrency,
     (job, err) => onGenerateJobFailedForGood(services, job, err),
   );
-  workers.push(generateWorker);
+  workers.push(generateWorker, make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency));
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await scheduleMaintenance(services);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
@@ -92,6 +94,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   return {
     workers,
     gemini,
+    azure,
     running: () => workers.every((w) => w.isRunning()),
     async close() {
       await Promise.all(workers.map((w) => w.close()));

@@ -1,17 +1,21 @@
 /**
- * The upload queue: moves staged bytes to the file's target storage, and
- * removes everything a deleted file left upstream.
+ * The upload queue: moves staged bytes to the file's target storage (Gemini
+ * or an Azure block blob), and removes everything a deleted file left upstream.
  *
  * Every step is safe to repeat: a job retried or picked up after a crash
- * reads the record, skips what is done (a Gemini name already recorded),
- * and resumes a started upload from the offset the session confirms.
+ * reads the record, skips what is done (a Gemini name already recorded, a
+ * blob already committed), and resumes a started upload from what the
+ * upstream confirms (the Gemini session's offset, the blob's uncommitted blocks).
  */
+import type { Readable } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import { isRetryable } from '../core/retry.js';
-import type { FileRecord } from '../core/records/files.js';
+import { fileEvent, isFinalFile, type FileRecord } from '../core/records/files.js';
+import { emitSafely } from '../core/webhook-events.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
+import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
@@ -33,7 +37,12 @@ export interface RemoveJobData {
 export interface UploadDeps {
   services: Services;
   gemini: GeminiProvider;
+  /** Null when the Azure settings are incomplete (the API then refuses azure_storage uploads). */
+  azure: AzureBlobStore | null;
 }
+
+/** Bytes [start, end] (inclusive) of a file. */
+export type ByteSource = (start: number, end: number) => Readable;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -49,12 +58,17 @@ async function upload(deps: UploadDeps, job: Job): Promise<unknown> {
   const { fileId } = job.data as UploadJobData;
   const rec = await files.get(fileId);
   if (!rec) return { skipped: 'deleted' };
-  if (rec.status !== 'uploaded') return { skipped: rec.status };
+  if (rec.status !== 'uploaded') {
+    // Final already (a retry after a crash): make sure its event went out; ids dedupe it.
+    await emitFileFinal(deps.services, fileId);
+    return { skipped: rec.status };
+  }
   const log = logger.child({ file_id: fileId, tenant: rec.tenant, job_id: job.id, attempt: job.attemptsMade + 1 });
   await files.update(fileId, { attempts: job.attemptsMade + 1, status_details: null });
   try {
-    if (rec.storage === 'gemini') return await uploadToGemini(deps, rec, job);
-    throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);
+    const out = await uploadTo(deps, rec, job);
+    await emitFileFinal(deps.services, fileId);
+    return out;
   } catch (err) {
     if (err instanceof UploadAbortedError) return { skipped: 'deleted' };
     const message = err instanceof Error ? err.message : String(err);
@@ -70,82 +84,170 @@ async function upload(deps: UploadDeps, job: Job): Promise<unknown> {
   }
 }
 
+function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
+  if (rec.storage === 'gemini') return uploadToGemini(deps, rec, job);
+  if (rec.storage === 'azure_storage') return uploadToAzure(deps, rec, job);
+  throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);
+}
+
+/** The file failed for good: its record says why, and its event goes out. */
 export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
   await services.files.update(fileId, { status: 'error', provider_state: 'failed', status_details: message });
+  await emitFileFinal(services, fileId);
+}
+
+async function emitFileFinal(services: Services, fileId: string): Promise<void> {
+  const rec = await services.files.get(fileId);
+  if (rec && isFinalFile(rec)) await emitSafely(services, fileEvent(rec, services.config.fileRetentionSeconds));
+}
+
+/** The Azure provider, or an unrecoverable error naming the settings this worker lacks. */
+export function requireAzure(deps: UploadDeps): AzureBlobStore {
+  if (deps.azure) return deps.azure;
+  throw new UnrecoverableError(describeMissing(missingAzureSettings(deps.services.config.azure)));
+}
+
+/** The staged bytes of a file, or null when they are no longer retained. */
+export async function stagedSource(services: Services, rec: FileRecord): Promise<ByteSource | null> {
+  if ((await services.staging.size(rec.staging_key)) !== rec.bytes) return null;
+  return (start, end) => services.staging.read(rec.staging_key, { start, end });
+}
+
+async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
+  const source = await stagedSource(services, rec);
+  if (!source) throw new UnrecoverableError('The uploaded bytes are no longer retained, so the upload cannot be completed.');
+  return source;
+}
+
+const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floor((100 * done) / rec.bytes) : 0);
+
+async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
+  const { files } = deps.services;
+  const azure = requireAzure(deps);
+  const source = await requireStaged(deps.services, rec);
+  // Recorded first, so that a file deleted mid-upload has its blob removed too.
+  const path = rec.azure_blob_path ?? blobPathOf(rec);
+  await files.update(rec.id, { provider_state: 'uploading', azure_blob_path: path });
+  const outcome = await azure.upload(path, {
+    size: rec.bytes,
+    contentType: rec.mime_type,
+    metadata: blobMetadataOf(rec),
+    source,
+    onProgress: async (done) => {
+      const alive = await files.update(rec.id, { bytes_uploaded: done });
+      if (alive) await job.updateProgress(percent(rec, done));
+      return alive;
+    },
+  });
+  if (outcome === 'aborted') return { skipped: 'deleted' };
+  const alive = await files.update(rec.id, {
+    status: 'processed',
+    provider_state: 'stored',
+    status_details: null,
+    bytes_uploaded: rec.bytes,
+    azure_url: azure.urlOf(path),
+    processed_at: nowSeconds(),
+  });
+  if (!alive) await azure.delete(path);
+  return { stored: path };
 }
 
 async function uploadToGemini(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
-  const { files, staging } = deps.services;
-  const { uploader, files: geminiFiles } = deps.gemini;
+  const { files } = deps.services;
+  const geminiFiles = deps.gemini.files;
   let name = rec.gemini_name;
   // A name recorded by an earlier attempt that has since vanished upstream: upload again.
   if (name && !(await geminiFiles.get(name))) name = null;
-  if (!name) {
+  let file: GeminiFile | null;
+  if (name) file = await processedGeminiCopy(deps, rec, name);
+  else {
     await files.update(rec.id, { provider_state: 'uploading' });
-    const staged = await staging.size(rec.staging_key);
-    if (staged !== rec.bytes) {
-      throw new UnrecoverableError('The uploaded bytes are no longer retained, so the upload cannot be completed.');
-    }
-    const file = await uploader.upload({
-      size: rec.bytes,
-      mimeType: rec.mime_type,
-      displayName: rec.display_name,
-      source: (start, end) => staging.read(rec.staging_key, { start, end }),
-      session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
-      onProgress: async (s) => {
-        const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, bytes_uploaded: s.offset });
-        if (alive) await job.updateProgress(rec.bytes ? Math.floor((100 * s.offset) / rec.bytes) : 0);
-        return alive;
-      },
-    });
-    name = file.name;
-    const alive = await files.update(rec.id, {
-      gemini_name: file.name,
-      gemini_uri: file.uri ?? null,
-      bytes_uploaded: rec.bytes,
-      upload_offset: rec.bytes,
-      provider_state: 'processing',
-    });
-    if (!alive) {
-      await geminiFiles.delete(file.name);
-      return { skipped: 'deleted' };
-    }
+    file = await sendToGemini(deps, rec, await requireStaged(deps.services, rec), job);
+    if (!file) return { skipped: 'deleted' };
   }
-  const file = await geminiFiles.waitUntilProcessed(name, deps.services.config.activeWaitSeconds * 1000);
   return finishGemini(deps, rec, file);
 }
 
-async function finishGemini(deps: UploadDeps, rec: FileRecord, file: GeminiFile): Promise<unknown> {
+/**
+ * Uploads a file's bytes to Gemini through the resumable uploader (resuming
+ * the session recorded on the file, in any process), records the new Gemini
+ * name, and answers the file once Gemini has processed it (ACTIVE or FAILED),
+ * or null when the record was deleted meanwhile. Shared by the upload job
+ * (`job` given: the file's own upload, its progress is the file's) and the
+ * hand-off of Azure-stored or expired files (see gemini-copy.ts).
+ */
+export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: ByteSource, job?: Job): Promise<GeminiFile | null> {
   const { files } = deps.services;
+  const own = job !== undefined;
+  const file = await deps.gemini.uploader.upload({
+    size: rec.bytes,
+    mimeType: rec.mime_type,
+    displayName: rec.display_name,
+    source,
+    session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
+    onProgress: async (s) => {
+      const progress = own ? { bytes_uploaded: s.offset } : {};
+      const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, ...progress });
+      if (alive && job) await job.updateProgress(percent(rec, s.offset));
+      return alive;
+    },
+  });
+  const alive = await files.update(rec.id, {
+    gemini_name: file.name,
+    gemini_uri: file.uri ?? null,
+    upload_offset: rec.bytes,
+    ...(own ? { bytes_uploaded: rec.bytes, provider_state: 'processing' as const } : {}),
+  });
+  if (!alive) {
+    await deps.gemini.files.delete(file.name);
+    return null;
+  }
+  return processedGeminiCopy(deps, rec, file.name);
+}
+
+/** Waits until Gemini has processed `name`, and checks that it holds the file's bytes. */
+async function processedGeminiCopy(deps: UploadDeps, rec: FileRecord, name: string): Promise<GeminiFile> {
+  const file = await deps.gemini.files.waitUntilProcessed(name, deps.services.config.activeWaitSeconds * 1000);
+  const upstreamSha = geminiSha256Hex(file.sha256Hash);
+  if (upstreamSha && upstreamSha !== rec.sha256) {
+    await deps.gemini.files.delete(file.name);
+    await deps.services.files.update(rec.id, { gemini_name: null, gemini_uri: null, upload_url: null, upload_offset: 0 });
+    throw new UpstreamError(`Gemini holds different bytes (sha256 ${upstreamSha}) than were uploaded`, null, true);
+  }
+  return file;
+}
+
+/** What the record keeps of a processed Gemini copy. */
+export function activeCopyFields(file: GeminiFile): Partial<FileRecord> {
+  return {
+    gemini_uri: file.uri ?? null,
+    gemini_expires_at: file.expirationTime ? Math.floor(Date.parse(file.expirationTime) / 1000) : null,
+    upload_url: null,
+  };
+}
+
+async function finishGemini(deps: UploadDeps, rec: FileRecord, file: GeminiFile): Promise<unknown> {
   if (file.state === 'FAILED') {
     await markFailed(deps.services, rec.id, `Gemini could not process the file: ${file.error?.message ?? 'state FAILED'}`);
     return { state: 'FAILED' };
   }
-  const upstreamSha = geminiSha256Hex(file.sha256Hash);
-  if (upstreamSha && upstreamSha !== rec.sha256) {
-    await deps.gemini.files.delete(file.name);
-    await files.update(rec.id, { gemini_name: null, gemini_uri: null, upload_url: null, upload_offset: 0 });
-    throw new UpstreamError(`Gemini holds different bytes (sha256 ${upstreamSha}) than were uploaded`, null, true);
-  }
-  const expires = file.expirationTime ? Math.floor(Date.parse(file.expirationTime) / 1000) : null;
-  const alive = await files.update(rec.id, {
+  const alive = await deps.services.files.update(rec.id, {
+    ...activeCopyFields(file),
     status: 'processed',
     provider_state: 'active',
     status_details: null,
-    gemini_uri: file.uri ?? null,
-    gemini_expires_at: expires,
-    upload_url: null,
     processed_at: nowSeconds(),
   });
   if (!alive) await deps.gemini.files.delete(file.name);
   return { state: file.state, name: file.name };
 }
 
-/** Removes what a deleted file left: staged bytes, an open upload session, the Gemini copy. */
+/** Removes what a deleted file left: staged bytes, an open upload session, the Gemini copy, the blob. */
 async function removeUpstream(deps: UploadDeps, data: RemoveJobData): Promise<unknown> {
   await deps.services.staging.delete(data.staging_key);
   if (data.upload_url) await deps.gemini.uploader.cancel(data.upload_url);
   if (data.gemini_name) await deps.gemini.files.delete(data.gemini_name);
+  if (data.azure_blob_path) await requireAzure(deps).delete(data.azure_blob_path);
   return { removed: data.fileId };
 }
 

@@ -1,0 +1,174 @@
+/**
+ * The Gemini copy of a file, for every file a completion references.
+ *
+ * - `gemini` files: the copy made at upload while it is still there and not
+ *   about to expire (Gemini keeps files 48 h); otherwise uploaded again from
+ *   the retained staged bytes, or a clear error once those are gone.
+ * - `azure_storage` files, FERRY_AZURE_HANDOFF=transfer (the default): the blob
+ *   is streamed into the Gemini Files API on first use and the copy is cached
+ *   on the record until it expires; then it is transferred again.
+ * - `azure_storage` files, FERRY_AZURE_HANDOFF=signed_url: a short-lived
+ *   read-only SAS URL that Gemini fetches itself, for files under Gemini's
+ *   limit for external URLs; larger files are transferred.
+ *
+ * Uploads go through the same resumable uploader as the upload queue
+ * (`sendToGemini`), so a transfer cut short resumes where it stopped. A short
+ * Redis lock keeps two processes from transferring the same file at once; the
+ * other waits, polling the record, and uses the copy the first one made.
+ */
+import { randomBytes } from 'node:crypto';
+import { BadRequestError, ConflictError, GoneError, UnavailableError, UpstreamError } from '../core/errors.js';
+import { sleep } from '../core/retry.js';
+import type { FileRecord } from '../core/records/files.js';
+import type { Services } from '../core/services.js';
+import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './upload.js';
+
+export interface GeminiCopy {
+  fileUri: string;
+  mimeType: string;
+}
+
+/**
+ * Gemini fetches external URLs (public or signed, e.g. an Azure SAS) of up to
+ * 100 MB per file: "Input method comparison" in Google's "File input methods"
+ * guide (https://ai.google.dev/gemini-api/docs/file-input-methods), and the
+ * announcement https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits.
+ * Larger files go through the Files API (2 GB).
+ */
+export const GEMINI_EXTERNAL_URL_MAX_BYTES = 100 * 1000 * 1000;
+
+/** How long a signed URL handed to Gemini stays valid. */
+const SIGNED_URL_TTL_MS = 30 * 60_000;
+/** A copy this close to its expiry is replaced rather than used. */
+const EXPIRY_MARGIN_SECONDS = 3600;
+const LOCK_TTL_MS = 30_000;
+const POLL_MS = 250;
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord): Promise<GeminiCopy> {
+  const rec = fileRecord;
+  if (rec.storage === 'local') {
+    throw new BadRequestError(`File '${rec.id}' is batch input (purpose "batch") and cannot be sent to a model.`, 'file_id');
+  }
+  if (rec.status !== 'processed') {
+    throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, 'file_not_ready');
+  }
+  const { config } = deps.services;
+  if (rec.storage === 'azure_storage' && config.azure.handoff === 'signed_url' && rec.bytes <= GEMINI_EXTERNAL_URL_MAX_BYTES) {
+    const fileUri = await requireAzure(deps).signedReadUrl(blobPath(rec), SIGNED_URL_TTL_MS);
+    return { fileUri, mimeType: rec.mime_type };
+  }
+  return cachedOrTransferred(deps, rec);
+}
+
+function blobPath(rec: FileRecord): string {
+  if (!rec.azure_blob_path) throw new UpstreamError(`File '${rec.id}' has no blob recorded`, null, false, null, 'azure');
+  return rec.azure_blob_path;
+}
+
+/** The recorded copy if Gemini still holds it ACTIVE and it is not about to expire. */
+async function liveCopy(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy | null> {
+  if (!rec.gemini_name || !rec.gemini_expires_at || rec.gemini_expires_at - nowSeconds() < EXPIRY_MARGIN_SECONDS) return null;
+  const file = await deps.gemini.files.get(rec.gemini_name);
+  const fileUri = file?.uri ?? rec.gemini_uri;
+  return file?.state === 'ACTIVE' && fileUri ? { fileUri, mimeType: rec.mime_type } : null;
+}
+
+async function cachedOrTransferred(deps: UploadDeps, first: FileRecord): Promise<GeminiCopy> {
+  const { files, config } = deps.services;
+  const lock = new CopyLock(deps.services, first.id);
+  const deadline = Date.now() + config.activeWaitSeconds * 1000;
+  let rec = first;
+  for (;;) {
+    const live = await liveCopy(deps, rec);
+    if (live) return live;
+    if (await lock.acquire()) {
+      try {
+        // Someone may have finished a copy between our look and the lock.
+        const current = await files.get(rec.id);
+        if (!current) throw new GoneError(`File '${rec.id}' was deleted.`);
+        return (await liveCopy(deps, current)) ?? (await transfer(deps, current));
+      } finally {
+        await lock.release();
+      }
+    }
+    // Another process is copying: wait for its result on the record, or for its lock to go.
+    const stale = rec.gemini_name;
+    for (;;) {
+      if (Date.now() > deadline) throw new UnavailableError(`Timed out waiting for the Gemini copy of '${rec.id}'.`);
+      await sleep(POLL_MS);
+      const current = await files.get(rec.id);
+      if (!current) throw new GoneError(`File '${rec.id}' was deleted.`);
+      rec = current;
+      if ((rec.gemini_name && rec.gemini_name !== stale && rec.gemini_expires_at) || !(await lock.held())) break;
+    }
+  }
+}
+
+/** Uploads the file's bytes to Gemini again (from the blob or the staged bytes) and records the new copy. */
+async function transfer(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy> {
+  const { files } = deps.services;
+  const source = await sourceOf(deps, rec);
+  if (rec.gemini_name) await deps.gemini.files.delete(rec.gemini_name).catch(() => {});
+  await files.update(rec.id, { gemini_name: null, gemini_uri: null, gemini_expires_at: null });
+  const file = await sendToGemini(deps, rec, source);
+  if (!file) throw new GoneError(`File '${rec.id}' was deleted.`);
+  if (file.state === 'FAILED') {
+    throw new UpstreamError(`Gemini could not process file '${rec.id}': ${file.error?.message ?? 'state FAILED'}`, null, false);
+  }
+  const fields = activeCopyFields(file);
+  await files.update(rec.id, fields);
+  if (!fields.gemini_uri) throw new UpstreamError(`Gemini answered no uri for ${file.name}`, null, true);
+  return { fileUri: fields.gemini_uri, mimeType: rec.mime_type };
+}
+
+async function sourceOf(deps: UploadDeps, rec: FileRecord): Promise<ByteSource> {
+  if (rec.storage === 'azure_storage') {
+    const azure = requireAzure(deps);
+    const path = blobPath(rec);
+    return (start, end) => azure.readRange(path, start, end);
+  }
+  const staged = await stagedSource(deps.services, rec);
+  if (!staged) {
+    throw new GoneError(
+      `The Gemini copy of file '${rec.id}' has expired and its bytes are no longer retained, so it cannot be sent again; upload the file again.`,
+    );
+  }
+  return staged;
+}
+
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** SET NX PX, renewed while held (a 2 GB transfer outlasts any short TTL), released only by its owner. */
+class CopyLock {
+  private readonly key: string;
+  private readonly token = randomBytes(12).toString('hex');
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly services: Services, fileId: string) {
+    this.key = `${services.keys.prefix}:lock:gemini-copy:${fileId}`;
+  }
+
+  async acquire(): Promise<boolean> {
+    const ok = (await this.services.redis.set(this.key, this.token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK';
+    if (ok) {
+      this.timer = setInterval(() => {
+        this.services.redis.eval(RENEW, 1, this.key, this.token, String(LOCK_TTL_MS)).catch(() => {});
+      }, LOCK_TTL_MS / 3);
+      this.timer.unref();
+    }
+    return ok;
+  }
+
+  async held(): Promise<boolean> {
+    return (await this.services.redis.exists(this.key)) === 1;
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.services.redis.eval(RELEASE, 1, this.key, this.token).catch(() => {});
+  }
+}
