@@ -64,6 +64,8 @@ async function run(command: string): Promise<void> {
   let config = loadConfig();
   const logger = createLogger(config.logLevel);
   const stops: Stoppable[] = [];
+  // Installed first: a signal during start-up still stops what has started, in order.
+  onSignals(stops, logger);
 
   if (command === 'emulator') {
     const emulator = await startEmulator({
@@ -73,7 +75,7 @@ async function run(command: string): Promise<void> {
     });
     banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
     stops.push({ name: 'emulator', stop: () => emulator.close() });
-    return onSignals(stops, logger);
+    return;
   }
 
   const redisChild: ChildProcess | null = await ensureRedis(config, logger);
@@ -113,7 +115,6 @@ async function run(command: string): Promise<void> {
   lines.push(`Redis:   ${config.redisUrl}${redisChild ? ' (started here, data under ./data/redis)' : ''}`);
   if (dev.devKey && api) lines.push(`API key: ${dev.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   banner(lines);
-  return onSignals(stops, logger);
 }
 
 /** SIGTERM/SIGINT: stop accepting, let running jobs finish (or go back to the queue), close Redis, exit 0. */

@@ -18,6 +18,7 @@ import type { ApiDeps } from './deps.js';
 import { chatRouter } from './chat.js';
 import { filesRouter } from './files.js';
 import { jobsRouter } from './jobs.js';
+import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -62,6 +63,8 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/files', filesRouter(deps));
   v1.use('/chat', chatRouter(deps));
   v1.use('/jobs', jobsRouter(deps));
+  v1.use('/webhook_endpoints', webhookEndpointsRouter(deps));
+  v1.use('/webhook_deliveries', webhookDeliveriesRouter(deps));
   app.use('/v1', v1);
 
   app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));

@@ -15,6 +15,7 @@ import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
+import { checkWebhookUrl } from './webhooks.js';
 
 const KEEPALIVE_MS = 15_000;
 
@@ -47,6 +48,10 @@ export function chatRouter(deps: ApiDeps): Router {
       if (f.purpose === 'batch') throw new BadRequestError(`File '${id}' is batch input, not a document for the model.`, 'messages');
     }
 
+    const webhookUrl = chat.body.webhook_url === undefined ? null : await checkWebhookUrl(deps, chat.body.webhook_url, 'webhook_url');
+    if (webhookUrl && !(await services.endpoints.defaultFor(tenant))) {
+      throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
+    }
     const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const fp = fingerprint(req.body);
     let rec: JobRecord | null = null;
@@ -56,7 +61,7 @@ export function chatRouter(deps: ApiDeps): Router {
     }
     if (!rec) {
       try {
-        rec = await createJob(deps, tenant, chat);
+        rec = await createJob(deps, tenant, chat, webhookUrl);
       } catch (err) {
         if (idemKey) await idempotency.release(tenant, idemKey);
         throw err;
@@ -75,7 +80,7 @@ export function chatRouter(deps: ApiDeps): Router {
 
   return r;
 
-  async function createJob(d: ApiDeps, tenant: string, chat: ReturnType<typeof validateChatRequest>): Promise<JobRecord> {
+  async function createJob(d: ApiDeps, tenant: string, chat: ReturnType<typeof validateChatRequest>, webhookUrl: string | null): Promise<JobRecord> {
     const rec: JobRecord = {
       id: newId('job'),
       tenant,
@@ -94,6 +99,7 @@ export function chatRouter(deps: ApiDeps): Router {
       error: null,
       batch_id: null,
       custom_id: null,
+      webhook_url: webhookUrl,
     };
     await jobs.create(rec);
     try {

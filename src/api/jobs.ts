@@ -1,34 +1,14 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, jobEvent, jobObject, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { emitSafely } from '../core/webhook-events.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
-
-export function jobObject(rec: JobRecord) {
-  return {
-    id: rec.id,
-    object: 'job' as const,
-    type: rec.type,
-    status: rec.status,
-    model: rec.model,
-    stream: rec.stream,
-    attempts: rec.attempts,
-    created_at: rec.created_at,
-    started_at: rec.started_at,
-    finished_at: rec.finished_at,
-    file_ids: rec.file_ids,
-    metadata: rec.metadata,
-    result: rec.result,
-    error: rec.error ? { message: rec.error.message, type: rec.error.type, param: rec.error.param, code: rec.error.code } : null,
-    batch_id: rec.batch_id,
-    custom_id: rec.custom_id,
-  };
-}
 
 /** 202 Accepted with the job and where to poll it. */
 export function acceptedJob(res: Response, rec: JobRecord) {
@@ -70,6 +50,8 @@ export function jobsRouter(deps: ApiDeps): Router {
       // A queued or waiting job leaves the queue; a running one finishes, and its result is discarded.
       await queues.generate.remove(rec.id).catch(() => 0);
       if (rec.stream) await redis.multi().xadd(keys.jobStream(rec.id), '*', 'cancelled', '1').expire(keys.jobStream(rec.id), 3600).exec();
+      const now = await jobs.get(rec.id);
+      if (now) await emitSafely(deps.services, jobEvent(now));
     } else if (rec.status !== 'cancelled') {
       const now = await jobs.getOwned(rec.id, tenant, admin);
       if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, 'job_finished');

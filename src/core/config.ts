@@ -41,6 +41,10 @@ export interface Config {
   retryMaxMs: number;
   geminiRpm: number;
   webhookRetrySchedule: number[];
+  webhookTimeoutSeconds: number;
+  webhookMaxPayloadBytes: number;
+  webhookDisableAfterSeconds: number;
+  deliverConcurrency: number;
   allowPrivateNetworks: boolean;
   fileRetentionSeconds: number;
   contentRetentionSeconds: number;
@@ -198,6 +202,10 @@ export function loadConfig(env: Env = process.env): Config {
     retryMaxMs: int(env, 'FERRY_RETRY_MAX_MS', 60_000, 1),
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     webhookRetrySchedule: schedule.map(Number),
+    webhookTimeoutSeconds: int(env, 'FERRY_WEBHOOK_TIMEOUT_SECONDS', 15, 1, 300),
+    webhookMaxPayloadBytes: int(env, 'FERRY_WEBHOOK_MAX_PAYLOAD_BYTES', 256 * 1024, 1024),
+    webhookDisableAfterSeconds: int(env, 'FERRY_WEBHOOK_DISABLE_AFTER_SECONDS', 5 * 86400, 1),
+    deliverConcurrency: int(env, 'FERRY_DELIVER_CONCURRENCY', 32, 1, 1024),
     allowPrivateNetworks: bool(env, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', false),
     fileRetentionSeconds,
     contentRetentionSeconds,

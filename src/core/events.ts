@@ -36,6 +36,7 @@ export class ChangeWaiter {
       await this.sub.subscribe(channel);
     }
     set.add(fn);
+    signal?.addEventListener('abort', fn, { once: true });
     const deadline = Date.now() + timeoutMs;
     try {
       while (!signal?.aborted) {
@@ -48,11 +49,11 @@ export class ChangeWaiter {
             clearTimeout(t);
             resolve();
           };
-          signal?.addEventListener('abort', () => wake(), { once: true });
         });
       }
       return false;
     } finally {
+      signal?.removeEventListener('abort', fn);
       set.delete(fn);
       if (set.size === 0) {
         this.listeners.delete(channel);

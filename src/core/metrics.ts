@@ -61,3 +61,18 @@ export function registerQueueDepth(read: DepthReader): () => void {
   depthReaders.add(read);
   return () => depthReaders.delete(read);
 }
+
+export const webhookDeliveries = new client.Counter({
+  name: 'ferry_webhook_deliveries_total',
+  help: 'Webhook delivery outcomes (delivered, retry, dead_letter) by endpoint',
+  labelNames: ['outcome', 'endpoint'] as const,
+  registers: [registry],
+});
+
+export const webhookAttemptSeconds = new client.Histogram({
+  name: 'ferry_webhook_attempt_seconds',
+  help: 'Latency of webhook delivery attempts',
+  labelNames: ['outcome'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+  registers: [registry],
+});

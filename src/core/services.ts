@@ -12,6 +12,7 @@ import { QUEUES, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { Idempotency } from './idempotency.js';
+import { DeliveryStore, EndpointStore } from './records/webhooks.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
 
 export interface Services {
@@ -22,8 +23,10 @@ export interface Services {
   files: FileStore;
   jobs: JobStore;
   idempotency: Idempotency;
+  endpoints: EndpointStore;
+  deliveries: DeliveryStore;
   staging: StagingStore;
-  queues: Record<'upload' | 'generate' | 'maintenance', Queue>;
+  queues: Record<'upload' | 'generate' | 'deliver' | 'maintenance', Queue>;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
   const queues = {
     upload: createQueue(QUEUES.upload, base),
     generate: createQueue(QUEUES.generate, base),
+    deliver: createQueue(QUEUES.deliver, base),
     maintenance: createQueue(QUEUES.maintenance, base),
   };
   return {
@@ -63,6 +67,8 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
     jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys),
+    endpoints: new EndpointStore(redis, keys),
+    deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: new LocalStagingStore(config.stagingDir),
     queues,
     async close() {

@@ -15,7 +15,8 @@ import { FerryError, UpstreamError } from '../core/errors.js';
 import { ModelRateLimit, TenantSlots } from '../core/limits.js';
 import { isRetryable, retryDelayMs } from '../core/retry.js';
 import type { JobRecord } from '../core/records/jobs.js';
-import { OPEN_JOB_STATUSES } from '../core/records/jobs.js';
+import { OPEN_JOB_STATUSES, isFinalJob, jobEvent } from '../core/records/jobs.js';
+import { emitSafely } from '../core/webhook-events.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
@@ -58,7 +59,11 @@ export function generateProcessor(deps: GenerateDeps) {
     const { jobs } = services;
     const { jobId } = job.data as GenerateJobData;
     const rec = await jobs.get(jobId);
-    if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return { skipped: rec?.status ?? 'gone' };
+    if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) {
+      // Final already (a retry after a crash, or a cancel): make sure its event went out; ids dedupe it.
+      if (rec && isFinalJob(rec)) await emitSafely(services, jobEvent(rec));
+      return { skipped: rec?.status ?? 'gone' };
+    }
     const later = async (ms: number, status?: JobRecord['status']) => {
       if (status) await jobs.transition(jobId, ['queued', 'waiting_for_files'], { status });
       await job.moveToDelayed(Date.now() + ms, token);
@@ -110,6 +115,7 @@ export function generateProcessor(deps: GenerateDeps) {
       }
       const stored = await jobs.transition(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
       if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
+      await emitFinal(services, jobId);
       return { stored };
     } catch (err) {
       return handleFailure(deps, job, rec, err, streamed);
@@ -185,6 +191,7 @@ async function handleFailure(deps: GenerateDeps, job: Job, rec: JobRecord, err: 
   const error = { ...e.toBody().error, status: e.status };
   await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() });
   if (rec.stream) await endStream(services, rec.id, { error: JSON.stringify(error) });
+  await emitFinal(services, rec.id);
   throw new UnrecoverableError(e.message);
 }
 
@@ -199,4 +206,10 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job, e
   const { jobId } = job.data as GenerateJobData;
   const e = err instanceof FerryError ? err : new FerryError(502, `The job failed: ${err.message}`, 'server_error', 'job_failed');
   await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error: { ...e.toBody().error, status: e.status }, finished_at: now() });
+  await emitFinal(services, jobId);
+}
+
+async function emitFinal(services: Services, jobId: string) {
+  const rec = await services.jobs.get(jobId);
+  if (rec && isFinalJob(rec)) await emitSafely(services, jobEvent(rec));
 }

@@ -28,6 +28,7 @@ export interface JobRecord {
   error: (ErrorBody['error'] & { status: number }) | null;
   batch_id: string | null;
   custom_id: string | null;
+  webhook_url: string | null;
 }
 
 export const isFinalJob = (j: JobRecord) => FINAL_JOB_STATUSES.includes(j.status);
@@ -36,4 +37,34 @@ export class JobStore extends RecordStore<JobRecord> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
     super(redis, keys, 'job', retentionSeconds);
   }
+}
+
+/** The job as the API shows it (and webhook events carry it). */
+export function jobObject(rec: JobRecord) {
+  return {
+    id: rec.id,
+    object: 'job' as const,
+    type: rec.type,
+    status: rec.status,
+    model: rec.model,
+    stream: rec.stream,
+    attempts: rec.attempts,
+    created_at: rec.created_at,
+    started_at: rec.started_at,
+    finished_at: rec.finished_at,
+    file_ids: rec.file_ids,
+    metadata: rec.metadata,
+    result: rec.result,
+    error: rec.error ? { message: rec.error.message, type: rec.error.type, param: rec.error.param, code: rec.error.code } : null,
+    batch_id: rec.batch_id,
+    custom_id: rec.custom_id,
+    webhook_url: rec.webhook_url,
+  };
+}
+
+
+/** The webhook event for a job that reached a final status. */
+export function jobEvent(rec: JobRecord) {
+  const type = `job.${rec.status}` as 'job.succeeded' | 'job.failed' | 'job.cancelled';
+  return { type, tenant: rec.tenant, objectId: rec.id, data: jobObject(rec) as Record<string, unknown>, webhookUrl: rec.webhook_url };
 }

@@ -1,0 +1,183 @@
+/**
+ * `/v1/webhook_endpoints` (per tenant; the `whsec_…` secret is shown at
+ * creation and rotation only) and `/v1/webhook_deliveries` (attempts, dead
+ * letters, replay).
+ */
+import express, { Router } from 'express';
+import { randomBytes } from 'node:crypto';
+import { BadRequestError, ConflictError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { EVENT_TYPES, type EventType, type WebhookDelivery, type WebhookEndpoint } from '../core/records/webhooks.js';
+import { assertPublicUrl } from '../core/ssrf.js';
+import { enqueueDelivery } from '../core/webhook-events.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { listPage, listQuery } from './params.js';
+
+export const ROTATION_OVERLAP_SECONDS = 24 * 3600;
+const now = () => Math.floor(Date.now() / 1000);
+const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+
+function endpointObject(e: WebhookEndpoint, secret?: string) {
+  return {
+    id: e.id,
+    object: 'webhook_endpoint' as const,
+    url: e.url,
+    events: e.events,
+    description: e.description,
+    enabled: e.status === 'enabled',
+    status: e.status,
+    created_at: e.created_at,
+    failing_since: e.failing_since,
+    disabled_at: e.disabled_at,
+    disabled_reason: e.disabled_reason,
+    ...(secret ? { secret } : {}),
+  };
+}
+
+function deliveryObject(d: WebhookDelivery) {
+  return {
+    id: d.id,
+    object: 'webhook_delivery' as const,
+    status: d.status,
+    event_id: d.event_id,
+    event_type: d.event_type,
+    endpoint_id: d.endpoint_id,
+    url: d.url,
+    attempts: d.attempts,
+    created_at: d.created_at,
+    finished_at: d.finished_at,
+  };
+}
+
+function parseEvents(v: unknown): EventType[] | null {
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || v.length === 0 || v.some((e) => !EVENT_TYPES.includes(e))) {
+    throw new BadRequestError(`"events" must be a non-empty list of: ${EVENT_TYPES.join(', ')}.`, 'events');
+  }
+  return [...new Set(v as EventType[])];
+}
+
+function parseDescription(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length > 500) throw new BadRequestError('"description" must be a string of at most 500 characters.', 'description');
+  return v;
+}
+
+/** Checks a webhook URL as given (scheme and address, SSRF guard); answers it normalised. */
+export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'): Promise<string> {
+  if (typeof url !== 'string' || url.length > 2048) throw new BadRequestError(`"${param}" must be an http(s) URL.`, param, 'invalid_url');
+  return (await assertPublicUrl(url, deps.services.config.allowPrivateNetworks, param)).toString();
+}
+
+export function webhookEndpointsRouter(deps: ApiDeps): Router {
+  const { endpoints } = deps.services;
+  const r = Router();
+  r.use(express.json({ limit: '64kb' }));
+
+  r.post('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const body = req.body ?? {};
+    const secret = newSecret();
+    const e: WebhookEndpoint = {
+      id: newId('we'),
+      tenant,
+      status: 'enabled',
+      url: await checkWebhookUrl(deps, body.url),
+      events: parseEvents(body.events),
+      description: parseDescription(body.description),
+      secrets: [{ secret, created_at: now(), expires_at: null }],
+      created_at: now(),
+      failing_since: null,
+      disabled_at: null,
+      disabled_reason: null,
+    };
+    await endpoints.create(e);
+    res.status(201).json(endpointObject(e, secret));
+  });
+
+  r.get('/', async (req, res) => {
+    const { tenant } = principal(res);
+    res.json(listPage(await endpoints.list(tenant, listQuery(req, 100, 100)), (e) => endpointObject(e)));
+  });
+
+  r.get('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    res.json(endpointObject(await endpoints.getOwned(req.params.id, tenant, admin)));
+  });
+
+  r.patch('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const e = await endpoints.getOwned(req.params.id, tenant, admin);
+    const body = req.body ?? {};
+    const patch: Partial<WebhookEndpoint> = {};
+    if (body.url !== undefined) patch.url = await checkWebhookUrl(deps, body.url);
+    if (body.events !== undefined) patch.events = parseEvents(body.events);
+    if (body.description !== undefined) patch.description = parseDescription(body.description);
+    if (body.enabled !== undefined) {
+      if (typeof body.enabled !== 'boolean') throw new BadRequestError('"enabled" must be true or false.', 'enabled');
+      Object.assign(patch, body.enabled
+        ? { status: 'enabled', disabled_at: null, disabled_reason: null, failing_since: null }
+        : { status: 'disabled', disabled_at: now(), disabled_reason: 'disabled by request' });
+    }
+    await endpoints.update(e.id, patch);
+    res.json(endpointObject((await endpoints.get(e.id)) ?? { ...e, ...patch }));
+  });
+
+  r.delete('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const e = await endpoints.getOwned(req.params.id, tenant, admin);
+    await endpoints.remove(e.id);
+    res.json({ id: e.id, object: 'webhook_endpoint', deleted: true });
+  });
+
+  r.post('/:id/rotate_secret', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const e = await endpoints.getOwned(req.params.id, tenant, admin);
+    const secret = newSecret();
+    const t = now();
+    // The old secrets keep signing beside the new one for the overlap, so receivers can switch without a gap.
+    const kept = e.secrets
+      .filter((s) => s.expires_at === null || s.expires_at > t)
+      .map((s) => ({ ...s, expires_at: Math.min(s.expires_at ?? Infinity, t + ROTATION_OVERLAP_SECONDS) }));
+    await endpoints.update(e.id, { secrets: [{ secret, created_at: t, expires_at: null }, ...kept] });
+    res.json(endpointObject(e, secret));
+  });
+
+  return r;
+}
+
+export function webhookDeliveriesRouter(deps: ApiDeps): Router {
+  const { deliveries } = deps.services;
+  const r = Router();
+
+  r.get('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const { status, endpoint_id } = req.query;
+    if (status !== undefined && !['pending', 'succeeded', 'failed'].includes(String(status))) {
+      throw new BadRequestError('"status" must be pending, succeeded or failed.', 'status');
+    }
+    const page = await deliveries.list(tenant, {
+      ...listQuery(req, 1000, 100),
+      where: (d) => (!status || d.status === status) && (!endpoint_id || d.endpoint_id === endpoint_id),
+    });
+    res.json(listPage(page, deliveryObject));
+  });
+
+  r.get('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    res.json(deliveryObject(await deliveries.getOwned(req.params.id, tenant, admin)));
+  });
+
+  r.post('/:id/retry', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const d = await deliveries.getOwned(req.params.id, tenant, admin);
+    if (d.status === 'pending') throw new ConflictError('This delivery is still being attempted.', 'delivery_pending');
+    const retries = d.retries + 1;
+    await deliveries.update(d.id, { status: 'pending', retries, finished_at: null });
+    await enqueueDelivery(deps.services, d.id, `${d.id}-retry-${retries}`);
+    res.status(202).json(deliveryObject({ ...d, status: 'pending', retries }));
+  });
+
+  return r;
+}

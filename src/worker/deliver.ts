@@ -1,0 +1,117 @@
+/**
+ * The deliver queue: POSTs a signed event (Standard Webhooks) to its target.
+ * 2xx is success; redirects are not followed; 410 Gone disables the endpoint;
+ * anything else is retried on FERRY_WEBHOOK_RETRY_SCHEDULE, with the same
+ * `webhook-id` every time. After the last try the delivery is a dead letter,
+ * listed by `GET /v1/webhook_deliveries?status=failed` and sent again on request.
+ */
+import { UnrecoverableError, type Job } from 'bullmq';
+import { Webhook } from 'standardwebhooks';
+import { request } from 'undici';
+import { assertPublicUrl, guardedAgent } from '../core/ssrf.js';
+import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
+import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
+import type { Services } from '../core/services.js';
+
+export interface DeliverJobData {
+  deliveryId: string;
+}
+
+/** Signs `payload` with every active secret (several during a rotation), space-separated. */
+export function signatures(secrets: string[], msgId: string, at: Date, payload: string): string {
+  return secrets.map((s) => new Webhook(s).sign(msgId, at, payload)).join(' ');
+}
+
+class DeliveryFailed extends Error {}
+
+export function deliverProcessor(services: Services) {
+  const agent = guardedAgent(services.config.allowPrivateNetworks);
+  const { deliveries, endpoints, config, logger } = services;
+  const now = () => Math.floor(Date.now() / 1000);
+
+  const finish = async (d: WebhookDelivery, status: 'succeeded' | 'failed', attempts: DeliveryAttempt[]) => {
+    await deliveries.update(d.id, { status, attempts, finished_at: now() });
+    webhookDeliveries.inc({ outcome: status === 'succeeded' ? 'delivered' : 'dead_letter', endpoint: d.endpoint_id ?? 'webhook_url' });
+  };
+
+  return async (job: Job): Promise<unknown> => {
+    const d = await deliveries.get((job.data as DeliverJobData).deliveryId);
+    if (!d || d.status !== 'pending') return { skipped: d?.status ?? 'gone' };
+    const endpoint = d.endpoint_id ? await endpoints.get(d.endpoint_id) : null;
+    if (d.endpoint_id && (!endpoint || endpoint.status === 'disabled')) {
+      await finish(d, 'failed', [...d.attempts, { at: now(), status_code: null, error: 'endpoint disabled or deleted', duration_ms: 0 }]);
+      return { skipped: 'endpoint disabled' };
+    }
+    const signer = endpoint ?? (await endpoints.get(d.signing_endpoint_id));
+    const secrets = signer ? activeSecrets(signer) : [];
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const started = Date.now();
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    try {
+      if (secrets.length === 0) throw new DeliveryFailed('no signing secret: the endpoint that signs was deleted');
+      await assertPublicUrl(d.url, config.allowPrivateNetworks);
+      const at = new Date();
+      const res = await request(d.url, {
+        method: 'POST',
+        dispatcher: agent,
+        headersTimeout: config.webhookTimeoutSeconds * 1000,
+        bodyTimeout: config.webhookTimeoutSeconds * 1000,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Ferry-Webhooks/1',
+          'webhook-id': d.event_id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': signatures(secrets, d.event_id, at, d.payload),
+        },
+        body: d.payload,
+      });
+      statusCode = res.statusCode;
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    const attempt: DeliveryAttempt = { at: now(), status_code: statusCode, error, duration_ms: Date.now() - started };
+    webhookAttemptSeconds.observe({ outcome: statusCode && statusCode < 300 ? 'success' : 'failure' }, attempt.duration_ms / 1000);
+    const attempts = [...d.attempts, attempt];
+
+    if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
+      await finish(d, 'succeeded', attempts);
+      if (endpoint?.failing_since) await endpoints.update(endpoint.id, { failing_since: null });
+      return { status: statusCode };
+    }
+    if (statusCode === 410 && endpoint) {
+      await endpoints.update(endpoint.id, { status: 'disabled', disabled_at: now(), disabled_reason: 'the endpoint answered 410 Gone' });
+      logger.warn({ endpoint_id: endpoint.id, tenant: d.tenant }, 'webhook endpoint disabled: 410 Gone');
+      await finish(d, 'failed', attempts);
+      throw new UnrecoverableError('410 Gone');
+    }
+    if (endpoint) await markFailing(services, endpoint.id, endpoint.failing_since);
+    if (last || error?.startsWith('no signing secret')) {
+      await finish(d, 'failed', attempts);
+      throw new UnrecoverableError(`delivery failed: ${statusCode ?? error}`);
+    }
+    await deliveries.update(d.id, { attempts });
+    webhookDeliveries.inc({ outcome: 'retry', endpoint: d.endpoint_id ?? 'webhook_url' });
+    throw new DeliveryFailed(`attempt ${attempts.length} failed: ${statusCode ?? error}`);
+  };
+}
+
+/** Marks an endpoint failing; one failing past FERRY_WEBHOOK_DISABLE_AFTER_SECONDS is disabled. */
+async function markFailing(services: Services, id: string, since: number | null) {
+  const now = Math.floor(Date.now() / 1000);
+  if (!since) return void (await services.endpoints.update(id, { failing_since: now }));
+  if (now - since >= services.config.webhookDisableAfterSeconds) {
+    await services.endpoints.transition(id, ['enabled'], {
+      status: 'disabled',
+      disabled_at: now,
+      disabled_reason: `deliveries have failed since ${new Date(since * 1000).toISOString()}`,
+    });
+    services.logger.warn({ endpoint_id: id }, 'webhook endpoint disabled after failing for too long');
+  }
+}
+
+/** Delay before retry number `attemptsMade` (1-based): the configured schedule. */
+export function webhookBackoffMs(schedule: number[], attemptsMade: number): number {
+  return Math.round((schedule[Math.min(attemptsMade, schedule.length - 1)] ?? 0) * 1000);
+}
