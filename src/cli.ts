@@ -1,18 +1,27 @@
 #!/usr/bin/env node
 /**
- * `ferry api | worker | all | emulator`.
+ * `ferry api | worker | all | emulator`, and the client commands `submit` and `status`.
  * `all` (what `npm start` runs) serves the API and runs the workers in one process.
  */
 import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import { ConfigError, loadConfig, type Config } from './core/config.js';
-import { createLogger, type Logger } from './core/logger.js';
-import { registry } from './core/metrics.js';
-import { createServices, type Services } from './core/services.js';
-import { startApi, type RunningApi } from './api/app.js';
-import { startWorkers, type GeminiTarget, type WorkerRuntime } from './worker/runtime.js';
-import { startEmulator, type Emulator } from './emulator/index.js';
+import type { Logger } from './core/logger.js';
+import type { Services } from './core/services.js';
+import type { RunningApi } from './api/app.js';
+import type { GeminiTarget, WorkerRuntime } from './worker/runtime.js';
+import type { Emulator } from './emulator/index.js';
 import { banner, devApiKey, ensureRedis, StartupError } from './dev.js';
+import { CLIENT_COMMANDS, CLIENT_USAGE } from './client/usage.js';
+
+// The server's modules load only for server commands: the client commands start quickly.
+const serverModules = async () => ({
+  ...(await import('./core/logger.js')),
+  ...(await import('./core/services.js')),
+  ...(await import('./api/app.js')),
+  ...(await import('./worker/runtime.js')),
+  ...(await import('./emulator/index.js')),
+});
 
 const USAGE = `Usage: ferry <command>
 
@@ -22,6 +31,9 @@ Commands:
   worker     the workers only
   emulator   the local Gemini emulator only (FERRY_EMULATOR_PORT, default 8090)
 
+Client commands (talk to a running Ferry over HTTP):
+${CLIENT_USAGE}
+
 Configuration is read from the environment; see README.md.`;
 
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -30,6 +42,7 @@ type Stoppable = { name: string; stop: () => Promise<void> };
 
 async function geminiTarget(config: Config, logger: Logger, stops: Stoppable[]): Promise<GeminiTarget> {
   if (config.gemini.apiKey) return { apiKey: config.gemini.apiKey, baseUrl: config.gemini.baseUrl };
+  const { startEmulator } = await import('./emulator/index.js');
   const emulator: Emulator = await startEmulator({
     port: config.emulator.port,
     processingDelayMs: config.emulator.processingDelayMs,
@@ -47,7 +60,8 @@ function withDevKey(config: Config): { config: Config; devKey: string | null } {
 }
 
 /** A bare /metrics and /healthz for a worker-only process. */
-function workerMetricsServer(port: number, runtime: WorkerRuntime): Promise<http.Server> {
+async function workerMetricsServer(port: number, runtime: WorkerRuntime): Promise<http.Server> {
+  const { registry } = await import('./core/metrics.js');
   const server = http.createServer(async (req, res) => {
     if (req.url === '/metrics') {
       res.setHeader('Content-Type', registry.contentType);
@@ -62,6 +76,7 @@ function workerMetricsServer(port: number, runtime: WorkerRuntime): Promise<http
 
 async function run(command: string): Promise<void> {
   let config = loadConfig();
+  const { createLogger, createServices, startApi, startWorkers, startEmulator } = await serverModules();
   const logger = createLogger(config.logLevel);
   const stops: Stoppable[] = [];
   // Installed first: a signal during start-up still stops what has started, in order.
@@ -70,7 +85,8 @@ async function run(command: string): Promise<void> {
   if (command === 'emulator') {
     const emulator = await startEmulator({
       host: config.host,
-      port: config.emulator.port || 8090,
+      // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
+      port: process.env.FERRY_EMULATOR_PORT === undefined ? 8090 : config.emulator.port,
       processingDelayMs: config.emulator.processingDelayMs,
     });
     banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
@@ -141,6 +157,10 @@ function onSignals(stops: Stoppable[], logger: Logger): void {
 }
 
 const command = process.argv[2] ?? '';
+if (CLIENT_COMMANDS.includes(command)) {
+  const { runClient } = await import('./client/index.js');
+  process.exit(await runClient(command, process.argv.slice(3)));
+}
 if (!['all', 'api', 'worker', 'emulator'].includes(command)) {
   process.stderr.write(`${USAGE}\n`);
   process.exit(command === '--help' || command === '-h' ? 0 : 2);

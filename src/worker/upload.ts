@@ -42,7 +42,10 @@ export interface UploadDeps {
 }
 
 /** Bytes [start, end] (inclusive) of a file. */
-export type ByteSource = (start: number, end: number) => Readable;
+export type ByteSource = (start: number, end: number) => Readable | AsyncIterable<Buffer>;
+
+/** Reused for every read of one upload (see StagingStore.readInto). */
+const READ_BUFFER_BYTES = 1 << 20;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -107,10 +110,11 @@ export function requireAzure(deps: UploadDeps): AzureBlobStore {
   throw new UnrecoverableError(describeMissing(missingAzureSettings(deps.services.config.azure)));
 }
 
-/** The staged bytes of a file, or null when they are no longer retained. */
+/** The staged bytes of a file, for one sequential upload at a time, or null when they are no longer retained. */
 export async function stagedSource(services: Services, rec: FileRecord): Promise<ByteSource | null> {
   if ((await services.staging.size(rec.staging_key)) !== rec.bytes) return null;
-  return (start, end) => services.staging.read(rec.staging_key, { start, end });
+  const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  return (start, end) => services.staging.readInto(rec.staging_key, { start, end }, buffer);
 }
 
 async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
@@ -124,7 +128,9 @@ const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floor((100 
 async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
   const { files } = deps.services;
   const azure = requireAzure(deps);
-  const source = await requireStaged(deps.services, rec);
+  await requireStaged(deps.services, rec);
+  // Blocks go out several at a time, so each gets a stream of its own rather than a shared buffer.
+  const source = (start: number, end: number) => deps.services.staging.read(rec.staging_key, { start, end });
   // Recorded first, so that a file deleted mid-upload has its blob removed too.
   const path = rec.azure_blob_path ?? blobPathOf(rec);
   await files.update(rec.id, { provider_state: 'uploading', azure_blob_path: path });

@@ -14,7 +14,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { GEMINI_CHUNK_GRANULARITY } from '../../core/config.js';
 import { UpstreamError, isRetryableStatus } from '../../core/errors.js';
 import { bytesUploaded, upstreamCalls } from '../../core/metrics.js';
@@ -33,8 +33,8 @@ export interface ResumableUploadInput {
   size: number;
   mimeType: string;
   displayName: string;
-  /** Bytes [start, end] inclusive of the source. */
-  source: (start: number, end: number) => Readable;
+  /** Bytes [start, end] inclusive of the source: a stream, or slices each sent before the next is read. */
+  source: (start: number, end: number) => Readable | AsyncIterable<Buffer>;
   /** A session from an earlier attempt, if any. */
   session: UploadSession | null;
   /**
@@ -84,10 +84,22 @@ export class GeminiUploader {
     let session = input.session ? await this.resume(input) : null;
     if (session && 'file' in session) return session.file;
     let failures = 0;
+    // Progress is recorded while the next chunk goes out; it is always settled before the next record.
+    let pending: Promise<{ ok: boolean } | { err: unknown }> | null = null;
+    const settle = async () => {
+      const r = await pending;
+      pending = null;
+      if (r && 'err' in r) throw r.err;
+      return r === null || r.ok;
+    };
+    const record = async (s: UploadSession) => {
+      if (!(await settle())) return this.abort(s);
+      pending = input.onProgress(s).then((ok) => ({ ok }), (err) => ({ err }));
+    };
     for (;;) {
       if (!session) {
         session = { url: await this.start(input), offset: 0 };
-        if (!(await input.onProgress(session))) return this.abort(session);
+        await record(session);
       }
       const { url, offset }: UploadSession = session;
       const end = Math.min(offset + this.chunkBytes, input.size);
@@ -96,10 +108,12 @@ export class GeminiUploader {
         const answer = await this.send(url, final ? 'upload, finalize' : 'upload', offset, input, end);
         failures = 0;
         bytesUploaded.inc({ storage: 'gemini' }, end - offset);
+        if (!(await settle())) return this.abort(session);
         if (final) return this.fileOf(answer);
         session = { url, offset: end };
-        if (!(await input.onProgress(session))) return this.abort(session);
+        await record(session);
       } catch (err) {
+        if (err instanceof UploadAbortedError) throw err;
         const e = toGeminiError(err);
         // A refused chunk may mean the session holds a different offset than we think: ask it.
         const refused = e.upstreamStatus === 400;
@@ -109,7 +123,7 @@ export class GeminiUploader {
         if (resumed && 'file' in resumed) return resumed.file;
         if (refused && resumed?.offset === session.offset) throw e;
         session = resumed;
-        if (session && !(await input.onProgress(session))) return this.abort(session);
+        if (session) await record(session);
       }
     }
   }
@@ -214,7 +228,7 @@ export class GeminiUploader {
     operation: string,
     url: string,
     headers: Record<string, string>,
-    body: Readable | Buffer | null,
+    body: Readable | AsyncIterable<Buffer> | Buffer | null,
     signal?: AbortSignal,
     acceptAnyStatus = false,
     contentLength?: number,
@@ -248,10 +262,22 @@ export class GeminiUploader {
         });
       });
       if (body === null || Buffer.isBuffer(body)) req.end(body ?? undefined);
-      else {
+      else if (body instanceof Readable) {
         body.on('error', (e) => req.destroy(e));
         body.pipe(req);
-      }
+      } else void writeSlices(req, body);
     });
+  }
+}
+
+/** Writes each slice and waits until the socket has taken it, since the next slice reuses its memory. */
+async function writeSlices(req: http.ClientRequest, slices: AsyncIterable<Buffer>): Promise<void> {
+  try {
+    for await (const slice of slices) {
+      await new Promise<void>((resolve, reject) => req.write(slice, (err) => (err ? reject(err) : resolve())));
+    }
+    req.end();
+  } catch (err) {
+    req.destroy(err as Error);
   }
 }

@@ -1,0 +1,135 @@
+/**
+ * Section `jobs`: N asynchronous chat completions (default 5,000; BENCH_JOBS) through
+ * API → Redis → worker → emulator (zero latency), against raw BullMQ add + process of
+ * no-op jobs on the same Redis in the same run; then the API's enqueue latency at a
+ * fixed request rate (BENCH_RATE per second for BENCH_RATE_SECONDS).
+ */
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { deleteByPrefix } from '../src/core/redis.js';
+import { BENCH_API_KEY, envInt, httpRequest, now, round, sleep, startStack, verdict, type Section } from './lib.js';
+
+const CONCURRENCY = 16;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
+}
+
+/** Raw BullMQ: add N no-op jobs in bulk and process them with the same concurrency Ferry uses. */
+async function rawBullmq(redisUrl: string, n: number): Promise<number> {
+  const prefix = `ferry-bench-raw-${randomBytes(4).toString('hex')}`;
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('raw', { connection, prefix });
+  let done = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((r) => (finish = r));
+  const worker = new Worker('raw', async () => null, { connection, prefix, concurrency: CONCURRENCY, autorun: false });
+  worker.on('completed', () => {
+    if (++done === n) finish();
+  });
+  const started = now();
+  void worker.run();
+  for (let i = 0; i < n; i += 500) {
+    await queue.addBulk(Array.from({ length: Math.min(500, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: { removeOnComplete: true } })));
+  }
+  await finished;
+  const ms = now() - started;
+  await worker.close();
+  await queue.close();
+  await deleteByPrefix(connection, prefix);
+  await connection.quit();
+  return (n * 1000) / ms;
+}
+
+const section: Section = {
+  name: 'jobs',
+  title: 'asynchronous chat completions vs raw BullMQ, and enqueue latency',
+  async run({ scope, log }) {
+    const n = envInt('BENCH_JOBS', 5000);
+    const rate = envInt('BENCH_RATE', 200);
+    const rateSeconds = envInt('BENCH_RATE_SECONDS', 5);
+    const stack = await startStack(scope, {
+      env: { FERRY_TENANT_MAX_RUNNING: '0', FERRY_GENERATE_CONCURRENCY: String(CONCURRENCY) },
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    scope.defer('close http agent', () => agent.destroy());
+    const post = (content: string) =>
+      httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
+      });
+    const generate = new Queue('generate', { connection: stack.redis, prefix: stack.prefix });
+    scope.defer('close generate queue handle', () => generate.close());
+    const completed = async () => (await generate.getJobCounts('completed')).completed ?? 0;
+
+    // Warm-up: first requests pay for module loading and connection set-up.
+    for (let i = 0; i < 20; i++) await post(`warm-up ${i}`);
+    while ((await completed()) < 20) await sleep(50);
+
+    log(`raw BullMQ: ${n} no-op jobs, concurrency ${CONCURRENCY} …`);
+    const raw = await rawBullmq(stack.redisUrl, n);
+    log(`  ${raw.toFixed(0)} jobs/s`);
+
+    log(`Ferry: ${n} async completions (32 requests in flight) …`);
+    const base = await completed();
+    const started = now();
+    let next = 0;
+    let refused = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < n) {
+          const i = next++;
+          const res = await post(`bench job ${i}`);
+          if (res.status !== 202) refused++;
+        }
+      }),
+    );
+    const submittedMs = now() - started;
+    while ((await completed()) - base < n - refused) await sleep(20);
+    const ferryMs = now() - started;
+    const ferry = (n * 1000) / ferryMs;
+    const ratio = ferry / raw;
+    log(`  submitted in ${round(submittedMs / 1000, 2)} s (${((n * 1000) / submittedMs).toFixed(0)} req/s), all done in ${round(ferryMs / 1000, 2)} s`);
+    log(`  ${ferry.toFixed(0)} jobs/s end to end; ratio to raw BullMQ ${ratio.toFixed(2)} (target ≥ 0.5: ${verdict(ratio >= 0.5)})`);
+
+    log(`enqueue latency at ${rate} requests/s for ${rateSeconds} s …`);
+    const latencies: number[] = [];
+    const total = rate * rateSeconds;
+    const t0 = now();
+    const inflight: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - now();
+      if (wait > 0) await sleep(wait);
+      inflight.push(
+        (async () => {
+          const s = now();
+          await post(`latency ${i}`);
+          latencies.push(now() - s);
+        })(),
+      );
+    }
+    await Promise.all(inflight);
+    latencies.sort((a, b) => a - b);
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    log(`  p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${latencies.length} requests`);
+    return {
+      jobs: n,
+      refused,
+      raw_bullmq_jobs_per_s: round(raw, 0),
+      ferry_jobs_per_s: round(ferry, 0),
+      ratio: round(ratio, 2),
+      ratio_target_met: ratio >= 0.5,
+      enqueue_rate_per_s: rate,
+      enqueue_p50_ms: round(p50, 1),
+      enqueue_p99_ms: round(p99, 1),
+    };
+  },
+};
+
+export default section;

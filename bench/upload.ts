@@ -1,0 +1,425 @@
+/**
+ * upload: how fast one large file goes through Ferry (API stages it, the
+ * worker moves it to the Gemini emulator) compared with a plain streamed copy
+ * of the same file to the same emulator, and how much memory each process
+ * needs meanwhile.
+ *
+ *   BENCH_UPLOAD_BYTES   file size (default 1 GiB)
+ *   BENCH_CPU_PROF=dir   run the emulator, API and worker with --cpu-prof, profiles in dir
+ *                        (profiling slows them down: figures are then not comparable)
+ *   BENCH_RUNTIME=dist   run compiled JavaScript instead of tsx (see bench/lib.ts)
+ *   BENCH_UPLOAD_ROUNDS  Ferry uploads, each followed by another plain copy (default 1); the
+ *                        best of each kind is compared, which steadies figures on a busy machine
+ *
+ * The environment passes through to every process, so e.g. FERRY_UPLOAD_CHUNK_BYTES or
+ * GLIBC_TUNABLES (malloc trimming, which decides how many page faults 1 MiB read buffers
+ * cost) can be varied from the command line. CPU is reported per process and step as
+ * total seconds, the kernel's share and minor page faults.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { geminiSha256Hex } from '../src/providers/gemini/files.js';
+import {
+  concatStream,
+  envInt,
+  fmtMB,
+  fmtMs,
+  fmtRate,
+  httpRequest,
+  mbps,
+  now,
+  round,
+  settle,
+  sleep,
+  startStack,
+  tempDir,
+  verdict,
+  waitFor,
+  writeRandomFile,
+  type Proc,
+  type Section,
+  type Stack,
+} from './lib.js';
+
+const DEFAULT_BYTES = 1024 ** 3;
+const WORKER_RATIO_TARGET = 0.9;
+const RSS_TARGET_BYTES = 200e6;
+/** Read size for both the plain copy and the multipart body (Ferry's staging reads use the same). */
+const READ_HWM = 1 << 20;
+
+const uploadBytes = () => envInt('BENCH_UPLOAD_BYTES', DEFAULT_BYTES);
+
+type PlainRun = Awaited<ReturnType<typeof plainCopy>>;
+type FerryRun = Awaited<ReturnType<typeof throughFerry>>;
+
+type CpuSnapshot = Record<string, { user: number; sys: number; minorFaults: number } | null>;
+/** CPU seconds used over a step: total, the part spent in the kernel, and minor page faults. */
+type CpuUse = { total: number; sys: number; faults: number } | null;
+
+const cpuOf = (procs: Proc[]): CpuSnapshot => Object.fromEntries(procs.map((p) => [p.name, p.cpuTimes()]));
+
+function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): Record<string, CpuUse> {
+  return Object.fromEntries(
+    Object.keys(a).map((k) => {
+      const x = a[k];
+      const y = b[k];
+      if (!x || !y) return [k, null];
+      return [k, { total: round(y.user + y.sys - x.user - x.sys, 2), sys: round(y.sys - x.sys, 2), faults: y.minorFaults - x.minorFaults }];
+    }),
+  );
+}
+
+const fmtCpuUse = (c: CpuUse) =>
+  c === null ? 'n/a' : `${c.total.toFixed(2)} s (sys ${c.sys.toFixed(2)}, ${(c.faults / 1000).toFixed(0)}k faults)`;
+
+interface EmulatorRequest {
+  method: string;
+  path: string;
+  status: string;
+  ms: number;
+  /** When the log line arrived here (≈ when the answer was complete). */
+  at: number;
+}
+
+/** Collects the emulator's request log lines ("[gemini-emulator] POST /path 200 12.3 ms") until stopped. */
+function watchEmulator(stack: Stack) {
+  const seen: EmulatorRequest[] = [];
+  const stop = stack.emulator.onLine((line) => {
+    const m = /^\[gemini-emulator\] (\S+) (\S+) (\S+) ([\d.]+) ms$/.exec(line.trim());
+    if (m) seen.push({ method: m[1], path: m[2], status: m[3], ms: Number(m[4]), at: now() });
+  });
+  return {
+    async stop(): Promise<EmulatorRequest[]> {
+      await sleep(300); // the last lines are written as the answers close
+      stop();
+      return seen;
+    },
+  };
+}
+
+/** Where the time of an upload went, as the emulator saw its requests. */
+function requestSummary(reqs: EmulatorRequest[]) {
+  const chunks = reqs.filter((r) => r.path.includes('upload_id='));
+  const sum = (rs: EmulatorRequest[]) => round(rs.reduce((t, r) => t + r.ms, 0));
+  return {
+    requests: reqs.length,
+    chunk_requests: chunks.length,
+    in_chunk_requests_ms: sum(chunks),
+    in_requests_ms: sum(reqs),
+    slowest_chunk_ms: chunks.length ? Math.max(...chunks.map((r) => r.ms)) : null,
+    /** Between the end of one chunk request and the start of the next, as seen from here. */
+    gap_ms: gaps(chunks),
+    non_200: reqs.filter((r) => r.status !== '200').length,
+  };
+}
+
+function gaps(chunks: EmulatorRequest[]): { median: number; p90: number; max: number } | null {
+  const g: number[] = [];
+  for (let i = 1; i < chunks.length; i++) g.push(chunks[i].at - chunks[i].ms - chunks[i - 1].at);
+  if (g.length === 0) return null;
+  g.sort((x, y) => x - y);
+  const at = (q: number) => round(g[Math.min(g.length - 1, Math.floor(q * g.length))]);
+  return { median: at(0.5), p90: at(0.9), max: round(g[g.length - 1]) };
+}
+
+/** The ceiling: start a resumable session, then one `upload, finalize` POST of the whole file. */
+async function plainCopy(stack: Stack, file: string, size: number, sha256: string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const before = cpuOf([stack.emulator]);
+  const client = process.cpuUsage();
+  const faults = process.resourceUsage().minorPageFault;
+  const watch = watchEmulator(stack);
+  try {
+    const t0 = now();
+    const start = await httpRequest(`${stack.emulatorUrl}/upload/v1beta/files`, {
+      method: 'POST',
+      agent,
+      headers: {
+        'x-goog-api-key': 'bench',
+        'X-Goog-Upload-Protocol': 'resumable',
+        'X-Goog-Upload-Command': 'start',
+        'X-Goog-Upload-Header-Content-Length': String(size),
+        'X-Goog-Upload-Header-Content-Type': 'video/mp4',
+        'Content-Type': 'application/json',
+      },
+      body: JSON.stringify({ file: { displayName: 'bench-plain-copy.mp4', mimeType: 'video/mp4', sizeBytes: String(size) } }),
+    });
+    const sessionUrl = start.headers['x-goog-upload-url'];
+    if (start.status !== 200 || typeof sessionUrl !== 'string') {
+      throw new Error(`plain copy: start answered ${start.status} without an upload URL: ${start.text().slice(0, 300)}`);
+    }
+    const fin = await httpRequest(sessionUrl, {
+      method: 'POST',
+      agent,
+      headers: {
+        'x-goog-api-key': 'bench',
+        'X-Goog-Upload-Command': 'upload, finalize',
+        'X-Goog-Upload-Offset': '0',
+        'Content-Length': String(size),
+      },
+      body: createReadStream(file, { highWaterMark: READ_HWM }),
+    });
+    const ms = now() - t0;
+    if (fin.status !== 200 || fin.headers['x-goog-upload-status'] !== 'final') {
+      throw new Error(`plain copy: finalize answered ${fin.status}: ${fin.text().slice(0, 300)}`);
+    }
+    const f = fin.json<{ file: { sizeBytes: string; sha256Hash?: string } }>().file;
+    if (Number(f.sizeBytes) !== size) throw new Error(`plain copy: the emulator holds ${f.sizeBytes} bytes, not ${size}`);
+    if (geminiSha256Hex(f.sha256Hash) !== sha256) throw new Error('plain copy: the emulator holds different bytes');
+    const used = process.cpuUsage(client);
+    const seen = requestSummary(await watch.stop());
+    return {
+      ms,
+      emulatorCpu: cpuDelta(before, cpuOf([stack.emulator])).emulator,
+      clientCpu: {
+        total: round((used.user + used.system) / 1e6, 2),
+        sys: round(used.system / 1e6, 2),
+        faults: process.resourceUsage().minorPageFault - faults,
+      } as CpuUse,
+      emulatorMs: seen.in_chunk_requests_ms,
+    };
+  } finally {
+    await watch.stop();
+    agent.destroy();
+  }
+}
+
+interface FileObject {
+  id: string;
+  bytes: number;
+  status: string;
+  status_details: string | null;
+  sha256: string;
+  mime_type: string;
+  provider_state: string;
+}
+
+/** Multipart POST of the file to /v1/files, then long-polls until it is processed. */
+async function throughFerry(stack: Stack, file: string, size: number, sha256: string) {
+  const auth = { Authorization: `Bearer ${stack.apiKey}` };
+  const boundary = `----ferrybench${randomBytes(12).toString('hex')}`;
+  // The file part first and the field after it, as the openai SDK sends them.
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench-upload.mp4"\r\n` +
+      'Content-Type: application/octet-stream\r\n\r\n',
+  );
+  const tail = Buffer.from(
+    `\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}--\r\n`,
+  );
+  const agent = new http.Agent({ keepAlive: false });
+  const c0 = cpuOf(stack.procs);
+  // The API never calls Gemini: every emulator request from here on is the worker's.
+  const watch = watchEmulator(stack);
+  const t0 = now();
+  const posted = await httpRequest(`${stack.apiUrl}/v1/files`, {
+    method: 'POST',
+    agent,
+    headers: {
+      ...auth,
+      'Content-Type': `multipart/form-data; boundary=${boundary}`,
+      'Content-Length': String(head.length + size + tail.length),
+    },
+    body: concatStream([head, { file, highWaterMark: READ_HWM }, tail]),
+  });
+  const tAnswer = now();
+  const c1 = cpuOf(stack.procs);
+  agent.destroy();
+  if (posted.status !== 200) throw new Error(`POST /v1/files answered ${posted.status}: ${posted.text().slice(0, 500)}`);
+  const created = posted.json<FileObject>();
+  if (created.bytes !== size || created.sha256 !== sha256) {
+    throw new Error(`POST /v1/files staged ${created.bytes} bytes with sha256 ${created.sha256}; expected ${size} / ${sha256}`);
+  }
+
+  let rec: FileObject = created;
+  const deadline = Date.now() + Math.max(600_000, (size / 1e6) * 1000); // at least 1 MB/s
+  while (rec.status === 'uploaded') {
+    stack.procs.forEach((p) => p.assertAlive());
+    if (Date.now() > deadline) throw new Error(`file ${created.id} still "${rec.status}" (${rec.provider_state}) after the deadline`);
+    const res = await httpRequest(`${stack.apiUrl}/v1/files/${created.id}?wait=60`, { headers: auth });
+    if (res.status !== 200) throw new Error(`GET /v1/files/${created.id} answered ${res.status}: ${res.text().slice(0, 300)}`);
+    rec = res.json<FileObject>();
+  }
+  const tDone = now();
+  const c2 = cpuOf(stack.procs);
+  if (rec.status !== 'processed') throw new Error(`file ${created.id} ended "${rec.status}": ${rec.status_details ?? ''}`);
+
+  // The worker's own view: BullMQ stamps when the job was taken and when it finished (ms, same clock).
+  const jobKey = `${stack.prefix}:upload:upload-${created.id}`;
+  const job = await waitFor(
+    'the upload job to be marked finished',
+    async () => {
+      const [timestamp, processedOn, finishedOn] = await stack.redis.hmget(jobKey, 'timestamp', 'processedOn', 'finishedOn');
+      return finishedOn ? { timestamp: Number(timestamp), processedOn: Number(processedOn), finishedOn: Number(finishedOn) } : null;
+    },
+    { timeoutMs: 10_000 },
+  ).catch(() => null);
+  const attempts = Number(JSON.parse((await stack.redis.hget(`${stack.prefix}:file:${created.id}`, 'attempts')) ?? '0'));
+  const upstream = requestSummary(await watch.stop());
+
+  return {
+    id: created.id,
+    mimeType: created.mime_type,
+    apiMs: tAnswer - t0,
+    workerMs: tDone - tAnswer,
+    e2eMs: tDone - t0,
+    jobMs: job ? job.finishedOn - job.processedOn : null,
+    queueWaitMs: job ? job.processedOn - job.timestamp : null,
+    attempts,
+    upstream,
+    cpu: { apiLeg: cpuDelta(c0, c1), workerLeg: cpuDelta(c1, c2) },
+  };
+}
+
+const section: Section = {
+  name: 'upload',
+  title: 'one large file through Ferry (API stages, worker uploads to the Gemini emulator) vs a plain copy',
+  async run({ scope, log }) {
+    const size = uploadBytes();
+    const rounds = envInt('BENCH_UPLOAD_ROUNDS', 1);
+    const profDir = process.env.BENCH_CPU_PROF?.trim() ? path.resolve(process.env.BENCH_CPU_PROF.trim()) : null;
+    if (profDir) await mkdir(profDir, { recursive: true });
+
+    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    const loadBefore = load();
+    log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore} (other work on the machine skews the figures)`);
+    const data = await tempDir(scope, 'ferry-bench-data-');
+    const file = path.join(data, 'source.mp4');
+    const tw = now();
+    const sha256 = await writeRandomFile(file, size);
+    log(`source file: ${fmtMB(size)} (${size} bytes) of random bytes, written in ${fmtMs(now() - tw)}; sha256 ${sha256.slice(0, 16)}…`);
+
+    const stack = await startStack(scope, {
+      nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    });
+    const chunkBytes = Number(stack.env.FERRY_UPLOAD_CHUNK_BYTES ?? process.env.FERRY_UPLOAD_CHUNK_BYTES ?? 8 * 1024 * 1024);
+    const rt = stack.runtime;
+    log(
+      `runtime: ${rt.kind === 'tsx' ? 'node --import tsx src/cli.ts' : `node <compiled>/cli.js${rt.typeErrors ? ' (src/ has type errors; tsc emitted anyway)' : ''}`}` +
+        ' (BENCH_RUNTIME=tsx|dist)',
+    );
+    log(`processes: emulator pid ${stack.emulator.pid}, api pid ${stack.api.pid}, worker pid ${stack.worker.pid}; redis prefix ${stack.prefix}`);
+    if (profDir) log(`CPU profiles go to ${profDir} (profiling slows the processes down)`);
+    const quiet = async () => {
+      if (!(await settle(stack.procs))) log('  (the processes did not fall idle before the next step)');
+    };
+    await quiet();
+    const idle = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
+
+    const row = (label: string, ms: number, note: string) =>
+      log(`${label.padEnd(20)} ${fmtMs(ms).padStart(9)}  ${fmtRate(mbps(size, ms)).padStart(10)}   ${note}`);
+    const plainNote = (p: PlainRun) =>
+      `CPU: client ${fmtCpuUse(p.clientCpu)}, emulator ${fmtCpuUse(p.emulatorCpu)}; the emulator's view of the upload request ${fmtMs(p.emulatorMs)}`;
+    const fmtCpu = (c: Record<string, CpuUse>) => `CPU: api ${fmtCpuUse(c.api)}, worker ${fmtCpuUse(c.worker)}, emulator ${fmtCpuUse(c.emulator)}`;
+
+    const plains: PlainRun[] = [];
+    const ferries: FerryRun[] = [];
+    const plain = async () => {
+      const p = await plainCopy(stack, file, size, sha256);
+      plains.push(p);
+      row(`plain copy #${plains.length}`, p.ms, plainNote(p));
+      await quiet();
+    };
+
+    await plain();
+    for (let r = 1; r <= rounds; r++) {
+      const f = await throughFerry(stack, file, size, sha256);
+      ferries.push(f);
+      const n = rounds > 1 ? ` #${r}` : '';
+      row(`ferry API leg${n}`, f.apiMs, `POST start → 200 (bytes staged); ${fmtCpu(f.cpu.apiLeg)}`);
+      row(`ferry worker leg${n}`, f.workerMs, `200 → processed; ${fmtCpu(f.cpu.workerLeg)}`);
+      row(`ferry end-to-end${n}`, f.e2eMs, '');
+      if (f.jobMs !== null) {
+        log(`  worker job (BullMQ processedOn → finishedOn) ${fmtMs(f.jobMs)} = ${fmtRate(mbps(size, f.jobMs))}; queue wait ${fmtMs(f.queueWaitMs!)}`);
+      }
+      const up = f.upstream;
+      log(
+        `  ${up.chunk_requests} chunk requests of up to ${fmtMB(chunkBytes)} (attempts ${f.attempts}, type ${f.mimeType}); ` +
+          `the emulator spent ${fmtMs(up.in_chunk_requests_ms)} inside them (slowest ${up.slowest_chunk_ms ?? 'n/a'} ms)`,
+      );
+      log(
+        `  ${fmtMs(f.workerMs - up.in_requests_ms)} of the worker leg passed outside its ${up.requests} upstream requests` +
+          (up.gap_ms ? `; gap between chunk requests median ${up.gap_ms.median} ms, p90 ${up.gap_ms.p90} ms, max ${up.gap_ms.max} ms` : ''),
+      );
+      await quiet();
+      await plain();
+    }
+
+    const rss = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
+    const bestMs = Math.min(...plains.map((p) => p.ms));
+    const ferry = ferries.reduce((a, b) => (b.workerMs < a.workerMs ? b : a));
+    const bestE2eMs = Math.min(...ferries.map((f) => f.e2eMs));
+    const ceiling = mbps(size, bestMs);
+    const workerRatio = bestMs / ferry.workerMs;
+    const e2eRatio = bestMs / bestE2eMs;
+    const workerOk = workerRatio >= WORKER_RATIO_TARGET;
+    const rssOk = (b: number | null) => (b === null ? null : b < RSS_TARGET_BYTES);
+    const rssRow = (name: keyof typeof rss, target: boolean) =>
+      log(
+        `peak RSS ${name.padEnd(19)}${fmtMB(rss[name]).padStart(9)}` +
+          (target ? `   target < ${fmtMB(RSS_TARGET_BYTES)}   ${verdict(rssOk(rss[name]))}` : '') +
+          `   (after start-up: ${fmtMB(idle[name])})`,
+      );
+
+    const loadAfter = load();
+    log(`load average at the end ${loadAfter}`);
+    log('');
+    const best = (n: number) => (n > 1 ? ` (best of ${n})` : '');
+    log(`ceiling: plain copy${best(plains.length)}      ${fmtRate(ceiling)}`);
+    log(`ferry worker leg${best(ferries.length)}          ${fmtRate(mbps(size, ferry.workerMs))}`);
+    log(`worker leg / plain copy     ${workerRatio.toFixed(2)}   target ≥ ${WORKER_RATIO_TARGET}   ${verdict(workerOk)}`);
+    log(`end-to-end / plain copy     ${e2eRatio.toFixed(2)}   (informative: the API stages the whole file before the worker starts)`);
+    rssRow('api', true);
+    rssRow('worker', true);
+    rssRow('emulator', false);
+
+    const ferryJson = (f: FerryRun) => ({
+      file_id: f.id,
+      api_ms: round(f.apiMs),
+      api_mbps: round(mbps(size, f.apiMs)),
+      worker_ms: round(f.workerMs),
+      worker_mbps: round(mbps(size, f.workerMs)),
+      e2e_ms: round(f.e2eMs),
+      e2e_mbps: round(mbps(size, f.e2eMs)),
+      job_ms: f.jobMs,
+      queue_wait_ms: f.queueWaitMs,
+      attempts: f.attempts,
+      upstream: f.upstream,
+      outside_requests_ms: round(f.workerMs - f.upstream.in_requests_ms),
+      cpu_s: f.cpu,
+    });
+    const toMB = (b: number | null) => (b === null ? null : round(b / 1e6, 1));
+    return {
+      bytes: size,
+      chunk_bytes: chunkBytes,
+      plain_copy: {
+        runs_ms: plains.map((p) => round(p.ms)),
+        runs_mbps: plains.map((p) => round(mbps(size, p.ms))),
+        cpu_s: plains.map((p) => ({ client: p.clientCpu, emulator: p.emulatorCpu })),
+        best_ms: round(bestMs),
+        best_mbps: round(ceiling),
+      },
+      ferry: ferryJson(ferry),
+      ...(ferries.length > 1 ? { ferry_runs: ferries.map(ferryJson) } : {}),
+      ratios: { worker_vs_plain: round(workerRatio, 3), e2e_vs_plain: round(e2eRatio, 3) },
+      peak_rss_mb: { api: toMB(rss.api), worker: toMB(rss.worker), emulator: toMB(rss.emulator) },
+      startup_peak_rss_mb: { api: toMB(idle.api), worker: toMB(idle.worker), emulator: toMB(idle.emulator) },
+      targets: {
+        worker_vs_plain_min: WORKER_RATIO_TARGET,
+        rss_max_mb: RSS_TARGET_BYTES / 1e6,
+        worker_ratio: verdict(workerOk),
+        rss_api: verdict(rssOk(rss.api)),
+        rss_worker: verdict(rssOk(rss.worker)),
+      },
+      runtime: stack.runtime.kind,
+      profiled: profDir !== null,
+      cpus: os.cpus().length,
+      loadavg: { before: loadBefore, after: loadAfter },
+    };
+  },
+};
+
+export default section;
