@@ -358,7 +358,8 @@ export function spawnNode(scope: Scope, name: string, nodeArgs: string[], env: R
 export type Runtime = { kind: 'tsx' } | { kind: 'dist'; cli: string; typeErrors: boolean };
 
 export function runtimeKind(): 'tsx' | 'dist' {
-  const v = (process.env.BENCH_RUNTIME ?? 'tsx').trim() || 'tsx';
+  // Compiled JavaScript by default, as the container image runs it.
+  const v = (process.env.BENCH_RUNTIME ?? 'dist').trim() || 'dist';
   if (v !== 'tsx' && v !== 'dist') throw new Error(`BENCH_RUNTIME must be tsx or dist, got "${v}"`);
   return v;
 }
