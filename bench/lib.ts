@@ -8,7 +8,7 @@
  * For every spawned process:
  *   BENCH_NODE_ARGS="--trace-gc …"  extra node arguments
  *   BENCH_LOG_DIR=dir               also write each process's output to dir/<name>-<pid>.log
- *   BENCH_RUNTIME=tsx|dist          see `Runtime` below
+ *   BENCH_RUNTIME=dist|tsx          compiled JavaScript (default) or the sources through tsx
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
@@ -510,7 +510,7 @@ export interface StackOptions {
   emulatorEnv?: Record<string, string>;
   /** Extra node arguments for all three processes (e.g. --cpu-prof). */
   nodeArgs?: string[];
-  /** Default: BENCH_RUNTIME (tsx). */
+  /** Default: BENCH_RUNTIME (dist). */
   runtime?: 'tsx' | 'dist';
 }
 

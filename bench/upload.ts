@@ -7,7 +7,7 @@
  *   BENCH_UPLOAD_BYTES   file size (default 1 GiB)
  *   BENCH_CPU_PROF=dir   run the emulator, API and worker with --cpu-prof, profiles in dir
  *                        (profiling slows them down: figures are then not comparable)
- *   BENCH_RUNTIME=dist   run compiled JavaScript instead of tsx (see bench/lib.ts)
+ *   BENCH_RUNTIME=tsx    run the sources through tsx instead of compiled JavaScript (see bench/lib.ts)
  *   BENCH_UPLOAD_ROUNDS  Ferry uploads, each followed by another plain copy (default 1); the
  *                        best of each kind is compared, which steadies figures on a busy machine
  *
