@@ -10,27 +10,41 @@ import { publishChange } from '../events.js';
 import { NotFoundError } from '../errors.js';
 import type { Keys } from '../redis.js';
 
-const UPDATE_IF_EXISTS = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+// Each write is one script (one round trip) that also publishes the change on ARGV[1].
+
+/** HSET the record and ZADD it to each index (KEYS[2..]); ARGV[2] is the TTL, ARGV[3] the id. */
+const CREATE = `
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
+redis.call('PUBLISH', ARGV[1], '1')
 return 1`;
 
-/** HSET only when the record's status is one of ARGV[1] (a JSON list). */
+/** HSET only while the record exists. */
+const UPDATE_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PUBLISH', ARGV[1], '1')
+return 1`;
+
+/** HSET only when the record's status is one of ARGV[2] (a JSON list). */
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 0 end
-local allowed = cjson.decode(ARGV[1])
+local allowed = cjson.decode(ARGV[2])
 for _, s in ipairs(allowed) do
   if cjson.encode(s) == cur then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+    redis.call('PUBLISH', ARGV[1], '1')
     return 1
   end
 end
 return 0`;
 
 type Scripted = Redis & {
-  ferryHsetIfExists(key: string, ...args: string[]): Promise<number>;
-  ferryTransition(key: string, allowed: string, ...args: string[]): Promise<number>;
+  ferryCreate(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
+  ferryTransition(key: string, channel: string, allowed: string, ...args: string[]): Promise<number>;
 };
 
 export interface BaseRecord {
@@ -71,6 +85,7 @@ export class RecordStore<T extends BaseRecord> {
     private readonly secondary: (rec: T) => string[] = () => [],
   ) {
     if (!('ferryHsetIfExists' in redis)) {
+      redis.defineCommand('ferryCreate', { lua: CREATE });
       redis.defineCommand('ferryHsetIfExists', { numberOfKeys: 1, lua: UPDATE_IF_EXISTS });
       redis.defineCommand('ferryTransition', { numberOfKeys: 1, lua: TRANSITION });
     }
@@ -87,11 +102,13 @@ export class RecordStore<T extends BaseRecord> {
     return `${this.kind}:${id}`;
   }
 
+  private channel(id: string) {
+    return this.keys.channel(this.topic(id));
+  }
+
   async create(rec: T): Promise<void> {
-    const m = this.redis.multi().hset(this.key(rec.id), ...encode(rec)).expire(this.key(rec.id), this.retentionSeconds);
-    m.zadd(this.index(rec.tenant), 0, rec.id);
-    for (const sub of this.secondary(rec)) m.zadd(this.index(rec.tenant, sub), 0, rec.id);
-    await m.exec();
+    const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
+    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, ...encode(rec));
   }
 
   async get(id: string): Promise<T | null> {
@@ -107,16 +124,12 @@ export class RecordStore<T extends BaseRecord> {
 
   /** Applies a patch only while the record exists (a deleted record is never recreated). */
   async update(id: string, patch: Partial<T>): Promise<boolean> {
-    const ok = (await this.redis.ferryHsetIfExists(this.key(id), ...encode(patch))) === 1;
-    if (ok) await publishChange(this.redis, this.keys, this.topic(id));
-    return ok;
+    return (await this.redis.ferryHsetIfExists(this.key(id), this.channel(id), ...encode(patch))) === 1;
   }
 
   /** Applies a patch only if the record's status is one of `from`; answers whether it did. */
   async transition(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<boolean> {
-    const ok = (await this.redis.ferryTransition(this.key(id), JSON.stringify(from), ...encode(patch))) === 1;
-    if (ok) await publishChange(this.redis, this.keys, this.topic(id));
-    return ok;
+    return (await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), ...encode(patch))) === 1;
   }
 
   /** Removes the record and its index entries; answers the record as it was, or null. */
