@@ -8,25 +8,17 @@
  *   BENCH_BATCH_LINES         lines (default 10000)
  *   BENCH_BATCH_CONCURRENCY   FERRY_BATCH_CONCURRENCY and FERRY_BATCH_WORKER_SLOTS for the run
  *                             (default: Ferry's defaults)
- *   BENCH_RUNTIME=dist        run compiled JavaScript instead of tsx (see bench/lib.ts)
+ *   BENCH_RUNTIME             how Ferry's processes run (see bench/lib.ts)
  */
 import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import OpenAI, { toFile } from 'openai';
 import { deleteByPrefix } from '../src/core/redis.js';
-import { fmtMB, fmtMs, now, round, settle, startStack, waitFor, type Proc, type Section } from './lib.js';
+import { envInt, fmtMB, fmtMs, now, round, settle, startStack, waitFor, type Proc, type Section } from './lib.js';
 
 const MODEL = 'gemini-2.0-flash';
 /** Ferry's default completions per worker process (FERRY_GENERATE_CONCURRENCY). */
 const CONCURRENCY = 16;
-
-function positiveInt(name: string, dflt: number | null): number | null {
-  const raw = process.env[name]?.trim();
-  if (!raw) return dflt;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, got "${raw}"`);
-  return n;
-}
 
 /** No-op jobs: addBulk in chunks of 1,000 while a Worker (concurrency 16) processes them; until the last completes. */
 async function rawBullmq(redisUrl: string, prefix: string, n: number): Promise<{ ms: number; addMs: number }> {
@@ -61,8 +53,8 @@ const section: Section = {
   name: 'batch',
   title: 'a 10,000-line batch through Ferry (emulator upstream) vs raw BullMQ no-op jobs on the same Redis',
   async run({ scope, log }) {
-    const lines = positiveInt('BENCH_BATCH_LINES', 10_000)!;
-    const concurrency = positiveInt('BENCH_BATCH_CONCURRENCY', null);
+    const lines = envInt('BENCH_BATCH_LINES', 10_000);
+    const concurrency = process.env.BENCH_BATCH_CONCURRENCY?.trim() ? envInt('BENCH_BATCH_CONCURRENCY', 1) : null;
     const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
     log(`machine: ${os.cpus().length} CPUs, load average ${load()}`);
     const env: Record<string, string> = concurrency ? { FERRY_BATCH_CONCURRENCY: String(concurrency), FERRY_BATCH_WORKER_SLOTS: String(Math.min(concurrency, CONCURRENCY)) } : {};

@@ -18,6 +18,7 @@ import type { ApiDeps } from './deps.js';
 import { chatRouter } from './chat.js';
 import { filesRouter } from './files.js';
 import { jobsRouter } from './jobs.js';
+import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
 
@@ -63,6 +64,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/files', filesRouter(deps));
   v1.use('/chat', chatRouter(deps));
   v1.use('/jobs', jobsRouter(deps));
+  v1.use('/batches', batchesRouter(deps));
   v1.use('/webhook_endpoints', webhookEndpointsRouter(deps));
   v1.use('/webhook_deliveries', webhookDeliveriesRouter(deps));
   app.use('/v1', v1);
@@ -132,7 +134,12 @@ export async function startApi(
     url: `http://${host}:${addr.port}`,
     async close() {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // Connections still answering become idle a moment later: close those too, not after the keep-alive timeout.
+        const idle = setInterval(() => server.closeIdleConnections(), 100);
+        server.close(() => {
+          clearInterval(idle);
+          resolve();
+        });
         server.closeIdleConnections();
       });
       closeApp();

@@ -165,6 +165,9 @@ async function buildRecord(
     throw new BadRequestError(`Unknown purpose "${purpose}"; expected one of: ${PURPOSES.join(', ')}.`, 'purpose');
   }
   if (file.bytes === 0) throw new BadRequestError('The file is empty.', 'file');
+  if (purpose === 'batch' && file.bytes > config.batch.maxBytes) {
+    throw new PayloadTooLargeError(`Batch input is limited to ${config.batch.maxBytes} bytes; this file has ${file.bytes}.`);
+  }
   const queryStorage = typeof req.query.target_storage === 'string' ? req.query.target_storage : undefined;
   const storageName = one(fields, 'target_storage') || queryStorage || 'gemini';
   if (!STORAGES.includes(storageName)) {

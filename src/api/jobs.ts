@@ -3,6 +3,7 @@ import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
 import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, jobEvent, jobObject, type JobRecord, type JobStatus } from '../core/records/jobs.js';
 import { emitSafely } from '../core/webhook-events.js';
+import { onLineFinal } from '../worker/batch.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -51,7 +52,8 @@ export function jobsRouter(deps: ApiDeps): Router {
       await queues.generate.remove(rec.id).catch(() => 0);
       if (rec.stream) await redis.multi().xadd(keys.jobStream(rec.id), '*', 'cancelled', '1').expire(keys.jobStream(rec.id), 3600).exec();
       const now = await jobs.get(rec.id);
-      if (now) await emitSafely(deps.services, jobEvent(now));
+      // A batch line is counted by its batch (which hands out the next line); other jobs have an event.
+      if (now) await (now.batch_id ? onLineFinal(deps.services, now) : emitSafely(deps.services, jobEvent(now)));
     } else if (rec.status !== 'cancelled') {
       const now = await jobs.getOwned(rec.id, tenant, admin);
       if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, 'job_finished');

@@ -54,6 +54,14 @@ export interface Config {
   tenantMaxRunning: number;
   jobRetentionSeconds: number;
   jobLockMs: number;
+  batch: {
+    /** Lines of one batch queued or running at once, across all workers. */
+    concurrency: number;
+    /** Batch lines one worker process runs at once; its other completion slots stay free for interactive requests. */
+    workerSlots: number;
+    maxLines: number;
+    maxBytes: number;
+  };
   logLevel: string;
   metricsPort: number;
   emulator: { port: number; processingDelayMs: number };
@@ -175,6 +183,12 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('FERRY_AZURE_HANDOFF', `expected transfer or signed_url, got "${handoff}"`);
   }
 
+  const generateConcurrency = int(env, 'FERRY_GENERATE_CONCURRENCY', 16, 1, 1024);
+  const batchWorkerSlots = int(env, 'FERRY_BATCH_WORKER_SLOTS', Math.max(1, Math.floor(generateConcurrency / 2)), 1, 1024);
+  if (batchWorkerSlots > generateConcurrency) {
+    throw new ConfigError('FERRY_BATCH_WORKER_SLOTS', `cannot be more than FERRY_GENERATE_CONCURRENCY (${generateConcurrency})`);
+  }
+
   const redisUrl = url(env, 'REDIS_URL');
   const contentRetentionSeconds = int(env, 'FERRY_CONTENT_RETENTION_SECONDS', 7 * 86400, 60);
   const fileRetentionSeconds = int(env, 'FERRY_FILE_RETENTION_SECONDS', 30 * 86400, 60);
@@ -211,10 +225,16 @@ export function loadConfig(env: Env = process.env): Config {
     contentRetentionSeconds,
     activeWaitSeconds: int(env, 'FERRY_ACTIVE_WAIT_SECONDS', 1800, 1),
     uploadConcurrency: int(env, 'FERRY_UPLOAD_CONCURRENCY', 4, 1, 256),
-    generateConcurrency: int(env, 'FERRY_GENERATE_CONCURRENCY', 16, 1, 1024),
+    generateConcurrency,
     tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 8, 0, 100_000),
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 30_000, 1000),
+    batch: {
+      concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 8, 1, 10_000),
+      workerSlots: batchWorkerSlots,
+      maxLines: int(env, 'FERRY_BATCH_MAX_LINES', 50_000, 1, 1_000_000),
+      maxBytes: int(env, 'FERRY_BATCH_MAX_BYTES', 200 * MIB, 1),
+    },
     logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
     metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),
     emulator: {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -6,13 +6,34 @@ const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
  * `<prefix>-<9 chars of base36 milliseconds><16 random base62 chars>`.
  * Ids sort by creation time as plain strings, which is what list pagination
  * (`after`, `order`) relies on; the random part makes them unguessable.
+ * OpenAI spells some ids with "_" (`batch_…`): `separator` says which.
  */
-export function newId(prefix: string, now = Date.now()): string {
+export function newId(prefix: string, now = Date.now(), separator = '-'): string {
   const time = now.toString(36).padStart(9, '0');
   const bytes = randomBytes(16);
   let rand = '';
   for (const b of bytes) rand += ALPHABET[b % 62];
-  return `${prefix}-${time}${rand}`;
+  return `${prefix}${separator}${time}${rand}`;
 }
 
-export const ID_PATTERN = /^[a-z]+-[0-9a-z]{9}[0-9A-Za-z]{16}$/;
+export const ID_PATTERN = /^[a-z]+[-_][0-9a-z]{9}[0-9A-Za-z]{16}$/;
+
+/** `n` in fixed-width base62: such strings sort as their numbers do. */
+export function base62(n: number, width: number): string {
+  let out = '';
+  for (let v = n; out.length < width; v = Math.floor(v / 62)) out = ALPHABET[v % 62] + out;
+  return out;
+}
+
+/**
+ * A deterministic id of the same shape as `newId`'s: the time part of `base`
+ * (another id) and 16 characters derived from `seed`. Repeating the derivation
+ * (a retried job) names the same object.
+ */
+export function derivedId(prefix: string, base: string, seed: string): string {
+  const time = base.slice(base.length - 25, base.length - 16);
+  const digest = createHash('sha256').update(`${base}\0${seed}`).digest();
+  let rand = '';
+  for (let i = 0; i < 16; i++) rand += ALPHABET[digest[i] % 62];
+  return `${prefix}-${time}${rand}`;
+}

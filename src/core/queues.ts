@@ -12,8 +12,17 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 /** Job names on the upload queue. */
 export const UPLOAD_JOBS = { upload: 'upload', remove: 'remove' } as const;
 
-/** Deterministic job ids: an enqueue repeated for the same file never duplicates. */
+/**
+ * Job names on the batch queue. `finalize` is the parent of a batch's flow:
+ * its children are `expand`, every line's generate job, and `gate`, which
+ * stays pending until the last line has been handed out.
+ */
+export const BATCH_JOBS = { expand: 'expand', gate: 'gate', finalize: 'finalize', cancel: 'cancel', expire: 'expire' } as const;
+export type BatchJobName = (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS];
+
+/** Deterministic job ids: an enqueue repeated for the same file or batch never duplicates. */
 export const jobIds = {
   upload: (fileId: string) => `upload-${fileId}`,
   remove: (fileId: string) => `remove-${fileId}`,
+  batch: (name: BatchJobName, batchId: string) => `${name}-${batchId}`,
 };

@@ -3,7 +3,7 @@
  * key names, records, staging and queue handles. API and workers keep no
  * state of their own beyond these.
  */
-import { Queue, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
@@ -11,6 +11,7 @@ import { createRedis, Keys } from './redis.js';
 import { QUEUES, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
+import { BatchStore } from './records/batches.js';
 import { Idempotency } from './idempotency.js';
 import { DeliveryStore, EndpointStore } from './records/webhooks.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
@@ -22,11 +23,14 @@ export interface Services {
   keys: Keys;
   files: FileStore;
   jobs: JobStore;
+  batches: BatchStore;
   idempotency: Idempotency;
   endpoints: EndpointStore;
   deliveries: DeliveryStore;
   staging: StagingStore;
-  queues: Record<'upload' | 'generate' | 'deliver' | 'maintenance', Queue>;
+  queues: Record<'upload' | 'generate' | 'deliver' | 'maintenance' | 'batch', Queue>;
+  /** Adds parent jobs with their children (a batch and its lines). */
+  flows: FlowProducer;
   close(): Promise<void>;
 }
 
@@ -58,7 +62,9 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     generate: createQueue(QUEUES.generate, base),
     deliver: createQueue(QUEUES.deliver, base),
     maintenance: createQueue(QUEUES.maintenance, base),
+    batch: createQueue(QUEUES.batch, base),
   };
+  const flows = new FlowProducer({ connection: redis, prefix: config.prefix });
   return {
     config,
     logger,
@@ -66,13 +72,15 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     keys,
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
     jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
+    batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: new LocalStagingStore(config.stagingDir),
     queues,
+    flows,
     async close() {
-      await Promise.all(Object.values(queues).map((q) => q.close()));
+      await Promise.all([...Object.values(queues).map((q) => q.close()), flows.close()]);
       await redis.quit().catch(() => redis.disconnect());
     },
   };

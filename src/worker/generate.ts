@@ -8,6 +8,10 @@
  * the delayed set, so it holds no worker slot while it waits. Results are
  * written with a status transition (running → succeeded), so a retried or
  * cancelled job never produces two results.
+ *
+ * Batch lines (prioritized below interactive jobs) are not held to the tenant
+ * cap but to FERRY_BATCH_WORKER_SLOTS per worker process, which keeps slots
+ * free for interactive requests while a batch runs.
  */
 import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import type { GenerateContentResponse } from '@google/genai';
@@ -23,6 +27,7 @@ import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
 import { toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
+import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
 
 export interface GenerateJobData {
   jobId: string;
@@ -54,6 +59,7 @@ export function generateProcessor(deps: GenerateDeps) {
   const { services } = deps;
   const slots = new TenantSlots(services.redis, services.keys, services.config.tenantMaxRunning);
   const rpm = new ModelRateLimit(services.redis, services.keys, services.config.geminiRpm);
+  const batchSlots = new WorkerSlots(services.config.batch.workerSlots, (id) => wakeLine(services, id));
 
   return async (job: Job, token?: string): Promise<unknown> => {
     const { jobs } = services;
@@ -61,9 +67,15 @@ export function generateProcessor(deps: GenerateDeps) {
     const rec = await jobs.get(jobId);
     if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) {
       // Final already (a retry after a crash, or a cancel): make sure its event went out; ids dedupe it.
-      if (rec && isFinalJob(rec)) await emitSafely(services, jobEvent(rec));
+      if (rec && isFinalJob(rec)) await announceFinal(services, rec);
       return { skipped: rec?.status ?? 'gone' };
     }
+    if (rec.batch_id) {
+      // A line of a batch that is ending does not start; the batch's finalize closes it.
+      const { status } = await services.batches.progress(rec.batch_id);
+      if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
+    }
+    const limiter = rec.batch_id ? batchSlots : slots;
     const later = async (ms: number, status?: JobRecord['status']) => {
       if (status) await jobs.transition(jobId, ['queued', 'waiting_for_files'], { status });
       await job.moveToDelayed(Date.now() + ms, token);
@@ -75,18 +87,18 @@ export function generateProcessor(deps: GenerateDeps) {
     try {
       const waiting = await fileStates(services, rec);
       if (waiting) return await later(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
-      if (!(await slots.acquire(rec.tenant, jobId))) return await later(200 + Math.random() * 300, 'queued');
+      if (!(await limiter.acquire(rec.tenant, jobId))) return await later(limiter === batchSlots ? batchSlots.parkMs : 200 + Math.random() * 300, 'queued');
       const wait = await rpm.delayFor(rec.model);
       if (wait > 0) {
-        await slots.release(rec.tenant, jobId);
+        await limiter.release(rec.tenant, jobId);
         return await later(wait, 'queued');
       }
       files = await resolveFiles(deps, rec);
       images = await fetchImages(services, rec);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
-      await slots.release(rec.tenant, jobId);
-      return handleFailure(deps, job, rec, err, false);
+      await limiter.release(rec.tenant, jobId);
+      return await handleFailure(deps, job, rec, err, false);
     }
 
     let streamed = false;
@@ -115,12 +127,15 @@ export function generateProcessor(deps: GenerateDeps) {
       }
       const stored = await jobs.transition(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
       if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
+      // A batch line's slot is freed before its hook hands out the next line, which may take it.
+      if (limiter === batchSlots) await limiter.release(rec.tenant, jobId);
       await emitFinal(services, jobId);
       return { stored };
     } catch (err) {
-      return handleFailure(deps, job, rec, err, streamed);
+      // Awaited here, so that the failure is observed before the slot is released below.
+      return await handleFailure(deps, job, rec, err, streamed);
     } finally {
-      await slots.release(rec.tenant, jobId);
+      await limiter.release(rec.tenant, jobId);
     }
   };
 }
@@ -211,5 +226,11 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job, e
 
 async function emitFinal(services: Services, jobId: string) {
   const rec = await services.jobs.get(jobId);
-  if (rec && isFinalJob(rec)) await emitSafely(services, jobEvent(rec));
+  if (rec && isFinalJob(rec)) await announceFinal(services, rec);
+}
+
+/** A job's event, or for a batch line, its count and the next line (a batch has events of its own). */
+async function announceFinal(services: Services, rec: JobRecord) {
+  if (rec.batch_id) await onLineFinal(services, rec);
+  else await emitSafely(services, jobEvent(rec));
 }

@@ -15,6 +15,7 @@ import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
 import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
 import { deliverProcessor, webhookBackoffMs } from './deliver.js';
+import { batchProcessor, onBatchJobFailedForGood } from './batch.js';
 import { ensureGeminiCopy } from './gemini-copy.js';
 
 export interface WorkerRuntime {
@@ -25,6 +26,9 @@ export interface WorkerRuntime {
   running(): boolean;
   close(): Promise<void>;
 }
+
+/** Batch validations and finalizations one worker process runs at once (the lines run on the generate queue). */
+const BATCH_JOB_CONCURRENCY = 4;
 
 export interface GeminiTarget {
   apiKey: string;
@@ -86,7 +90,11 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     config.generateConcurrency,
     (job, err) => onGenerateJobFailedForGood(services, job, err),
   );
-  workers.push(generateWorker, make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency));
+  workers.push(
+    generateWorker,
+    make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency),
+    make(QUEUES.batch, batchProcessor(services), BATCH_JOB_CONCURRENCY, (job, err) => onBatchJobFailedForGood(services, job, err)),
+  );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await scheduleMaintenance(services);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');

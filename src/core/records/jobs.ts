@@ -28,6 +28,8 @@ export interface JobRecord {
   error: (ErrorBody['error'] & { status: number }) | null;
   batch_id: string | null;
   custom_id: string | null;
+  /** A batch line's 0-based index among the batch's requests. */
+  batch_line?: number;
   webhook_url: string | null;
 }
 

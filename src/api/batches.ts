@@ -1,0 +1,168 @@
+/**
+ * `/v1/batches`: OpenAI's Batch API. Creating a batch checks the request and
+ * the input file's record, then enqueues the batch's flow (see
+ * src/worker/batch.ts); the worker validates every line before anything runs.
+ */
+import express, { Router } from 'express';
+import { BadRequestError, ConflictError, GoneError, UnavailableError } from '../core/errors.js';
+import { fingerprint, Idempotency } from '../core/idempotency.js';
+import { newId } from '../core/ids.js';
+import { BATCH_JOBS, QUEUES, jobIds } from '../core/queues.js';
+import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
+import { upstreamJobOptions, type Services } from '../core/services.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, waitSeconds } from './params.js';
+
+const ENDPOINTS = ['/v1/chat/completions'];
+const MAX_WINDOW_SECONDS = 24 * 3600;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/** `24h` as OpenAI; shorter windows such as `1h` or `90s` are accepted too. */
+export function windowSeconds(value: unknown): number {
+  const m = typeof value === 'string' ? /^(\d{1,6})([smh])$/.exec(value) : null;
+  const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
+  if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
+    throw new BadRequestError('"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").', 'completion_window');
+  }
+  return seconds;
+}
+
+function checkMetadata(v: unknown): Record<string, string> | null {
+  if (v === undefined || v === null) return null;
+  const ok =
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    Object.keys(v).length <= 16 &&
+    Object.entries(v).every(([k, val]) => k.length <= 64 && typeof val === 'string' && val.length <= 512);
+  if (!ok) throw new BadRequestError('"metadata" must be an object of up to 16 string values (keys up to 64, values up to 512 characters).', 'metadata');
+  return v as Record<string, string>;
+}
+
+/**
+ * The batch's flow in one atomic step: `finalize` with its first children
+ * (`expand`, and `gate`, released when the last line is handed out), and the
+ * `expire` job due when the completion window ends.
+ */
+async function enqueueBatch(services: Services, rec: BatchRecord): Promise<void> {
+  const { config } = services;
+  const opts = upstreamJobOptions(config);
+  const data = { batchId: rec.id };
+  const windowMs = (rec.expires_at - rec.created_at) * 1000;
+  const job = (name: (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS], extra: object = {}) => ({
+    name,
+    queueName: QUEUES.batch,
+    data,
+    opts: { ...opts, jobId: jobIds.batch(name, rec.id), ...extra },
+  });
+  await services.flows.addBulk([
+    { ...job(BATCH_JOBS.finalize), children: [job(BATCH_JOBS.expand), job(BATCH_JOBS.gate, { delay: windowMs + 3600_000, attempts: 1 })] },
+    job(BATCH_JOBS.expire, { delay: windowMs }),
+  ]);
+}
+
+export function batchesRouter(deps: ApiDeps): Router {
+  const { services } = deps;
+  const { batches, files, idempotency, config } = services;
+  const view = async (rec: BatchRecord) => batchObject(rec, await batches.counts(rec));
+  const r = Router();
+  r.use(express.json({ limit: '1mb' }));
+
+  r.post('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const known = ['input_file_id', 'endpoint', 'completion_window', 'metadata'];
+    const unknown = Object.keys(body).find((k) => !known.includes(k));
+    if (unknown) throw new BadRequestError(`Unsupported parameter "${unknown}".`, unknown);
+    if (typeof body.input_file_id !== 'string' || !body.input_file_id) throw new BadRequestError('"input_file_id" is required.', 'input_file_id');
+    if (typeof body.endpoint !== 'string' || !ENDPOINTS.includes(body.endpoint)) {
+      throw new BadRequestError(`"endpoint" must be one of: ${ENDPOINTS.join(', ')}.`, 'endpoint');
+    }
+    const window = windowSeconds(body.completion_window);
+    const metadata = checkMetadata(body.metadata);
+    const input = await files.getOwned(body.input_file_id, tenant);
+    if (input.purpose !== 'batch') throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, 'input_file_id');
+    if (input.bytes > config.batch.maxBytes) {
+      throw new BadRequestError(`File '${input.id}' is larger than the ${config.batch.maxBytes} bytes one batch takes.`, 'input_file_id', 'file_too_large');
+    }
+    if (input.content_deleted) throw new GoneError(`The bytes of '${input.id}' are no longer retained.`);
+
+    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
+    const fp = fingerprint(body);
+    const prior = idemKey ? await idempotency.claim(tenant, idemKey, fp) : null;
+    const existing = prior ? await batches.get(prior) : null;
+    if (existing) return void res.json(await view(existing));
+
+    const created = Math.floor(Date.now() / 1000);
+    const rec: BatchRecord = {
+      id: newId('batch', Date.now(), '_'),
+      tenant,
+      status: 'validating',
+      endpoint: body.endpoint,
+      input_file_id: input.id,
+      completion_window: body.completion_window as string,
+      metadata,
+      errors: null,
+      output_file_id: null,
+      error_file_id: null,
+      created_at: created,
+      in_progress_at: null,
+      expires_at: created + window,
+      finalizing_at: null,
+      completed_at: null,
+      failed_at: null,
+      expired_at: null,
+      cancelling_at: null,
+      cancelled_at: null,
+      total: null,
+      ending: null,
+      request_counts: null,
+      usage: null,
+    };
+    try {
+      await batches.create(rec);
+      try {
+        await enqueueBatch(services, rec);
+      } catch (err) {
+        await batches.remove(rec.id);
+        throw new UnavailableError(`The batch could not be queued: ${(err as Error).message}`);
+      }
+    } catch (err) {
+      if (idemKey) await idempotency.release(tenant, idemKey);
+      throw err;
+    }
+    if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
+    req.log?.info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
+    res.json(await view(rec));
+  });
+
+  r.get('/', async (req, res) => {
+    const { tenant } = principal(res);
+    const page = await batches.list(tenant, listQuery(req, 100, 20));
+    const data = await Promise.all(page.data.map(view));
+    res.json(listPage({ data, has_more: page.has_more }, (b) => b));
+  });
+
+  r.get('/:id', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const wait = waitSeconds(req);
+    const rec = await batches.getOwned(req.params.id, tenant, admin);
+    res.json(await view(await waitUntilFinal(deps, batches, rec, isFinalBatch, wait, res)));
+  });
+
+  r.post('/:id/cancel', async (req, res) => {
+    const { tenant, admin } = principal(res);
+    const rec = await batches.getOwned(req.params.id, tenant, admin);
+    await batches.transition(rec.id, ['validating', 'in_progress'], { status: 'cancelling', cancelling_at: Math.floor(Date.now() / 1000) });
+    const now = await batches.getOwned(rec.id, tenant, admin);
+    if (now.status !== 'cancelling' && now.status !== 'cancelled') {
+      throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, 'batch_not_cancellable');
+    }
+    // Enqueued on every call while cancelling (one job per batch): a repeated cancel repairs a lost enqueue.
+    if (now.status === 'cancelling') await services.queues.batch.add(BATCH_JOBS.cancel, { batchId: rec.id }, { jobId: jobIds.batch(BATCH_JOBS.cancel, rec.id) });
+    res.json(await view(now));
+  });
+
+  return r;
+}

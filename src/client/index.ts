@@ -1,0 +1,77 @@
+/** `ferry submit` and `ferry status`: the command-line client for pipelines. */
+import { parseArgs } from 'node:util';
+import { APIError } from 'openai';
+import { connect, UsageError } from './connect.js';
+import { batchLine } from './progress.js';
+import { submit } from './submit.js';
+
+const COMMON = {
+  'base-url': { type: 'string' },
+  'api-key': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function status(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON, json: { type: 'boolean' } } });
+  if (values.help || positionals.length !== 1) throw new UsageError('usage: ferry status <batch_id> [--json]');
+  const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
+  const b = await client.batches.retrieve(positionals[0]);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(b, null, 2)}\n`);
+    return 0;
+  }
+  const at = (t?: number | null) => (t ? new Date(t * 1000).toISOString() : '-');
+  const lines = [
+    batchLine(b as never),
+    `created ${at(b.created_at)}, expires ${at(b.expires_at)}, ended ${at(b.completed_at ?? b.failed_at ?? b.expired_at ?? b.cancelled_at)}`,
+    `input ${b.input_file_id}, output ${b.output_file_id ?? '-'}, errors ${b.error_file_id ?? '-'}`,
+    ...(b.errors?.data ?? []).map((e) => `error: ${e.message}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+async function submitCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...COMMON,
+      prompt: { type: 'string', short: 'p' },
+      model: { type: 'string', short: 'm', default: 'gemini-2.0-flash' },
+      storage: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'completion-window': { type: 'string', default: '24h' },
+    },
+  });
+  if (values.help || positionals.length === 0 || !values.prompt) {
+    throw new UsageError('usage: ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]');
+  }
+  if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
+    throw new UsageError('--storage takes "azure_storage" (or "gemini", the default)');
+  }
+  const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
+  return submit(client, {
+    paths: positionals,
+    prompt: values.prompt,
+    model: values.model,
+    storage: values.storage,
+    out: values.out,
+    window: values['completion-window'],
+  });
+}
+
+/** Runs a client command; answers the exit code. */
+export async function runClient(command: string, args: string[]): Promise<number> {
+  try {
+    return command === 'submit' ? await submitCommand(args) : await status(args);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`ferry ${command}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    const detail = err instanceof APIError ? `${err.status ?? 'network'}: ${err.message}` : ((err as Error)?.message ?? String(err));
+    process.stderr.write(`ferry ${command}: ${detail}\n`);
+    return 1;
+  }
+}

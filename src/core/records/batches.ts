@@ -1,0 +1,200 @@
+/**
+ * Batch records (OpenAI's Batch API) on the generic record store, plus two
+ * keys beside each record that many workers update at once without a
+ * read-modify-write of the record:
+ * - `<batch>:lines`, a hash of counters: `fed` (lines handed to the generate
+ *   queue so far), `completed`, `failed` (HINCRBY);
+ * - `<batch>:done`, a bitmap of the lines already counted, so that a line
+ *   seen final twice (a retried job, a crash after its result) counts once.
+ */
+import type { Redis } from 'ioredis';
+import { base62, derivedId } from '../ids.js';
+import type { Keys } from '../redis.js';
+import { RecordStore } from './store.js';
+
+export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
+export const FINAL_BATCH_STATUSES: readonly BatchStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
+export const isFinalBatch = (b: BatchRecord) => FINAL_BATCH_STATUSES.includes(b.status);
+
+export interface BatchError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+export interface RequestCounts {
+  total: number;
+  completed: number;
+  failed: number;
+}
+
+export interface BatchUsage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  input_tokens_details: { cached_tokens: number };
+  output_tokens_details: { reasoning_tokens: number };
+}
+
+export interface BatchRecord {
+  id: string;
+  tenant: string;
+  status: BatchStatus;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  metadata: Record<string, string> | null;
+  errors: { object: 'list'; data: BatchError[] } | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  created_at: number;
+  in_progress_at: number | null;
+  expires_at: number;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+  /** Request lines in the input, known once validation has passed. */
+  total: number | null;
+  /** How a `finalizing` batch ends: every line done, or the completion window passed. */
+  ending: 'completed' | 'expired' | null;
+  /** Set when the batch ends: exactly what its output and error files hold. */
+  request_counts: RequestCounts | null;
+  usage: BatchUsage | null;
+}
+
+/** Counts a line once (SETBIT answers the bit's old value); answers the counters after. */
+const MARK_LINE = `
+if redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+return redis.call('HMGET', KEYS[2], 'fed', 'completed', 'failed')`;
+
+/** Raises `fed` to ARGV[1] if it is lower; answers the value it holds after. */
+const RAISE_FED = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'fed') or '0')
+local want = tonumber(ARGV[1])
+if want > cur then redis.call('HSET', KEYS[1], 'fed', want) return want end
+return cur`;
+
+type Scripted = Redis & {
+  ferryMarkLine(done: string, lines: string, line: number, field: string): Promise<Array<string | null>>;
+  ferryRaiseFed(lines: string, to: number): Promise<number>;
+};
+
+export interface LineState {
+  fed: number;
+  completed: number;
+  failed: number;
+}
+
+const lineState = ([fed, completed, failed]: Array<string | null>): LineState => ({
+  fed: Number(fed ?? 0),
+  completed: Number(completed ?? 0),
+  failed: Number(failed ?? 0),
+});
+
+/** The generate job (and job record) id of request line `index` (0-based) of a batch: lines sort in order. */
+export function lineJobId(batchId: string, index: number): string {
+  return `job-${batchId.slice(-25, -4)}${base62(index, 4)}`;
+}
+
+/** Deterministic ids of a batch's output and error files: a finalize run again writes the same files. */
+export function batchFileId(batchId: string, kind: 'output' | 'error'): string {
+  return derivedId('file', batchId, kind);
+}
+
+export class BatchStore extends RecordStore<BatchRecord> {
+  private readonly scripts: Scripted;
+
+  constructor(redis: Redis, keys: Keys, private readonly retention: number) {
+    super(redis, keys, 'batch', retention);
+    if (!('ferryMarkLine' in redis)) {
+      redis.defineCommand('ferryMarkLine', { numberOfKeys: 2, lua: MARK_LINE });
+      redis.defineCommand('ferryRaiseFed', { numberOfKeys: 1, lua: RAISE_FED });
+    }
+    this.scripts = redis as Scripted;
+  }
+
+  linesKey(id: string) {
+    return `${this.key(id)}:lines`;
+  }
+  doneKey(id: string) {
+    return `${this.key(id)}:done`;
+  }
+
+  override async create(rec: BatchRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.linesKey(rec.id), 'fed', 0, 'completed', 0, 'failed', 0)
+      .expire(this.linesKey(rec.id), this.retention)
+      .setbit(this.doneKey(rec.id), 0, 0)
+      .expire(this.doneKey(rec.id), this.retention)
+      .exec();
+    await super.create(rec);
+  }
+
+  protected override onRemove(m: ReturnType<Redis['multi']>, rec: BatchRecord): void {
+    m.del(this.linesKey(rec.id), this.doneKey(rec.id));
+  }
+
+  /** Counts line `index` as completed or failed, once (a repeated call changes nothing); answers the counters. */
+  async markLine(id: string, index: number, outcome: 'completed' | 'failed'): Promise<LineState> {
+    return lineState(await this.scripts.ferryMarkLine(this.doneKey(id), this.linesKey(id), index, outcome));
+  }
+
+  async lineState(id: string): Promise<LineState> {
+    return lineState(await this.redis.hmget(this.linesKey(id), 'fed', 'completed', 'failed'));
+  }
+
+  raiseFed(id: string, to: number): Promise<number> {
+    return this.scripts.ferryRaiseFed(this.linesKey(id), to);
+  }
+
+  /** The batch's status and line total, read without the rest of the record. */
+  async progress(id: string): Promise<{ status: BatchStatus | null; total: number }> {
+    const [status, total] = await this.redis.hmget(this.key(id), 'status', 'total');
+    return { status: status ? (JSON.parse(status) as BatchStatus) : null, total: total ? Number(JSON.parse(total) ?? 0) : 0 };
+  }
+
+  /** `request_counts`: frozen once the batch has ended, live from the counters before. */
+  async counts(rec: BatchRecord): Promise<RequestCounts> {
+    if (rec.request_counts) return rec.request_counts;
+    const s = await this.lineState(rec.id);
+    return { total: rec.total ?? 0, completed: s.completed, failed: s.failed };
+  }
+}
+
+/** The batch as the API shows it (and webhook events carry it). */
+export function batchObject(rec: BatchRecord, counts: RequestCounts) {
+  return {
+    id: rec.id,
+    object: 'batch' as const,
+    endpoint: rec.endpoint,
+    errors: rec.errors,
+    input_file_id: rec.input_file_id,
+    completion_window: rec.completion_window,
+    status: rec.status,
+    output_file_id: rec.output_file_id,
+    error_file_id: rec.error_file_id,
+    created_at: rec.created_at,
+    in_progress_at: rec.in_progress_at,
+    expires_at: rec.expires_at,
+    finalizing_at: rec.finalizing_at,
+    completed_at: rec.completed_at,
+    failed_at: rec.failed_at,
+    expired_at: rec.expired_at,
+    cancelling_at: rec.cancelling_at,
+    cancelled_at: rec.cancelled_at,
+    request_counts: counts,
+    metadata: rec.metadata,
+    usage: rec.usage,
+  };
+}
+
+/** The webhook event for a batch that reached a final status. */
+export function batchEvent(rec: BatchRecord, counts: RequestCounts) {
+  const type = `batch.${rec.status}` as 'batch.completed' | 'batch.failed' | 'batch.expired' | 'batch.cancelled';
+  return { type, tenant: rec.tenant, objectId: rec.id, data: batchObject(rec, counts) as Record<string, unknown>, webhookUrl: null };
+}

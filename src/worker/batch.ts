@@ -1,0 +1,288 @@
+/**
+ * The batch queue: OpenAI's Batch API on Ferry's own workers.
+ *
+ * A batch is a BullMQ flow. Its parent, `finalize`, waits for its children:
+ * `expand` (validates the input, then writes one job record per line), every
+ * line's generate job, and `gate`, a delayed job released once the last line
+ * has been handed to the generate queue. Lines are handed out as a sliding
+ * window (FERRY_BATCH_CONCURRENCY per batch): each line that ends hands out
+ * the next, so a batch of 50,000 lines keeps only a few jobs in the queue,
+ * shares the generate workers with interactive requests at a lower priority,
+ * and never floods the queue with jobs waiting for a slot.
+ *
+ * Every step is safe to repeat: job and file ids derive from the batch id and
+ * line numbers, records are created only where absent, lines are counted once
+ * (a bitmap), and statuses change with transitions, so a crash, a retry, a
+ * cancel or the window running out all resolve to one outcome.
+ */
+import type { Job } from 'bullmq';
+import { sleep } from '../core/retry.js';
+import { BATCH_JOBS, jobIds, type BatchJobName } from '../core/queues.js';
+import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord, type LineState } from '../core/records/batches.js';
+import type { JobRecord } from '../core/records/jobs.js';
+import type { Services } from '../core/services.js';
+import { emitSafely } from '../core/webhook-events.js';
+import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
+import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
+
+export interface BatchJobData {
+  batchId: string;
+}
+
+/** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
+export const BATCH_LINE_PRIORITY = 100;
+const CREATE_CHUNK = 500;
+const now = () => Math.floor(Date.now() / 1000);
+
+export function batchProcessor(services: Services) {
+  return async (job: Job<BatchJobData>): Promise<unknown> => {
+    const { batchId } = job.data;
+    switch (job.name as BatchJobName) {
+      case BATCH_JOBS.expand:
+        return expand(services, batchId);
+      case BATCH_JOBS.finalize:
+        return end(services, batchId, 'completed');
+      case BATCH_JOBS.expire:
+        return end(services, batchId, 'expired');
+      case BATCH_JOBS.cancel:
+        return end(services, batchId, 'cancelled');
+      default:
+        return { released: batchId };
+    }
+  };
+}
+
+/** A batch job that will not run again. A batch whose input could not be read fails; others are left for an operator. */
+export async function onBatchJobFailedForGood(services: Services, job: Job<BatchJobData>, err: Error): Promise<void> {
+  services.logger.error({ err: err.message, batch_id: job.data.batchId, job: job.name }, 'batch job failed for good');
+  if (job.name !== BATCH_JOBS.expand) return;
+  const error = { code: 'validation_failed', message: `The input could not be read: ${err.message}`, param: null, line: null };
+  await fail(services, job.data.batchId, [error]);
+}
+
+async function fail(services: Services, batchId: string, errors: BatchError[]) {
+  const failed = await services.batches.transition(batchId, ['validating'], { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
+  if (failed) await announce(services, batchId);
+  await releaseGate(services, batchId);
+}
+
+// ---------------------------------------------------------------------------
+// Validation and expansion
+
+async function expand(services: Services, batchId: string): Promise<unknown> {
+  const { batches, files } = services;
+  const batch = await batches.get(batchId);
+  if (!batch || (batch.status !== 'validating' && batch.status !== 'in_progress')) return { skipped: batch?.status ?? 'gone' };
+  if (batch.status === 'in_progress') {
+    // Run again after a crash past validation: every record exists; make sure lines are out.
+    await feed(services, batchId);
+    return { lines: batch.total };
+  }
+  const input = await files.get(batch.input_file_id);
+  if (!input || input.content_deleted || (await services.staging.size(input.staging_key)) !== input.bytes) {
+    await fail(services, batchId, [{ code: 'input_file_unavailable', message: `The input file '${batch.input_file_id}' is no longer available.`, param: 'input_file_id', line: null }]);
+    return { failed: 'input_file_unavailable' };
+  }
+
+  // Pass 1: every line checked; any problem fails the batch before anything runs.
+  const errors: BatchError[] = [];
+  let total = 0;
+  for await (const item of readInput(services, batch, input, true)) {
+    if ('error' in item) {
+      if (errors.length < MAX_LISTED_ERRORS) errors.push(item.error);
+    } else total++;
+  }
+  if (errors.length) {
+    await fail(services, batchId, errors);
+    return { failed: errors.length };
+  }
+
+  // Pass 2: one job record per line (only where absent: this pass may be a repeat), then start.
+  let chunk: RequestLine[] = [];
+  for await (const item of readInput(services, batch, input, false)) {
+    if (!('request' in item)) continue;
+    chunk.push(item.request);
+    if (chunk.length >= CREATE_CHUNK) {
+      await createLineRecords(services, batch, chunk);
+      chunk = [];
+    }
+  }
+  await createLineRecords(services, batch, chunk);
+  const started = await batches.transition(batchId, ['validating'], { status: 'in_progress', in_progress_at: now(), total });
+  const after = await batches.get(batchId);
+  if (!started && after?.status !== 'in_progress') {
+    // Cancelled or expired while validating: its lines never run.
+    if (after) await closeLines(services, after, total, after.cancelling_at ? 'cancelled' : 'expired');
+    return { skipped: after?.status ?? 'gone' };
+  }
+  await feed(services, batchId);
+  return { lines: total };
+}
+
+async function createLineRecords(services: Services, batch: BatchRecord, lines: RequestLine[]): Promise<void> {
+  if (lines.length === 0) return;
+  const ids = lines.map((l) => lineJobId(batch.id, l.index));
+  const pipe = services.redis.pipeline();
+  for (const id of ids) pipe.exists(services.jobs.key(id));
+  const exists = ((await pipe.exec()) ?? []).map(([, n]) => n === 1);
+  const t = now();
+  await Promise.all(
+    lines.map((l, k) => {
+      if (exists[k]) return undefined;
+      const rec: JobRecord = {
+        id: ids[k],
+        tenant: batch.tenant,
+        type: 'chat.completion',
+        status: 'queued',
+        model: l.chat.model.replace(/^models\//, ''),
+        request: l.chat.body,
+        file_ids: l.chat.fileIds,
+        stream: false,
+        metadata: (l.chat.body.metadata as Record<string, string> | undefined) ?? null,
+        attempts: 0,
+        created_at: t,
+        started_at: null,
+        finished_at: null,
+        result: null,
+        error: null,
+        batch_id: batch.id,
+        custom_id: l.custom_id,
+        batch_line: l.index,
+        webhook_url: null,
+      };
+      return services.jobs.create(rec);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Lines: the sliding window
+
+/**
+ * Hands out lines up to FERRY_BATCH_CONCURRENCY past those done, as children
+ * of the batch's flow; releases the gate once the last line is out. Called
+ * after expansion and whenever a line ends; concurrent calls may add the same
+ * line twice, which the deterministic job ids turn into one job.
+ */
+export async function feed(services: Services, batchId: string, state?: LineState): Promise<void> {
+  const { batches, queues, config } = services;
+  const { status, total } = await batches.progress(batchId);
+  if (status !== 'in_progress') return;
+  const s = state ?? (await batches.lineState(batchId));
+  const end = Math.min(total, s.completed + s.failed + config.batch.concurrency);
+  // Handed out a few at a time (one add for several lines), except the last ones.
+  if (s.fed < end && (end - s.fed >= feedStep(config.batch.concurrency) || end === total)) {
+    const parent = { id: jobIds.batch(BATCH_JOBS.finalize, batchId), queue: queues.batch.qualifiedName };
+    await queues.generate.addBulk(
+      Array.from({ length: end - s.fed }, (_, k) => {
+        const jobId = lineJobId(batchId, s.fed + k);
+        return { name: 'chat', data: { jobId }, opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true } };
+      }),
+    );
+    await batches.raiseFed(batchId, end);
+  }
+  if (Math.max(s.fed, end) >= total) await releaseGate(services, batchId);
+}
+
+const feedStep = (window: number) => Math.max(1, Math.floor(window / 4));
+
+/** Lets the flow's parent run once its other children are done (it runs at its delay otherwise). */
+async function releaseGate(services: Services, batchId: string): Promise<void> {
+  const gate = await services.queues.batch.getJob(jobIds.batch(BATCH_JOBS.gate, batchId));
+  if (gate && (await gate.isDelayed())) await gate.promote().catch(() => {});
+}
+
+/** A line reached a final status (called again after a crash or retry: it counts once). */
+export async function onLineFinal(services: Services, rec: JobRecord): Promise<void> {
+  if (!rec.batch_id || rec.batch_line === undefined) return;
+  const state = await services.batches.markLine(rec.batch_id, rec.batch_line, rec.status === 'succeeded' ? 'completed' : 'failed');
+  await feed(services, rec.batch_id, state);
+}
+
+/**
+ * Batch lines one worker process runs at once, so that some of its
+ * completion slots always stay free for interactive requests. A line that
+ * finds them taken is parked (moved to the delayed set for `parkMs`) and
+ * woken as soon as a line here ends; the delay only matters if this process dies.
+ */
+export class WorkerSlots {
+  readonly parkMs = 3000;
+  private readonly held = new Set<string>();
+  private readonly parked: string[] = [];
+  constructor(private readonly max: number, private readonly wake: (jobId: string) => Promise<WakeResult>) {}
+  async acquire(_tenant: string, jobId: string): Promise<boolean> {
+    if (this.held.has(jobId)) return true;
+    if (this.held.size >= this.max) {
+      if (!this.parked.includes(jobId)) this.parked.push(jobId);
+      return false;
+    }
+    this.held.add(jobId);
+    return true;
+  }
+  async release(_tenant: string, jobId: string): Promise<void> {
+    if (this.held.delete(jobId)) void this.wakeNext();
+  }
+  /** Wakes the longest-parked line; one still on its way to the delayed set is tried again shortly. */
+  private async wakeNext(): Promise<void> {
+    for (let next = this.parked.shift(), tries = 0; next !== undefined && tries < 40; tries++) {
+      const result = await this.wake(next).catch((): WakeResult => 'gone');
+      if (result === 'woken') return;
+      if (result === 'gone') next = this.parked.shift();
+      else await sleep(25);
+    }
+  }
+}
+
+export type WakeResult = 'woken' | 'gone' | 'not_yet';
+
+/** Wakes a parked line early: back from the delayed set to the queue. */
+export async function wakeLine(services: Services, jobId: string): Promise<WakeResult> {
+  const job = await services.queues.generate.getJob(jobId);
+  const state = job ? await job.getState() : 'unknown';
+  if (state === 'active') return 'not_yet';
+  if (state !== 'delayed') return 'gone';
+  await job!.promote();
+  return 'woken';
+}
+
+// ---------------------------------------------------------------------------
+// The end: completed, expired or cancelled
+
+/** Claims the batch for `ending` (or finds it claimed by an earlier run of this job), writes its files and ends it. */
+async function end(services: Services, batchId: string, ending: Ending): Promise<unknown> {
+  const { batches } = services;
+  const t = now();
+  if (ending === 'completed') {
+    const current = await batches.get(batchId);
+    if (current?.status === 'in_progress') {
+      const s = await batches.lineState(batchId);
+      // Not claimed before every line is done: the job is retried, and the window's end still applies meanwhile.
+      if (s.completed + s.failed < (current.total ?? 0)) throw new LinesStillOpen(`${batchId}: ${s.completed + s.failed} of ${current.total} lines done`);
+      await batches.transition(batchId, ['in_progress'], { status: 'finalizing', ending, finalizing_at: t });
+    }
+  }
+  if (ending === 'expired') await batches.transition(batchId, ['validating', 'in_progress'], { status: 'finalizing', ending, finalizing_at: t });
+  const batch = await batches.get(batchId);
+  const mine = ending === 'cancelled' ? batch?.status === 'cancelling' : batch?.status === 'finalizing' && batch.ending === ending;
+  if (!batch || !mine) {
+    // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
+    if (batch && isFinalBatch(batch) && batch.status === ending) await announce(services, batchId);
+    return { skipped: batch?.status ?? 'gone' };
+  }
+
+  const results =
+    batch.total === null
+      ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
+      : await writeResults(services, batch, ending);
+  const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
+  const ended = await batches.transition(batchId, [batch.status], { status: ending, [at]: now(), ...results });
+  if (ended) await announce(services, batchId);
+  await releaseGate(services, batchId);
+  if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);
+  return { [ending]: results.request_counts };
+}
+
+async function announce(services: Services, batchId: string): Promise<void> {
+  const rec = await services.batches.get(batchId);
+  if (rec) await emitSafely(services, batchEvent(rec, await services.batches.counts(rec)));
+}
