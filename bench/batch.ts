@@ -11,41 +11,13 @@
  *   BENCH_RUNTIME             how Ferry's processes run (see bench/lib.ts)
  */
 import os from 'node:os';
-import { Queue, Worker } from 'bullmq';
 import OpenAI, { toFile } from 'openai';
 import { deleteByPrefix } from '../src/core/redis.js';
-import { envInt, fmtMB, fmtMs, now, round, settle, startStack, waitFor, type Proc, type Section } from './lib.js';
+import { envInt, fmtMB, fmtMs, now, rawBullmq, round, settle, startStack, waitFor, type Proc, type Section } from './lib.js';
 
 const MODEL = 'gemini-2.0-flash';
 /** Ferry's default completions per worker process (FERRY_GENERATE_CONCURRENCY). */
 const CONCURRENCY = 16;
-
-/** No-op jobs: addBulk in chunks of 1,000 while a Worker (concurrency 16) processes them; until the last completes. */
-async function rawBullmq(redisUrl: string, prefix: string, n: number): Promise<{ ms: number; addMs: number }> {
-  const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const queue = new Queue('raw', { connection, prefix, defaultJobOptions: { removeOnComplete: { age: 3600, count: 10_000 } } });
-  let done = 0;
-  let resolveAll: () => void = () => {};
-  const all = new Promise<void>((r) => (resolveAll = r));
-  const worker = new Worker('raw', async () => null, { connection, prefix, concurrency: CONCURRENCY, autorun: false });
-  worker.on('completed', () => {
-    if (++done === n) resolveAll();
-  });
-  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
-  try {
-    const t0 = now();
-    void worker.run();
-    for (let i = 0; i < n; i += 1000) {
-      await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k } })));
-    }
-    const addMs = now() - t0;
-    await all;
-    return { ms: now() - t0, addMs };
-  } finally {
-    await worker.close();
-    await queue.close();
-  }
-}
 
 const cpuOf = (procs: Proc[]) => Object.fromEntries(procs.map((p) => [p.name, p.cpu()]));
 
@@ -66,7 +38,7 @@ const section: Section = {
     await settle(stack.procs);
     const rawPrefix = `${stack.prefix}-raw`;
     scope.defer(`delete redis keys ${rawPrefix}:*`, () => deleteByPrefix(stack.redis, rawPrefix));
-    const raw = await rawBullmq(stack.redisUrl, rawPrefix, lines);
+    const raw = await rawBullmq(stack.redisUrl, rawPrefix, lines, CONCURRENCY);
     const rawRate = lines / (raw.ms / 1000);
     log(`raw BullMQ: ${lines} no-op jobs added and processed in ${fmtMs(raw.ms)} (adding took ${fmtMs(raw.addMs)}): ${rawRate.toFixed(0)} jobs/s`);
 

@@ -5,42 +5,14 @@
  * fixed request rate (BENCH_RATE per second for BENCH_RATE_SECONDS).
  */
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
-import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
 import { deleteByPrefix } from '../src/core/redis.js';
-import { BENCH_API_KEY, envInt, httpRequest, now, round, sleep, startStack, verdict, type Section } from './lib.js';
+import { BENCH_API_KEY, envInt, httpRequest, now, rawBullmq, round, sleep, startStack, verdict, type Section } from './lib.js';
 
 const CONCURRENCY = 16;
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
-}
-
-/** Raw BullMQ: add N no-op jobs in bulk and process them with the same concurrency Ferry uses. */
-async function rawBullmq(redisUrl: string, n: number): Promise<number> {
-  const prefix = `ferry-bench-raw-${randomBytes(4).toString('hex')}`;
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('raw', { connection, prefix });
-  let done = 0;
-  let finish: () => void = () => {};
-  const finished = new Promise<void>((r) => (finish = r));
-  const worker = new Worker('raw', async () => null, { connection, prefix, concurrency: CONCURRENCY, autorun: false });
-  worker.on('completed', () => {
-    if (++done === n) finish();
-  });
-  const started = now();
-  void worker.run();
-  for (let i = 0; i < n; i += 500) {
-    await queue.addBulk(Array.from({ length: Math.min(500, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: { removeOnComplete: true } })));
-  }
-  await finished;
-  const ms = now() - started;
-  await worker.close();
-  await queue.close();
-  await deleteByPrefix(connection, prefix);
-  await connection.quit();
-  return (n * 1000) / ms;
 }
 
 const section: Section = {
@@ -71,7 +43,9 @@ const section: Section = {
     while ((await completed()) < 20) await sleep(50);
 
     log(`raw BullMQ: ${n} no-op jobs, concurrency ${CONCURRENCY} …`);
-    const raw = await rawBullmq(stack.redisUrl, n);
+    const rawPrefix = `${stack.prefix}-raw`;
+    scope.defer(`delete redis keys ${rawPrefix}:*`, () => deleteByPrefix(stack.redis, rawPrefix));
+    const raw = (n * 1000) / (await rawBullmq(stack.redisUrl, rawPrefix, n, CONCURRENCY)).ms;
     log(`  ${raw.toFixed(0)} jobs/s`);
 
     log(`Ferry: ${n} async completions (32 requests in flight) …`);

@@ -10,6 +10,7 @@
  *   BENCH_LOG_DIR=dir               also write each process's output to dir/<name>-<pid>.log
  *   BENCH_RUNTIME=dist|tsx          compiled JavaScript (default) or the sources through tsx
  */
+import { Queue, Worker } from 'bullmq';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -585,3 +586,34 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   });
   return { tmp, redisUrl, prefix, apiUrl, apiKey: BENCH_API_KEY, emulatorUrl, emulator, api, worker, procs, redis, env, runtime };
 }
+
+// ---------------------------------------------------------------------------
+// The reference: raw BullMQ on the same Redis
+
+/** No-op jobs: addBulk in chunks of 1,000 while a Worker (the given concurrency) processes them; until the last completes. */
+export async function rawBullmq(redisUrl: string, prefix: string, n: number, concurrency: number): Promise<{ ms: number; addMs: number }> {
+  const connection = { url: redisUrl, maxRetriesPerRequest: null };
+  const queue = new Queue('raw', { connection, prefix, defaultJobOptions: { removeOnComplete: { age: 3600, count: 10_000 } } });
+  let done = 0;
+  let resolveAll: () => void = () => {};
+  const all = new Promise<void>((r) => (resolveAll = r));
+  const worker = new Worker('raw', async () => null, { connection, prefix, concurrency, autorun: false });
+  worker.on('completed', () => {
+    if (++done === n) resolveAll();
+  });
+  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  try {
+    const t0 = now();
+    void worker.run();
+    for (let i = 0; i < n; i += 1000) {
+      await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k } })));
+    }
+    const addMs = now() - t0;
+    await all;
+    return { ms: now() - t0, addMs };
+  } finally {
+    await worker.close();
+    await queue.close();
+  }
+}
+

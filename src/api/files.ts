@@ -6,7 +6,7 @@ import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
 import { jobIds, UPLOAD_JOBS } from '../core/queues.js';
-import { fileObject, isFinalFile, type FileRecord, type Storage } from '../core/records/files.js';
+import { fileObject, isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
 import { createAzureProvider, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import type { RemoveJobData } from '../worker/upload.js';
@@ -192,36 +192,18 @@ async function buildRecord(
   if (webhookUrl && !(await deps.services.endpoints.defaultFor(tenant))) {
     throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
   }
-  const now = Math.floor(Date.now() / 1000);
-  const displayName = one(fields, 'display_name') || file.filename;
-  return {
+  return newFileRecord({
     id,
     tenant,
     filename: file.filename,
     purpose,
     bytes: file.bytes,
-    created_at: now,
-    mime_type: mime,
     sha256: file.sha256,
+    mime_type: mime,
     storage,
+    contentRetentionSeconds: config.contentRetentionSeconds,
     target_model_names: stringList(fields.target_model_names, 'target_model_names'),
-    display_name: displayName.slice(0, 512),
-    status: storage === 'local' ? 'processed' : 'uploaded',
-    status_details: null,
-    provider_state: storage === 'local' ? 'stored' : 'queued',
-    bytes_uploaded: 0,
-    attempts: 0,
-    staging_key: id,
-    content_expires_at: now + config.contentRetentionSeconds,
-    content_deleted: false,
-    processed_at: storage === 'local' ? now : null,
-    upload_url: null,
-    upload_offset: 0,
-    gemini_name: null,
-    gemini_uri: null,
-    gemini_expires_at: null,
-    azure_url: null,
-    azure_blob_path: null,
+    display_name: one(fields, 'display_name') || file.filename,
     webhook_url: webhookUrl,
-  };
+  });
 }

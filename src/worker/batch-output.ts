@@ -14,7 +14,7 @@ import { PassThrough } from 'node:stream';
 import type { JobRecord } from '../core/records/jobs.js';
 import { OPEN_JOB_STATUSES, isFinalJob } from '../core/records/jobs.js';
 import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type RequestCounts } from '../core/records/batches.js';
-import type { FileRecord } from '../core/records/files.js';
+import { newFileRecord, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import type { StagedObject } from '../core/staging.js';
 
@@ -149,36 +149,15 @@ export async function writeResults(services: Services, batch: BatchRecord, endin
 }
 
 function outputFileRecord(services: Services, batch: BatchRecord, id: string, kind: 'output' | 'error', staged: StagedObject): FileRecord {
-  const t = now();
-  const filename = `${batch.id}_${kind}.jsonl`;
-  return {
+  return newFileRecord({
     id,
     tenant: batch.tenant,
-    filename,
+    filename: `${batch.id}_${kind}.jsonl`,
     purpose: 'batch_output',
     bytes: staged.bytes,
-    created_at: t,
-    mime_type: 'application/jsonl',
     sha256: staged.sha256,
+    mime_type: 'application/jsonl',
     storage: 'local',
-    target_model_names: [],
-    display_name: filename,
-    status: 'processed',
-    status_details: null,
-    provider_state: 'stored',
-    bytes_uploaded: 0,
-    attempts: 0,
-    staging_key: id,
-    content_expires_at: t + services.config.contentRetentionSeconds,
-    content_deleted: false,
-    processed_at: t,
-    upload_url: null,
-    upload_offset: 0,
-    gemini_name: null,
-    gemini_uri: null,
-    gemini_expires_at: null,
-    azure_url: null,
-    azure_blob_path: null,
-    webhook_url: null,
-  };
+    contentRetentionSeconds: services.config.contentRetentionSeconds,
+  });
 }

@@ -40,6 +40,55 @@ export interface FileRecord {
   webhook_url: string | null;
 }
 
+/** A new file's record: `local` files (batch input and output) are ready at once, others wait for their upload. */
+export function newFileRecord(f: {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  sha256: string;
+  mime_type: string;
+  storage: Storage;
+  contentRetentionSeconds: number;
+  target_model_names?: string[];
+  display_name?: string;
+  webhook_url?: string | null;
+}): FileRecord {
+  const now = Math.floor(Date.now() / 1000);
+  const local = f.storage === 'local';
+  return {
+    id: f.id,
+    tenant: f.tenant,
+    filename: f.filename,
+    purpose: f.purpose,
+    bytes: f.bytes,
+    created_at: now,
+    mime_type: f.mime_type,
+    sha256: f.sha256,
+    storage: f.storage,
+    target_model_names: f.target_model_names ?? [],
+    display_name: (f.display_name ?? f.filename).slice(0, 512),
+    status: local ? 'processed' : 'uploaded',
+    status_details: null,
+    provider_state: local ? 'stored' : 'queued',
+    bytes_uploaded: 0,
+    attempts: 0,
+    staging_key: f.id,
+    content_expires_at: now + f.contentRetentionSeconds,
+    content_deleted: false,
+    processed_at: local ? now : null,
+    upload_url: null,
+    upload_offset: 0,
+    gemini_name: null,
+    gemini_uri: null,
+    gemini_expires_at: null,
+    azure_url: null,
+    azure_blob_path: null,
+    webhook_url: f.webhook_url ?? null,
+  };
+}
+
 const FINAL: FileStatus[] = ['processed', 'error'];
 export const isFinalFile = (r: FileRecord) => FINAL.includes(r.status);
 
