@@ -10,6 +10,7 @@ import { closeAllScopes, Scope, type Section, type SectionResult } from './lib.j
 const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   upload: () => import('./upload.js'),
   jobs: () => import('./jobs.js'),
+  azure: () => import('./azure.js'),
   batch: () => import('./batch.js'),
 };
 

@@ -198,8 +198,8 @@ interface FileObject {
   provider_state: string;
 }
 
-/** Multipart POST of the file to /v1/files, then long-polls until it is processed. */
-async function throughFerry(stack: Stack, file: string, size: number, sha256: string) {
+/** Multipart POST of the file to /v1/files (with `fields` after it), then long-polls until it is processed. */
+export async function throughFerry(stack: Stack, file: string, size: number, sha256: string, fields: Record<string, string> = {}) {
   const auth = { Authorization: `Bearer ${stack.apiKey}` };
   const boundary = `----ferrybench${randomBytes(12).toString('hex')}`;
   // The file part first and the field after it, as the openai SDK sends them.
@@ -208,7 +208,9 @@ async function throughFerry(stack: Stack, file: string, size: number, sha256: st
       'Content-Type: application/octet-stream\r\n\r\n',
   );
   const tail = Buffer.from(
-    `\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}--\r\n`,
+    Object.entries({ purpose: 'user_data', ...fields })
+      .map(([name, value]) => `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`)
+      .join('') + `\r\n--${boundary}--\r\n`,
   );
   const agent = new http.Agent({ keepAlive: false });
   const c0 = cpuOf(stack.procs);
