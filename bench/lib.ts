@@ -590,8 +590,15 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
 // ---------------------------------------------------------------------------
 // The reference: raw BullMQ on the same Redis
 
-/** No-op jobs: addBulk in chunks of 1,000 while a Worker (the given concurrency) processes them; until the last completes. */
-export async function rawBullmq(redisUrl: string, prefix: string, n: number, concurrency: number): Promise<{ ms: number; addMs: number }> {
+/** No-op jobs added while a Worker (the given concurrency) processes them; until the last completes. */
+export async function rawBullmq(
+  redisUrl: string,
+  prefix: string,
+  n: number,
+  concurrency: number,
+  /** 'bulk': addBulk in chunks of 1,000; a number: one `add` per job, that many in flight (as an API adds them). */
+  adding: 'bulk' | number = 'bulk',
+): Promise<{ ms: number; addMs: number }> {
   const connection = { url: redisUrl, maxRetriesPerRequest: null };
   const queue = new Queue('raw', { connection, prefix, defaultJobOptions: { removeOnComplete: { age: 3600, count: 10_000 } } });
   let done = 0;
@@ -605,8 +612,17 @@ export async function rawBullmq(redisUrl: string, prefix: string, n: number, con
   try {
     const t0 = now();
     void worker.run();
-    for (let i = 0; i < n; i += 1000) {
-      await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k } })));
+    if (adding === 'bulk') {
+      for (let i = 0; i < n; i += 1000) {
+        await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k } })));
+      }
+    } else {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: adding }, async () => {
+          while (next < n) await queue.add('noop', { i: next++ });
+        }),
+      );
     }
     const addMs = now() - t0;
     await all;
