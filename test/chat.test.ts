@@ -266,6 +266,36 @@ describe('chat completions', () => {
     }
   });
 
+  test("a tenant's cap on running jobs holds across the burst, and another tenant is not starved", { timeout: 60_000 }, async () => {
+    const capped = await startFerry({ env: { FERRY_TENANT_MAX_RUNNING: '1' } });
+    try {
+      capped.emulator.setFaults([{ route: 'generate', kind: 'latency', latencyMs: 300 }]);
+      const submit = async (key: string, text: string) =>
+        (
+          await (
+            await capped.fetch('/v1/chat/completions', {
+              key,
+              method: 'POST',
+              headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+              body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: text }] }),
+            })
+          ).json()
+        ).id as string;
+      const started = Date.now();
+      const burst = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => submit(KEYS.a, `burst ${i}`)));
+      const other = await submit(KEYS.b, 'other tenant');
+      const otherDone = await (await capped.fetch(`/v1/jobs/${other}?wait=30`, { key: KEYS.b })).json();
+      const otherMs = Date.now() - started;
+      assert.equal(otherDone.status, 'succeeded');
+      for (const id of burst) assert.equal((await (await capped.fetch(`/v1/jobs/${id}?wait=30`)).json()).status, 'succeeded');
+      const burstMs = Date.now() - started;
+      assert.ok(burstMs >= 6 * 300, `one at a time: six 300 ms jobs took ${burstMs} ms`);
+      assert.ok(otherMs < burstMs - 600, `the other tenant finished first (${otherMs} ms vs ${burstMs} ms)`);
+    } finally {
+      await capped.close();
+    }
+  });
+
   test('a 400 from upstream fails the job at once with the upstream message', async () => {
     ferry.emulator.setFaults([{ route: 'generate', kind: '400', count: 1 }]);
     const res = await ferry.fetch('/v1/chat/completions', {
