@@ -198,6 +198,9 @@ describe('webhooks', () => {
     }, 10_000, 'disabled');
     assert.match(e.disabled_reason, /410/);
     assert.equal(rx.at('/gone').length, 1, 'no retries after 410');
+    // The tenant's other endpoints hear of it.
+    const notice = await eventually(async () => rx.received.find((r) => r.body.includes('"webhook_endpoint.disabled"')), 10_000, 'disabled event');
+    assert.equal(JSON.parse(notice.body).data.id, ep.id);
   });
 
   test('secret rotation: both signatures present during the overlap; each verifies', async () => {

@@ -12,6 +12,7 @@ import { assertPublicUrl, guardedAgent } from '../core/ssrf.js';
 import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
 import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
+import { emitSafely } from '../core/webhook-events.js';
 
 export interface DeliverJobData {
   deliveryId: string;
@@ -26,7 +27,7 @@ class DeliveryFailed extends Error {}
 
 export function deliverProcessor(services: Services) {
   const agent = guardedAgent(services.config.allowPrivateNetworks);
-  const { deliveries, endpoints, config, logger } = services;
+  const { deliveries, endpoints, config } = services;
   const now = () => Math.floor(Date.now() / 1000);
 
   const finish = async (d: WebhookDelivery, status: 'succeeded' | 'failed', attempts: DeliveryAttempt[]) => {
@@ -81,8 +82,7 @@ export function deliverProcessor(services: Services) {
       return { status: statusCode };
     }
     if (statusCode === 410 && endpoint) {
-      await endpoints.update(endpoint.id, { status: 'disabled', disabled_at: now(), disabled_reason: 'the endpoint answered 410 Gone' });
-      logger.warn({ endpoint_id: endpoint.id, tenant: d.tenant }, 'webhook endpoint disabled: 410 Gone');
+      await disableEndpoint(services, endpoint.id, 'the endpoint answered 410 Gone');
       await finish(d, 'failed', attempts);
       throw new UnrecoverableError('410 Gone');
     }
@@ -102,12 +102,23 @@ async function markFailing(services: Services, id: string, since: number | null)
   const now = Math.floor(Date.now() / 1000);
   if (!since) return void (await services.endpoints.update(id, { failing_since: now }));
   if (now - since >= services.config.webhookDisableAfterSeconds) {
-    await services.endpoints.transition(id, ['enabled'], {
-      status: 'disabled',
-      disabled_at: now,
-      disabled_reason: `deliveries have failed since ${new Date(since * 1000).toISOString()}`,
+    await disableEndpoint(services, id, `deliveries have failed since ${new Date(since * 1000).toISOString()}`);
+  }
+}
+
+/** Disables an endpoint and records why; the tenant's other endpoints get a `webhook_endpoint.disabled` event. */
+async function disableEndpoint(services: Services, id: string, reason: string) {
+  const at = Math.floor(Date.now() / 1000);
+  if (!(await services.endpoints.transition(id, ['enabled'], { status: 'disabled', disabled_at: at, disabled_reason: reason }))) return;
+  const e = await services.endpoints.get(id);
+  services.logger.warn({ endpoint_id: id, tenant: e?.tenant, reason }, 'webhook endpoint disabled');
+  if (e) {
+    await emitSafely(services, {
+      type: 'webhook_endpoint.disabled',
+      tenant: e.tenant,
+      objectId: `${e.id}:${at}`,
+      data: { id: e.id, object: 'webhook_endpoint', url: e.url, enabled: false, disabled_at: at, disabled_reason: reason },
     });
-    services.logger.warn({ endpoint_id: id }, 'webhook endpoint disabled after failing for too long');
   }
 }
 

@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   'batch.failed',
   'batch.expired',
   'batch.cancelled',
+  'webhook_endpoint.disabled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
