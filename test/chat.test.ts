@@ -361,6 +361,7 @@ describe('chat completions: bad input is a 4xx naming the problem', () => {
     ['bad role', () => ({ model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'messages[0].role'],
     ['oversize inline data', () => user([{ type: 'file', file: { file_data: `data:application/pdf;base64,${'A'.repeat(27_000_000)}`, filename: 'a.pdf' } }]), 413, 'messages'],
     ['bad JSON', () => '{"model":', 400, ''],
+    ['too many image URLs', () => user(Array.from({ length: 17 }, (_, i) => ({ type: 'image_url', image_url: { url: `https://example.com/${i}.png` } }))), 400, 'messages'],
   ];
   for (const [name, body, status, param] of cases) {
     test(name, async () => {

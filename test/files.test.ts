@@ -274,6 +274,14 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
     ['missing key', () => ferry.fetch('/v1/files', { key: null }), 401, null],
     ['wrong key', () => ferry.fetch('/v1/files', { key: 'sk-wrong' }), 401, null],
     ['unknown route', () => ferry.fetch('/v1/nothing-here'), 404, null],
+    ['an id that is not a record id', () => ferry.fetch('/v1/files/meta'), 404, 'file_id'],
+    ['a broken URL escape', () => ferry.fetch('/v1/files/%E0%A4%A'), 400, null],
+    [
+      'an unsupported JSON charset',
+      () => ferry.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json; charset=latin1' }, body: '{}' }),
+      415,
+      null,
+    ],
   ];
 
   for (const [name, call, status, param] of cases) {

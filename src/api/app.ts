@@ -8,7 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { pinoHttp } from 'pino-http';
-import { BadRequestError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
+import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
 import { httpRequests } from '../core/metrics.js';
 import { createRedis } from '../core/redis.js';
@@ -82,7 +82,10 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
       ? new BadRequestError(`The body is not valid JSON: ${e.message}`, null, 'invalid_json')
       : e?.type === 'entity.too.large'
         ? new PayloadTooLargeError('The request body is too large. Upload large media with POST /v1/files and reference it by file_id.', null)
-        : err;
+        : e?.status && e.status >= 400 && e.status < 500 && ((e as { expose?: boolean }).expose || err instanceof URIError)
+          ? // Other client errors raised by Express and its parsers (charset, encoding, bad URL escapes).
+            new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)
+          : err;
   const { status, body } = toErrorBody(normalized);
   if (status >= 500) req.log?.error({ err }, 'request failed');
   else req.log?.info({ status, code: body.error.code, message: body.error.message }, 'request refused');

@@ -10,7 +10,7 @@ import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { newId } from '../core/ids.js';
 import { createRedis } from '../core/redis.js';
-import type { JobRecord } from '../core/records/jobs.js';
+import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -133,6 +133,14 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
     while (open) {
       const batch = await reader.xread('COUNT', 100, 'BLOCK', KEEPALIVE_MS, 'STREAMS', key, last);
       if (!batch) {
+        // Nothing new: a job that has ended without a final entry (its stream expired, or it
+        // failed outside the worker's hands) is answered from its record instead of waiting on.
+        const now = await deps.services.jobs.get(rec.id);
+        if (!now || isFinalJob(now)) {
+          if (now?.status === 'succeeded') send('[DONE]');
+          else send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
+          return;
+        }
         res.write(': keep-alive\n\n');
         continue;
       }

@@ -125,6 +125,7 @@ export function parseApiKeys(text: string, variable: string): Map<string, string
       throw new ConfigError(variable, `tenant names use letters, digits, "_", "." and "-" (max 64): "${tenant}"`);
     }
     if (keys.has(key)) throw new ConfigError(variable, 'the same key is listed twice');
+    if (tenant === 'admin') throw new ConfigError(variable, 'the tenant name "admin" is reserved for FERRY_ADMIN_KEY');
     keys.set(key, tenant);
   }
   return keys;

@@ -64,7 +64,12 @@ export async function emit(services: Services, input: EmitInput): Promise<number
       created_at: Math.floor(Date.now() / 1000),
       finished_at: null,
     };
-    if (await deliveries.get(delivery.id)) continue;
+    const existing = await deliveries.get(delivery.id);
+    if (existing) {
+      // Still pending: make sure a delivery job exists (one lost in a crash is queued again; the id dedupes).
+      if (existing.status === 'pending') await enqueueDelivery(services, delivery.id, delivery.id);
+      continue;
+    }
     await deliveries.create(delivery);
     await enqueueDelivery(services, delivery.id, delivery.id);
     created++;

@@ -126,3 +126,10 @@ async function disableEndpoint(services: Services, id: string, reason: string) {
 export function webhookBackoffMs(schedule: number[], attemptsMade: number): number {
   return Math.round((schedule[Math.min(attemptsMade, schedule.length - 1)] ?? 0) * 1000);
 }
+
+/** A delivery job that will not run again (stalled too often, or an error outside an attempt): a dead letter. */
+export async function onDeliveryFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
+  const id = (job.data as DeliverJobData).deliveryId;
+  await services.deliveries.transition(id, ['pending'], { status: 'failed', finished_at: Math.floor(Date.now() / 1000) });
+  services.logger.warn({ delivery_id: id, err: err.message }, 'webhook delivery ended without a final attempt');
+}

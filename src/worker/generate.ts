@@ -15,7 +15,7 @@
  */
 import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import type { GenerateContentResponse } from '@google/genai';
-import { FerryError, UpstreamError } from '../core/errors.js';
+import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import { ModelRateLimit, TenantSlots } from '../core/limits.js';
 import { isRetryable, retryDelayMs } from '../core/retry.js';
 import type { JobRecord } from '../core/records/jobs.js';
@@ -25,7 +25,7 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import { INLINE_LIMIT_BYTES, toChatCompletion, toChunks, toGeminiRequest, usageOf, validateChatRequest, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
 import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
 
@@ -103,6 +103,10 @@ export function generateProcessor(deps: GenerateDeps) {
 
     let streamed = false;
     try {
+      if (rec.stream && rec.status === 'running' && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
+        // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
+        throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
+      }
       const started = await jobs.transition(jobId, ['queued', 'waiting_for_files', 'running'], {
         status: 'running',
         started_at: rec.started_at ?? now(),
@@ -164,14 +168,18 @@ async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<str
   return out;
 }
 
+/** Fetches the request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
 async function fetchImages(services: Services, rec: JobRecord): Promise<Map<string, FetchedImage>> {
+  const { imageUrls, inlineBytes } = validateChatRequest(rec.request);
   const out = new Map<string, FetchedImage>();
-  for (const m of (rec.request.messages as Array<{ content?: unknown }>) ?? []) {
-    if (!Array.isArray(m.content)) continue;
-    for (const p of m.content as Array<{ type?: string; image_url?: { url?: string } }>) {
-      const url = p.type === 'image_url' ? p.image_url?.url : undefined;
-      if (url && /^https?:/i.test(url) && !out.has(url)) out.set(url, await fetchImage(url, services.config.allowPrivateNetworks));
+  let total = inlineBytes;
+  for (const url of imageUrls) {
+    const img = await fetchImage(url, services.config.allowPrivateNetworks);
+    total += Math.floor((img.data.length * 3) / 4);
+    if (total > INLINE_LIMIT_BYTES) {
+      throw new JobFailure(new PayloadTooLargeError(`The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`, 'messages'));
     }
+    out.set(url, img);
   }
   return out;
 }
@@ -220,7 +228,10 @@ async function endStream(services: Services, jobId: string, fields: Record<strin
 export async function onGenerateJobFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
   const { jobId } = job.data as GenerateJobData;
   const e = err instanceof FerryError ? err : new FerryError(502, `The job failed: ${err.message}`, 'server_error', 'job_failed');
-  await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error: { ...e.toBody().error, status: e.status }, finished_at: now() });
+  const error = { ...e.toBody().error, status: e.status };
+  if (await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() })) {
+    if ((await services.jobs.get(jobId))?.stream) await endStream(services, jobId, { error: JSON.stringify(error) });
+  }
   await emitFinal(services, jobId);
 }
 

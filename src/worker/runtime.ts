@@ -14,7 +14,7 @@ import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/i
 import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
 import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
-import { deliverProcessor, webhookBackoffMs } from './deliver.js';
+import { deliverProcessor, onDeliveryFailedForGood, webhookBackoffMs } from './deliver.js';
 import { batchProcessor, onBatchJobFailedForGood } from './batch.js';
 import { ensureGeminiCopy } from './gemini-copy.js';
 
@@ -92,7 +92,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   );
   workers.push(
     generateWorker,
-    make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency),
+    make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency, (job, err) => onDeliveryFailedForGood(services, job, err)),
     make(QUEUES.batch, batchProcessor(services), BATCH_JOB_CONCURRENCY, (job, err) => onBatchJobFailedForGood(services, job, err)),
   );
   await Promise.all(workers.map((w) => w.waitUntilReady()));

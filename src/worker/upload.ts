@@ -95,8 +95,10 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
 
 /** The file failed for good: its record says why, and its event goes out. */
 export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
-  await services.files.update(fileId, { status: 'error', provider_state: 'failed', status_details: message });
-  await emitFileFinal(services, fileId);
+  // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
+  if (await services.files.transition(fileId, ['uploaded'], { status: 'error', provider_state: 'failed', status_details: message })) {
+    await emitFileFinal(services, fileId);
+  }
 }
 
 async function emitFileFinal(services: Services, fileId: string): Promise<void> {

@@ -47,6 +47,9 @@ type Scripted = Redis & {
   ferryTransition(key: string, channel: string, allowed: string, ...args: string[]): Promise<number>;
 };
 
+/** Record ids as Ferry makes them: a lowercase kind, `-` or `_`, then letters and digits. */
+const RECORD_ID = /^[a-z]+[-_][0-9A-Za-z]{6,64}$/;
+
 export interface BaseRecord {
   id: string;
   tenant: string;
@@ -117,7 +120,8 @@ export class RecordStore<T extends BaseRecord> {
 
   /** The record if it belongs to the tenant (or the caller is admin); otherwise 404, never 403. */
   async getOwned(id: string, tenant: string, admin = false): Promise<T> {
-    const rec = await this.get(id);
+    // Only well-formed ids reach Redis: other names could meet keys that are not records.
+    const rec = RECORD_ID.test(id) ? await this.get(id) : null;
     if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, `${this.kind}_id`);
     return rec;
   }

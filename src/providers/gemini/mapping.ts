@@ -12,6 +12,8 @@ import { BadRequestError, PayloadTooLargeError } from '../../core/errors.js';
 
 /** Gemini's limit for a whole request with inline data (larger media goes through the Files API). */
 export const INLINE_LIMIT_BYTES = 20 * 1000 * 1000;
+/** http(s) image URLs one request may name (each is fetched and sent inline). */
+export const MAX_IMAGE_URLS = 16;
 
 const PARAMS = new Set([
   'model', 'messages', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop', 'n', 'seed',
@@ -27,6 +29,8 @@ export interface ValidatedChat {
   stream: boolean;
   fileIds: string[];
   imageUrls: string[];
+  /** Decoded bytes of the inline parts, counted against Gemini's request limit. */
+  inlineBytes: number;
 }
 
 export interface ResolvedFile {
@@ -168,13 +172,16 @@ export function validateChatRequest(input: unknown): ValidatedChat {
       }
     });
   });
+  if (imageUrls.size > MAX_IMAGE_URLS) {
+    bad(`At most ${MAX_IMAGE_URLS} http(s) image URLs per request; upload larger sets with POST /v1/files.`, 'messages');
+  }
   if (inline > INLINE_LIMIT_BYTES) {
     throw new PayloadTooLargeError(
       `Inline data totals ${inline} bytes, over Gemini's ${INLINE_LIMIT_BYTES}-byte request limit. Upload the file with POST /v1/files and reference it as {"type":"file","file":{"file_id":"file-…"}}.`,
       'messages',
     );
   }
-  return { body, model: body.model, stream: body.stream === true, fileIds: [...fileIds], imageUrls: [...imageUrls] };
+  return { body, model: body.model, stream: body.stream === true, fileIds: [...fileIds], imageUrls: [...imageUrls], inlineBytes: inline };
 }
 
 function parseArguments(args: unknown, param: string): Json {
