@@ -7,7 +7,7 @@
  */
 import dns from 'node:dns';
 import net from 'node:net';
-import { Agent } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import { BadRequestError } from './errors.js';
 
 const blocked = new net.BlockList();
@@ -30,8 +30,9 @@ export function isPrivateAddress(ip: string): boolean {
 }
 
 export class BlockedAddressError extends Error {
+  override name = 'BlockedAddressError';
   constructor(host: string, ip: string) {
-    super(`${host} resolves to ${ip}, a private or reserved address`);
+    super(host === ip ? `${ip} is a private or reserved address` : `${host} resolves to ${ip}, a private or reserved address`);
   }
 }
 
@@ -62,21 +63,31 @@ export async function assertPublicUrl(raw: string, allowPrivate: boolean, param 
   return url;
 }
 
-/** An undici dispatcher whose connections refuse private addresses at connect time. */
+/**
+ * An undici dispatcher whose connections refuse private addresses at connect
+ * time: host names through the DNS answer they resolve to, IP literals (which
+ * skip DNS) before connecting. Every request and redirect hop through it is
+ * guarded, so callers need no check of their own per request.
+ */
 export function guardedAgent(allowPrivate: boolean, opts: { connectTimeoutMs?: number } = {}): Agent {
+  const connect = buildConnector({
+    timeout: opts.connectTimeoutMs ?? 10_000,
+    lookup(hostname, options, callback) {
+      dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+        if (err) return callback(err, '', 0);
+        const list = addresses as dns.LookupAddress[];
+        const bad = allowPrivate ? undefined : list.find((a) => isPrivateAddress(a.address));
+        if (bad) return callback(new BlockedAddressError(hostname, bad.address), '', 0);
+        if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
+        callback(null, list[0].address, list[0].family);
+      });
+    },
+  });
   return new Agent({
-    connect: {
-      timeout: opts.connectTimeoutMs ?? 10_000,
-      lookup(hostname, options, callback) {
-        dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-          if (err) return callback(err, '', 0);
-          const list = addresses as dns.LookupAddress[];
-          const bad = allowPrivate ? undefined : list.find((a) => isPrivateAddress(a.address));
-          if (bad) return callback(new BlockedAddressError(hostname, bad.address), '', 0);
-          if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
-          callback(null, list[0].address, list[0].family);
-        });
-      },
+    connect(options, callback) {
+      const host = options.hostname.replace(/^\[|\]$/g, '');
+      if (!allowPrivate && net.isIP(host) && isPrivateAddress(host)) return callback(new BlockedAddressError(host, host), null);
+      connect(options, callback);
     },
   });
 }

@@ -8,7 +8,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import { request } from 'undici';
-import { assertPublicUrl, guardedAgent } from '../core/ssrf.js';
+import { guardedAgent } from '../core/ssrf.js';
 import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
 import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
@@ -51,7 +51,6 @@ export function deliverProcessor(services: Services) {
     let error: string | null = null;
     try {
       if (secrets.length === 0) throw new DeliveryFailed('no signing secret: the endpoint that signs was deleted');
-      await assertPublicUrl(d.url, config.allowPrivateNetworks);
       const at = new Date();
       const res = await request(d.url, {
         method: 'POST',

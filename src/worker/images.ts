@@ -1,6 +1,7 @@
 /** Fetches an http(s) image named in a chat request, through the SSRF guard, to send it inline. */
 import { BadRequestError, UpstreamError } from '../core/errors.js';
-import { assertPublicUrl, guardedAgent } from '../core/ssrf.js';
+import { fetch } from 'undici';
+import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
 import { INLINE_LIMIT_BYTES } from '../providers/gemini/mapping.js';
 
@@ -9,23 +10,14 @@ const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
 export async function fetchImage(url: string, allowPrivate: boolean): Promise<FetchedImage> {
   let agent = agents.get(allowPrivate);
   if (!agent) agents.set(allowPrivate, (agent = guardedAgent(allowPrivate)));
-  const { fetch } = await import('undici');
   let res;
-  let target = url;
   try {
-    // Redirects are followed by hand so that every hop passes the guard (IP literals skip DNS look-ups).
-    for (let hop = 0; ; hop++) {
-      await assertPublicUrl(target, allowPrivate, 'messages');
-      res = await fetch(target, { dispatcher: agent, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
-      const next = res.headers.get('location');
-      if (res.status < 300 || res.status >= 400 || !next || hop >= 3) break;
-      target = new URL(next, target).toString();
-    }
+    // The guarded agent checks every connection, redirect hops included.
+    res = await fetch(url, { dispatcher: agent, redirect: 'follow', signal: AbortSignal.timeout(15_000) });
   } catch (err) {
-    if (err instanceof BadRequestError) throw new BadRequestError(`Image URL ${url} is not allowed: ${err.message}`, 'messages', 'url_not_allowed');
     const cause = (err as Error & { cause?: Error }).cause;
-    if (cause?.name === 'BlockedAddressError' || /private or reserved/.test(cause?.message ?? '')) {
-      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause?.message}`, 'messages', 'url_not_allowed');
+    if (cause instanceof BlockedAddressError) {
+      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause.message}`, 'messages', 'url_not_allowed');
     }
     throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, null, true, null, 'http');
   }
