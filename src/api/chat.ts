@@ -89,6 +89,8 @@ export function chatRouter(deps: ApiDeps): Router {
       model: chat.model.replace(/^models\//, ''),
       request: chat.body,
       file_ids: chat.fileIds,
+      image_urls: chat.imageUrls,
+      inline_bytes: chat.inlineBytes,
       stream: chat.stream,
       metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
       attempts: 0,

@@ -137,6 +137,8 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
         model: l.chat.model.replace(/^models\//, ''),
         request: l.chat.body,
         file_ids: l.chat.fileIds,
+        image_urls: l.chat.imageUrls,
+        inline_bytes: l.chat.inlineBytes,
         stream: false,
         metadata: (l.chat.body.metadata as Record<string, string> | undefined) ?? null,
         attempts: 0,

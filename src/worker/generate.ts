@@ -25,7 +25,7 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { INLINE_LIMIT_BYTES, toChatCompletion, toChunks, toGeminiRequest, usageOf, validateChatRequest, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import { INLINE_LIMIT_BYTES, toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
 import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
 
@@ -170,10 +170,9 @@ async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<str
 
 /** Fetches the request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
 async function fetchImages(services: Services, rec: JobRecord): Promise<Map<string, FetchedImage>> {
-  const { imageUrls, inlineBytes } = validateChatRequest(rec.request);
   const out = new Map<string, FetchedImage>();
-  let total = inlineBytes;
-  for (const url of imageUrls) {
+  let total = rec.inline_bytes;
+  for (const url of rec.image_urls) {
     const img = await fetchImage(url, services.config.allowPrivateNetworks);
     total += Math.floor((img.data.length * 3) / 4);
     if (total > INLINE_LIMIT_BYTES) {

@@ -17,6 +17,9 @@ export interface JobRecord {
   /** The validated OpenAI request body. */
   request: Record<string, unknown>;
   file_ids: string[];
+  /** http(s) image URLs the worker fetches, and the request's inline bytes (both from validation). */
+  image_urls: string[];
+  inline_bytes: number;
   stream: boolean;
   metadata: Record<string, string> | null;
   attempts: number;
