@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { Queue } from 'bullmq';
 import { deleteByPrefix } from '../src/core/redis.js';
-import { BENCH_API_KEY, envInt, httpRequest, now, rawBullmq, round, sleep, startStack, verdict, type Section } from './lib.js';
+import { BENCH_API_KEY, cpuSeconds, envInt, freePort, httpRequest, now, rawBullmq, round, sleep, spawnNode, startStack, verdict, waitFor, type Section } from './lib.js';
 
 const CONCURRENCY = 16;
 
@@ -42,36 +42,90 @@ const section: Section = {
     for (let i = 0; i < 20; i++) await post(`warm-up ${i}`);
     while ((await completed()) < 20) await sleep(50);
 
+    const redisPid = Number(/process_id:(\d+)/.exec(await stack.redis.info('server'))?.[1]) || null;
+    /** CPU seconds per process since the last call: where a phase's time went. */
+    const cpuMeter = ([api, worker] = [stack.api, stack.worker]) => {
+      const read = () => ({
+        bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+        api: api.cpu() ?? 0,
+        worker: worker.cpu() ?? 0,
+        emulator: stack.emulator.cpu() ?? 0,
+        redis: redisPid ? (cpuSeconds(redisPid) ?? 0) : 0,
+      });
+      const before = read();
+      return () => {
+        const after = read();
+        return Object.entries(after)
+          .map(([k, v]) => `${k} ${((1e6 * (v - before[k as keyof typeof before])) / n).toFixed(0)} µs`)
+          .join(', ');
+      };
+    };
+
     log(`raw BullMQ: ${n} no-op jobs, concurrency ${CONCURRENCY} …`);
     const rawPrefix = `${stack.prefix}-raw`;
     scope.defer(`delete redis keys ${rawPrefix}:*`, () => deleteByPrefix(stack.redis, rawPrefix));
+    let cpu = cpuMeter();
     const raw = (n * 1000) / (await rawBullmq(stack.redisUrl, rawPrefix, n, CONCURRENCY)).ms;
-    log(`  added with addBulk: ${raw.toFixed(0)} jobs/s`);
+    log(`  added with addBulk: ${raw.toFixed(0)} jobs/s (CPU per job: ${cpu()})`);
     const rawSingle = (n * 1000) / (await rawBullmq(stack.redisUrl, `${rawPrefix}-single`, n, CONCURRENCY, 32)).ms;
     scope.defer(`delete redis keys ${rawPrefix}-single:*`, () => deleteByPrefix(stack.redis, `${rawPrefix}-single`));
     log(`  added one by one, 32 in flight (as the API adds them): ${rawSingle.toFixed(0)} jobs/s`);
 
+    /** `n` requests, 32 in flight, then until `done()` has grown by as many as were accepted. */
+    const drive = async (post: (content: string) => Promise<{ status: number }>, done: () => Promise<number>) => {
+      const base = await done();
+      const started = now();
+      let next = 0;
+      let refused = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < n) {
+            const i = next++;
+            if ((await post(`bench job ${i}`)).status !== 202) refused++;
+          }
+        }),
+      );
+      const submittedMs = now() - started;
+      while ((await done()) - base < n - refused) await sleep(20);
+      return { submittedMs, ms: now() - started, refused };
+    };
+
     log(`Ferry: ${n} async completions (32 requests in flight) …`);
-    const base = await completed();
-    const started = now();
-    let next = 0;
-    let refused = 0;
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (next < n) {
-          const i = next++;
-          const res = await post(`bench job ${i}`);
-          if (res.status !== 202) refused++;
-        }
-      }),
-    );
-    const submittedMs = now() - started;
-    while ((await completed()) - base < n - refused) await sleep(20);
-    const ferryMs = now() - started;
-    const ferry = (n * 1000) / ferryMs;
+    cpu = cpuMeter();
+    const run = await drive(post, completed);
+    const { refused } = run;
+    const ferry = (n * 1000) / run.ms;
     const ratio = ferry / raw;
-    log(`  submitted in ${round(submittedMs / 1000, 2)} s (${((n * 1000) / submittedMs).toFixed(0)} req/s), all done in ${round(ferryMs / 1000, 2)} s`);
+    log(`  submitted in ${round(run.submittedMs / 1000, 2)} s (${((n * 1000) / run.submittedMs).toFixed(0)} req/s), all done in ${round(run.ms / 1000, 2)} s`);
+    log(`  CPU per job: ${cpu()}`);
     log(`  ${ferry.toFixed(0)} jobs/s end to end; ratio to raw BullMQ ${ratio.toFixed(2)} (target ≥ 0.5: ${verdict(ratio >= 0.5)}); to one-by-one adds ${(ferry / rawSingle).toFixed(2)}`);
+
+    // The floor: the same requests through a bare HTTP server, one BullMQ add, and a worker that
+    // only calls the emulator through @google/genai (bench/floor.ts).
+    const floorPrefix = `${stack.prefix}-floor`;
+    scope.defer(`delete redis keys ${floorPrefix}:*`, () => deleteByPrefix(stack.redis, floorPrefix));
+    const floorPort = await freePort();
+    const floorEnv = { REDIS_URL: stack.redisUrl, FLOOR_PREFIX: floorPrefix, PORT: String(floorPort), GEMINI_BASE_URL: stack.emulatorUrl, FLOOR_CONCURRENCY: String(CONCURRENCY) };
+    const floorProcs = ['api', 'worker'].map((role) => spawnNode(scope, `floor-${role}`, ['--import', 'tsx', 'bench/floor.ts', role], floorEnv));
+    await Promise.all(floorProcs.map((p) => waitFor(`floor ${p.name}`, async () => p.tail().includes('ready'), { timeoutMs: 60_000, check: () => p.assertAlive() })));
+    const floorQueue = new Queue('floor', { connection: stack.redis, prefix: floorPrefix });
+    scope.defer('close floor queue handle', () => floorQueue.close());
+    const floorDone = async () => (await floorQueue.getJobCounts('completed')).completed ?? 0;
+    const floorPost = (content: string) =>
+      httpRequest(`http://127.0.0.1:${floorPort}/`, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
+      });
+    await drive(floorPost, floorDone); // warm-up: JIT and connections, as Ferry had
+    log(`floor (bare HTTP server + BullMQ add → worker + @google/genai → emulator): ${n} jobs …`);
+    const floorCpu = cpuMeter([floorProcs[0], floorProcs[1]]);
+    const floorRun = await drive(floorPost, floorDone);
+    const floor = (n * 1000) / floorRun.ms;
+    log(`  CPU per job: ${floorCpu()}`);
+    log(`  ${floor.toFixed(0)} jobs/s; ratio to raw BullMQ ${(floor / raw).toFixed(2)}; Ferry reaches ${(ferry / floor).toFixed(2)} of it`);
+    await Promise.all(floorProcs.map((p) => p.stop()));
 
     log(`enqueue latency at ${rate} requests/s for ${rateSeconds} s …`);
     const latencies: number[] = [];
@@ -104,6 +158,9 @@ const section: Section = {
       ferry_jobs_per_s: round(ferry, 0),
       ratio: round(ratio, 2),
       ratio_target_met: ratio >= 0.5,
+      floor_jobs_per_s: round(floor, 0),
+      floor_ratio: round(floor / raw, 2),
+      ferry_to_floor: round(ferry / floor, 2),
       enqueue_rate_per_s: rate,
       enqueue_p50_ms: round(p50, 1),
       enqueue_p99_ms: round(p99, 1),

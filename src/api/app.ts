@@ -5,9 +5,7 @@
  * calls Gemini or Azure.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { pinoHttp } from 'pino-http';
 import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
 import { httpRequests } from '../core/metrics.js';
@@ -21,34 +19,15 @@ import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+import { requestLog } from './request-log.js';
 
 export function createApp(deps: ApiDeps): { app: express.Express; close: () => void } {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
 
-  app.use(
-    pinoHttp({
-      logger: deps.services.logger,
-      genReqId(req, res) {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      customProps: (_req, res) => {
-        const p = (res as unknown as Response).locals?.principal;
-        return p ? { tenant: p.tenant } : {};
-      },
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
-      serializers: {
-        req: (req) => ({ id: req.id, method: req.method, url: req.url }),
-        res: (res) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.set('etag', false);
+  app.use(requestLog(deps.services.logger));
   app.use((req, res, next) => {
     res.on('finish', () => {
       const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
@@ -87,8 +66,8 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
             new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)
           : err;
   const { status, body } = toErrorBody(normalized);
-  if (status >= 500) req.log?.error({ err }, 'request failed');
-  else req.log?.info({ status, code: body.error.code, message: body.error.message }, 'request refused');
+  if (status >= 500) req.log.error({ err }, 'request failed');
+  else req.log.info({ status, code: body.error.code, message: body.error.message }, 'request refused');
   if (res.headersSent) {
     res.destroy();
     return;

@@ -53,7 +53,7 @@ export function chatRouter(deps: ApiDeps): Router {
       throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
     }
     const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
-    const fp = fingerprint(req.body);
+    const fp = idemKey ? fingerprint(req.body) : '';
     let rec: JobRecord | null = null;
     if (idemKey) {
       const prior = await idempotency.claim(tenant, idemKey, fp);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -8,11 +8,19 @@ const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
  * (`after`, `order`) relies on; the random part makes them unguessable.
  * OpenAI spells some ids with "_" (`batch_…`): `separator` says which.
  */
+// Random bytes drawn from a pool refilled 4 KiB at a time: one call into the CSPRNG per 256 ids.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
 export function newId(prefix: string, now = Date.now(), separator = '-'): string {
   const time = now.toString(36).padStart(9, '0');
-  const bytes = randomBytes(16);
+  if (poolAt + 16 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
   let rand = '';
-  for (const b of bytes) rand += ALPHABET[b % 62];
+  for (let i = poolAt; i < poolAt + 16; i++) rand += ALPHABET[pool[i] % 62];
+  poolAt += 16;
   return `${prefix}${separator}${time}${rand}`;
 }
 

@@ -129,11 +129,14 @@ export function generateProcessor(deps: GenerateDeps) {
       } else {
         result = toChatCompletion(await generate(deps.gemini.ai, request), ids) as unknown as Record<string, unknown>;
       }
-      const stored = await jobs.transition(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
+      const final = await jobs.transitionGet(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
+      const stored = final !== null;
       if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
       // A batch line's slot is freed before its hook hands out the next line, which may take it.
       if (limiter === batchSlots) await limiter.release(rec.tenant, jobId);
-      await emitFinal(services, jobId);
+      // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
+      if (final) await announceFinal(services, final);
+      else await emitFinal(services, jobId);
       return { stored };
     } catch (err) {
       // Awaited here, so that the failure is observed before the slot is released below.

@@ -27,24 +27,28 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PUBLISH', ARGV[1], '1')
 return 1`;
 
-/** HSET only when the record's status is one of ARGV[2] (a JSON list). */
+/**
+ * HSET only when the record's status is one of ARGV[2] (a JSON list). ARGV[3] = '1' answers
+ * the whole record after the change (or an empty list when it did not apply), else 1 or 0.
+ */
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return 0 end
+if not cur then return ARGV[3] == '1' and {} or 0 end
 local allowed = cjson.decode(ARGV[2])
 for _, s in ipairs(allowed) do
   if cjson.encode(s) == cur then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+    redis.call('HSET', KEYS[1], unpack(ARGV, 4))
     redis.call('PUBLISH', ARGV[1], '1')
+    if ARGV[3] == '1' then return redis.call('HGETALL', KEYS[1]) end
     return 1
   end
 end
-return 0`;
+return ARGV[3] == '1' and {} or 0`;
 
 type Scripted = Redis & {
   ferryCreate(numKeys: number, ...args: (string | number)[]): Promise<number>;
   ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
-  ferryTransition(key: string, channel: string, allowed: string, ...args: string[]): Promise<number>;
+  ferryTransition(key: string, channel: string, allowed: string, answer: '0' | '1', ...args: string[]): Promise<number | string[]>;
 };
 
 /** Record ids as Ferry makes them: a lowercase kind, `-` or `_`, then letters and digits. */
@@ -72,6 +76,14 @@ function decode<T>(hash: Record<string, string>): T | null {
   if (!hash || Object.keys(hash).length === 0) return null;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
+  return out as T;
+}
+
+/** A record from a script's flat HGETALL reply (field, value, field, value …). */
+function decodeFlat<T>(flat: string[]): T | null {
+  if (flat.length === 0) return null;
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]] = JSON.parse(flat[i + 1]);
   return out as T;
 }
 
@@ -133,7 +145,13 @@ export class RecordStore<T extends BaseRecord> {
 
   /** Applies a patch only if the record's status is one of `from`; answers whether it did. */
   async transition(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<boolean> {
-    return (await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), ...encode(patch))) === 1;
+    return (await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), '0', ...encode(patch))) === 1;
+  }
+
+  /** As `transition`, in the same round trip answering the record as changed, or null if it did not apply. */
+  async transitionGet(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<T | null> {
+    const flat = await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), '1', ...encode(patch));
+    return decodeFlat<T>(flat as string[]);
   }
 
   /** Removes the record and its index entries; answers the record as it was, or null. */

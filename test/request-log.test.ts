@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import express from 'express';
+import { pino } from 'pino';
+import { REDACT_PATHS } from '../src/core/logger.js';
+import { requestLog } from '../src/api/request-log.js';
+
+async function withApp(level: string, fn: (url: string, lines: Record<string, unknown>[]) => Promise<void>) {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const logger = pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  const app = express();
+  app.use(requestLog(logger));
+  app.get('/ok', (req, res) => {
+    res.locals.principal = { tenant: 'acme' };
+    req.log.info({ note: 'inside' }, 'handler line');
+    res.json({ ok: true });
+  });
+  app.get('/boom', (_req, res) => void res.status(503).json({ error: 'x' }));
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  try {
+    await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, lines);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+}
+
+test('one line per request, tagged with the request id and tenant, never the key', async () => {
+  await withApp('info', async (url, lines) => {
+    const res = await fetch(`${url}/ok?x=1`, { headers: { authorization: 'Bearer sk-very-secret', 'x-request-id': 'trace-9' } });
+    assert.equal(res.headers.get('x-request-id'), 'trace-9');
+    await res.text();
+    await new Promise((r) => setTimeout(r, 20));
+    const inside = lines.find((l) => l.msg === 'handler line');
+    assert.equal(inside?.reqId, 'trace-9');
+    const done = lines.filter((l) => l.msg === 'request completed');
+    assert.equal(done.length, 1);
+    assert.deepEqual(done[0].req, { id: 'trace-9', method: 'GET', url: '/ok?x=1' });
+    assert.deepEqual(done[0].res, { statusCode: 200 });
+    assert.equal(done[0].tenant, 'acme');
+    assert.equal(typeof done[0].responseTime, 'number');
+    assert.ok(!JSON.stringify(lines).includes('sk-very-secret'));
+  });
+});
+
+test('a 5xx is logged at error; a malformed request id is replaced', async () => {
+  await withApp('error', async (url, lines) => {
+    const res = await fetch(`${url}/boom`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    await res.text();
+    assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].level, 50);
+    assert.deepEqual(lines[0].res, { statusCode: 503 });
+  });
+});
