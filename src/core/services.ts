@@ -44,11 +44,11 @@ export function upstreamJobOptions(config: Config): JobsOptions {
   };
 }
 
-export function createQueue(name: QueueName, services: Pick<Services, 'config' | 'redis'>): Queue {
+export function createQueue(name: QueueName, config: Config, connection: Redis): Queue {
   return new Queue(name, {
-    connection: services.redis,
-    prefix: services.config.prefix,
-    defaultJobOptions: upstreamJobOptions(services.config),
+    connection,
+    prefix: config.prefix,
+    defaultJobOptions: upstreamJobOptions(config),
   });
 }
 
@@ -56,15 +56,16 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
   const redis = createRedis(config.redisUrl, 'client');
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const keys = new Keys(config.prefix);
-  const base = { config, redis };
+  const queueRedis = createRedis(config.redisUrl, 'queue');
+  queueRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const queues = {
-    upload: createQueue(QUEUES.upload, base),
-    generate: createQueue(QUEUES.generate, base),
-    deliver: createQueue(QUEUES.deliver, base),
-    maintenance: createQueue(QUEUES.maintenance, base),
-    batch: createQueue(QUEUES.batch, base),
+    upload: createQueue(QUEUES.upload, config, queueRedis),
+    generate: createQueue(QUEUES.generate, config, queueRedis),
+    deliver: createQueue(QUEUES.deliver, config, queueRedis),
+    maintenance: createQueue(QUEUES.maintenance, config, queueRedis),
+    batch: createQueue(QUEUES.batch, config, queueRedis),
   };
-  const flows = new FlowProducer({ connection: redis, prefix: config.prefix });
+  const flows = new FlowProducer({ connection: queueRedis, prefix: config.prefix });
   return {
     config,
     logger,
@@ -81,7 +82,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     flows,
     async close() {
       await Promise.all([...Object.values(queues).map((q) => q.close()), flows.close()]);
-      await redis.quit().catch(() => redis.disconnect());
+      await Promise.all([redis, queueRedis].map((r) => r.quit().catch(() => r.disconnect())));
     },
   };
 }
