@@ -18,7 +18,15 @@ export function createGeminiProvider(opts: {
   chunkBytes: number;
   policy: RetryPolicy;
 }): GeminiProvider {
-  const ai = createGenAI({ apiKey: opts.apiKey, baseUrl: opts.baseUrl });
+  const { ai, close } = createGenAI({ apiKey: opts.apiKey, baseUrl: opts.baseUrl });
   const uploader = new GeminiUploader(opts.apiKey, opts.baseUrl, opts.chunkBytes, opts.policy);
-  return { ai, files: new GeminiFiles(ai, opts.policy), uploader, close: () => uploader.close() };
+  return {
+    ai,
+    files: new GeminiFiles(ai, opts.policy),
+    uploader,
+    close: () => {
+      uploader.close();
+      close().catch(() => {});
+    },
+  };
 }
