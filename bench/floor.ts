@@ -2,7 +2,8 @@
  * The floor of the jobs benchmark: the least an HTTP-in, BullMQ, Gemini-SDK-out
  * pipeline costs on this machine. `floor.ts api` is a bare node:http server that
  * parses the JSON body, adds one BullMQ job and answers 202; `floor.ts worker`
- * runs each job with `@google/genai`'s generateContent against the emulator.
+ * runs each job with `@google/genai`'s generateContent against the emulator
+ * (configured as Ferry configures it).
  * No auth, records, validation, mapping, events or logging: what is left is
  * the work any such service must do. bench/jobs.ts drives it exactly as it
  * drives Ferry, so the two figures compare like for like.
@@ -11,7 +12,7 @@
  */
 import http from 'node:http';
 import { Queue, Worker } from 'bullmq';
-import { GoogleGenAI } from '@google/genai';
+import { createGenAI } from '../src/providers/gemini/client.js';
 
 const connection = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', maxRetriesPerRequest: null };
 const prefix = process.env.FLOOR_PREFIX ?? 'ferry-floor';
@@ -38,7 +39,8 @@ if (process.argv[2] === 'api') {
     })
     .listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('ready\n'));
 } else if (process.argv[2] === 'worker') {
-  const ai = new GoogleGenAI({ apiKey: 'bench', httpOptions: { baseUrl: process.env.GEMINI_BASE_URL } });
+  // The SDK as Ferry configures it (with its lean fetch), so the floor is the cheapest known way.
+  const { ai } = createGenAI({ apiKey: 'bench', baseUrl: process.env.GEMINI_BASE_URL });
   const worker = new Worker(
     'floor',
     async (job) => {
