@@ -1,8 +1,10 @@
 /**
  * Section `jobs`: N asynchronous chat completions (default 5,000; BENCH_JOBS) through
  * API → Redis → worker → emulator (zero latency), against raw BullMQ add + process of
- * no-op jobs on the same Redis in the same run; then the API's enqueue latency at a
- * fixed request rate (BENCH_RATE per second for BENCH_RATE_SECONDS).
+ * no-op jobs on the same Redis in the same run, and against the floor of bench/floor.ts
+ * (the least an HTTP-in, SDK-out pipeline costs here), each with the CPU every process
+ * spends per job; then the API's enqueue latency at a fixed request rate (BENCH_RATE per
+ * second for BENCH_RATE_SECONDS).
  */
 import http from 'node:http';
 import { Queue } from 'bullmq';

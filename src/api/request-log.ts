@@ -40,7 +40,7 @@ export function requestLog(logger: Logger) {
       res.removeListener('close', done);
       const status = res.writableFinished ? res.statusCode : null;
       const level = status === null || status >= 500 ? 'error' : 'info';
-      if (!logger.isLevelEnabled(level) || QUIET_URLS.has(req.url)) return;
+      if (!logger.isLevelEnabled(level) || QUIET_URLS.has(req.originalUrl)) return;
       const tenant = (res.locals as { principal?: { tenant: string } }).principal?.tenant;
       req.log[level](
         {

@@ -2,16 +2,16 @@ import { createHash, randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
+// Random bytes drawn from a pool refilled 4 KiB at a time: one call into the CSPRNG per 256 ids.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
 /**
  * `<prefix>-<9 chars of base36 milliseconds><16 random base62 chars>`.
  * Ids sort by creation time as plain strings, which is what list pagination
  * (`after`, `order`) relies on; the random part makes them unguessable.
  * OpenAI spells some ids with "_" (`batch_…`): `separator` says which.
  */
-// Random bytes drawn from a pool refilled 4 KiB at a time: one call into the CSPRNG per 256 ids.
-const pool = Buffer.alloc(4096);
-let poolAt = pool.length;
-
 export function newId(prefix: string, now = Date.now(), separator = '-'): string {
   const time = now.toString(36).padStart(9, '0');
   if (poolAt + 16 > pool.length) {
