@@ -6,10 +6,10 @@
 import express, { Router } from 'express';
 import { BadRequestError, ConflictError, GoneError, UnavailableError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
+import { enqueueBatch, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
-import { BATCH_JOBS, QUEUES, jobIds } from '../core/queues.js';
+import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
-import { upstreamJobOptions, type Services } from '../core/services.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -38,28 +38,6 @@ function checkMetadata(v: unknown): Record<string, string> | null {
     Object.entries(v).every(([k, val]) => k.length <= 64 && typeof val === 'string' && val.length <= 512);
   if (!ok) throw new BadRequestError('"metadata" must be an object of up to 16 string values (keys up to 64, values up to 512 characters).', 'metadata');
   return v as Record<string, string>;
-}
-
-/**
- * The batch's flow in one atomic step: `finalize` with its first children
- * (`expand`, and `gate`, released when the last line is handed out), and the
- * `expire` job due when the completion window ends.
- */
-async function enqueueBatch(services: Services, rec: BatchRecord): Promise<void> {
-  const { config } = services;
-  const opts = upstreamJobOptions(config);
-  const data = { batchId: rec.id };
-  const windowMs = (rec.expires_at - rec.created_at) * 1000;
-  const job = (name: (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS], extra: object = {}) => ({
-    name,
-    queueName: QUEUES.batch,
-    data,
-    opts: { ...opts, jobId: jobIds.batch(name, rec.id), ...extra },
-  });
-  await services.flows.addBulk([
-    { ...job(BATCH_JOBS.finalize), children: [job(BATCH_JOBS.expand), job(BATCH_JOBS.gate, { delay: windowMs + 3600_000, attempts: 1 })] },
-    job(BATCH_JOBS.expire, { delay: windowMs }),
-  ]);
 }
 
 export function batchesRouter(deps: ApiDeps): Router {
@@ -120,9 +98,11 @@ export function batchesRouter(deps: ApiDeps): Router {
       request_counts: null,
       usage: null,
     };
+    // The record (its id pending until queued: core/enqueue.ts), the idempotency key's answer, the flow.
     try {
-      await batches.create(rec);
+      await batches.create(rec, pending(services));
       try {
+        if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
         await enqueueBatch(services, rec);
       } catch (err) {
         await batches.remove(rec.id);
@@ -132,7 +112,7 @@ export function batchesRouter(deps: ApiDeps): Router {
       if (idemKey) await idempotency.release(tenant, idemKey);
       throw err;
     }
-    if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
+    await markEnqueued(services, rec.id);
     req.log?.info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
     res.json(await view(rec));
   });

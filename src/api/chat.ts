@@ -8,6 +8,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
+import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
 import { createRedis } from '../core/redis.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
@@ -34,7 +35,7 @@ function answerFinal(res: Response, rec: JobRecord) {
 
 export function chatRouter(deps: ApiDeps): Router {
   const { services } = deps;
-  const { jobs, files, queues, config, idempotency } = services;
+  const { jobs, files, config, idempotency } = services;
   const r = Router();
   r.use(express.json({ limit: '32mb' }));
 
@@ -61,12 +62,11 @@ export function chatRouter(deps: ApiDeps): Router {
     }
     if (!rec) {
       try {
-        rec = await createJob(deps, tenant, chat, webhookUrl);
+        rec = await createJob(deps, tenant, chat, webhookUrl, idemKey ? (id) => idempotency.complete(tenant, idemKey, fp, id) : null);
       } catch (err) {
         if (idemKey) await idempotency.release(tenant, idemKey);
         throw err;
       }
-      if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
     }
     res.setHeader('X-Ferry-Job-Id', rec.id);
 
@@ -80,7 +80,18 @@ export function chatRouter(deps: ApiDeps): Router {
 
   return r;
 
-  async function createJob(d: ApiDeps, tenant: string, chat: ReturnType<typeof validateChatRequest>, webhookUrl: string | null): Promise<JobRecord> {
+  /**
+   * The record (its id pending until queued: core/enqueue.ts), then the idempotency key's answer,
+   * then the queue: a crash after the record leaves work that maintenance queues again, and a
+   * retry with the same key finds the job.
+   */
+  async function createJob(
+    d: ApiDeps,
+    tenant: string,
+    chat: ReturnType<typeof validateChatRequest>,
+    webhookUrl: string | null,
+    remember: ((id: string) => Promise<void>) | null,
+  ): Promise<JobRecord> {
     const rec: JobRecord = {
       id: newId('job'),
       tenant,
@@ -103,13 +114,15 @@ export function chatRouter(deps: ApiDeps): Router {
       custom_id: null,
       webhook_url: webhookUrl,
     };
-    await jobs.create(rec);
+    await jobs.create(rec, pending(d.services));
     try {
-      await queues.generate.add('chat', { jobId: rec.id }, { jobId: rec.id });
+      await remember?.(rec.id);
+      await enqueueGenerate(d.services, rec.id);
     } catch (err) {
       await jobs.remove(rec.id);
       throw err;
     }
+    await markEnqueued(d.services, rec.id);
     d.services.logger.info({ job_id: rec.id, tenant, model: rec.model, files: rec.file_ids.length }, 'job accepted');
     return rec;
   }

@@ -3,6 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { BadRequestError, GoneError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
+import { enqueueUpload, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
 import { jobIds, UPLOAD_JOBS } from '../core/queues.js';
@@ -67,15 +68,18 @@ export function filesRouter(deps: ApiDeps): Router {
         }
         claimed = true;
       }
-      await files.create(rec);
+      // The id is pending until its upload is queued, so a crash in between is repaired (core/enqueue.ts).
+      const waits = rec.status === 'uploaded';
+      await files.create(rec, waits ? pending(deps.services) : undefined);
       if (idemKey) await idempotency.complete(tenant, idemKey, fp, id);
-      if (rec.status === 'uploaded') {
+      if (waits) {
         try {
-          await queues.upload.add(UPLOAD_JOBS.upload, { fileId: id }, { jobId: jobIds.upload(id) });
+          await enqueueUpload(deps.services, id);
         } catch (err) {
           await files.remove(id);
           throw new UnavailableError(`The upload could not be queued: ${(err as Error).message}`);
         }
+        await markEnqueued(deps.services, id);
       }
       req.log?.info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
       res.json(view(rec));

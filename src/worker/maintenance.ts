@@ -1,14 +1,19 @@
 /**
- * The maintenance queue: a scheduled sweep that deletes staged bytes whose
- * retention has passed. A BullMQ job scheduler runs it once a minute across
+ * The maintenance queue: a scheduled pass that deletes staged bytes whose
+ * retention has passed and queues again the work of records whose enqueue was
+ * lost (core/enqueue.ts). A BullMQ job scheduler runs it once a minute across
  * all worker processes (never twice at once).
  */
+import { reconcilePending } from '../core/enqueue.js';
 import type { Services } from '../core/services.js';
 
 export const SWEEP_SCHEDULER_ID = 'sweep-content';
 
 export function maintenanceProcessor(services: Services) {
-  return async (): Promise<{ deleted: number }> => sweepExpiredContent(services);
+  return async (): Promise<{ deleted: number; requeued: number; cleared: number }> => ({
+    ...(await sweepExpiredContent(services)),
+    ...(await reconcilePending(services)),
+  });
 }
 
 export async function sweepExpiredContent(services: Services, now = Math.floor(Date.now() / 1000)) {

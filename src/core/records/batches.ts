@@ -124,7 +124,7 @@ export class BatchStore extends RecordStore<BatchRecord> {
     return `${this.key(id)}:done`;
   }
 
-  override async create(rec: BatchRecord): Promise<void> {
+  override async create(rec: BatchRecord, pending?: { key: string; score: number }): Promise<void> {
     await this.redis
       .multi()
       .hset(this.linesKey(rec.id), 'fed', 0, 'completed', 0, 'failed', 0)
@@ -132,7 +132,7 @@ export class BatchStore extends RecordStore<BatchRecord> {
       .setbit(this.doneKey(rec.id), 0, 0)
       .expire(this.doneKey(rec.id), this.retention)
       .exec();
-    await super.create(rec);
+    await super.create(rec, pending);
   }
 
   protected override onRemove(m: ReturnType<Redis['multi']>, rec: BatchRecord): void {

@@ -97,8 +97,8 @@ export class FileStore extends RecordStore<FileRecord> {
     super(redis, keys, 'file', retentionSeconds, (rec) => [rec.purpose]);
   }
 
-  override async create(rec: FileRecord): Promise<void> {
-    await super.create(rec);
+  override async create(rec: FileRecord, pending?: { key: string; score: number }): Promise<void> {
+    await super.create(rec, pending);
     await this.redis.zadd(this.keys.contentExpiry(), rec.content_expires_at, rec.id);
   }
 

@@ -12,11 +12,19 @@ import type { Keys } from '../redis.js';
 
 // Each write is one script (one round trip) that also publishes the change on ARGV[1].
 
-/** HSET the record and ZADD it to each index (KEYS[2..]); ARGV[2] is the TTL, ARGV[3] the id. */
+/**
+ * HSET the record and ZADD it to each index (KEYS[2..]); ARGV[2] is the TTL, ARGV[3] the id.
+ * With a score in ARGV[4], the last key is a sorted set the id joins with that score.
+ */
 const CREATE = `
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local last = #KEYS
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[last], ARGV[4], ARGV[3])
+  last = last - 1
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
+for i = 2, last do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], '1')
 return 1`;
 
@@ -121,9 +129,11 @@ export class RecordStore<T extends BaseRecord> {
     return this.keys.channel(this.topic(id));
   }
 
-  async create(rec: T): Promise<void> {
+  /** Writes a new record; with `pending`, its id also joins that sorted set in the same step (see core/enqueue.ts). */
+  async create(rec: T, pending?: { key: string; score: number }): Promise<void> {
     const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
-    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, ...encode(rec));
+    if (pending) keys.push(pending.key);
+    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, pending ? pending.score : '', ...encode(rec));
   }
 
   async get(id: string): Promise<T | null> {

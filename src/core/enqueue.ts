@@ -1,0 +1,105 @@
+/**
+ * Queuing the work behind a new record, made safe against a crash in between.
+ *
+ * The API writes a file, job or batch record and then adds its BullMQ job: two
+ * writes, so a process that dies between them would leave a record that never
+ * moves. Each such record is therefore created with its id in a pending set (in
+ * the same script as the record), and the id leaves the set once its work is
+ * queued. A maintenance pass (`reconcilePending`) takes ids that have stayed
+ * pending longer than a grace period and queues their work again if the record
+ * still waits for it. Job ids are deterministic, so queuing twice runs once.
+ */
+import { BATCH_JOBS, QUEUES, UPLOAD_JOBS, jobIds } from './queues.js';
+import type { BatchRecord } from './records/batches.js';
+import type { Services } from './services.js';
+import { upstreamJobOptions } from './services.js';
+
+/** How long an id may stay pending before maintenance takes it for lost (an enqueue takes milliseconds). */
+export const PENDING_GRACE_MS = 30_000;
+
+export function pendingKey(services: Pick<Services, 'keys'>): string {
+  return `${services.keys.prefix}:enqueue-pending`;
+}
+
+/** What `RecordStore.create` takes to put a new record's id in the pending set, scored by the time. */
+export function pending(services: Pick<Services, 'keys'>, now = Date.now()): { key: string; score: number } {
+  return { key: pendingKey(services), score: now };
+}
+
+export async function enqueueGenerate(services: Services, jobId: string): Promise<void> {
+  await services.queues.generate.add('chat', { jobId }, { jobId });
+}
+
+export async function enqueueUpload(services: Services, fileId: string): Promise<void> {
+  await services.queues.upload.add(UPLOAD_JOBS.upload, { fileId }, { jobId: jobIds.upload(fileId) });
+}
+
+/**
+ * The batch's flow in one atomic step: `finalize` with its first children
+ * (`expand`, and `gate`, released when the last line is handed out), and the
+ * `expire` job due when the completion window ends.
+ */
+export async function enqueueBatch(services: Services, rec: BatchRecord): Promise<void> {
+  const opts = upstreamJobOptions(services.config);
+  const data = { batchId: rec.id };
+  const windowMs = (rec.expires_at - rec.created_at) * 1000;
+  const job = (name: (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS], extra: object = {}) => ({
+    name,
+    queueName: QUEUES.batch,
+    data,
+    opts: { ...opts, jobId: jobIds.batch(name, rec.id), ...extra },
+  });
+  await services.flows.addBulk([
+    { ...job(BATCH_JOBS.finalize), children: [job(BATCH_JOBS.expand), job(BATCH_JOBS.gate, { delay: windowMs + 3600_000, attempts: 1 })] },
+    job(BATCH_JOBS.expire, { delay: windowMs }),
+  ]);
+}
+
+/** The record's work is queued: its id leaves the pending set. */
+export async function markEnqueued(services: Services, id: string): Promise<void> {
+  await services.redis.zrem(pendingKey(services), id);
+}
+
+/**
+ * Queues again the work of records whose enqueue was lost (pending past the
+ * grace period and still in their first status); forgets every other pending
+ * id past the grace period. Answers how many it queued and how many it forgot.
+ */
+export async function reconcilePending(services: Services, now = Date.now()): Promise<{ requeued: number; cleared: number }> {
+  const key = pendingKey(services);
+  let requeued = 0;
+  let cleared = 0;
+  for (;;) {
+    const ids = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'LIMIT', 0, 500);
+    if (ids.length === 0) break;
+    for (const id of ids) {
+      if (await requeue(services, id)) requeued++;
+      else cleared++;
+      await markEnqueued(services, id);
+    }
+  }
+  if (requeued) services.logger.warn({ requeued }, 'queued again the work of records whose enqueue was lost');
+  return { requeued, cleared };
+}
+
+async function requeue(services: Services, id: string): Promise<boolean> {
+  if (id.startsWith('job-')) {
+    const rec = await services.jobs.get(id);
+    if (rec?.status !== 'queued' || rec.batch_id) return false;
+    await enqueueGenerate(services, id);
+    return true;
+  }
+  if (id.startsWith('file-')) {
+    const rec = await services.files.get(id);
+    if (rec?.status !== 'uploaded') return false;
+    await enqueueUpload(services, id);
+    return true;
+  }
+  if (id.startsWith('batch_')) {
+    const rec = await services.batches.get(id);
+    if (rec?.status !== 'validating') return false;
+    await enqueueBatch(services, rec);
+    return true;
+  }
+  return false;
+}
