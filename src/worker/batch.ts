@@ -52,16 +52,24 @@ export function batchProcessor(services: Services) {
   };
 }
 
-/** A batch job that will not run again. A batch whose input could not be read fails; others are left for an operator. */
+/**
+ * A batch job that will not run again. A batch whose input could not be read fails; so does one
+ * whose ending (finalize, expire, cancel) could not write its results after every retry, rather
+ * than staying `finalizing` or `cancelling` for ever.
+ */
 export async function onBatchJobFailedForGood(services: Services, job: Job<BatchJobData>, err: Error): Promise<void> {
   services.logger.error({ err: err.message, batch_id: job.data.batchId, job: job.name }, 'batch job failed for good');
-  if (job.name !== BATCH_JOBS.expand) return;
-  const error = { code: 'validation_failed', message: `The input could not be read: ${err.message}`, param: null, line: null };
-  await fail(services, job.data.batchId, [error]);
+  if (job.name === BATCH_JOBS.expand) {
+    const error = { code: 'validation_failed', message: `The input could not be read: ${err.message}`, param: null, line: null };
+    await fail(services, job.data.batchId, [error]);
+  } else if (job.name === BATCH_JOBS.finalize || job.name === BATCH_JOBS.expire || job.name === BATCH_JOBS.cancel) {
+    const error = { code: 'finalize_failed', message: `The batch's results could not be written: ${err.message}`, param: null, line: null };
+    await fail(services, job.data.batchId, [error], ['validating', 'in_progress', 'finalizing', 'cancelling']);
+  }
 }
 
-async function fail(services: Services, batchId: string, errors: BatchError[]) {
-  const failed = await services.batches.transition(batchId, ['validating'], { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
+async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
+  const failed = await services.batches.transition(batchId, from, { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
   if (failed) await announce(services, batchId);
   await releaseGate(services, batchId);
 }
