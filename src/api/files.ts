@@ -70,7 +70,7 @@ export function filesRouter(deps: ApiDeps): Router {
       }
       // The id is pending until its upload is queued, so a crash in between is repaired (core/enqueue.ts).
       const waits = rec.status === 'uploaded';
-      await files.create(rec, waits ? pending(deps.services) : undefined);
+      await files.create(rec, waits ? pending(deps.services) : []);
       if (idemKey) await idempotency.complete(tenant, idemKey, fp, id);
       if (waits) {
         try {

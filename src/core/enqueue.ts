@@ -11,6 +11,7 @@
  */
 import { BATCH_JOBS, QUEUES, UPLOAD_JOBS, jobIds } from './queues.js';
 import type { BatchRecord } from './records/batches.js';
+import type { ScoredEntry } from './records/store.js';
 import type { Services } from './services.js';
 import { upstreamJobOptions } from './services.js';
 
@@ -22,8 +23,8 @@ export function pendingKey(services: Pick<Services, 'keys'>): string {
 }
 
 /** What `RecordStore.create` takes to put a new record's id in the pending set, scored by the time. */
-export function pending(services: Pick<Services, 'keys'>, now = Date.now()): { key: string; score: number } {
-  return { key: pendingKey(services), score: now };
+export function pending(services: Pick<Services, 'keys'>, now = Date.now()): ScoredEntry[] {
+  return [{ key: pendingKey(services), score: now }];
 }
 
 export async function enqueueGenerate(services: Services, jobId: string): Promise<void> {

@@ -10,7 +10,7 @@
 import type { Redis } from 'ioredis';
 import { base62, derivedId } from '../ids.js';
 import type { Keys } from '../redis.js';
-import { RecordStore } from './store.js';
+import { RecordStore, type ScoredEntry } from './store.js';
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
 export const FINAL_BATCH_STATUSES: readonly BatchStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
@@ -124,7 +124,7 @@ export class BatchStore extends RecordStore<BatchRecord> {
     return `${this.key(id)}:done`;
   }
 
-  override async create(rec: BatchRecord, pending?: { key: string; score: number }): Promise<void> {
+  override async create(rec: BatchRecord, scored: ScoredEntry[] = []): Promise<void> {
     await this.redis
       .multi()
       .hset(this.linesKey(rec.id), 'fed', 0, 'completed', 0, 'failed', 0)
@@ -132,7 +132,7 @@ export class BatchStore extends RecordStore<BatchRecord> {
       .setbit(this.doneKey(rec.id), 0, 0)
       .expire(this.doneKey(rec.id), this.retention)
       .exec();
-    await super.create(rec, pending);
+    await super.create(rec, scored);
   }
 
   protected override onRemove(m: ReturnType<Redis['multi']>, rec: BatchRecord): void {

@@ -1,7 +1,7 @@
 /** File records: the generic record store plus a per-purpose index and the content-retention schedule. */
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
-import { RecordStore, type ListOptions } from './store.js';
+import { RecordStore, type ListOptions, type ScoredEntry } from './store.js';
 
 export type FileStatus = 'uploaded' | 'processed' | 'error';
 export type Storage = 'gemini' | 'azure_storage' | 'local';
@@ -97,9 +97,9 @@ export class FileStore extends RecordStore<FileRecord> {
     super(redis, keys, 'file', retentionSeconds, (rec) => [rec.purpose]);
   }
 
-  override async create(rec: FileRecord, pending?: { key: string; score: number }): Promise<void> {
-    await super.create(rec, pending);
-    await this.redis.zadd(this.keys.contentExpiry(), rec.content_expires_at, rec.id);
+  /** The record and its content-expiry entry in one step. */
+  override async create(rec: FileRecord, scored: ScoredEntry[] = []): Promise<void> {
+    await super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }]);
   }
 
   protected override onRemove(m: ReturnType<Redis['multi']>, rec: FileRecord): void {

@@ -13,16 +13,15 @@ import type { Keys } from '../redis.js';
 // Each write is one script (one round trip) that also publishes the change on ARGV[1].
 
 /**
- * HSET the record and ZADD it to each index (KEYS[2..]); ARGV[2] is the TTL, ARGV[3] the id.
- * With a score in ARGV[4], the last key is a sorted set the id joins with that score.
+ * HSET the record and ZADD it to each index; ARGV[2] is the TTL, ARGV[3] the id, ARGV[4] the
+ * number n of scored sets. KEYS[2..] are the indexes (score 0), the last n keys the scored sets,
+ * whose scores are ARGV[5..4+n]; the record's fields follow.
  */
 const CREATE = `
-local last = #KEYS
-if ARGV[4] ~= '' then
-  redis.call('ZADD', KEYS[last], ARGV[4], ARGV[3])
-  last = last - 1
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local n = tonumber(ARGV[4])
+local last = #KEYS - n
+for i = 1, n do redis.call('ZADD', KEYS[last + i], ARGV[4 + i], ARGV[3]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5 + n))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 for i = 2, last do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], '1')
@@ -66,6 +65,12 @@ export interface BaseRecord {
   id: string;
   tenant: string;
   status: string;
+}
+
+/** A sorted set a new record's id joins, and its score there. */
+export interface ScoredEntry {
+  key: string;
+  score: number;
 }
 
 export interface ListOptions {
@@ -129,11 +134,14 @@ export class RecordStore<T extends BaseRecord> {
     return this.keys.channel(this.topic(id));
   }
 
-  /** Writes a new record; with `pending`, its id also joins that sorted set in the same step (see core/enqueue.ts). */
-  async create(rec: T, pending?: { key: string; score: number }): Promise<void> {
-    const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
-    if (pending) keys.push(pending.key);
-    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, pending ? pending.score : '', ...encode(rec));
+  /**
+   * Writes a new record in one step, its id joining each of `scored` with the score given there
+   * (the pending set of core/enqueue.ts, a file's content expiry).
+   */
+  async create(rec: T, scored: ScoredEntry[] = []): Promise<void> {
+    const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub)), ...scored.map((e) => e.key)];
+    const scores = scored.map((e) => e.score);
+    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, scored.length, ...scores, ...encode(rec));
   }
 
   async get(id: string): Promise<T | null> {
