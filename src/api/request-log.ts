@@ -44,7 +44,7 @@ export function requestLog(logger: Logger) {
       const tenant = (res.locals as { principal?: { tenant: string } }).principal?.tenant;
       req.log[level](
         {
-          req: { id, method: req.method, url: req.originalUrl },
+          req: { method: req.method, url: req.originalUrl },
           res: { statusCode: status },
           responseTime: Math.round(performance.now() - started),
           ...(tenant ? { tenant } : {}),
