@@ -56,9 +56,14 @@ export async function enqueueBatch(services: Services, rec: BatchRecord): Promis
   ]);
 }
 
-/** The record's work is queued: its id leaves the pending set. */
+/**
+ * The record's work is queued: its id leaves the pending set. Never throws: the work is queued
+ * whatever happens here, and an id left behind is cleared by the next maintenance pass.
+ */
 export async function markEnqueued(services: Services, id: string): Promise<void> {
-  await services.redis.zrem(pendingKey(services), id);
+  await services.redis.zrem(pendingKey(services), id).catch((err: Error) => {
+    services.logger.warn({ err: err.message, id }, 'could not clear a pending enqueue; maintenance will');
+  });
 }
 
 /**
@@ -73,11 +78,19 @@ export async function reconcilePending(services: Services, now = Date.now()): Pr
   for (;;) {
     const ids = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'LIMIT', 0, 500);
     if (ids.length === 0) break;
+    let failed = 0;
     for (const id of ids) {
-      if (await requeue(services, id)) requeued++;
-      else cleared++;
-      await markEnqueued(services, id);
+      try {
+        if (await requeue(services, id)) requeued++;
+        else cleared++;
+        await services.redis.zrem(key, id);
+      } catch (err) {
+        // Left pending for the next pass; the ids after it are still repaired.
+        failed++;
+        services.logger.error({ err: (err as Error).message, id }, 'could not queue again the work of a pending record');
+      }
     }
+    if (failed === ids.length) break;
   }
   if (requeued) services.logger.warn({ requeued }, 'queued again the work of records whose enqueue was lost');
   return { requeued, cleared };

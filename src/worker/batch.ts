@@ -52,20 +52,33 @@ export function batchProcessor(services: Services) {
   };
 }
 
+/** Whether the batch is in the hands of this ending's job (so that job's failure may end it). */
+const OWNED_BY: Partial<Record<BatchJobName, (b: BatchRecord) => boolean>> = {
+  finalize: (b) => b.status === 'finalizing' && b.ending === 'completed',
+  // The window's end either claimed the batch (finalizing) or failed before it could.
+  expire: (b) => (b.status === 'finalizing' && b.ending === 'expired') || b.status === 'validating' || b.status === 'in_progress',
+  cancel: (b) => b.status === 'cancelling',
+};
+
 /**
  * A batch job that will not run again. A batch whose input could not be read fails; so does one
  * whose ending (finalize, expire, cancel) could not write its results after every retry, rather
- * than staying `finalizing` or `cancelling` for ever.
+ * than staying `finalizing` or `cancelling` for ever. A finalize that gave up because lines are
+ * still open leaves the batch `in_progress`: the window's end closes those lines and writes the rest.
  */
 export async function onBatchJobFailedForGood(services: Services, job: Job<BatchJobData>, err: Error): Promise<void> {
   services.logger.error({ err: err.message, batch_id: job.data.batchId, job: job.name }, 'batch job failed for good');
   if (job.name === BATCH_JOBS.expand) {
     const error = { code: 'validation_failed', message: `The input could not be read: ${err.message}`, param: null, line: null };
     await fail(services, job.data.batchId, [error]);
-  } else if (job.name === BATCH_JOBS.finalize || job.name === BATCH_JOBS.expire || job.name === BATCH_JOBS.cancel) {
-    const error = { code: 'finalize_failed', message: `The batch's results could not be written: ${err.message}`, param: null, line: null };
-    await fail(services, job.data.batchId, [error], ['validating', 'in_progress', 'finalizing', 'cancelling']);
+    return;
   }
+  const owned = OWNED_BY[job.name as BatchJobName];
+  if (!owned || err instanceof LinesStillOpen) return;
+  const batch = await services.batches.get(job.data.batchId);
+  if (!batch || !owned(batch)) return;
+  const error = { code: 'finalize_failed', message: `The batch's results could not be written: ${err.message}`, param: null, line: null };
+  await fail(services, batch.id, [error], [batch.status]);
 }
 
 async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {

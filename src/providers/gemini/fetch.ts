@@ -36,7 +36,9 @@ function responseHeaders(raw: Record<string, string | string[] | undefined>): He
 }
 
 export function createGeminiFetch(): { fetch: typeof fetch; close(): Promise<void> } {
-  const agent = new Agent({ keepAliveTimeout: 30_000 });
+  // No header or body timeout, as the SDK's own dispatcher: a long generation is bounded by the
+  // caller's signal (or the SDK's `timeout`), not cut at undici's default of 300 s.
+  const agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
   const leanFetch = async (input: FetchInput, init: RequestInit = {}): Promise<Response> => {
     const body = init.body;
     if (input instanceof Request || (body != null && typeof body !== 'string' && !(body instanceof Uint8Array))) {

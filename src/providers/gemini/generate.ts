@@ -14,7 +14,14 @@ export function generateStream(
   signal?: AbortSignal,
 ): Promise<void> {
   return measured('stream', async () => {
-    const stream = await ai.models.generateContentStream({ ...req, config: { ...req.config, abortSignal: signal } });
-    for await (const chunk of stream) await onChunk(chunk);
+    // Aborted on the way out, so a stream left unread (onChunk threw) frees its connection.
+    const done = new AbortController();
+    const abortSignal = signal ? AbortSignal.any([signal, done.signal]) : done.signal;
+    try {
+      const stream = await ai.models.generateContentStream({ ...req, config: { ...req.config, abortSignal } });
+      for await (const chunk of stream) await onChunk(chunk);
+    } finally {
+      done.abort();
+    }
   });
 }
