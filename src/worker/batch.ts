@@ -82,8 +82,8 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
 }
 
 async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
-  const failed = await services.batches.transition(batchId, from, { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
-  if (failed) await announce(services, batchId);
+  const failed = await services.batches.transitionGet(batchId, from, { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
+  if (failed) await announce(services, failed);
   await releaseGate(services, batchId);
 }
 
@@ -289,7 +289,7 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
   const mine = ending === 'cancelled' ? batch?.status === 'cancelling' : batch?.status === 'finalizing' && batch.ending === ending;
   if (!batch || !mine) {
     // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
-    if (batch && isFinalBatch(batch) && batch.status === ending) await announce(services, batchId);
+    if (batch && isFinalBatch(batch) && batch.status === ending) await announce(services, batch);
     return { skipped: batch?.status ?? 'gone' };
   }
 
@@ -298,14 +298,14 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
       ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
       : await writeResults(services, batch, ending);
   const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
-  const ended = await batches.transition(batchId, [batch.status], { status: ending, [at]: now(), ...results });
-  if (ended) await announce(services, batchId);
+  const ended = await batches.transitionGet(batchId, [batch.status], { status: ending, [at]: now(), ...results });
+  if (ended) await announce(services, ended);
   await releaseGate(services, batchId);
   if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);
   return { [ending]: results.request_counts };
 }
 
-async function announce(services: Services, batchId: string): Promise<void> {
-  const rec = await services.batches.get(batchId);
-  if (rec) await emitSafely(services, batchEvent(rec, await services.batches.counts(rec)));
+/** The batch's event, from the record as it ended. */
+async function announce(services: Services, rec: BatchRecord): Promise<void> {
+  await emitSafely(services, batchEvent(rec, await services.batches.counts(rec)));
 }

@@ -108,17 +108,15 @@ async function markFailing(services: Services, id: string, since: number | null)
 /** Disables an endpoint and records why; the tenant's other endpoints get a `webhook_endpoint.disabled` event. */
 async function disableEndpoint(services: Services, id: string, reason: string) {
   const at = Math.floor(Date.now() / 1000);
-  if (!(await services.endpoints.transition(id, ['enabled'], { status: 'disabled', disabled_at: at, disabled_reason: reason }))) return;
-  const e = await services.endpoints.get(id);
-  services.logger.warn({ endpoint_id: id, tenant: e?.tenant, reason }, 'webhook endpoint disabled');
-  if (e) {
-    await emitSafely(services, {
-      type: 'webhook_endpoint.disabled',
-      tenant: e.tenant,
-      objectId: `${e.id}:${at}`,
-      data: { id: e.id, object: 'webhook_endpoint', url: e.url, enabled: false, disabled_at: at, disabled_reason: reason },
-    });
-  }
+  const e = await services.endpoints.transitionGet(id, ['enabled'], { status: 'disabled', disabled_at: at, disabled_reason: reason });
+  if (!e) return;
+  services.logger.warn({ endpoint_id: id, tenant: e.tenant, reason }, 'webhook endpoint disabled');
+  await emitSafely(services, {
+    type: 'webhook_endpoint.disabled',
+    tenant: e.tenant,
+    objectId: `${e.id}:${at}`,
+    data: { id: e.id, object: 'webhook_endpoint', url: e.url, enabled: false, disabled_at: at, disabled_reason: reason },
+  });
 }
 
 /** Delay before retry number `attemptsMade` (1-based): the configured schedule. */

@@ -96,9 +96,8 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
 /** The file failed for good: its record says why, and its event goes out. */
 export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
   // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
-  if (await services.files.transition(fileId, ['uploaded'], { status: 'error', provider_state: 'failed', status_details: message })) {
-    await emitFileFinal(services, fileId);
-  }
+  const failed = await services.files.transitionGet(fileId, ['uploaded'], { status: 'error', provider_state: 'failed', status_details: message });
+  if (failed) await emitSafely(services, fileEvent(failed, services.config.fileRetentionSeconds));
 }
 
 async function emitFileFinal(services: Services, fileId: string): Promise<void> {
