@@ -1,8 +1,9 @@
 /**
  * Section `jobs`: N asynchronous chat completions (default 5,000; BENCH_JOBS) through
  * API → Redis → worker → emulator (zero latency), against raw BullMQ add + process of
- * no-op jobs on the same Redis in the same run, and against the floor of bench/floor.ts
- * (the least an HTTP-in, SDK-out pipeline costs here), each with the CPU every process
+ * no-op jobs on the same Redis in the same run, and against the floors of bench/floor.ts
+ * (the least an HTTP-in, SDK-out pipeline costs here, with a bare HTTP server and with
+ * one Express route), each with the CPU every process
  * spends per job; then the API's enqueue latency at a fixed request rate (BENCH_RATE per
  * second for BENCH_RATE_SECONDS).
  */
@@ -102,32 +103,37 @@ const section: Section = {
     log(`  CPU per job: ${cpu()}`);
     log(`  ${ferry.toFixed(0)} jobs/s end to end; ratio to raw BullMQ ${ratio.toFixed(2)} (target ≥ 0.5: ${verdict(ratio >= 0.5)}); to one-by-one adds ${(ferry / rawSingle).toFixed(2)}`);
 
-    // The floor: the same requests through a bare HTTP server, one BullMQ add, and a worker that
-    // only calls the emulator through @google/genai (bench/floor.ts).
-    const floorPrefix = `${stack.prefix}-floor`;
-    scope.defer(`delete redis keys ${floorPrefix}:*`, () => deleteByPrefix(stack.redis, floorPrefix));
-    const floorPort = await freePort();
-    const floorEnv = { REDIS_URL: stack.redisUrl, FLOOR_PREFIX: floorPrefix, PORT: String(floorPort), GEMINI_BASE_URL: stack.emulatorUrl, FLOOR_CONCURRENCY: String(CONCURRENCY) };
-    const floorProcs = ['api', 'worker'].map((role) => spawnNode(scope, `floor-${role}`, ['--import', 'tsx', 'bench/floor.ts', role], floorEnv));
-    await Promise.all(floorProcs.map((p) => waitFor(`floor ${p.name}`, async () => p.tail().includes('ready'), { timeoutMs: 60_000, check: () => p.assertAlive() })));
-    const floorQueue = new Queue('floor', { connection: stack.redis, prefix: floorPrefix });
-    scope.defer('close floor queue handle', () => floorQueue.close());
-    const floorDone = async () => (await floorQueue.getJobCounts('completed')).completed ?? 0;
-    const floorPost = (content: string) =>
-      httpRequest(`http://127.0.0.1:${floorPort}/`, {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
-      });
-    await drive(floorPost, floorDone); // warm-up: JIT and connections, as Ferry had
-    log(`floor (bare HTTP server + BullMQ add → worker + @google/genai → emulator): ${n} jobs …`);
-    const floorCpu = cpuMeter([floorProcs[0], floorProcs[1]]);
-    const floorRun = await drive(floorPost, floorDone);
-    const floor = (n * 1000) / floorRun.ms;
-    log(`  CPU per job: ${floorCpu()}`);
-    log(`  ${floor.toFixed(0)} jobs/s; ratio to raw BullMQ ${(floor / raw).toFixed(2)}; Ferry reaches ${(ferry / floor).toFixed(2)} of it`);
-    await Promise.all(floorProcs.map((p) => p.stop()));
+    // The floors: the same requests through a bare HTTP server (then one Express route), one
+    // BullMQ add, and a worker that only calls the emulator through @google/genai (bench/floor.ts).
+    const floor = async (apiRole: 'api' | 'api-express', what: string) => {
+      const floorPrefix = `${stack.prefix}-${apiRole}-floor`;
+      scope.defer(`delete redis keys ${floorPrefix}:*`, () => deleteByPrefix(stack.redis, floorPrefix));
+      const floorPort = await freePort();
+      const floorEnv = { REDIS_URL: stack.redisUrl, FLOOR_PREFIX: floorPrefix, PORT: String(floorPort), GEMINI_BASE_URL: stack.emulatorUrl, FLOOR_CONCURRENCY: String(CONCURRENCY) };
+      const procs = [apiRole, 'worker'].map((role) => spawnNode(scope, `floor-${role}`, ['--import', 'tsx', 'bench/floor.ts', role], floorEnv));
+      await Promise.all(procs.map((p) => waitFor(`floor ${p.name}`, async () => p.tail().includes('ready'), { timeoutMs: 60_000, check: () => p.assertAlive() })));
+      const floorQueue = new Queue('floor', { connection: stack.redis, prefix: floorPrefix });
+      scope.defer('close floor queue handle', () => floorQueue.close());
+      const floorDone = async () => (await floorQueue.getJobCounts('completed')).completed ?? 0;
+      const floorPost = (content: string) =>
+        httpRequest(`http://127.0.0.1:${floorPort}/`, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
+        });
+      await drive(floorPost, floorDone); // warm-up: JIT and connections, as Ferry had
+      log(`floor (${what} + BullMQ add → worker + @google/genai → emulator): ${n} jobs …`);
+      const floorCpu = cpuMeter([procs[0], procs[1]]);
+      const floorRun = await drive(floorPost, floorDone);
+      const rate = (n * 1000) / floorRun.ms;
+      log(`  CPU per job: ${floorCpu()}`);
+      log(`  ${rate.toFixed(0)} jobs/s; ratio to raw BullMQ ${(rate / raw).toFixed(2)}; Ferry reaches ${(ferry / rate).toFixed(2)} of it`);
+      await Promise.all(procs.map((p) => p.stop()));
+      return rate;
+    };
+    const floorHttp = await floor('api', 'bare HTTP server');
+    const floorExpress = await floor('api-express', 'one Express route');
 
     log(`enqueue latency at ${rate} requests/s for ${rateSeconds} s …`);
     const latencies: number[] = [];
@@ -160,9 +166,12 @@ const section: Section = {
       ferry_jobs_per_s: round(ferry, 0),
       ratio: round(ratio, 2),
       ratio_target_met: ratio >= 0.5,
-      floor_jobs_per_s: round(floor, 0),
-      floor_ratio: round(floor / raw, 2),
-      ferry_to_floor: round(ferry / floor, 2),
+      floor_jobs_per_s: round(floorHttp, 0),
+      floor_ratio: round(floorHttp / raw, 2),
+      ferry_to_floor: round(ferry / floorHttp, 2),
+      express_floor_jobs_per_s: round(floorExpress, 0),
+      express_floor_ratio: round(floorExpress / raw, 2),
+      ferry_to_express_floor: round(ferry / floorExpress, 2),
       enqueue_rate_per_s: rate,
       enqueue_p50_ms: round(p50, 1),
       enqueue_p99_ms: round(p99, 1),

@@ -88,6 +88,8 @@ async function run(command: string): Promise<void> {
       // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
       port: process.env.FERRY_EMULATOR_PORT === undefined ? 8090 : config.emulator.port,
       processingDelayMs: config.emulator.processingDelayMs,
+      // Its line per request is info: FERRY_LOG_LEVEL=warn or above turns the request log off.
+      quiet: !logger.isLevelEnabled('info'),
     });
     banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
     stops.push({ name: 'emulator', stop: () => emulator.close() });

@@ -266,6 +266,25 @@ describe('chat completions', () => {
     }
   });
 
+  test('a retried job keeps its first start time and counts its attempts', async () => {
+    const f = await startFerry({ emulator: { seed: 7 } });
+    try {
+      // The first attempt is told to come back in 2 s; the second succeeds at once.
+      f.emulator.setFaults([{ route: 'generate', kind: '429', count: 1, retryAfterSeconds: 2 }]);
+      const res = await f.fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'try again later' }] }),
+      });
+      const job = await (await f.fetch(`/v1/jobs/${(await res.json()).id}?wait=30`)).json();
+      assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+      assert.equal(job.attempts, 2);
+      assert.ok(job.finished_at - job.started_at >= 1, `started_at is the first attempt's (${job.started_at}, finished ${job.finished_at})`);
+    } finally {
+      await f.close();
+    }
+  });
+
   test("a tenant's cap on running jobs holds across the burst, and another tenant is not starved", { timeout: 60_000 }, async () => {
     const capped = await startFerry({ env: { FERRY_TENANT_MAX_RUNNING: '1' } });
     try {

@@ -117,7 +117,7 @@ export function chatRouter(deps: ApiDeps): Router {
     await jobs.create(rec, pending(d.services));
     try {
       await remember?.(rec.id);
-      await enqueueGenerate(d.services, rec.id);
+      await enqueueGenerate(d.services, rec);
     } catch (err) {
       await jobs.remove(rec.id);
       throw err;

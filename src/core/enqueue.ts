@@ -9,7 +9,8 @@
  * pending longer than a grace period and queues their work again if the record
  * still waits for it. Job ids are deterministic, so queuing twice runs once.
  */
-import { BATCH_JOBS, QUEUES, UPLOAD_JOBS, jobIds } from './queues.js';
+import { BATCH_JOBS, QUEUES, UPLOAD_JOBS, jobIds, type GenerateJobData } from './queues.js';
+import type { JobRecord } from './records/jobs.js';
 import type { BatchRecord } from './records/batches.js';
 import type { ScoredEntry } from './records/store.js';
 import type { Services } from './services.js';
@@ -27,8 +28,10 @@ export function pending(services: Pick<Services, 'keys'>, now = Date.now()): Sco
   return [{ key: pendingKey(services), score: now }];
 }
 
-export async function enqueueGenerate(services: Services, jobId: string): Promise<void> {
-  await services.queues.generate.add('chat', { jobId }, { jobId });
+export async function enqueueGenerate(services: Services, rec: JobRecord): Promise<void> {
+  const direct = rec.file_ids.length === 0 && rec.image_urls.length === 0 && !rec.batch_id;
+  const data: GenerateJobData = { jobId: rec.id, ...(direct ? { direct: { tenant: rec.tenant, model: rec.model } } : {}) };
+  await services.queues.generate.add('chat', data, { jobId: rec.id });
 }
 
 export async function enqueueUpload(services: Services, fileId: string): Promise<void> {
@@ -100,7 +103,7 @@ async function requeue(services: Services, id: string): Promise<boolean> {
   if (id.startsWith('job-')) {
     const rec = await services.jobs.get(id);
     if (rec?.status !== 'queued' || rec.batch_id) return false;
-    await enqueueGenerate(services, id);
+    await enqueueGenerate(services, rec);
     return true;
   }
   if (id.startsWith('file-')) {

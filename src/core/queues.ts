@@ -26,3 +26,13 @@ export const jobIds = {
   remove: (fileId: string) => `remove-${fileId}`,
   batch: (name: BatchJobName, batchId: string) => `${name}-${batchId}`,
 };
+
+/**
+ * A generate job's data. `direct` (with `tenant` and `model`) marks a job that needs nothing but
+ * its request (no files, fetched images or batch): the worker takes its slot first and then starts
+ * and reads the record in one step. Without it (batch lines, older jobs) the record is read first.
+ */
+export interface GenerateJobData {
+  jobId: string;
+  direct?: { tenant: string; model: string };
+}

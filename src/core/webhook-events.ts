@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Services } from './services.js';
-import type { EventType, WebhookDelivery } from './records/webhooks.js';
+import type { EventType, WebhookDelivery, WebhookEndpoint } from './records/webhooks.js';
 
 const hash = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 24);
 
@@ -21,6 +21,8 @@ export interface EmitInput {
   objectId: string;
   data: Record<string, unknown>;
   webhookUrl?: string | null;
+  /** The tenant's endpoints, when the caller has just read them (EndpointStore.ofTenant). */
+  endpoints?: WebhookEndpoint[];
 }
 
 export function payloadOf(services: Services, id: string, type: EventType, data: Record<string, unknown>): string {
@@ -36,7 +38,7 @@ export async function emit(services: Services, input: EmitInput): Promise<number
   const { endpoints, deliveries, logger } = services;
   const id = eventId(input.type, input.objectId);
   const targets: Array<{ endpointId: string | null; signing: string; url: string }> = [];
-  const { data: all } = await endpoints.list(input.tenant, { limit: 1000, order: 'asc' });
+  const all = input.endpoints ?? (await endpoints.ofTenant(input.tenant));
   for (const e of all) {
     if (e.status === 'enabled' && (!e.events || e.events.includes(input.type))) targets.push({ endpointId: e.id, signing: e.id, url: e.url });
   }

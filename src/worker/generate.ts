@@ -22,16 +22,14 @@ import type { JobRecord } from '../core/records/jobs.js';
 import { OPEN_JOB_STATUSES, isFinalJob, jobEvent } from '../core/records/jobs.js';
 import { emitSafely } from '../core/webhook-events.js';
 import type { FileRecord } from '../core/records/files.js';
+import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
 import { INLINE_LIMIT_BYTES, toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
+import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
-
-export interface GenerateJobData {
-  jobId: string;
-}
 
 export interface GenerateDeps {
   services: Services;
@@ -63,56 +61,67 @@ export function generateProcessor(deps: GenerateDeps) {
 
   return async (job: Job, token?: string): Promise<unknown> => {
     const { jobs } = services;
-    const { jobId } = job.data as GenerateJobData;
-    const rec = await jobs.get(jobId);
-    if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) {
-      // Final already (a retry after a crash, or a cancel): make sure its event went out; ids dedupe it.
-      if (rec && isFinalJob(rec)) await announceFinal(services, rec);
-      return { skipped: rec?.status ?? 'gone' };
-    }
-    if (rec.batch_id) {
-      // A line of a batch that is ending does not start; the batch's finalize closes it.
-      const { status } = await services.batches.progress(rec.batch_id);
-      if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
-    }
-    const limiter = rec.batch_id ? batchSlots : slots;
+    const { jobId, direct } = job.data as GenerateJobData;
     const later = async (ms: number, status?: JobRecord['status']) => {
       if (status) await jobs.transition(jobId, ['queued', 'waiting_for_files'], { status });
       await job.moveToDelayed(Date.now() + ms, token);
       throw new DelayedError();
     };
+    const start = { status: 'running' as const, attempts: job.attemptsMade + 1 };
+    const firstStart = { started_at: now() };
 
-    let files: Map<string, ResolvedFile>;
-    let images: Map<string, FetchedImage>;
-    try {
-      const waiting = await fileStates(services, rec);
-      if (waiting) return await later(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
-      if (!(await limiter.acquire(rec.tenant, jobId))) return await later(limiter === batchSlots ? batchSlots.parkMs : 200 + Math.random() * 300, 'queued');
-      const wait = await rpm.delayFor(rec.model);
+    let rec: JobRecord | null;
+    let limiter: TenantSlots | WorkerSlots = slots;
+    let files = new Map<string, ResolvedFile>();
+    let images = new Map<string, FetchedImage>();
+    if (direct) {
+      // Nothing to wait for but a slot and the model's budget: then one step starts the job and reads it.
+      if (!(await slots.acquire(direct.tenant, jobId))) return await later(200 + Math.random() * 300, 'queued');
+      const wait = await rpm.delayFor(direct.model);
       if (wait > 0) {
-        await limiter.release(rec.tenant, jobId);
+        await slots.release(direct.tenant, jobId);
         return await later(wait, 'queued');
       }
-      files = await resolveFiles(deps, rec);
-      images = await fetchImages(services, rec);
-    } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      await limiter.release(rec.tenant, jobId);
-      return await handleFailure(deps, job, rec, err, false);
+      rec = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
+      if (!rec) {
+        await slots.release(direct.tenant, jobId);
+        return await notOpen(services, jobId);
+      }
+    } else {
+      rec = await jobs.get(jobId);
+      if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return await notOpen(services, jobId, rec);
+      if (rec.batch_id) {
+        // A line of a batch that is ending does not start; the batch's finalize closes it.
+        const { status } = await services.batches.progress(rec.batch_id);
+        if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
+        limiter = batchSlots;
+      }
+      try {
+        const waiting = await fileStates(services, rec);
+        if (waiting) return await later(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
+        if (!(await limiter.acquire(rec.tenant, jobId))) return await later(limiter === batchSlots ? batchSlots.parkMs : 200 + Math.random() * 300, 'queued');
+        const wait = await rpm.delayFor(rec.model);
+        if (wait > 0) {
+          await limiter.release(rec.tenant, jobId);
+          return await later(wait, 'queued');
+        }
+        files = await resolveFiles(deps, rec);
+        images = await fetchImages(services, rec);
+      } catch (err) {
+        if (err instanceof DelayedError) throw err;
+        await limiter.release(rec.tenant, jobId);
+        return await handleFailure(deps, job, rec, err, false);
+      }
     }
 
     let streamed = false;
     try {
-      if (rec.stream && rec.status === 'running' && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
+      // (A job picked up before may have streamed: only then is its stream looked at.)
+      if (rec.stream && job.attemptsStarted > 1 && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
         // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
         throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
       }
-      const started = await jobs.transition(jobId, ['queued', 'waiting_for_files', 'running'], {
-        status: 'running',
-        started_at: rec.started_at ?? now(),
-        attempts: job.attemptsMade + 1,
-      });
-      if (!started) return { skipped: 'cancelled' };
+      if (!direct && !(await jobs.transition(jobId, OPEN_JOB_STATUSES, start, firstStart))) return { skipped: 'cancelled' };
       const request = toGeminiRequest(rec.request, files, images);
       const ids = completionIds(rec);
       let result: Record<string, unknown>;
@@ -129,13 +138,18 @@ export function generateProcessor(deps: GenerateDeps) {
       } else {
         result = toChatCompletion(await generate(deps.gemini.ai, request), ids) as unknown as Record<string, unknown>;
       }
-      const final = await jobs.transitionGet(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null });
+      // The tenant's endpoints are read in the same round trip as the result is stored (the
+      // record connection pipelines commands issued together); a batch line has no event of its own.
+      const [final, endpoints] = await Promise.all([
+        jobs.transitionGet(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null }),
+        rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant),
+      ]);
       const stored = final !== null;
       if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
       // A batch line's slot is freed before its hook hands out the next line, which may take it.
       if (limiter === batchSlots) await limiter.release(rec.tenant, jobId);
       // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
-      if (final) await announceFinal(services, final);
+      if (final) await announceFinal(services, final, endpoints);
       else await emitFinal(services, jobId);
       return { stored };
     } catch (err) {
@@ -145,6 +159,13 @@ export function generateProcessor(deps: GenerateDeps) {
       await limiter.release(rec.tenant, jobId);
     }
   };
+}
+
+/** A job that is not open (final, or gone): make sure a final one's event went out; ids dedupe it. */
+async function notOpen(services: Services, jobId: string, seen?: JobRecord | null) {
+  const rec = seen === undefined ? await services.jobs.get(jobId) : seen;
+  if (rec && isFinalJob(rec)) await announceFinal(services, rec);
+  return { skipped: rec?.status ?? 'gone' };
 }
 
 /** True while some referenced file is still uploading; throws JobFailure for a file that failed or vanished. */
@@ -243,7 +264,7 @@ async function emitFinal(services: Services, jobId: string) {
 }
 
 /** A job's event, or for a batch line, its count and the next line (a batch has events of its own). */
-async function announceFinal(services: Services, rec: JobRecord) {
+async function announceFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]) {
   if (rec.batch_id) await onLineFinal(services, rec);
-  else await emitSafely(services, jobEvent(rec));
+  else await emitSafely(services, { ...jobEvent(rec), endpoints });
 }

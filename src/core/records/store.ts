@@ -37,6 +37,8 @@ return 1`;
 /**
  * HSET only when the record's status is one of ARGV[2] (a JSON list). ARGV[3] = '1' answers
  * the whole record after the change (or an empty list when it did not apply), else 1 or 0.
+ * ARGV[4] = n: the n field/value pairs after it are written only where the field is unset or
+ * null (a first start time); the patch follows them.
  */
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -44,7 +46,12 @@ if not cur then return ARGV[3] == '1' and {} or 0 end
 local allowed = cjson.decode(ARGV[2])
 for _, s in ipairs(allowed) do
   if cjson.encode(s) == cur then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+    local n = tonumber(ARGV[4])
+    for i = 5, 4 + 2 * n, 2 do
+      local v = redis.call('HGET', KEYS[1], ARGV[i])
+      if not v or v == 'null' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+    end
+    if #ARGV > 4 + 2 * n then redis.call('HSET', KEYS[1], unpack(ARGV, 5 + 2 * n)) end
     redis.call('PUBLISH', ARGV[1], '1')
     if ARGV[3] == '1' then return redis.call('HGETALL', KEYS[1]) end
     return 1
@@ -55,7 +62,7 @@ return ARGV[3] == '1' and {} or 0`;
 type Scripted = Redis & {
   ferryCreate(numKeys: number, ...args: (string | number)[]): Promise<number>;
   ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
-  ferryTransition(key: string, channel: string, allowed: string, answer: '0' | '1', ...args: string[]): Promise<number | string[]>;
+  ferryTransition(key: string, channel: string, allowed: string, answer: '0' | '1', initialPairs: number, ...args: string[]): Promise<number | string[]>;
 };
 
 /** Record ids as Ferry makes them: a lowercase kind, `-` or `_`, then letters and digits. */
@@ -161,15 +168,22 @@ export class RecordStore<T extends BaseRecord> {
     return (await this.redis.ferryHsetIfExists(this.key(id), this.channel(id), ...encode(patch))) === 1;
   }
 
-  /** Applies a patch only if the record's status is one of `from`; answers whether it did. */
-  async transition(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<boolean> {
-    return (await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), '0', ...encode(patch))) === 1;
+  /**
+   * Applies a patch only if the record's status is one of `from`; answers whether it did.
+   * Fields of `initial` are written only where the record has none yet (a first start time).
+   */
+  async transition(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T> = {}): Promise<boolean> {
+    return (await this.runTransition(id, from, patch, initial, '0')) === 1;
   }
 
   /** As `transition`, in the same round trip answering the record as changed, or null if it did not apply. */
-  async transitionGet(id: string, from: readonly T['status'][], patch: Partial<T>): Promise<T | null> {
-    const flat = await this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), '1', ...encode(patch));
-    return decodeFlat<T>(flat as string[]);
+  async transitionGet(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T> = {}): Promise<T | null> {
+    return decodeFlat<T>((await this.runTransition(id, from, patch, initial, '1')) as string[]);
+  }
+
+  private runTransition(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T>, answer: '0' | '1') {
+    const first = encode(initial);
+    return this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), answer, first.length / 2, ...first, ...encode(patch));
   }
 
   /** Removes the record and its index entries; answers the record as it was, or null. */

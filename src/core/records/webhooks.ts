@@ -70,6 +70,10 @@ export class EndpointStore extends RecordStore<WebhookEndpoint> {
   constructor(redis: Redis, keys: Keys) {
     super(redis, keys, 'webhook_endpoint', 10 * 365 * 86400);
   }
+  /** Every endpoint of the tenant, oldest first: the targets of its events. */
+  async ofTenant(tenant: string): Promise<WebhookEndpoint[]> {
+    return (await this.list(tenant, { limit: 1000, order: 'asc' })).data;
+  }
   /** The tenant's oldest enabled endpoint: its secrets sign per-request `webhook_url` deliveries. */
   async defaultFor(tenant: string): Promise<WebhookEndpoint | null> {
     const { data } = await this.list(tenant, { limit: 1, order: 'asc', where: (e) => e.status === 'enabled' });
