@@ -6,6 +6,7 @@ import express from 'express';
 import { pino } from 'pino';
 import { REDACT_PATHS } from '../src/core/logger.js';
 import { requestLog } from '../src/api/request-log.js';
+import { registry } from '../src/core/metrics.js';
 
 async function withApp(level: string, fn: (url: string, lines: Record<string, unknown>[]) => Promise<void>) {
   const lines: Record<string, unknown>[] = [];
@@ -17,7 +18,7 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
   });
   const logger = pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   const app = express();
-  app.use(requestLog(logger));
+  app.use(requestLog(app, logger));
   app.get('/ok', (req, res) => {
     res.locals.principal = { tenant: 'acme' };
     req.log.info({ note: 'inside' }, 'handler line');
@@ -49,6 +50,8 @@ test('one line per request, tagged with the request id and tenant, never the key
     assert.equal(done[0].tenant, 'acme');
     assert.equal(typeof done[0].responseTime, 'number');
     assert.ok(!JSON.stringify(lines).includes('sk-very-secret'));
+    // Counted once, by its route.
+    assert.match(await registry.metrics(), /ferry_http_requests_total\{method="GET",route="\/ok",status="200"\} 1\n/);
   });
 });
 

@@ -8,7 +8,6 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import http from 'node:http';
 import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
-import { httpRequests } from '../core/metrics.js';
 import { createRedis } from '../core/redis.js';
 import type { Services } from '../core/services.js';
 import { KeyRing, requireKey } from './auth.js';
@@ -27,14 +26,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   app.set('trust proxy', false);
 
   app.set('etag', false);
-  app.use(requestLog(deps.services.logger));
-  app.use((req, res, next) => {
-    res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
-      httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
-    });
-    next();
-  });
+  app.use(requestLog(app, deps.services.logger));
 
   const ops = opsRouter(deps);
   app.use(ops.router);
