@@ -36,7 +36,6 @@ export function payloadOf(services: Services, id: string, type: EventType, data:
 
 export async function emit(services: Services, input: EmitInput): Promise<number> {
   const { endpoints, deliveries, logger } = services;
-  const id = eventId(input.type, input.objectId);
   const targets: Array<{ endpointId: string | null; signing: string; url: string }> = [];
   const all = input.endpoints ?? (await endpoints.ofTenant(input.tenant));
   for (const e of all) {
@@ -48,6 +47,7 @@ export async function emit(services: Services, input: EmitInput): Promise<number
     else logger.warn({ tenant: input.tenant, event: input.type }, 'webhook_url given but the tenant has no enabled endpoint to sign with');
   }
   if (targets.length === 0) return 0;
+  const id = eventId(input.type, input.objectId);
   const payload = payloadOf(services, id, input.type, input.data);
   let created = 0;
   for (const t of targets) {

@@ -121,7 +121,12 @@ export function generateProcessor(deps: GenerateDeps) {
         // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
         throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
       }
-      if (!direct && !(await jobs.transition(jobId, OPEN_JOB_STATUSES, start, firstStart))) return { skipped: 'cancelled' };
+      if (!direct) {
+        const started = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
+        if (!started) return { skipped: 'cancelled' };
+        rec = started;
+      }
+      // From here `rec` is the record as started.
       const request = toGeminiRequest(rec.request, files, images);
       const ids = completionIds(rec);
       let result: Record<string, unknown>;
@@ -140,11 +145,14 @@ export function generateProcessor(deps: GenerateDeps) {
       }
       // The tenant's endpoints are read in the same round trip as the result is stored (the
       // record connection pipelines commands issued together); a batch line has no event of its own.
-      const [final, endpoints] = await Promise.all([
-        jobs.transitionGet(jobId, ['running'], { status: 'succeeded', result, finished_at: now(), error: null }),
+      const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
+      const [stored, endpoints] = await Promise.all([
+        jobs.transition(jobId, ['running'], done),
         rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant),
       ]);
-      const stored = final !== null;
+      // Job records change only by transitions, and this one applied: the record is the started one
+      // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
+      const final: JobRecord | null = stored ? { ...rec, ...done } : null;
       if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
       // A batch line's slot is freed before its hook hands out the next line, which may take it.
       if (limiter === batchSlots) await limiter.release(rec.tenant, jobId);
