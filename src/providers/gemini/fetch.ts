@@ -7,8 +7,8 @@
  * with the SDK against the emulator: 241 µs against 507 µs per call, client
  * and server together), which is most of what a completion costs a worker.
  *
- * Unary answers are read whole (they are JSON the SDK parses at once);
- * streamed answers (`alt=sse`) stay streams. Anything this does not expect
+ * Unary answers are read whole (they are JSON the SDK parses at once) and
+ * answered from those bytes; streamed answers (`alt=sse`) stay streams. Anything this does not expect
  * (a `Request` object, a streamed request body) goes to the global fetch.
  */
 import { STATUS_CODES } from 'node:http';
@@ -35,6 +35,28 @@ function responseHeaders(raw: Record<string, string | string[] | undefined>): He
   return headers;
 }
 
+/**
+ * A unary answer already read whole: its body methods answer from the bytes, so no web stream is
+ * made for a body the SDK parses at once. (`body` is null; streamed answers are plain Responses.)
+ */
+class BufferedResponse extends Response {
+  constructor(
+    private readonly whole: Buffer,
+    init: ResponseInit,
+  ) {
+    super(null, init);
+  }
+  override async text(): Promise<string> {
+    return this.whole.toString('utf8');
+  }
+  override async json(): Promise<unknown> {
+    return JSON.parse(this.whole.toString('utf8'));
+  }
+  override async arrayBuffer(): Promise<ArrayBuffer> {
+    return new Uint8Array(this.whole).buffer;
+  }
+}
+
 export function createGeminiFetch(): { fetch: typeof fetch; close(): Promise<void> } {
   // No header or body timeout, as the SDK's own dispatcher: a long generation is bounded by the
   // caller's signal (or the SDK's `timeout`), not cut at undici's default of 300 s.
@@ -58,7 +80,7 @@ export function createGeminiFetch(): { fetch: typeof fetch; close(): Promise<voi
       return new Response(null, meta);
     }
     if (url.includes('alt=sse')) return new Response(Readable.toWeb(res.body) as ReadableStream<Uint8Array>, meta);
-    return new Response(await res.body.arrayBuffer(), meta);
+    return new BufferedResponse(Buffer.from(await res.body.arrayBuffer()), meta);
   };
   return { fetch: leanFetch as typeof fetch, close: () => agent.close() };
 }
