@@ -76,16 +76,19 @@ export function generateProcessor(deps: GenerateDeps) {
     let images = new Map<string, FetchedImage>();
     if (direct) {
       // Nothing to wait for but a slot and the model's budget: then one step starts the job and reads it.
+      // (A job cancelled meanwhile learns it only then, having spent one unit of that budget.)
       if (!(await slots.acquire(direct.tenant, jobId))) return await later(200 + Math.random() * 300, 'queued');
-      const wait = await rpm.delayFor(direct.model);
-      if (wait > 0) {
+      let wait: number;
+      try {
+        wait = await rpm.delayFor(direct.model);
+        rec = wait > 0 ? null : await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
+      } catch (err) {
         await slots.release(direct.tenant, jobId);
-        return await later(wait, 'queued');
+        throw err;
       }
-      rec = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
       if (!rec) {
         await slots.release(direct.tenant, jobId);
-        return await notOpen(services, jobId);
+        return wait > 0 ? await later(wait, 'queued') : await notOpen(services, jobId);
       }
     } else {
       rec = await jobs.get(jobId);
@@ -148,7 +151,8 @@ export function generateProcessor(deps: GenerateDeps) {
       const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
       const [stored, endpoints] = await Promise.all([
         jobs.transition(jobId, ['running'], done),
-        rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant),
+        // Not read (Redis failed here): the event reads them itself, or logs why it could not.
+        rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant).catch(() => undefined),
       ]);
       // Job records change only by transitions, and this one applied: the record is the started one
       // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
