@@ -78,10 +78,11 @@ export async function reconcilePending(services: Services, now = Date.now()): Pr
   const key = pendingKey(services);
   let requeued = 0;
   let cleared = 0;
+  // Ids that failed stay in the set; the next page starts past them.
+  let failed = 0;
   for (;;) {
-    const ids = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'LIMIT', 0, 500);
+    const ids = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'LIMIT', failed, 500);
     if (ids.length === 0) break;
-    let failed = 0;
     for (const id of ids) {
       try {
         if (await requeue(services, id)) requeued++;
@@ -93,7 +94,6 @@ export async function reconcilePending(services: Services, now = Date.now()): Pr
         services.logger.error({ err: (err as Error).message, id }, 'could not queue again the work of a pending record');
       }
     }
-    if (failed === ids.length) break;
   }
   if (requeued) services.logger.warn({ requeued }, 'queued again the work of records whose enqueue was lost');
   return { requeued, cleared };
