@@ -296,6 +296,8 @@ const section: Section = {
 
     const stack = await startStack(scope, {
       nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      // The emulator's request log (info) is what the chunk timings below are read from.
+      emulatorEnv: { FERRY_LOG_LEVEL: 'info' },
     });
     const chunkBytes = Number(stack.env.FERRY_UPLOAD_CHUNK_BYTES ?? process.env.FERRY_UPLOAD_CHUNK_BYTES ?? 8 * 1024 * 1024);
     const rt = stack.runtime;
