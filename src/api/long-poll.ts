@@ -3,6 +3,16 @@ import type { Response } from 'express';
 import type { BaseRecord, RecordStore } from '../core/records/store.js';
 import type { ApiDeps } from './deps.js';
 
+/** The status a change message names (records publish theirs, JSON-encoded), or null. */
+function statusIn(message: string): string | null {
+  if (!message.startsWith('"')) return null;
+  try {
+    return JSON.parse(message) as string;
+  } catch {
+    return null;
+  }
+}
+
 export async function waitUntilFinal<T extends BaseRecord>(
   deps: ApiDeps,
   store: RecordStore<T>,
@@ -25,6 +35,11 @@ export async function waitUntilFinal<T extends BaseRecord>(
       return !now || isFinal(now);
     },
     ac.signal,
+    // A change to a status that is not final (progress, running) is not worth a read.
+    (message) => {
+      const status = statusIn(message);
+      return status === null || isFinal({ ...rec, status });
+    },
   );
   res.off('close', onClose);
   return latest;

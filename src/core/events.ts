@@ -11,24 +11,37 @@ export function publishChange(redis: Redis, keys: Keys, topic: string): Promise<
 }
 
 export class ChangeWaiter {
-  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
 
   constructor(private readonly sub: Redis, private readonly keys: Keys) {
-    sub.on('message', (channel: string) => {
-      for (const fn of this.listeners.get(channel) ?? []) fn();
+    sub.on('message', (channel: string, message: string) => {
+      for (const fn of this.listeners.get(channel) ?? []) fn(message);
     });
   }
 
   /**
-   * Resolves when `done()` answers true or the timeout passes; answers
-   * whether it ended done.
+   * Resolves when `done()` answers true or the timeout passes; answers whether it ended done.
+   * `done()` is asked once subscribed, then after each change whose message (records: the status
+   * after it) `worthAsking` does not rule out.
    */
-  async waitFor(topic: string, timeoutMs: number, done: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
-    if (await done()) return true;
-    if (timeoutMs <= 0) return false;
+  async waitFor(
+    topic: string,
+    timeoutMs: number,
+    done: () => Promise<boolean>,
+    signal?: AbortSignal,
+    worthAsking: (message: string) => boolean = () => true,
+  ): Promise<boolean> {
+    if (timeoutMs <= 0) return done();
     const channel = this.keys.channel(topic);
-    let wake: () => void = () => {};
-    const fn = () => wake();
+    // A change that arrives while `done()` is reading is remembered, so the loop reads again
+    // instead of sleeping through it.
+    let changed = false;
+    let wake: () => void = () => {
+      changed = true;
+    };
+    const fn = (message: string) => {
+      if (worthAsking(message)) wake();
+    };
     let set = this.listeners.get(channel);
     if (!set) {
       set = new Set();
@@ -36,13 +49,16 @@ export class ChangeWaiter {
       await this.sub.subscribe(channel);
     }
     set.add(fn);
-    signal?.addEventListener('abort', fn, { once: true });
+    const onAbort = () => wake();
+    signal?.addEventListener('abort', onAbort, { once: true });
     const deadline = Date.now() + timeoutMs;
     try {
       while (!signal?.aborted) {
+        changed = false;
         if (await done()) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
+        if (changed) continue;
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.min(left, 2000));
           wake = () => {
@@ -50,10 +66,13 @@ export class ChangeWaiter {
             resolve();
           };
         });
+        wake = () => {
+          changed = true;
+        };
       }
       return false;
     } finally {
-      signal?.removeEventListener('abort', fn);
+      signal?.removeEventListener('abort', onAbort);
       set.delete(fn);
       if (set.size === 0) {
         this.listeners.delete(channel);

@@ -3,35 +3,37 @@
  * per-tenant index for listing (ids sort by creation time, so the index is
  * lexicographic), optional secondary indexes, and a retention TTL. Index
  * entries whose record has expired are dropped as lists meet them.
- * Every change publishes on the record's topic so long-polls wake.
+ * Every change publishes on the record's topic so long-polls wake; the message
+ * is the record's status after it (as stored, JSON), or "1" when it was removed.
  */
 import type { Redis } from 'ioredis';
 import { publishChange } from '../events.js';
 import { NotFoundError } from '../errors.js';
 import type { Keys } from '../redis.js';
 
-// Each write is one script (one round trip) that also publishes the change on ARGV[1].
+// Each write is one script (one round trip); a change also publishes on its channel, ARGV[1].
+const PUBLISH_STATUS = `redis.call('PUBLISH', ARGV[1], redis.call('HGET', KEYS[1], 'status') or '1')`;
 
 /**
- * HSET the record and ZADD it to each index; ARGV[2] is the TTL, ARGV[3] the id, ARGV[4] the
+ * HSET the record and ZADD it to each index; ARGV[1] is the TTL, ARGV[2] the id, ARGV[3] the
  * number n of scored sets. KEYS[2..] are the indexes (score 0), the last n keys the scored sets,
- * whose scores are ARGV[5..4+n]; the record's fields follow.
+ * whose scores are ARGV[4..3+n]; the record's fields follow. (Nothing waits on a record that did
+ * not exist, so a creation publishes nothing.)
  */
 const CREATE = `
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[3])
 local last = #KEYS - n
-for i = 1, n do redis.call('ZADD', KEYS[last + i], ARGV[4 + i], ARGV[3]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5 + n))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-for i = 2, last do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
-redis.call('PUBLISH', ARGV[1], '1')
+for i = 1, n do redis.call('ZADD', KEYS[last + i], ARGV[3 + i], ARGV[2]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+for i = 2, last do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 return 1`;
 
 /** HSET only while the record exists. */
 const UPDATE_IF_EXISTS = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PUBLISH', ARGV[1], '1')
+${PUBLISH_STATUS}
 return 1`;
 
 /**
@@ -52,7 +54,7 @@ for _, s in ipairs(allowed) do
       if not v or v == 'null' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
     end
     if #ARGV > 4 + 2 * n then redis.call('HSET', KEYS[1], unpack(ARGV, 5 + 2 * n)) end
-    redis.call('PUBLISH', ARGV[1], '1')
+    ${PUBLISH_STATUS}
     if ARGV[3] == '1' then return redis.call('HGETALL', KEYS[1]) end
     return 1
   end
@@ -148,7 +150,7 @@ export class RecordStore<T extends BaseRecord> {
   async create(rec: T, scored: ScoredEntry[] = []): Promise<void> {
     const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub)), ...scored.map((e) => e.key)];
     const scores = scored.map((e) => e.score);
-    await this.redis.ferryCreate(keys.length, ...keys, this.channel(rec.id), this.retentionSeconds, rec.id, scored.length, ...scores, ...encode(rec));
+    await this.redis.ferryCreate(keys.length, ...keys, this.retentionSeconds, rec.id, scored.length, ...scores, ...encode(rec));
   }
 
   async get(id: string): Promise<T | null> {
