@@ -3,9 +3,9 @@
  * API → Redis → worker → emulator (zero latency), against raw BullMQ add + process of
  * no-op jobs on the same Redis in the same run, and against the floors of bench/floor.ts
  * (the least an HTTP-in, SDK-out pipeline costs here, with a bare HTTP server and with
- * one Express route), each with the CPU every process
- * spends per job; then the API's enqueue latency at a fixed request rate (BENCH_RATE per
- * second for BENCH_RATE_SECONDS).
+ * one Express route), each with the CPU every process spends per job; then the API's
+ * enqueue latency at a fixed request rate (BENCH_RATE per second for BENCH_RATE_SECONDS),
+ * and synchronous completions (the SDK's default: each request waits for its result).
  */
 import http from 'node:http';
 import { Queue } from 'bullmq';
@@ -157,6 +157,35 @@ const section: Section = {
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
     log(`  p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${latencies.length} requests`);
+
+    // The SDK's default: each request waits for its completion (a long-poll on the job).
+    const syncN = Math.min(n, 2000);
+    log(`synchronous completions: ${syncN}, 32 in flight …`);
+    const syncPost = (content: string) =>
+      httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
+      });
+    const syncLatencies: number[] = [];
+    let syncNext = 0;
+    const s0 = now();
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (syncNext < syncN) {
+          const i = syncNext++;
+          const s = now();
+          const answer = await syncPost(`sync ${i}`);
+          if (answer.status !== 200) throw new Error(`a synchronous completion answered ${answer.status}`);
+          syncLatencies.push(now() - s);
+        }
+      }),
+    );
+    const syncRate = (syncN * 1000) / (now() - s0);
+    syncLatencies.sort((a, b) => a - b);
+    const [syncP50, syncP99, syncMax] = [percentile(syncLatencies, 50), percentile(syncLatencies, 99), syncLatencies[syncLatencies.length - 1]];
+    log(`  ${syncRate.toFixed(0)} completions/s; latency p50 ${syncP50.toFixed(1)} ms, p99 ${syncP99.toFixed(1)} ms, max ${syncMax.toFixed(1)} ms`);
     return {
       jobs: n,
       refused,
@@ -175,6 +204,10 @@ const section: Section = {
       enqueue_rate_per_s: rate,
       enqueue_p50_ms: round(p50, 1),
       enqueue_p99_ms: round(p99, 1),
+      sync_completions_per_s: round(syncRate, 0),
+      sync_p50_ms: round(syncP50, 1),
+      sync_p99_ms: round(syncP99, 1),
+      sync_max_ms: round(syncMax, 1),
     };
   },
 };
