@@ -172,6 +172,32 @@ describe('chat completions', () => {
     assert.ok(usage && usage.total_tokens > 0);
   });
 
+  test('a client that leaves mid-stream: its job still finishes, and the next stream is not held up', async () => {
+    ferry.emulator.setFaults([{ route: 'stream', kind: 'latency', latencyMs: 4000, count: 1 }]);
+    const ac = new AbortController();
+    const res = await ferry.fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'nobody reads me' }] }),
+      signal: ac.signal,
+    });
+    const jobId = res.headers.get('x-ferry-job-id')!;
+    // Gone while the API waits for the first chunk.
+    await new Promise((r) => setTimeout(r, 200));
+    ac.abort();
+    await res.body?.cancel().catch(() => {});
+
+    const started = Date.now();
+    const stream = await client.chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'right after' }] });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.match(text, /right after/);
+    // A relay connection handed on while still blocked would hold this stream until the first job answers.
+    assert.ok(Date.now() - started < 3000, `the next stream took ${Date.now() - started} ms`);
+    const job = await (await ferry.fetch(`/v1/jobs/${jobId}?wait=10`)).json();
+    assert.equal(job.status, 'succeeded');
+  });
+
   test('a job submitted while its file uploads waits (waiting_for_files), then succeeds', async () => {
     ferry.emulator.setFaults([{ route: 'upload.chunk', kind: 'latency', latencyMs: 1500, count: 1 }]);
     const f = await client.files.create({ file: await toFile(randomBytes(2048), 'late.pdf'), purpose: 'user_data' });

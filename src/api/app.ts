@@ -8,7 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import http from 'node:http';
 import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
-import { createRedis } from '../core/redis.js';
+import { BlockingReaders, createRedis } from '../core/redis.js';
 import type { Services } from '../core/services.js';
 import { KeyRing, requireKey } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -88,6 +88,7 @@ export async function startApi(
   const deps: ApiDeps = {
     services,
     waiter: new ChangeWaiter(sub, services.keys),
+    readers: new BlockingReaders(config.redisUrl),
     ring: new KeyRing(config.apiKeys, config.adminKey),
     workersReady: opts.workersReady,
   };
@@ -117,6 +118,7 @@ export async function startApi(
         server.closeIdleConnections();
       });
       closeApp();
+      deps.readers.close();
       await sub.quit().catch(() => sub.disconnect());
     },
   };

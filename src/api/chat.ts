@@ -10,7 +10,6 @@ import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
-import { createRedis } from '../core/redis.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
@@ -132,12 +131,13 @@ export function chatRouter(deps: ApiDeps): Router {
 async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
   const includeUsage = (rec.request.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
   const key = deps.services.keys.jobStream(rec.id);
-  const reader = createRedis(deps.services.config.redisUrl, 'subscriber');
-  reader.on('error', () => {});
+  const reader = deps.readers.take();
   let open = true;
+  let reading = false;
   res.on('close', () => {
     open = false;
-    reader.disconnect();
+    // A client gone mid-read: the blocked read ends with its connection.
+    if (reading) reader.disconnect();
   });
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
   res.flushHeaders();
@@ -146,7 +146,9 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
   let last = '0';
   try {
     while (open) {
+      reading = true;
       const batch = await reader.xread('COUNT', 100, 'BLOCK', KEEPALIVE_MS, 'STREAMS', key, last);
+      reading = false;
       if (!batch) {
         // Nothing new: a job that has ended without a final entry (its stream expired, or it
         // failed outside the worker's hands) is answered from its record instead of waiting on.
@@ -178,7 +180,7 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
   } catch (err) {
     if (open) req.log?.warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
   } finally {
-    reader.disconnect();
+    deps.readers.give(reader, !reading);
     if (open) res.end();
   }
 }

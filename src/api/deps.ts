@@ -1,11 +1,13 @@
 import type { ChangeWaiter } from '../core/events.js';
+import type { BlockingReaders } from '../core/redis.js';
 import type { Services } from '../core/services.js';
 import type { KeyRing } from './auth.js';
 
-/** What the routers need: the shared services, long-poll waiter, keys, and a readiness probe for workers. */
+/** What the routers need: the shared services, long-poll waiter, stream readers, keys, and a readiness probe for workers. */
 export interface ApiDeps {
   services: Services;
   waiter: ChangeWaiter;
+  readers: BlockingReaders;
   ring: KeyRing;
   workersReady: () => Promise<boolean>;
 }

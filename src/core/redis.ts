@@ -25,6 +25,33 @@ export function createRedis(url: string, role: RedisRole = 'client', extra: Redi
 }
 
 /**
+ * Connections for blocking reads (XREAD BLOCK), reused: a streamed response holds one while it
+ * relays, and a fresh one per response costs a connect, a name and a ready check. Only a reader
+ * whose last read ended cleanly comes back; one given up mid-read is closed.
+ */
+export class BlockingReaders {
+  private readonly idle: Redis[] = [];
+  constructor(
+    private readonly url: string,
+    private readonly maxIdle = 32,
+  ) {}
+  take(): Redis {
+    const r = this.idle.pop();
+    if (r) return r;
+    const fresh = createRedis(this.url, 'subscriber');
+    fresh.on('error', () => {});
+    return fresh;
+  }
+  give(r: Redis, clean: boolean): void {
+    if (clean && r.status === 'ready' && this.idle.length < this.maxIdle) this.idle.push(r);
+    else r.disconnect();
+  }
+  close(): void {
+    for (const r of this.idle.splice(0)) r.disconnect();
+  }
+}
+
+/**
  * Every key Ferry writes starts with the configured prefix. A prefix such as
  * `{ferry}` is a Redis Cluster hash tag: all keys then live in one slot, which
  * BullMQ's multi-key scripts require.
