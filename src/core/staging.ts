@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,15 +20,24 @@ export interface StagingStore {
   write(key: string, source: Readable): Promise<StagedObject>;
   /** A stream of the bytes in [start, end] (inclusive, as fs ranges are). */
   read(key: string, range?: { start: number; end: number }): Readable;
-  /**
-   * The bytes in [start, end] read into `buffer` again and again: each yielded
-   * slice is only valid until the next one is asked for. For senders that
-   * finish with each slice first; it spares allocating (and the kernel
-   * re-faulting) a fresh buffer per read on the upload path.
-   */
-  readInto(key: string, range: { start: number; end: number }, buffer: Buffer): AsyncIterable<Buffer>;
+  /** A reader of `key` for one sequential upload, reading into `buffer` (see SequentialReader). */
+  reader(key: string, buffer: Buffer): SequentialReader;
   size(key: string): Promise<number | null>;
   delete(key: string): Promise<void>;
+}
+
+/**
+ * Ranges of one staged object, read one after another into the same buffer
+ * through one open file: each yielded slice is only valid until the next one
+ * is asked for. For senders that finish with each slice first; it spares
+ * allocating (and the kernel re-faulting) a fresh buffer per read on the
+ * upload path. Once a range has been read, the first slice of the range that
+ * follows it is read ahead, so the next chunk's first bytes are ready the
+ * moment it is asked for.
+ */
+export interface SequentialReader {
+  read(range: { start: number; end: number }): AsyncIterable<Buffer>;
+  close(): Promise<void>;
 }
 
 /** Counts and hashes bytes flowing through it. */
@@ -69,18 +78,8 @@ export class LocalStagingStore implements StagingStore {
     return createReadStream(this.pathOf(key), { ...range, highWaterMark: 1 << 20 });
   }
 
-  async *readInto(key: string, range: { start: number; end: number }, buffer: Buffer): AsyncGenerator<Buffer> {
-    const fh = await open(this.pathOf(key), 'r');
-    try {
-      for (let pos = range.start; pos <= range.end; ) {
-        const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, range.end - pos + 1), pos);
-        if (bytesRead === 0) throw new Error(`staged bytes of ${key} end before ${range.end + 1}`);
-        pos += bytesRead;
-        yield buffer.subarray(0, bytesRead);
-      }
-    } finally {
-      await fh.close();
-    }
+  reader(key: string, buffer: Buffer): SequentialReader {
+    return new FileReader(this.pathOf(key), buffer);
   }
 
   async size(key: string): Promise<number | null> {
@@ -93,5 +92,45 @@ export class LocalStagingStore implements StagingStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+}
+
+/** SequentialReader over a local file. */
+class FileReader implements SequentialReader {
+  private handle: Promise<FileHandle> | null = null;
+  /** The read ahead: where it starts and how many bytes it put in the buffer (0 if none or it failed). */
+  private ahead: { pos: number; bytes: Promise<number> } | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly buffer: Buffer,
+  ) {}
+
+  async *read(range: { start: number; end: number }): AsyncGenerator<Buffer> {
+    const fh = await (this.handle ??= open(this.file, 'r'));
+    // A read ahead holds the buffer until it ends; one of another position is dropped.
+    const ahead = this.ahead;
+    this.ahead = null;
+    let ready = ahead ? await ahead.bytes : 0;
+    if (ahead?.pos !== range.start) ready = 0;
+    for (let pos = range.start; pos <= range.end; ) {
+      const want = Math.min(this.buffer.length, range.end - pos + 1);
+      const bytesRead = ready > 0 ? Math.min(ready, want) : (await fh.read(this.buffer, 0, want, pos)).bytesRead;
+      ready = 0;
+      if (bytesRead === 0) throw new Error(`staged bytes of ${this.file} end before ${range.end + 1}`);
+      pos += bytesRead;
+      yield this.buffer.subarray(0, bytesRead);
+    }
+    // Asked for more after the last slice: the sender is done with it, so the buffer is free.
+    const next = range.end + 1;
+    this.ahead = { pos: next, bytes: fh.read(this.buffer, 0, this.buffer.length, next).then((r) => r.bytesRead, () => 0) };
+  }
+
+  async close(): Promise<void> {
+    await this.ahead?.bytes;
+    this.ahead = null;
+    const fh = this.handle;
+    this.handle = null;
+    if (fh) await (await fh).close();
   }
 }

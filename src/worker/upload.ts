@@ -41,10 +41,10 @@ export interface UploadDeps {
   azure: AzureBlobStore | null;
 }
 
-/** Bytes [start, end] (inclusive) of a file. */
-export type ByteSource = (start: number, end: number) => Readable | AsyncIterable<Buffer>;
+/** Bytes [start, end] (inclusive) of a file; `close` ends it once the upload is over. */
+export type ByteSource = ((start: number, end: number) => Readable | AsyncIterable<Buffer>) & { close?: () => Promise<void> };
 
-/** Reused for every read of one upload (see StagingStore.readInto). */
+/** Reused for every read of one upload (see SequentialReader). */
 const READ_BUFFER_BYTES = 1 << 20;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -114,8 +114,8 @@ export function requireAzure(deps: UploadDeps): AzureBlobStore {
 /** The staged bytes of a file, for one sequential upload at a time, or null when they are no longer retained. */
 export async function stagedSource(services: Services, rec: FileRecord): Promise<ByteSource | null> {
   if ((await services.staging.size(rec.staging_key)) !== rec.bytes) return null;
-  const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-  return (start, end) => services.staging.readInto(rec.staging_key, { start, end }, buffer);
+  const reader = services.staging.reader(rec.staging_key, Buffer.allocUnsafe(READ_BUFFER_BYTES));
+  return Object.assign((start: number, end: number) => reader.read({ start, end }), { close: () => reader.close() });
 }
 
 async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
@@ -186,19 +186,21 @@ async function uploadToGemini(deps: UploadDeps, rec: FileRecord, job: Job): Prom
 export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: ByteSource, job?: Job): Promise<GeminiFile | null> {
   const { files } = deps.services;
   const own = job !== undefined;
-  const file = await deps.gemini.uploader.upload({
-    size: rec.bytes,
-    mimeType: rec.mime_type,
-    displayName: rec.display_name,
-    source,
-    session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
-    onProgress: async (s) => {
-      const progress = own ? { bytes_uploaded: s.offset } : {};
-      const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, ...progress });
-      if (alive && job) await job.updateProgress(percent(rec, s.offset));
-      return alive;
-    },
-  });
+  const file = await deps.gemini.uploader
+    .upload({
+      size: rec.bytes,
+      mimeType: rec.mime_type,
+      displayName: rec.display_name,
+      source,
+      session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
+      onProgress: async (s) => {
+        const progress = own ? { bytes_uploaded: s.offset } : {};
+        const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, ...progress });
+        if (alive && job) await job.updateProgress(percent(rec, s.offset));
+        return alive;
+      },
+    })
+    .finally(() => source.close?.());
   const alive = await files.update(rec.id, {
     gemini_name: file.name,
     gemini_uri: file.uri ?? null,

@@ -1,0 +1,54 @@
+/** The staging store's sequential reader: the bytes of every range, read ahead or not, are the staged ones. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { LocalStagingStore } from '../src/core/staging.js';
+
+let dir: string;
+let store: LocalStagingStore;
+const bytes = randomBytes(10_000);
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-staging-'));
+  store = new LocalStagingStore(dir);
+  await store.write('f', Readable.from([bytes]));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+async function collect(slices: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const s of slices) parts.push(Buffer.from(s)); // copied: the slice's memory is reused
+  return Buffer.concat(parts);
+}
+
+test('ranges in order, a range again from an earlier offset (a resume), and a short last range', async () => {
+  const reader = store.reader('f', Buffer.alloc(1024));
+  try {
+    const ranges: Array<[number, number]> = [
+      [0, 2499],
+      [2500, 4999], // starts where the read ahead did
+      [1000, 1999], // a resume: the read ahead at 5000 is dropped
+      [2000, 2099], // shorter than the read ahead
+      [2100, 9999],
+      [9999, 9999],
+    ];
+    for (const [start, end] of ranges) {
+      assert.ok((await collect(reader.read({ start, end }))).equals(bytes.subarray(start, end + 1)), `bytes ${start}-${end}`);
+    }
+  } finally {
+    await reader.close();
+  }
+});
+
+test('a range past the end of the staged bytes is an error, not short data', async () => {
+  const reader = store.reader('f', Buffer.alloc(4096));
+  try {
+    await assert.rejects(collect(reader.read({ start: 9000, end: 10_500 })), /end before 10501/);
+  } finally {
+    await reader.close();
+  }
+});
