@@ -54,6 +54,19 @@ test('changes the caller rules out wake nothing; the one it waits for does', asy
   assert.equal(reads, 2);
 });
 
+test('waiters sharing a channel: one that ends at once leaves the other subscribed', async () => {
+  const channel = keys.channel('job:c');
+  let changedAt = 0;
+  const slow = waiter.waitFor('job:c', 10_000, async () => changedAt > 0);
+  // Joins while the first subscription may still be on its way, and is done at its first read.
+  assert.equal(await waiter.waitFor('job:c', 10_000, async () => true), true);
+  await sleep(100);
+  changedAt = Date.now();
+  await pub.publish(channel, '"succeeded"');
+  assert.equal(await slow, true);
+  assert.ok(Date.now() - changedAt < 1000, `woke ${Date.now() - changedAt} ms after the change`);
+});
+
 test("a record's change publishes its status after it; its removal publishes \"1\"", async () => {
   const jobs = new JobStore(pub, keys, 60);
   const id = `job-${randomBytes(8).toString('hex')}`;

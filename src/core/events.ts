@@ -10,12 +10,18 @@ export function publishChange(redis: Redis, keys: Keys, topic: string): Promise<
   return redis.publish(keys.channel(topic), '1');
 }
 
+/** The waiters of one channel, and its subscription (which each of them awaits before reading). */
+interface Channel {
+  fns: Set<(message: string) => void>;
+  subscribed: Promise<unknown>;
+}
+
 export class ChangeWaiter {
-  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly channels = new Map<string, Channel>();
 
   constructor(private readonly sub: Redis, private readonly keys: Keys) {
     sub.on('message', (channel: string, message: string) => {
-      for (const fn of this.listeners.get(channel) ?? []) fn(message);
+      for (const fn of this.channels.get(channel)?.fns ?? []) fn(message);
     });
   }
 
@@ -32,7 +38,7 @@ export class ChangeWaiter {
     worthAsking: (message: string) => boolean = () => true,
   ): Promise<boolean> {
     if (timeoutMs <= 0) return done();
-    const channel = this.keys.channel(topic);
+    const name = this.keys.channel(topic);
     // A change that arrives while `done()` is reading is remembered, so the loop reads again
     // instead of sleeping through it.
     let changed = false;
@@ -42,17 +48,25 @@ export class ChangeWaiter {
     const fn = (message: string) => {
       if (worthAsking(message)) wake();
     };
-    let set = this.listeners.get(channel);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(channel, set);
-      await this.sub.subscribe(channel);
+    let channel = this.channels.get(name);
+    if (!channel) {
+      const made: Channel = { fns: new Set(), subscribed: Promise.resolve() };
+      // A subscription that failed is forgotten, so the next waiter of the channel tries again.
+      made.subscribed = this.sub.subscribe(name).catch((err: unknown) => {
+        if (this.channels.get(name) === made) this.channels.delete(name);
+        throw err;
+      });
+      this.channels.set(name, made);
+      channel = made;
     }
-    set.add(fn);
+    const mine = channel;
+    mine.fns.add(fn);
     const onAbort = () => wake();
     signal?.addEventListener('abort', onAbort, { once: true });
     const deadline = Date.now() + timeoutMs;
     try {
+      // Not yet subscribed, the waiter re-reads every 2 s instead.
+      await mine.subscribed.catch(() => {});
       while (!signal?.aborted) {
         changed = false;
         if (await done()) return true;
@@ -73,10 +87,11 @@ export class ChangeWaiter {
       return false;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      set.delete(fn);
-      if (set.size === 0) {
-        this.listeners.delete(channel);
-        await this.sub.unsubscribe(channel).catch(() => {});
+      mine.fns.delete(fn);
+      // The last waiter of this subscription ends it (not one a later waiter made since).
+      if (mine.fns.size === 0 && this.channels.get(name) === mine) {
+        this.channels.delete(name);
+        await this.sub.unsubscribe(name).catch(() => {});
       }
     }
   }

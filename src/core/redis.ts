@@ -31,6 +31,7 @@ export function createRedis(url: string, role: RedisRole = 'client', extra: Redi
  */
 export class BlockingReaders {
   private readonly idle: Redis[] = [];
+  private closed = false;
   constructor(
     private readonly url: string,
     private readonly maxIdle = 32,
@@ -43,10 +44,12 @@ export class BlockingReaders {
     return fresh;
   }
   give(r: Redis, clean: boolean): void {
-    if (clean && r.status === 'ready' && this.idle.length < this.maxIdle) this.idle.push(r);
+    if (clean && !this.closed && r.status === 'ready' && this.idle.length < this.maxIdle) this.idle.push(r);
     else r.disconnect();
   }
+  /** Closes the idle readers; one given back later is closed then. */
   close(): void {
+    this.closed = true;
     for (const r of this.idle.splice(0)) r.disconnect();
   }
 }

@@ -200,7 +200,7 @@ export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: By
         return alive;
       },
     })
-    .finally(() => source.close?.());
+    .finally(() => source.close?.().catch(() => {}));
   const alive = await files.update(rec.id, {
     gemini_name: file.name,
     gemini_uri: file.uri ?? null,

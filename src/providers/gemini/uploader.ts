@@ -236,19 +236,27 @@ export class GeminiUploader {
     const u = new URL(url);
     const lib = u.protocol === 'https:' ? https : http;
     const length = contentLength ?? (Buffer.isBuffer(body) ? body.length : 0);
-    return new Promise<Answer>((resolve, reject) => {
-      const req = lib.request(u, {
+    // Slices share one buffer with the next request's, so a request settles only once its writer
+    // has stopped: it asks for no more slices once an answer has come (an early refusal), and a
+    // write still waiting then is cut off with the request.
+    let answered = false;
+    let writing: Promise<void> | null = null;
+    let req!: http.ClientRequest;
+    const answer = new Promise<Answer>((resolve, reject) => {
+      req = lib.request(u, {
         method: 'POST',
         agent: this.agent,
         signal,
         headers: { ...headers, 'x-goog-api-key': this.apiKey, 'Content-Length': String(length) },
       });
       const fail = (err: unknown) => {
+        answered = true;
         upstreamCalls.inc({ provider: 'gemini', operation, status: 'network' });
         reject(toGeminiError(err));
       };
       req.on('error', fail);
       req.on('response', (res) => {
+        answered = true;
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('error', fail);
@@ -265,19 +273,33 @@ export class GeminiUploader {
       else if (body instanceof Readable) {
         body.on('error', (e) => req.destroy(e));
         body.pipe(req);
-      } else void writeSlices(req, body);
+      } else writing = writeSlices(req, body, () => answered).finally(() => (writing = null));
+    });
+    return answer.finally(async () => {
+      if (!writing) return;
+      req.destroy();
+      await writing;
     });
   }
 }
 
-/** Writes each slice and waits until the socket has taken it, since the next slice reuses its memory. */
-async function writeSlices(req: http.ClientRequest, slices: AsyncIterable<Buffer>): Promise<void> {
+/**
+ * Writes each slice and waits until the socket has taken it, since the next slice reuses its
+ * memory. Asks for no more once `answered()`: that request is over, its body cut short.
+ */
+async function writeSlices(req: http.ClientRequest, slices: AsyncIterable<Buffer>, answered: () => boolean): Promise<void> {
+  const it = slices[Symbol.asyncIterator]();
   try {
-    for await (const slice of slices) {
-      await new Promise<void>((resolve, reject) => req.write(slice, (err) => (err ? reject(err) : resolve())));
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) break;
+      if (answered()) return;
+      await new Promise<void>((resolve, reject) => req.write(value, (err) => (err ? reject(err) : resolve())));
     }
     req.end();
   } catch (err) {
     req.destroy(err as Error);
+  } finally {
+    await it.return?.();
   }
 }
