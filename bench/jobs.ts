@@ -13,6 +13,18 @@ import { deleteByPrefix } from '../src/core/redis.js';
 import { BENCH_API_KEY, cpuSeconds, envInt, freePort, httpRequest, now, rawBullmq, round, sleep, spawnNode, startStack, verdict, waitFor, type Section } from './lib.js';
 
 const CONCURRENCY = 16;
+/** Requests the bench client keeps in flight. */
+const IN_FLIGHT = 32;
+
+/** Runs `task(i)` for every i below `count`, `IN_FLIGHT` at a time. */
+async function inFlight(count: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
@@ -30,13 +42,17 @@ const section: Section = {
     });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     scope.defer('close http agent', () => agent.destroy());
-    const post = (content: string) =>
-      httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
+    /** POSTs a one-message completion to `url`. */
+    const poster = (url: string, headers: Record<string, string> = {}) => (content: string) =>
+      httpRequest(url, {
         method: 'POST',
         agent,
-        headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json', prefer: 'respond-async' },
+        headers: { 'content-type': 'application/json', ...headers },
         body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
       });
+    const completionsUrl = `${stack.apiUrl}/v1/chat/completions`;
+    const auth = { authorization: `Bearer ${BENCH_API_KEY}` };
+    const post = poster(completionsUrl, { ...auth, prefer: 'respond-async' });
     const generate = new Queue('generate', { connection: stack.redis, prefix: stack.prefix });
     scope.defer('close generate queue handle', () => generate.close());
     const completed = async () => (await generate.getJobCounts('completed')).completed ?? 0;
@@ -70,30 +86,24 @@ const section: Section = {
     let cpu = cpuMeter();
     const raw = (n * 1000) / (await rawBullmq(stack.redisUrl, rawPrefix, n, CONCURRENCY)).ms;
     log(`  added with addBulk: ${raw.toFixed(0)} jobs/s (CPU per job: ${cpu()})`);
-    const rawSingle = (n * 1000) / (await rawBullmq(stack.redisUrl, `${rawPrefix}-single`, n, CONCURRENCY, 32)).ms;
+    const rawSingle = (n * 1000) / (await rawBullmq(stack.redisUrl, `${rawPrefix}-single`, n, CONCURRENCY, IN_FLIGHT)).ms;
     scope.defer(`delete redis keys ${rawPrefix}-single:*`, () => deleteByPrefix(stack.redis, `${rawPrefix}-single`));
-    log(`  added one by one, 32 in flight (as the API adds them): ${rawSingle.toFixed(0)} jobs/s`);
+    log(`  added one by one, ${IN_FLIGHT} in flight (as the API adds them): ${rawSingle.toFixed(0)} jobs/s`);
 
-    /** `n` requests, 32 in flight, then until `done()` has grown by as many as were accepted. */
+    /** `n` requests, IN_FLIGHT at a time, then until `done()` has grown by as many as were accepted. */
     const drive = async (post: (content: string) => Promise<{ status: number }>, done: () => Promise<number>) => {
       const base = await done();
       const started = now();
-      let next = 0;
       let refused = 0;
-      await Promise.all(
-        Array.from({ length: 32 }, async () => {
-          while (next < n) {
-            const i = next++;
-            if ((await post(`bench job ${i}`)).status !== 202) refused++;
-          }
-        }),
-      );
+      await inFlight(n, async (i) => {
+        if ((await post(`bench job ${i}`)).status !== 202) refused++;
+      });
       const submittedMs = now() - started;
       while ((await done()) - base < n - refused) await sleep(20);
       return { submittedMs, ms: now() - started, refused };
     };
 
-    log(`Ferry: ${n} async completions (32 requests in flight) …`);
+    log(`Ferry: ${n} async completions (${IN_FLIGHT} requests in flight) …`);
     cpu = cpuMeter();
     const run = await drive(post, completed);
     const { refused } = run;
@@ -115,13 +125,7 @@ const section: Section = {
       const floorQueue = new Queue('floor', { connection: stack.redis, prefix: floorPrefix });
       scope.defer('close floor queue handle', () => floorQueue.close());
       const floorDone = async () => (await floorQueue.getJobCounts('completed')).completed ?? 0;
-      const floorPost = (content: string) =>
-        httpRequest(`http://127.0.0.1:${floorPort}/`, {
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
-        });
+      const floorPost = poster(`http://127.0.0.1:${floorPort}/`);
       await drive(floorPost, floorDone); // warm-up: JIT and connections, as Ferry had
       log(`floor (${what} + BullMQ add → worker + @google/genai → emulator): ${n} jobs …`);
       const floorCpu = cpuMeter([procs[0], procs[1]]);
@@ -160,28 +164,16 @@ const section: Section = {
 
     // The SDK's default: each request waits for its completion (a long-poll on the job).
     const syncN = Math.min(n, 2000);
-    log(`synchronous completions: ${syncN}, 32 in flight …`);
-    const syncPost = (content: string) =>
-      httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
-        method: 'POST',
-        agent,
-        headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
-      });
+    log(`synchronous completions: ${syncN}, ${IN_FLIGHT} in flight …`);
+    const syncPost = poster(completionsUrl, auth);
     const syncLatencies: number[] = [];
-    let syncNext = 0;
     const s0 = now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (syncNext < syncN) {
-          const i = syncNext++;
-          const s = now();
-          const answer = await syncPost(`sync ${i}`);
-          if (answer.status !== 200) throw new Error(`a synchronous completion answered ${answer.status}`);
-          syncLatencies.push(now() - s);
-        }
-      }),
-    );
+    await inFlight(syncN, async (i) => {
+      const s = now();
+      const answer = await syncPost(`sync ${i}`);
+      if (answer.status !== 200) throw new Error(`a synchronous completion answered ${answer.status}`);
+      syncLatencies.push(now() - s);
+    });
     const syncRate = (syncN * 1000) / (now() - s0);
     syncLatencies.sort((a, b) => a - b);
     const [syncP50, syncP99, syncMax] = [percentile(syncLatencies, 50), percentile(syncLatencies, 99), syncLatencies[syncLatencies.length - 1]];
