@@ -111,16 +111,20 @@ export function requireAzure(deps: UploadDeps): AzureBlobStore {
   throw new UnrecoverableError(describeMissing(missingAzureSettings(deps.services.config.azure)));
 }
 
+const stagedBytesRetained = async (services: Services, rec: FileRecord) => (await services.staging.size(rec.staging_key)) === rec.bytes;
+
 /** The staged bytes of a file, for one sequential upload at a time, or null when they are no longer retained. */
 export async function stagedSource(services: Services, rec: FileRecord): Promise<ByteSource | null> {
-  if ((await services.staging.size(rec.staging_key)) !== rec.bytes) return null;
+  if (!(await stagedBytesRetained(services, rec))) return null;
   const reader = services.staging.reader(rec.staging_key, Buffer.allocUnsafe(READ_BUFFER_BYTES));
   return Object.assign((start: number, end: number) => reader.read({ start, end }), { close: () => reader.close() });
 }
 
+const NOT_RETAINED = 'The uploaded bytes are no longer retained, so the upload cannot be completed.';
+
 async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
   const source = await stagedSource(services, rec);
-  if (!source) throw new UnrecoverableError('The uploaded bytes are no longer retained, so the upload cannot be completed.');
+  if (!source) throw new UnrecoverableError(NOT_RETAINED);
   return source;
 }
 
@@ -129,7 +133,7 @@ const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floor((100 
 async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
   const { files } = deps.services;
   const azure = requireAzure(deps);
-  await requireStaged(deps.services, rec);
+  if (!(await stagedBytesRetained(deps.services, rec))) throw new UnrecoverableError(NOT_RETAINED);
   // Blocks go out several at a time, so each gets a stream of its own rather than a shared buffer.
   const source = (start: number, end: number) => deps.services.staging.read(rec.staging_key, { start, end });
   // Recorded first, so that a file deleted mid-upload has its blob removed too.
