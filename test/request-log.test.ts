@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import express from 'express';
 import { pino } from 'pino';
 import { REDACT_PATHS } from '../src/core/logger.js';
-import { requestLog } from '../src/api/request-log.js';
+import { requestLog, requestLogger } from '../src/api/request-log.js';
 import { registry } from '../src/core/metrics.js';
 
 async function withApp(level: string, fn: (url: string, lines: Record<string, unknown>[]) => Promise<void>) {
@@ -18,13 +18,20 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
   });
   const logger = pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   const app = express();
-  app.use(requestLog(app, logger));
+  app.use(requestLog(logger));
   app.get('/ok', (req, res) => {
     res.locals.principal = { tenant: 'acme' };
-    req.log.info({ note: 'inside' }, 'handler line');
+    requestLogger(req).info({ note: 'inside' }, 'handler line');
     res.json({ ok: true });
   });
   app.get('/boom', (_req, res) => void res.status(503).json({ error: 'x' }));
+  // A mounted sub-app (as Bull Board is) swaps the request's prototype for its own while it answers.
+  const sub = express();
+  sub.get('/page', (req, res) => {
+    requestLogger(req).info('sub-app line');
+    res.send('page');
+  });
+  app.use('/sub', sub);
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   try {
@@ -65,4 +72,24 @@ test('a 5xx is logged at error; a malformed request id is replaced', async () =>
     assert.equal(lines[0].level, 50);
     assert.deepEqual(lines[0].res, { statusCode: 503 });
   });
+});
+
+test('a request answered by a mounted sub-app is logged like any other, without throwing', async () => {
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    await withApp('info', async (url, lines) => {
+      const res = await fetch(`${url}/sub/page`, { headers: { 'x-request-id': 'sub-1' } });
+      assert.equal(await res.text(), 'page');
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(lines.find((l) => l.msg === 'sub-app line')?.reqId, 'sub-1');
+      const done = lines.filter((l) => l.msg === 'request completed');
+      assert.equal(done.length, 1);
+      assert.deepEqual(done[0].req, { method: 'GET', url: '/sub/page' });
+    });
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  assert.deepEqual(uncaught, []);
 });

@@ -18,7 +18,7 @@ import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
-import { requestLog } from './request-log.js';
+import { requestLog, requestLogger } from './request-log.js';
 
 export function createApp(deps: ApiDeps): { app: express.Express; close: () => void } {
   const app = express();
@@ -26,7 +26,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   app.set('trust proxy', false);
 
   app.set('etag', false);
-  app.use(requestLog(app, deps.services.logger));
+  app.use(requestLog(deps.services.logger));
 
   const ops = opsRouter(deps);
   app.use(ops.router);
@@ -58,8 +58,8 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
             new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)
           : err;
   const { status, body } = toErrorBody(normalized);
-  if (status >= 500) req.log.error({ err }, 'request failed');
-  else req.log.info({ status, code: body.error.code, message: body.error.message }, 'request refused');
+  if (status >= 500) requestLogger(req).error({ err }, 'request failed');
+  else requestLogger(req).info({ status, code: body.error.code, message: body.error.message }, 'request refused');
   if (res.headersSent) {
     res.destroy();
     return;

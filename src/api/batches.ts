@@ -11,6 +11,7 @@ import { newId } from '../core/ids.js';
 import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
 import { principal } from './auth.js';
+import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
@@ -113,7 +114,7 @@ export function batchesRouter(deps: ApiDeps): Router {
       throw err;
     }
     await markEnqueued(services, rec.id);
-    req.log?.info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
+    requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
     res.json(await view(rec));
   });
 

@@ -13,6 +13,7 @@ import { newId } from '../core/ids.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
+import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
 import { checkWebhookUrl } from './webhooks.js';
@@ -178,7 +179,7 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
       }
     }
   } catch (err) {
-    if (open) req.log?.warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
+    if (open) requestLogger(req).warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
   } finally {
     deps.readers.give(reader, !reading);
     if (open) res.end();

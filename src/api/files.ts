@@ -12,6 +12,7 @@ import { createAzureProvider, describeMissing, missingAzureSettings, type AzureB
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import type { RemoveJobData } from '../worker/upload.js';
 import { principal } from './auth.js';
+import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { parseUpload, type FieldValue } from './multipart.js';
 import { checkWebhookUrl } from './webhooks.js';
@@ -81,7 +82,7 @@ export function filesRouter(deps: ApiDeps): Router {
         }
         await markEnqueued(deps.services, id);
       }
-      req.log?.info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
+      requestLogger(req).info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
       res.json(view(rec));
     } catch (err) {
       await staging.delete(id).catch(() => {});

@@ -1,8 +1,10 @@
 /**
  * Request ids, one log line and one metrics count per request. Each request
  * gets an id (a well-formed `X-Request-Id` from the client, else a fresh
- * UUID), echoed in the response header; `req.log` is a child logger carrying
- * it, made only when something logs. When the response closes, one listener
+ * UUID), echoed in the response header; `requestLogger(req)` is a child logger
+ * carrying it, made only when something logs. Both are own properties of the
+ * request, never of a prototype: a mounted sub-app (Bull Board) swaps the
+ * request's prototype for its own, and the response may close under it. When the response closes, one listener
  * counts it in `ferry_http_requests_total` and writes one line at info (error
  * for a 5xx) with method, URL, status, tenant and time taken.
  *
@@ -10,33 +12,37 @@
  * its serializers on every request even when the level drops the line, which
  * was a large share of the API's CPU time per completion.
  */
-import type { Express, NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../core/logger.js';
+import { createLogger, type Logger } from '../core/logger.js';
 import { httpRequests } from '../core/metrics.js';
 
 declare module 'node:http' {
   interface IncomingMessage {
     /** The request id, also sent back as `X-Request-Id`. */
     id: string;
-    /** A logger that tags every line with the request id. */
-    log: Logger;
   }
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const QUIET_URLS = new Set(['/healthz', '/metrics']);
+const BASE = Symbol('base logger');
 const CHILD = Symbol('request logger');
+type Tagged = IncomingMessage & { [BASE]?: Logger; [CHILD]?: Logger };
+/** Only for a request that never passed the middleware (none is routed so); logging must never throw. */
+let fallback: Logger | undefined;
 
-/** The middleware for `app`; `req.log` is defined once on the app's request prototype. */
-export function requestLog(app: Express, logger: Logger) {
-  Object.defineProperty(app.request, 'log', {
-    configurable: true,
-    get(this: Request & { [CHILD]?: Logger }) {
-      return (this[CHILD] ??= logger.child({ reqId: this.id }));
-    },
-  });
+/** The logger for one request: every line carries its id. */
+export function requestLogger(req: IncomingMessage): Logger {
+  const r = req as Tagged;
+  return (r[CHILD] ??= (r[BASE] ?? (fallback ??= createLogger())).child({ reqId: r.id }));
+}
+
+/** The middleware: an id, then one log line and one metrics count when the response closes. */
+export function requestLog(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
+    (req as Tagged)[BASE] = logger;
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader('X-Request-Id', id);
@@ -52,7 +58,7 @@ export function requestLog(app: Express, logger: Logger) {
       const level = status === null || status >= 500 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level) || QUIET_URLS.has(req.originalUrl)) return;
       const tenant = (res.locals as { principal?: { tenant: string } }).principal?.tenant;
-      req.log[level](
+      requestLogger(req)[level](
         {
           req: { method: req.method, url: req.originalUrl },
           res: { statusCode: status },
