@@ -23,7 +23,7 @@ const serverModules = async () => ({
   ...(await import('./emulator/index.js')),
 });
 
-const USAGE = `Usage: ferry <command>
+const USAGE = `Usage: npx ferry <command>   (from this folder; or ferry, once installed on your PATH)
 
 Commands:
   all        API and workers in one process (what npm start runs)
@@ -128,11 +128,32 @@ async function run(command: string): Promise<void> {
   }
 
   const lines = [`Ferry ${command} is running`];
-  if (api) lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
+  if (api) {
+    lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
+    lines.push(`Listens: ${listening(config.host)}`);
+  }
   if (target) lines.push(`Gemini:  ${config.gemini.apiKey ? target.baseUrl ?? 'Google (generativelanguage.googleapis.com)' : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`);
   lines.push(`Redis:   ${config.redisUrl}${redisChild ? ' (started here, data under ./data/redis)' : ''}`);
   if (dev.devKey && api) lines.push(`API key: ${dev.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
+  if (api) {
+    lines.push(
+      config.adminKey
+        ? `Admin:   FERRY_ADMIN_KEY is set; dashboard at ${api.url}/admin/queues`
+        : 'Admin:   no FERRY_ADMIN_KEY set (dashboard and cross-tenant reads off)',
+    );
+  }
+  lines.push(
+    config.allowPrivateNetworks
+      ? 'URLs:    webhooks and image URLs may reach private and loopback addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS=1)'
+      : 'URLs:    webhooks and image URLs must be public; WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows private and loopback ones',
+  );
   banner(lines);
+}
+
+function listening(host: string): string {
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') return `${host} only (this machine); HOST=0.0.0.0 accepts other machines`;
+  if (host === '0.0.0.0' || host === '::') return `all interfaces (${host})`;
+  return host;
 }
 
 /** SIGTERM/SIGINT: stop accepting, let running jobs finish (or go back to the queue), close Redis, exit 0. */

@@ -6,9 +6,9 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import http from 'node:http';
-import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, toErrorBody } from '../core/errors.js';
+import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, storeUnavailable, toErrorBody, UnavailableError } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
-import { BlockingReaders, createRedis } from '../core/redis.js';
+import { BlockingReaders, createRedis, isRedisUnavailable, logErrors } from '../core/redis.js';
 import type { Services } from '../core/services.js';
 import { KeyRing, requireKey } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -56,9 +56,12 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
         : e?.status && e.status >= 400 && e.status < 500 && ((e as { expose?: boolean }).expose || err instanceof URIError)
           ? // Other client errors raised by Express and its parsers (charset, encoding, bad URL escapes).
             new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)
-          : err;
+          : isRedisUnavailable(err)
+            ? storeUnavailable()
+            : err;
   const { status, body } = toErrorBody(normalized);
-  if (status >= 500) requestLogger(req).error({ err }, 'request failed');
+  if (normalized instanceof UnavailableError) requestLogger(req).warn({ err: (err as Error).message }, 'request failed: unavailable');
+  else if (status >= 500) requestLogger(req).error({ err }, 'request failed');
   else requestLogger(req).info({ status, code: body.error.code, message: body.error.message }, 'request refused');
   if (res.headersSent) {
     res.destroy();
@@ -69,6 +72,8 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     res.setHeader('Connection', 'close');
     req.resume();
   }
+  // The SDKs retry a 503 after this long.
+  if (status === 503) res.setHeader('Retry-After', '2');
   res.status(status).json(body);
 }
 
@@ -84,7 +89,7 @@ export async function startApi(
 ): Promise<RunningApi> {
   const { config } = services;
   const sub = createRedis(config.redisUrl, 'subscriber');
-  sub.on('error', (err) => services.logger.warn({ err: err.message }, 'subscriber redis connection error'));
+  logErrors(sub, services.logger, 'subscriber connection');
   const deps: ApiDeps = {
     services,
     waiter: new ChangeWaiter(sub, services.keys),

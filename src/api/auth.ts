@@ -24,6 +24,10 @@ export class KeyRing {
     this.admin = adminKey ? digest(adminKey) : null;
   }
 
+  get hasAdmin(): boolean {
+    return this.admin !== null;
+  }
+
   resolve(key: string | undefined): Principal | null {
     if (!key) return null;
     const d = digest(key);
@@ -64,7 +68,13 @@ export function requireAdmin(ring: KeyRing) {
     const p = ring.resolve(presentedKey(req));
     if (!p?.admin) {
       res.setHeader('WWW-Authenticate', 'Basic realm="ferry admin"');
-      return next(new AuthenticationError('The admin key is required here.'));
+      return next(
+        new AuthenticationError(
+          ring.hasAdmin
+            ? 'The admin key is required here: send FERRY_ADMIN_KEY as "Authorization: Bearer <key>" or as the Basic-auth password.'
+            : 'No admin key is configured: start Ferry with FERRY_ADMIN_KEY set, then send it as "Authorization: Bearer <key>" or as the Basic-auth password.',
+        ),
+      );
     }
     res.locals.principal = p;
     next();

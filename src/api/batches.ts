@@ -3,7 +3,7 @@
  * the input file's record, then enqueues the batch's flow (see
  * src/worker/batch.ts); the worker validates every line before anything runs.
  */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { BadRequestError, ConflictError, GoneError, UnavailableError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueBatch, markEnqueued, pending } from '../core/enqueue.js';
@@ -11,6 +11,7 @@ import { newId } from '../core/ids.js';
 import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
 import { principal } from './auth.js';
+import { jsonBody } from './json-body.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -46,7 +47,7 @@ export function batchesRouter(deps: ApiDeps): Router {
   const { batches, files, idempotency, config } = services;
   const view = async (rec: BatchRecord) => batchObject(rec, await batches.counts(rec));
   const r = Router();
-  r.use(express.json({ limit: '1mb' }));
+  r.use(jsonBody('1mb'));
 
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);

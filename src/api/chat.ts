@@ -5,7 +5,7 @@
  * - `Prefer: respond-async`: 202 at once;
  * - `stream: true`: Server-Sent Events relayed from the worker through a Redis Stream.
  */
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
@@ -13,6 +13,7 @@ import { newId } from '../core/ids.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
+import { jsonBody } from './json-body.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
@@ -37,7 +38,7 @@ export function chatRouter(deps: ApiDeps): Router {
   const { services } = deps;
   const { jobs, files, config, idempotency } = services;
   const r = Router();
-  r.use(express.json({ limit: '32mb' }));
+  r.use(jsonBody('32mb'));
 
   r.post('/completions', async (req, res) => {
     const { tenant } = principal(res);

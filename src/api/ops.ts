@@ -2,12 +2,22 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { Router } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Redis } from 'ioredis';
+import { storeUnavailable } from '../core/errors.js';
 import { registerQueueDepth, registry } from '../core/metrics.js';
 import { requireAdmin } from './auth.js';
 import type { ApiDeps } from './deps.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
+
+/** Bull Board answers its own 500 when Redis is down; Ferry's 503 says what is wrong and that a retry helps. */
+function storeReachable(redis: Redis) {
+  return (_req: Request, _res: Response, next: NextFunction) => {
+    if (redis.status === 'ready') return next();
+    next(storeUnavailable());
+  };
+}
 
 export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } {
   const { redis, queues } = deps.services;
@@ -18,7 +28,8 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
   });
 
   r.get('/readyz', async (_req, res) => {
-    const redisOk = await redis.ping().then(() => true, () => false);
+    // A connection that is not ready answers at once; a ready one must also answer a ping.
+    const redisOk = redis.status === 'ready' && (await redis.ping().then(() => true, () => false));
     const workersOk = redisOk && (await deps.workersReady().catch(() => false));
     res.status(redisOk && workersOk ? 200 : 503).json({ status: redisOk && workersOk ? 'ready' : 'not_ready', redis: redisOk, workers: workersOk });
   });
@@ -40,6 +51,6 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
   createBullBoard({ queues: Object.values(queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
-  r.use('/admin/queues', requireAdmin(deps.ring), board.getRouter());
+  r.use('/admin/queues', requireAdmin(deps.ring), storeReachable(redis), board.getRouter());
   return { router: r, close: unregister };
 }

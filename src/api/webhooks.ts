@@ -3,7 +3,7 @@
  * creation and rotation only) and `/v1/webhook_deliveries` (attempts, dead
  * letters, replay).
  */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { randomBytes } from 'node:crypto';
 import { BadRequestError, ConflictError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -11,6 +11,7 @@ import { EVENT_TYPES, type EventType, type WebhookDelivery, type WebhookEndpoint
 import { assertPublicUrl } from '../core/ssrf.js';
 import { enqueueDelivery } from '../core/webhook-events.js';
 import { principal } from './auth.js';
+import { jsonBody } from './json-body.js';
 import type { ApiDeps } from './deps.js';
 import { listPage, listQuery } from './params.js';
 
@@ -73,7 +74,7 @@ export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'
 export function webhookEndpointsRouter(deps: ApiDeps): Router {
   const { endpoints } = deps.services;
   const r = Router();
-  r.use(express.json({ limit: '64kb' }));
+  r.use(jsonBody('64kb'));
 
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);

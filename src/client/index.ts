@@ -13,7 +13,7 @@ const COMMON = {
 
 async function status(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON, json: { type: 'boolean' } } });
-  if (values.help || positionals.length !== 1) throw new UsageError('usage: ferry status <batch_id> [--json]');
+  if (values.help || positionals.length !== 1) throw new UsageError('usage: npx ferry status <batch_id> [--json]');
   const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
   const b = await client.batches.retrieve(positionals[0]);
   if (values.json) {
@@ -45,7 +45,7 @@ async function submitCommand(args: string[]): Promise<number> {
     },
   });
   if (values.help || positionals.length === 0 || !values.prompt) {
-    throw new UsageError('usage: ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]');
+    throw new UsageError('usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]');
   }
   if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
     throw new UsageError('--storage takes "azure_storage" (or "gemini", the default)');

@@ -105,7 +105,7 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
       completion_window: opts.window as '24h',
       metadata: { source: 'ferry submit', documents: String(ok.length) },
     });
-    process.stderr.write(`Batch ${batch.id} created (${ok.length} documents); "ferry status ${batch.id}" shows it later.\n`);
+    process.stderr.write(`Batch ${batch.id} created (${ok.length} documents); "npx ferry status ${batch.id}" shows it later.\n`);
     batch = await waitForBatch(client, batch.id);
     if (batch.status === 'failed') {
       for (const e of batch.errors?.data ?? []) process.stderr.write(`ferry: ${e.message}\n`);

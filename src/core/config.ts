@@ -199,7 +199,8 @@ export function loadConfig(env: Env = process.env): Config {
 
   return Object.freeze({
     production,
-    host: str(env, 'HOST') ?? '0.0.0.0',
+    // Development listens on loopback only: its key is printed and the emulator answers for Gemini.
+    host: str(env, 'HOST') ?? (production ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 8080, 0, 65535),
     redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
     redisUrlDefaulted: redisUrl === undefined,

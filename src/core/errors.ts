@@ -80,8 +80,13 @@ export class InternalError extends FerryError {
 }
 export class UnavailableError extends FerryError {
   constructor(message: string) {
-    super(503, message, 'server_error', 'unavailable');
+    super(503, message, 'server_error', 'service_unavailable');
   }
+}
+
+/** Redis, where records and queues live, does not answer: retryable, so the SDKs try again. */
+export function storeUnavailable(): UnavailableError {
+  return new UnavailableError('Ferry cannot reach its store (Redis) right now; try again in a few seconds.');
 }
 
 /**

@@ -1,5 +1,6 @@
 /** The one Redis connection factory, and the key names Ferry's own records use. */
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from './logger.js';
 
 export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
 
@@ -15,12 +16,47 @@ export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
  * are few per job and it is not built or tested for auto-pipelining.
  */
 export function createRedis(url: string, role: RedisRole = 'client', extra: RedisOptions = {}): Redis {
+  const answers = role === 'client' || role === 'queue';
   return new Redis(url, {
-    maxRetriesPerRequest: role === 'client' || role === 'queue' ? 3 : null,
+    maxRetriesPerRequest: answers ? 2 : null,
+    // While Redis is down a request must fail within seconds (a 503 the SDKs retry), not wait for
+    // reconnects that back off ever longer: reconnect at most a second apart, and give up on any
+    // command after COMMAND_TIMEOUT_MS, queued while disconnected or sent to a host that went silent.
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    connectTimeout: 3000,
+    ...(answers ? { commandTimeout: COMMAND_TIMEOUT_MS } : {}),
     enableReadyCheck: true,
     connectionName: `ferry-${role}`,
     enableAutoPipelining: role === 'client',
     ...extra,
+  });
+}
+
+/** The longest a record or queue command may take before it counts as Redis being unavailable. */
+export const COMMAND_TIMEOUT_MS = 3000;
+
+/** Whether an error says Redis cannot be reached (or is still loading its data), rather than a fault in the request. */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND'].includes(e.code)) return true;
+  return /^(Command timed out|Connection is closed|Stream isn't writeable|LOADING |MASTERDOWN|TRYAGAIN|CLUSTERDOWN)/.test(e.message ?? '');
+}
+
+/**
+ * Logs the errors of a connection, queue or worker without flooding: while Redis is down each
+ * one errors on every reconnect attempt, so the same message is written at most every 30 s.
+ */
+export function logErrors(emitter: { on(event: 'error', fn: (err: Error) => void): unknown }, logger: Logger, part: string): void {
+  let last = '';
+  let at = 0;
+  emitter.on('error', (err: Error) => {
+    const now = Date.now();
+    if (err.message === last && now - at < 30_000) return;
+    last = err.message;
+    at = now;
+    logger.warn({ err: err.message, part }, 'redis error');
   });
 }
 

@@ -7,7 +7,7 @@ import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
-import { createRedis, Keys } from './redis.js';
+import { createRedis, Keys, logErrors } from './redis.js';
 import { QUEUES, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
@@ -54,10 +54,10 @@ export function createQueue(name: QueueName, config: Config, connection: Redis):
 
 export async function createServices(config: Config, logger: Logger): Promise<Services> {
   const redis = createRedis(config.redisUrl, 'client');
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  logErrors(redis, logger, 'records connection');
   const keys = new Keys(config.prefix);
   const queueRedis = createRedis(config.redisUrl, 'queue');
-  queueRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  logErrors(queueRedis, logger, 'queue connection');
   const queues = {
     upload: createQueue(QUEUES.upload, config, queueRedis),
     generate: createQueue(QUEUES.generate, config, queueRedis),
@@ -66,6 +66,9 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     batch: createQueue(QUEUES.batch, config, queueRedis),
   };
   const flows = new FlowProducer({ connection: queueRedis, prefix: config.prefix });
+  // Without a listener BullMQ writes each connection error to stderr with its stack.
+  for (const [name, q] of Object.entries(queues)) logErrors(q, logger, `${name} queue`);
+  logErrors(flows, logger, 'flow producer');
   return {
     config,
     logger,

@@ -29,10 +29,13 @@ export function isPrivateAddress(ip: string): boolean {
   return blocked.check(ip, 'ipv6');
 }
 
+const ALLOW_HINT = 'WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 on the service allows private networks';
+
 export class BlockedAddressError extends Error {
   override name = 'BlockedAddressError';
   constructor(host: string, ip: string) {
-    super(host === ip ? `${ip} is a private or reserved address` : `${host} resolves to ${ip}, a private or reserved address`);
+    const what = host === ip ? `${ip} is a private or reserved address` : `${host} resolves to ${ip}, a private or reserved address`;
+    super(`${what} (${ALLOW_HINT})`);
   }
 }
 
@@ -58,7 +61,11 @@ export async function assertPublicUrl(raw: string, allowPrivate: boolean, param 
   }
   const bad = addresses.find(isPrivateAddress);
   if (bad) {
-    throw new BadRequestError(`"${raw}" is not allowed: ${host} is a private, loopback or reserved address (${bad}).`, param, 'url_not_allowed');
+    throw new BadRequestError(
+      `"${raw}" is not allowed: ${host} is a private, loopback or reserved address (${bad}). Use a public URL (${ALLOW_HINT}).`,
+      param,
+      'url_not_allowed',
+    );
   }
   return url;
 }

@@ -4,7 +4,7 @@
  * (or, past the grace period, leaves them to be picked up again).
  */
 import { Worker, type Job, type Processor } from 'bullmq';
-import { createRedis } from '../core/redis.js';
+import { createRedis, logErrors } from '../core/redis.js';
 import { jobDuration } from '../core/metrics.js';
 import { QUEUES, type QueueName } from '../core/queues.js';
 import { retryDelayMs } from '../core/retry.js';
@@ -41,7 +41,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
   const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
   const connection = createRedis(config.redisUrl, 'worker');
-  connection.on('error', (err) => logger.warn({ err: err.message }, 'worker redis connection error'));
+  logErrors(connection, logger, 'worker connection');
 
   const make = (
     queue: QueueName,
@@ -74,7 +74,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
         onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
       }
     });
-    worker.on('error', (err) => logger.error({ err: err.message, queue }, 'worker error'));
+    logErrors(worker, logger, `${queue} worker`);
     return worker;
   };
 

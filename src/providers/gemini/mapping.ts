@@ -68,7 +68,7 @@ export function parseDataUrl(url: string, param: string): { mimeType: string; da
 const base64Bytes = (b64: string) => Math.floor((b64.length * 3) / 4);
 
 export function validateChatRequest(input: unknown): ValidatedChat {
-  if (!isObj(input)) bad('The body must be a JSON object.', 'body');
+  if (!isObj(input)) bad('The body must be a JSON object, sent with "Content-Type: application/json".', 'body');
   const body = input;
   for (const k of Object.keys(body)) {
     if (!PARAMS.has(k)) bad(`Unsupported parameter "${k}": Ferry cannot pass it to Gemini.`, k);
