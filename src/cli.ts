@@ -42,10 +42,11 @@ type Stoppable = { name: string; stop: () => Promise<void> };
 
 async function geminiTarget(config: Config, logger: Logger, stops: Stoppable[]): Promise<GeminiTarget> {
   if (config.gemini.apiKey) return { apiKey: config.gemini.apiKey, baseUrl: config.gemini.baseUrl };
-  const { startEmulator } = await import('./emulator/index.js');
+  const { startEmulator, emulatorOptionsFromEnv } = await import('./emulator/index.js');
   const emulator: Emulator = await startEmulator({
     port: config.emulator.port,
     processingDelayMs: config.emulator.processingDelayMs,
+    ...emulatorOptionsFromEnv(process.env),
     quiet: true,
   });
   stops.push({ name: 'emulator', stop: () => emulator.close() });
@@ -76,7 +77,7 @@ async function workerMetricsServer(port: number, runtime: WorkerRuntime): Promis
 
 async function run(command: string): Promise<void> {
   let config = loadConfig();
-  const { createLogger, createServices, startApi, startWorkers, startEmulator } = await serverModules();
+  const { createLogger, createServices, startApi, startWorkers, startEmulator, emulatorOptionsFromEnv } = await serverModules();
   const logger = createLogger(config.logLevel);
   const stops: Stoppable[] = [];
   // Installed first: a signal during start-up still stops what has started, in order.
@@ -88,6 +89,8 @@ async function run(command: string): Promise<void> {
       // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
       port: process.env.FERRY_EMULATOR_PORT === undefined ? 8090 : config.emulator.port,
       processingDelayMs: config.emulator.processingDelayMs,
+      // A quota and a model latency (FERRY_EMULATOR_RPM, …_TPM, …_LATENCY_MS, …_LATENCY_MEDIAN_MS/…_P99_MS).
+      ...emulatorOptionsFromEnv(process.env),
       // Its line per request is info: FERRY_LOG_LEVEL=warn or above turns the request log off.
       quiet: !logger.isLevelEnabled('info'),
     });
@@ -179,6 +182,16 @@ function onSignals(stops: Stoppable[], logger: Logger): void {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+/** A port that is taken or not ours to bind, said as what to change. */
+function listenRefusal(err: unknown): string | null {
+  const e = err as { code?: string; syscall?: string; address?: string; port?: number };
+  if (e?.syscall !== 'listen') return null;
+  const where = `${e.address ?? ''}:${e.port ?? ''}`;
+  if (e.code === 'EADDRINUSE') return `${where} is already in use. Stop what listens there, or choose another port with PORT (the API) or FERRY_METRICS_PORT (a worker's metrics).`;
+  if (e.code === 'EACCES') return `${where} may not be bound by this user. Choose a port above 1023 with PORT.`;
+  return null;
+}
+
 const command = process.argv[2] ?? '';
 if (CLIENT_COMMANDS.includes(command)) {
   const { runClient } = await import('./client/index.js');
@@ -191,6 +204,7 @@ if (!['all', 'api', 'worker', 'emulator'].includes(command)) {
 run(command).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`ferry: configuration error: ${err.message}\n`);
   else if (err instanceof StartupError) process.stderr.write(`ferry: cannot start.\n${err.message}\n`);
+  else if (listenRefusal(err)) process.stderr.write(`ferry: cannot start: ${listenRefusal(err)}\n`);
   else process.stderr.write(`ferry: cannot start: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });

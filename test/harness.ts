@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { deleteByPrefix } from '../src/core/redis.js';
@@ -59,11 +60,14 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
     FERRY_RETRY_MAX_MS: '500',
     FERRY_JOB_LOCK_MS: '3000',
     FERRY_METRICS_PORT: '0',
-    FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'silent',
+    // The level users run at: the request log and error handler run on every test request.
+    FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'info',
     ...opts.env,
   };
   const config = loadConfig(env);
-  const logger = createLogger(config.logLevel);
+  // Written to a file beside the test's data (the log of a failing test is in `tmp` until close), not to the test output.
+  const logFile = pino.destination({ dest: path.join(tmp, 'ferry.log'), sync: false, mkdir: true });
+  const logger = createLogger(config.logLevel, logFile);
   const services = await createServices(config, logger);
   const runtime =
     opts.workers === false
@@ -96,6 +100,7 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
       await deleteByPrefix(services.redis, config.prefix);
       await services.close();
       await emulator.close();
+      logFile.end();
       await rm(tmp, { recursive: true, force: true });
     },
   };

@@ -63,7 +63,7 @@ process.stdout.write(`Redis for tests: ${redis.how}\n`);
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, REDIS_URL: redis.url, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'silent' } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, REDIS_URL: redis.url } },
 );
 const code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 await redis.stop();

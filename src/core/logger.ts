@@ -1,5 +1,5 @@
 /** JSON logs (pino). Keys, secrets and authorization headers are never written. */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -15,13 +15,15 @@ export const REDACT_PATHS = [
   '*.connectionString',
 ];
 
-export function createLogger(level = 'info'): Logger {
-  return pino({
+/** A logger writing JSON lines to standard output, or to `destination` (a file, in tests). */
+export function createLogger(level = 'info', destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { service: 'ferry' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };

@@ -6,8 +6,8 @@ export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
 
 /**
  * Workers and subscribers block, so they need `maxRetriesPerRequest: null`
- * (BullMQ requires it for workers); plain clients fail a command after a few
- * retries so an HTTP request gets an answer instead of hanging.
+ * (BullMQ requires it for workers); `client` and `queue` connections answer
+ * requests, which must get an answer instead of hanging.
  *
  * `client` (Ferry's records) auto-pipelines: commands issued in the same
  * event-loop turn by concurrent requests or jobs leave in one write and come
@@ -18,10 +18,11 @@ export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
 export function createRedis(url: string, role: RedisRole = 'client', extra: RedisOptions = {}): Redis {
   const answers = role === 'client' || role === 'queue';
   return new Redis(url, {
-    maxRetriesPerRequest: answers ? 2 : null,
     // While Redis is down a request must fail within seconds (a 503 the SDKs retry), not wait for
-    // reconnects that back off ever longer: reconnect at most a second apart, and give up on any
-    // command after COMMAND_TIMEOUT_MS, queued while disconnected or sent to a host that went silent.
+    // reconnects that back off ever longer: a command waiting for the connection fails when the
+    // next reconnect attempt (at most a second apart) fails, and any command fails after
+    // COMMAND_TIMEOUT_MS, as one sent to a host that went silent would otherwise wait forever.
+    maxRetriesPerRequest: answers ? 0 : null,
     retryStrategy: (times) => Math.min(times * 100, 1000),
     connectTimeout: 3000,
     ...(answers ? { commandTimeout: COMMAND_TIMEOUT_MS } : {}),

@@ -3,6 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultDecision, FaultInjector } from './faults.js';
 import type { FileStore } from './files.js';
+import type { LatencyModel } from './latency.js';
+import type { QuotaEnforcer } from './quota.js';
 import type { StatsCollector } from './stats.js';
 import type { UploadStore } from './uploads.js';
 
@@ -27,6 +29,10 @@ export interface EmulatorContext {
   faults: FaultInjector;
   files: FileStore;
   uploads: UploadStore;
+  /** Per-model rpm/tpm of generate calls. */
+  quota: QuotaEnforcer;
+  /** Service time of generate calls. */
+  latency: LatencyModel;
 }
 
 export interface RequestInfo {

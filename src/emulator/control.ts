@@ -4,15 +4,21 @@ import type { EmulatorContext, Handler } from './context.js';
 import { notFound } from './errors.js';
 import { validateFaultRules } from './faults.js';
 import { readJson, sendJson } from './http.js';
+import type { LatencySetting, QuotaSetting } from './types.js';
 
 const CONTROL_BODY_LIMIT = 1024 * 1024;
 
-/** Forgets files, upload sessions, stats and faults. */
+/**
+ * Forgets files, upload sessions, stats, faults and quota usage. The quota and latency settings
+ * stay: they describe the production conditions a run is made under, not its state.
+ */
 export function resetState(ctx: EmulatorContext): void {
   ctx.files.clear();
   ctx.uploads.clear();
   ctx.stats.reset();
   ctx.faults.reset();
+  ctx.quota.clearUsage();
+  ctx.latency.restart();
 }
 
 export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.stats.snapshot());
@@ -22,6 +28,22 @@ export const handleGetFaults: Handler = async (ctx, _req, res) => sendJson(res, 
 export const handlePutFaults: Handler = async (ctx, req, res) => {
   ctx.faults.set(validateFaultRules(await readJson(req, CONTROL_BODY_LIMIT)));
   sendJson(res, 200, ctx.faults.list());
+};
+
+export const handleGetQuota: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.quota.get());
+
+/** Replaces the whole setting (absent fields are unlimited) and answers it. */
+export const handlePutQuota: Handler = async (ctx, req, res) => {
+  // set() validates first: a 400 leaves the setting as it was.
+  ctx.quota.set((await readJson(req, CONTROL_BODY_LIMIT)) as QuotaSetting);
+  sendJson(res, 200, ctx.quota.get());
+};
+
+export const handleGetLatency: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.latency.get());
+
+export const handlePutLatency: Handler = async (ctx, req, res) => {
+  ctx.latency.set((await readJson(req, CONTROL_BODY_LIMIT)) as LatencySetting);
+  sendJson(res, 200, ctx.latency.get());
 };
 
 export const handleReset: Handler = async (ctx, _req, res) => {

@@ -1,22 +1,11 @@
 /** Configurable fault injection: latency, error answers and connection resets per route. */
 
 import { RpcError } from './errors.js';
+import { seededRandom } from './random.js';
 import type { StatsCollector } from './stats.js';
 import { FAULT_KINDS, ROUTES, type FaultRule, type RouteName } from './types.js';
 
 const DEFAULT_LATENCY_MS = 1000;
-
-/** mulberry32: a tiny seedable generator, enough to make probabilistic faults repeatable. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What to do with one request: wait `latencyMs`, then apply `rule` (a non-latency fault) if any. */
 export interface FaultDecision {

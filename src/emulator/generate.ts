@@ -2,7 +2,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EmulatorContext, Handler, RequestInfo } from './context.js';
-import { JSON_TYPE, readJson, sendJson } from './http.js';
+import { JSON_TYPE, readJson, sendJson, sleep } from './http.js';
 import { buildReply, collectFacts, type Candidate, type Reply } from './model.js';
 
 /** Streamed text goes out in this many chunks. */
@@ -24,6 +24,11 @@ async function generate(
   const body = await readJson(req, ctx.opts.maxRequestBytes);
   ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(body) });
   const facts = collectFacts(ctx.files, model, body);
+  // Quota after validation (a request the API refuses as invalid is not charged), and the modelled
+  // service time after the quota: a refused call answers at once, as Gemini's do.
+  ctx.quota.admit(model, facts.promptTokens);
+  const delayMs = ctx.latency.next();
+  if (delayMs > 0) await sleep(delayMs);
   const reply = buildReply(facts, body as Record<string, unknown>);
   if (!stream) return sendJson(res, 200, responseJson(reply));
 

@@ -1,5 +1,6 @@
 /** A local Gemini Developer API emulator: resumable uploads, files and generateContent on the real wire protocol. */
 
+export { emulatorOptionsFromEnv } from './env.js';
 export { startEmulator } from './server.js';
 export type {
   Emulator,
@@ -7,6 +8,10 @@ export type {
   EmulatorStats,
   FaultKind,
   FaultRule,
+  GenerateModelStats,
   GenerateRequestRecord,
+  LatencySetting,
+  QuotaLimits,
+  QuotaSetting,
   RouteName,
 } from './types.js';

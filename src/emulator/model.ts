@@ -94,6 +94,8 @@ export function collectFacts(files: FileStore, model: string, body: unknown): Pr
     facts.texts.push(...texts);
     if ((content.role ?? 'user') === 'user') facts.lastUserText = texts.join(' ');
   });
+  // The one token estimate: reported as usageMetadata.promptTokenCount and charged against the tpm
+  // quota (quota.ts), so a client can correct its own estimate from the answers.
   const words = [...facts.texts, ...facts.system, ...facts.functionResponses.map((r) => JSON.stringify(r))]
     .reduce((sum, t) => sum + countWords(t), 0);
   facts.promptTokens = words + TOKENS_PER_MEDIA_PART * (facts.files.length + facts.inline.length);

@@ -5,12 +5,25 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { checkApiKey } from './auth.js';
 import type { EmulatorContext, Handler, RequestInfo, ResolvedOptions } from './context.js';
-import { handleExpireFile, handleGetFaults, handleGetStats, handlePutFaults, handleReset, resetState } from './control.js';
+import {
+  handleExpireFile,
+  handleGetFaults,
+  handleGetLatency,
+  handleGetQuota,
+  handleGetStats,
+  handlePutFaults,
+  handlePutLatency,
+  handlePutQuota,
+  handleReset,
+  resetState,
+} from './control.js';
 import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
 import { FileStore, handleDeleteFile, handleGetFile, handleListFiles } from './files.js';
 import { handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
+import { LatencyModel } from './latency.js';
+import { QuotaEnforcer } from './quota.js';
 import { StatsCollector } from './stats.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
 import {
@@ -63,6 +76,10 @@ const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['GET'], pattern: /^\/_emulator\/stats$/, handler: handleGetStats },
   { methods: ['GET'], pattern: /^\/_emulator\/faults$/, handler: handleGetFaults },
   { methods: ['PUT'], pattern: /^\/_emulator\/faults$/, handler: handlePutFaults },
+  { methods: ['GET'], pattern: /^\/_emulator\/quota$/, handler: handleGetQuota },
+  { methods: ['PUT'], pattern: /^\/_emulator\/quota$/, handler: handlePutQuota },
+  { methods: ['GET'], pattern: /^\/_emulator\/latency$/, handler: handleGetLatency },
+  { methods: ['PUT'], pattern: /^\/_emulator\/latency$/, handler: handlePutLatency },
   { methods: ['POST'], pattern: /^\/_emulator\/reset$/, handler: handleReset },
   { methods: ['POST'], pattern: /^\/_emulator\/files\/(?<id>[^/]+)\/expire$/, handler: handleExpireFile },
 ];
@@ -124,6 +141,7 @@ async function handleRequest(ctx: EmulatorContext, req: IncomingMessage, res: Se
     const info: RequestInfo = { url, params: match.params, baseUrl: requestBaseUrl(ctx, req) };
     if (match.route) {
       ctx.stats.countRequest(match.route);
+      if (match.route === 'generate' || match.route === 'stream') trackGenerateCall(ctx, match.params.model, res);
       if (needsApiKey(match)) checkApiKey(ctx.opts.apiKey, req, url);
       const decision = ctx.faults.decide(match.route);
       if (decision.latencyMs > 0) await sleep(decision.latencyMs);
@@ -141,6 +159,12 @@ async function handleRequest(ctx: EmulatorContext, req: IncomingMessage, res: Se
     if (res.headersSent || res.destroyed) res.destroy();
     else sendError(res, error);
   }
+}
+
+/** Counts a generate call in flight until its response closes (answered, cut or abandoned). */
+function trackGenerateCall(ctx: EmulatorContext, model: string, res: ServerResponse): void {
+  ctx.stats.generateStarted(model);
+  res.once('close', () => ctx.stats.generateEnded(model, res.headersSent && res.statusCode >= 200 && res.statusCode < 300));
 }
 
 function logRequests(req: IncomingMessage, res: ServerResponse): void {
@@ -185,6 +209,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     faults: new FaultInjector(opts.seed, stats),
     files: new FileStore(opts),
     uploads: new UploadStore(),
+    quota: new QuotaEnforcer(options.quota, stats),
+    latency: new LatencyModel(options.latency, opts.seed),
   };
   if (options.faults) ctx.faults.set(options.faults);
 
@@ -217,6 +243,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     port,
     stats: () => stats.snapshot(),
     setFaults: (rules) => ctx.faults.set(rules),
+    setQuota: (quota) => ctx.quota.set(quota),
+    setLatency: (latency) => ctx.latency.set(latency),
     reset: () => resetState(ctx),
     expireFile: (name) => void ctx.files.expire(name),
     close: () =>

@@ -1,6 +1,6 @@
 /** Counters the emulator exposes through stats() and GET /_emulator/stats. */
 
-import { ROUTES, type EmulatorStats, type GenerateRequestRecord, type RouteName } from './types.js';
+import { ROUTES, type EmulatorStats, type GenerateModelStats, type GenerateRequestRecord, type RouteName } from './types.js';
 
 const KEPT_GENERATE_REQUESTS = 100;
 
@@ -13,6 +13,8 @@ export class StatsCollector {
   private requests = zeroPerRoute();
   private faultsInjected = zeroPerRoute();
   private generateRequests: GenerateRequestRecord[] = [];
+  /** A Map: model names come from request paths and must not reach an object's prototype. */
+  private generateByModel = new Map<string, GenerateModelStats>();
 
   countRequest(route: RouteName): void {
     this.requests[route] += 1;
@@ -40,6 +42,32 @@ export class StatsCollector {
     if (this.generateRequests.length > KEPT_GENERATE_REQUESTS) this.generateRequests.shift();
   }
 
+  /** A generate call of `model` was received (counted from routing until its response closes). */
+  generateStarted(model: string): void {
+    const s = this.modelStats(model);
+    s.inFlight += 1;
+    if (s.inFlight > s.peakInFlight) s.peakInFlight = s.inFlight;
+  }
+
+  generateEnded(model: string, answered2xx: boolean): void {
+    const s = this.modelStats(model);
+    s.inFlight -= 1;
+    if (answered2xx) s.answered2xx += 1;
+  }
+
+  countQuotaRefusal(model: string): void {
+    this.modelStats(model).refusedForQuota += 1;
+  }
+
+  private modelStats(model: string): GenerateModelStats {
+    let s = this.generateByModel.get(model);
+    if (!s) {
+      s = { answered2xx: 0, refusedForQuota: 0, inFlight: 0, peakInFlight: 0 };
+      this.generateByModel.set(model, s);
+    }
+    return s;
+  }
+
   snapshot(): EmulatorStats {
     return structuredClone({
       bytesBySession: this.bytesBySession,
@@ -47,6 +75,7 @@ export class StatsCollector {
       requests: this.requests,
       faultsInjected: this.faultsInjected,
       generateRequests: this.generateRequests,
+      generateByModel: Object.fromEntries(this.generateByModel),
     });
   }
 
@@ -57,5 +86,9 @@ export class StatsCollector {
     this.requests = zeroPerRoute();
     this.faultsInjected = zeroPerRoute();
     this.generateRequests = [];
+    // Calls still in flight end after the reset: they stay counted, so inFlight never goes negative.
+    const inFlight = [...this.generateByModel].filter(([, s]) => s.inFlight > 0);
+    this.generateByModel = new Map(inFlight.map(([model, s]) =>
+      [model, { answered2xx: 0, refusedForQuota: 0, inFlight: s.inFlight, peakInFlight: s.inFlight }]));
   }
 }

@@ -33,6 +33,32 @@ export interface FaultRule {
   resetAfterBytes?: number;
 }
 
+/** Per-minute limits of one model; 0 or absent = unlimited. */
+export interface QuotaLimits {
+  /** Generate requests per minute. */
+  rpm?: number;
+  /** Input (prompt) tokens per minute, counted as usageMetadata.promptTokenCount reports them. */
+  tpm?: number;
+}
+
+/**
+ * Quota of generateContent/streamGenerateContent, enforced per model like Gemini's. `rpm`/`tpm`
+ * apply to every model; a `perModel` entry overrides them for that model field by field (a field
+ * it leaves out is inherited, 0 there means unlimited). Model names as in the path, without "models/".
+ */
+export interface QuotaSetting extends QuotaLimits {
+  perModel?: Record<string, QuotaLimits>;
+}
+
+/**
+ * Service time of generate calls, waited after the quota check and before answering (streams: before
+ * the first chunk). `lognormal` draws from the seeded generator: mu = ln(medianMs),
+ * sigma = ln(p99Ms / medianMs) / 2.326. `{ kind: 'fixed', ms: 0 }` (the default) is no delay.
+ */
+export type LatencySetting =
+  | { kind: 'fixed'; ms: number }
+  | { kind: 'lognormal'; medianMs: number; p99Ms: number };
+
 export interface EmulatorOptions {
   /** Default 127.0.0.1. */
   host?: string;
@@ -55,12 +81,28 @@ export interface EmulatorOptions {
   maxFileBytes?: number;
   /** Largest accepted generateContent request body; default 20 MiB like the real API. */
   maxRequestBytes?: number;
+  /** Per-model rpm/tpm of generate calls; default unlimited. Kept across reset(). */
+  quota?: QuotaSetting;
+  /** Service time of generate calls; default none. Kept across reset(). */
+  latency?: LatencySetting;
 }
 
 export interface GenerateRequestRecord {
   model: string;
   stream: boolean;
   body: unknown;
+}
+
+/** Generate calls (generateContent and streamGenerateContent) of one model. */
+export interface GenerateModelStats {
+  /** Calls answered with a 2xx status (a stream counts once its 200 headers went out). */
+  answered2xx: number;
+  /** Calls refused with 429 because of the quota (injected '429' faults are not counted here). */
+  refusedForQuota: number;
+  /** Calls received and not yet answered, whatever their answer will be. */
+  inFlight: number;
+  /** The most calls in flight at once since start or the last reset. */
+  peakInFlight: number;
 }
 
 export interface EmulatorStats {
@@ -72,6 +114,8 @@ export interface EmulatorStats {
   faultsInjected: Record<string, number>;
   /** The last 100 generateContent/streamGenerateContent request bodies. */
   generateRequests: GenerateRequestRecord[];
+  /** Generate calls per model (the model as in the path, without "models/"). */
+  generateByModel: Record<string, GenerateModelStats>;
 }
 
 export interface Emulator {
@@ -80,7 +124,10 @@ export interface Emulator {
   port: number;
   stats(): EmulatorStats;
   setFaults(rules: FaultRule[]): void;
-  /** Forget files, sessions, stats and faults. */
+  /** Replaces the quota setting and starts every model with a full allowance. */
+  setQuota(quota: QuotaSetting): void;
+  setLatency(latency: LatencySetting): void;
+  /** Forget files, sessions, stats, faults and quota usage (the quota and latency settings stay). */
   reset(): void;
   /** Make a file vanish as if its time to live had passed. */
   expireFile(name: string): void;

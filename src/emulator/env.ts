@@ -1,0 +1,61 @@
+/**
+ * Quota and latency of the standalone emulator from its environment, so a benchmark can run it
+ * under production conditions without code:
+ *
+ *   FERRY_EMULATOR_RPM, FERRY_EMULATOR_TPM             per-model limits of every model (0 = unlimited)
+ *   FERRY_EMULATOR_LATENCY_MS                          fixed service time of generate calls, or
+ *   FERRY_EMULATOR_LATENCY_MEDIAN_MS + _P99_MS         a lognormal one
+ *
+ * Unset or empty variables leave the emulator's default (unlimited, no delay).
+ */
+
+import { ConfigError } from '../core/config.js';
+import { MAX_LATENCY_MS } from './latency.js';
+import type { EmulatorOptions, LatencySetting, QuotaSetting } from './types.js';
+
+type Env = Record<string, string | undefined>;
+
+const given = (env: Env, name: string) => {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+};
+
+function readNumber(env: Env, name: string, what: string, ok: (n: number) => boolean): number | undefined {
+  const raw = given(env, name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!ok(n)) throw new ConfigError(name, `must be ${what}, not ${JSON.stringify(env[name])}.`);
+  return n;
+}
+
+const limit = (env: Env, name: string) =>
+  readNumber(env, name, 'a non-negative integer (0 = unlimited)', (n) => Number.isSafeInteger(n) && n >= 0);
+
+const millis = (env: Env, name: string, positive: boolean) =>
+  readNumber(env, name, `a number of milliseconds in ${positive ? '(0' : '[0'}, ${MAX_LATENCY_MS}]`,
+    (n) => Number.isFinite(n) && (positive ? n > 0 : n >= 0) && n <= MAX_LATENCY_MS);
+
+/** Throws a ConfigError naming the variable when one is malformed or set with a variable it excludes. */
+export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency'> {
+  const out: { quota?: QuotaSetting; latency?: LatencySetting } = {};
+  const rpm = limit(env, 'FERRY_EMULATOR_RPM');
+  const tpm = limit(env, 'FERRY_EMULATOR_TPM');
+  if (rpm !== undefined || tpm !== undefined) out.quota = { ...(rpm !== undefined ? { rpm } : {}), ...(tpm !== undefined ? { tpm } : {}) };
+
+  const fixed = millis(env, 'FERRY_EMULATOR_LATENCY_MS', false);
+  const medianMs = millis(env, 'FERRY_EMULATOR_LATENCY_MEDIAN_MS', true);
+  const p99Ms = millis(env, 'FERRY_EMULATOR_LATENCY_P99_MS', true);
+  if (fixed !== undefined && (medianMs !== undefined || p99Ms !== undefined)) {
+    throw new ConfigError('FERRY_EMULATOR_LATENCY_MS', '(fixed) excludes FERRY_EMULATOR_LATENCY_MEDIAN_MS and FERRY_EMULATOR_LATENCY_P99_MS (lognormal): set one or the other.');
+  }
+  if (fixed !== undefined) out.latency = { kind: 'fixed', ms: fixed };
+  if (medianMs !== undefined || p99Ms !== undefined) {
+    if (medianMs === undefined) throw new ConfigError('FERRY_EMULATOR_LATENCY_MEDIAN_MS', 'must be set with FERRY_EMULATOR_LATENCY_P99_MS.');
+    if (p99Ms === undefined) throw new ConfigError('FERRY_EMULATOR_LATENCY_P99_MS', 'must be set with FERRY_EMULATOR_LATENCY_MEDIAN_MS.');
+    if (p99Ms < medianMs) {
+      throw new ConfigError('FERRY_EMULATOR_LATENCY_P99_MS', `(${p99Ms}) must be at least FERRY_EMULATOR_LATENCY_MEDIAN_MS (${medianMs}).`);
+    }
+    out.latency = { kind: 'lognormal', medianMs, p99Ms };
+  }
+  return out;
+}
