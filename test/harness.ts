@@ -126,11 +126,23 @@ export async function eventually<T>(fn: () => Promise<T | null | undefined | fal
   }
 }
 
+const children = new Set<ChildProcess>();
+// A test that fails before stopping its child must not leave it running, nor keep the file's
+// process waiting for it: children hold no reference on the event loop and die with the tests.
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
 /** A `ferry <command>` child process with the given environment. */
 export function spawnFerry(command: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', command], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', command], {
     cwd: path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..'),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.unref();
+  (child.stderr as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.();
+  return child;
 }
