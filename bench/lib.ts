@@ -495,7 +495,10 @@ export interface Stack {
   emulatorUrl: string;
   emulator: Proc;
   api: Proc;
+  /** The first worker process (of `workers`). */
   worker: Proc;
+  /** Every `ferry worker` process, `StackOptions.workers` of them. */
+  workers: Proc[];
   procs: Proc[];
   /** A Redis client of the bench's own (records, job timings). */
   redis: Redis;
@@ -511,8 +514,10 @@ export interface StackOptions {
   emulatorEnv?: Record<string, string>;
   /** Extra node arguments for all three processes (e.g. --cpu-prof). */
   nodeArgs?: string[];
-  /** Default: BENCH_RUNTIME (dist). */
-  runtime?: 'tsx' | 'dist';
+  /** Default: BENCH_RUNTIME (dist). A Runtime from prepareRuntime is used as it is (no second build). */
+  runtime?: 'tsx' | 'dist' | Runtime;
+  /** How many `ferry worker` processes (default 1). */
+  workers?: number;
 }
 
 export const BENCH_API_KEY = 'bench-key';
@@ -540,7 +545,7 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   // Registered before the processes: it runs after they have stopped.
   scope.defer(`delete redis keys ${prefix}:*`, () => deleteByPrefix(redis, prefix));
 
-  const runtime = await prepareRuntime(opts.runtime ?? runtimeKind(), path.join(tmp, 'build'));
+  const runtime = typeof opts.runtime === 'object' ? opts.runtime : await prepareRuntime(opts.runtime ?? runtimeKind(), path.join(tmp, 'build'));
   const spawnOpts = { nodeArgs: opts.nodeArgs, runtime };
 
   const emulatorPort = await freePort();
@@ -570,9 +575,12 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   };
   await mkdir(env.FERRY_STAGING_DIR, { recursive: true });
   // Stopped in reverse: API first (no new work), then the worker, then the emulator.
-  const worker = spawnFerry(scope, 'worker', 'worker', env, spawnOpts);
+  const workerCount = opts.workers ?? 1;
+  if (!Number.isSafeInteger(workerCount) || workerCount < 1) throw new Error(`workers must be a positive whole number, got ${workerCount}`);
+  const workers = Array.from({ length: workerCount }, (_, i) => spawnFerry(scope, workerCount === 1 ? 'worker' : `worker-${i + 1}`, 'worker', env, spawnOpts));
+  const worker = workers[0];
   const api = spawnFerry(scope, 'api', 'api', env, spawnOpts);
-  const procs = [emulator, worker, api];
+  const procs = [emulator, ...workers, api];
   const check = () => procs.forEach((p) => p.assertAlive());
 
   await waitFor('the emulator', async () => (await httpRequest(`${emulatorUrl}/_emulator/stats`)).status === 200, {
@@ -584,7 +592,7 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
     timeoutMs: 60_000,
     check,
   });
-  return { tmp, redisUrl, prefix, apiUrl, apiKey: BENCH_API_KEY, emulatorUrl, emulator, api, worker, procs, redis, env, runtime };
+  return { tmp, redisUrl, prefix, apiUrl, apiKey: BENCH_API_KEY, emulatorUrl, emulator, api, worker, workers, procs, redis, env, runtime };
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   jobs: () => import('./jobs.js'),
   azure: () => import('./azure.js'),
   batch: () => import('./batch.js'),
+  quota: () => import('./quota.js'),
 };
 
 const USAGE = `Usage: npm run bench [-- <section>...]\nSections: ${Object.keys(SECTIONS).join(', ')}`;

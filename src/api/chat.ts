@@ -103,6 +103,7 @@ export function chatRouter(deps: ApiDeps): Router {
       file_ids: chat.fileIds,
       image_urls: chat.imageUrls,
       inline_bytes: chat.inlineBytes,
+      input_tokens: chat.inputTokens,
       stream: chat.stream,
       metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
       attempts: 0,

@@ -40,6 +40,7 @@ export interface Config {
   retryBaseMs: number;
   retryMaxMs: number;
   geminiRpm: number;
+  geminiTpm: number;
   webhookRetrySchedule: number[];
   webhookTimeoutSeconds: number;
   webhookMaxPayloadBytes: number;
@@ -184,7 +185,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('FERRY_AZURE_HANDOFF', `expected transfer or signed_url, got "${handoff}"`);
   }
 
-  const generateConcurrency = int(env, 'FERRY_GENERATE_CONCURRENCY', 16, 1, 1024);
+  // Completions are network waits of seconds: a process runs hundreds at once so that model latency
+  // never limits throughput; the Gemini quota does, through admission.
+  const generateConcurrency = int(env, 'FERRY_GENERATE_CONCURRENCY', 256, 1, 1024);
   const batchWorkerSlots = int(env, 'FERRY_BATCH_WORKER_SLOTS', Math.max(1, Math.floor(generateConcurrency / 2)), 1, 1024);
   if (batchWorkerSlots > generateConcurrency) {
     throw new ConfigError('FERRY_BATCH_WORKER_SLOTS', `cannot be more than FERRY_GENERATE_CONCURRENCY (${generateConcurrency})`);
@@ -217,6 +220,7 @@ export function loadConfig(env: Env = process.env): Config {
     retryBaseMs: int(env, 'FERRY_RETRY_BASE_MS', 1000, 1),
     retryMaxMs: int(env, 'FERRY_RETRY_MAX_MS', 60_000, 1),
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
+    geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
     webhookRetrySchedule: schedule.map(Number),
     webhookTimeoutSeconds: int(env, 'FERRY_WEBHOOK_TIMEOUT_SECONDS', 15, 1, 300),
     webhookMaxPayloadBytes: int(env, 'FERRY_WEBHOOK_MAX_PAYLOAD_BYTES', 256 * 1024, 1024),
@@ -228,11 +232,11 @@ export function loadConfig(env: Env = process.env): Config {
     activeWaitSeconds: int(env, 'FERRY_ACTIVE_WAIT_SECONDS', 1800, 1),
     uploadConcurrency: int(env, 'FERRY_UPLOAD_CONCURRENCY', 4, 1, 256),
     generateConcurrency,
-    tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 8, 0, 100_000),
+    tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 0, 0, 100_000),
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 30_000, 1000),
     batch: {
-      concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 8, 1, 10_000),
+      concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 256, 1, 10_000),
       workerSlots: batchWorkerSlots,
       maxLines: int(env, 'FERRY_BATCH_MAX_LINES', 50_000, 1, 1_000_000),
       maxBytes: int(env, 'FERRY_BATCH_MAX_BYTES', 200 * MIB, 1),

@@ -104,6 +104,11 @@ export class UpstreamError extends FerryError {
   ) {
     super(502, message, 'upstream_error', upstreamStatus === null ? 'upstream_unreachable' : `upstream_${upstreamStatus}`);
   }
+
+  /** A 429 that names the quota it exceeded (Gemini's QuotaFailure): the project's limit, not a passing overload. */
+  quotaExceeded = false;
+  /** The per-minute limits that QuotaFailure stated (requests, input tokens), when it did. */
+  quotaLimits: { rpm?: number; tpm?: number } = {};
 }
 
 /** Statuses every upstream treats as transient. */

@@ -1,7 +1,7 @@
 /**
- * Shared limits kept in Redis, so they hold across every worker process:
- * a cap on each tenant's jobs running at once (leases, so a crashed worker's
- * slot frees itself) and a per-model requests-per-minute window.
+ * A cap on each tenant's jobs running at once, kept in Redis so it holds
+ * across every worker process (leases, so a crashed worker's slot frees
+ * itself). The per-model quota is core/admission.ts.
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
@@ -36,17 +36,5 @@ export class TenantSlots {
   }
   async release(tenant: string, jobId: string): Promise<void> {
     if (this.max > 0) await this.redis.zrem(this.key(tenant), jobId);
-  }
-}
-
-export class ModelRateLimit {
-  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly rpm: number) {}
-  /** 0 when a request to `model` may go now; otherwise milliseconds until the next window. */
-  async delayFor(model: string): Promise<number> {
-    if (this.rpm <= 0) return 0;
-    const minute = Math.floor(Date.now() / 60_000);
-    const key = `${this.keys.prefix}:rpm:${model}:${minute}`;
-    const [[, count]] = (await this.redis.multi().incr(key).expire(key, 120).exec()) as [[null, number], unknown];
-    return count <= this.rpm ? 0 : (minute + 1) * 60_000 - Date.now() + Math.floor(Math.random() * 1000);
   }
 }

@@ -76,3 +76,48 @@ export const webhookAttemptSeconds = new client.Histogram({
   buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
   registers: [registry],
 });
+
+export const quotaDecisions = new client.Counter({
+  name: 'ferry_gemini_admissions_total',
+  help: 'Admission decisions for Gemini calls by model, lane (interactive, batch) and outcome (admitted, waiting)',
+  labelNames: ['model', 'lane', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const quotaRefusals = new client.Counter({
+  name: 'ferry_gemini_quota_refusals_total',
+  help: 'Gemini calls answered 429 (quota) by model; the work waits and runs later',
+  labelNames: ['model'] as const,
+  registers: [registry],
+});
+
+export const quotaWaitSeconds = new client.Counter({
+  name: 'ferry_gemini_quota_wait_seconds_total',
+  help: 'Time jobs were sent back to wait for their model quota, by model and lane',
+  labelNames: ['model', 'lane'] as const,
+  registers: [registry],
+});
+
+type RateReader = () => Promise<Array<{ model: string; rate: number | null; learned: boolean }>>;
+const rateReaders = new Set<RateReader>();
+
+new client.Gauge({
+  name: 'ferry_gemini_admitted_rate',
+  help: 'Requests per second admitted per model: the configured quota, or the learned rate (absent while no limit is known)',
+  labelNames: ['model', 'source'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const read of rateReaders) {
+      for (const s of await read().catch(() => [])) {
+        if (s.rate !== null) this.set({ model: s.model, source: s.learned ? 'learned' : 'configured' }, s.rate);
+      }
+    }
+  },
+});
+
+/** Registers the admission state of a worker process for /metrics; returns the unregister function. */
+export function registerAdmissionRates(read: RateReader): () => void {
+  rateReaders.add(read);
+  return () => rateReaders.delete(read);
+}

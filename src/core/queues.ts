@@ -34,5 +34,7 @@ export const jobIds = {
  */
 export interface GenerateJobData {
   jobId: string;
-  direct?: { tenant: string; model: string };
+  direct?: { tenant: string; model: string; tokens?: number };
+  /** Tries Gemini answered 429: they wait, and spend none of the job's attempts. */
+  quotaRetries?: number;
 }

@@ -160,6 +160,7 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
         file_ids: l.chat.fileIds,
         image_urls: l.chat.imageUrls,
         inline_bytes: l.chat.inlineBytes,
+        input_tokens: l.chat.inputTokens,
         stream: false,
         metadata: (l.chat.body.metadata as Record<string, string> | undefined) ?? null,
         attempts: 0,

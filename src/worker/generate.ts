@@ -3,22 +3,25 @@
  * back to the job record (and, for streaming requests, relays chunks through
  * a Redis Stream the API reads).
  *
- * A job whose files are still uploading, whose tenant is at its cap of
- * running jobs, or whose model is over its per-minute budget is moved back to
- * the delayed set, so it holds no worker slot while it waits. Results are
- * written with a status transition (running → succeeded), so a retried or
- * cancelled job never produces two results.
+ * A job whose files are still uploading, that finds no capacity, or whose
+ * model's quota has no turn for it soon is moved back to the delayed set
+ * (status `waiting_for_files`, `queued` or `waiting_for_quota`), so it holds
+ * no worker slot while it waits. Results are written with a status transition
+ * (running → succeeded), so a retried or cancelled job never produces two
+ * results.
  *
- * Batch lines (prioritized below interactive jobs) are not held to the tenant
- * cap but to FERRY_BATCH_WORKER_SLOTS per worker process, which keeps slots
- * free for interactive requests while a batch runs.
+ * Batch lines go after interactive jobs twice over: BullMQ hands them out
+ * behind unprioritized jobs, and admission gives them only the quota's turns
+ * that interactive calls leave (core/admission.ts).
  */
-import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
-import type { GenerateContentResponse } from '@google/genai';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { GenerateContentParameters, GenerateContentResponse } from '@google/genai';
+import { Admission, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
-import { ModelRateLimit, TenantSlots } from '../core/limits.js';
-import { isRetryable, retryDelayMs } from '../core/retry.js';
-import type { JobRecord } from '../core/records/jobs.js';
+import { TenantSlots } from '../core/limits.js';
+import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
+import { isRetryable, sleep } from '../core/retry.js';
+import type { JobRecord, JobStatus } from '../core/records/jobs.js';
 import { OPEN_JOB_STATUSES, isFinalJob, jobEvent } from '../core/records/jobs.js';
 import { emitSafely } from '../core/webhook-events.js';
 import type { FileRecord } from '../core/records/files.js';
@@ -26,7 +29,16 @@ import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { INLINE_LIMIT_BYTES, toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import {
+  INLINE_LIMIT_BYTES,
+  toChatCompletion,
+  toChunks,
+  toGeminiRequest,
+  usageOf,
+  type CompletionIds,
+  type FetchedImage,
+  type ResolvedFile,
+} from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
@@ -36,11 +48,14 @@ export interface GenerateDeps {
   gemini: GeminiProvider;
   /** The Gemini copy of a processed file, made or renewed if needed. */
   geminiCopy: (file: FileRecord) => Promise<ResolvedFile>;
-  worker: () => Worker | undefined;
+  /** The shared quota of Gemini calls. */
+  admission: Admission;
 }
 
 const now = () => Math.floor(Date.now() / 1000);
 const STREAM_TTL_SECONDS = 3600;
+/** Statuses a job waits in; it leaves them when it starts. */
+const WAITING_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota'];
 
 /** Thrown to end a job with a final error recorded on it. */
 class JobFailure extends Error {
@@ -49,128 +64,238 @@ class JobFailure extends Error {
   }
 }
 
+/** Thrown to send a job back to the delayed set for a while (holding nothing), saying why in its status. */
+class Park extends Error {
+  constructor(
+    readonly ms: number,
+    readonly status: JobStatus,
+    readonly from: readonly JobStatus[] = WAITING_STATUSES,
+  ) {
+    super(`waiting ${Math.round(ms)} ms (${status})`);
+  }
+}
+
 export function completionIds(rec: JobRecord) {
   return { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
 }
 
+/** Who a job runs for and what it asks: enough to take capacity and admission before it starts. */
+interface Plan {
+  jobId: string;
+  tenant: string;
+  model: string;
+  lane: Lane;
+  tokens: number;
+  /** The record as read (null for a direct job, whose record is first read as it starts). */
+  rec: JobRecord | null;
+}
+
+/**
+ * The processor: plan → capacity → inputs → admission → call → record. Capacity (the tenant's cap,
+ * or this process's batch slots) is taken in one place and released in one place; a job that has
+ * to wait for it, for its files or for the quota goes back to the delayed set with a status that
+ * says so, and a quota 429 never spends one of its attempts.
+ */
 export function generateProcessor(deps: GenerateDeps) {
-  const { services } = deps;
-  const slots = new TenantSlots(services.redis, services.keys, services.config.tenantMaxRunning);
-  const rpm = new ModelRateLimit(services.redis, services.keys, services.config.geminiRpm);
-  const batchSlots = new WorkerSlots(services.config.batch.workerSlots, (id) => wakeLine(services, id));
-
-  return async (job: Job, token?: string): Promise<unknown> => {
-    const { jobs } = services;
-    const { jobId, direct } = job.data as GenerateJobData;
-    const later = async (ms: number, status?: JobRecord['status']) => {
-      if (status) await jobs.transition(jobId, ['queued', 'waiting_for_files'], { status });
-      await job.moveToDelayed(Date.now() + ms, token);
-      throw new DelayedError();
-    };
-    const start = { status: 'running' as const, attempts: job.attemptsMade + 1 };
-    const firstStart = { started_at: now() };
-
-    let rec: JobRecord | null;
-    let limiter: TenantSlots | WorkerSlots = slots;
-    let files = new Map<string, ResolvedFile>();
-    let images = new Map<string, FetchedImage>();
-    if (direct) {
-      // Nothing to wait for but a slot and the model's budget: then one step starts the job and reads it.
-      // (A job cancelled meanwhile learns it only then, having spent one unit of that budget.)
-      if (!(await slots.acquire(direct.tenant, jobId))) return await later(200 + Math.random() * 300, 'queued');
-      let wait: number;
-      try {
-        wait = await rpm.delayFor(direct.model);
-        rec = wait > 0 ? null : await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
-      } catch (err) {
-        await slots.release(direct.tenant, jobId);
-        throw err;
-      }
-      if (!rec) {
-        await slots.release(direct.tenant, jobId);
-        return wait > 0 ? await later(wait, 'queued') : await notOpen(services, jobId);
-      }
-    } else {
-      rec = await jobs.get(jobId);
-      if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return await notOpen(services, jobId, rec);
-      if (rec.batch_id) {
-        // A line of a batch that is ending does not start; the batch's finalize closes it.
-        const { status } = await services.batches.progress(rec.batch_id);
-        if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
-        limiter = batchSlots;
-      }
-      try {
-        const waiting = await fileStates(services, rec);
-        if (waiting) return await later(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
-        if (!(await limiter.acquire(rec.tenant, jobId))) return await later(limiter === batchSlots ? batchSlots.parkMs : 200 + Math.random() * 300, 'queued');
-        const wait = await rpm.delayFor(rec.model);
-        if (wait > 0) {
-          await limiter.release(rec.tenant, jobId);
-          return await later(wait, 'queued');
-        }
-        files = await resolveFiles(deps, rec);
-        images = await fetchImages(services, rec);
-      } catch (err) {
-        if (err instanceof DelayedError) throw err;
-        await limiter.release(rec.tenant, jobId);
-        return await handleFailure(deps, job, rec, err, false);
-      }
-    }
-
-    let streamed = false;
+  const capacity = new Capacity(deps.services);
+  return async (job: Job<GenerateJobData>, token?: string): Promise<unknown> => {
     try {
-      // (A job picked up before may have streamed: only then is its stream looked at.)
-      if (rec.stream && job.attemptsStarted > 1 && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
-        // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
-        throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
-      }
-      if (!direct) {
-        const started = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, start, firstStart);
-        if (!started) return { skipped: 'cancelled' };
-        rec = started;
-      }
-      // From here `rec` is the record as started.
-      const request = toGeminiRequest(rec.request, files, images);
-      const ids = completionIds(rec);
-      let result: Record<string, unknown>;
-      if (rec.stream) {
-        let last: GenerateContentResponse | undefined;
-        const stream = services.keys.jobStream(jobId);
-        await generateStream(deps.gemini.ai, request, async (chunk) => {
-          for (const c of toChunks(chunk, ids, !streamed)) await services.redis.xadd(stream, '*', 'chunk', JSON.stringify(c));
-          streamed = true;
-          last = chunk;
-        });
-        await services.redis.multi().xadd(stream, '*', 'usage', JSON.stringify(last ? usageOf(last) ?? null : null)).expire(stream, STREAM_TTL_SECONDS).exec();
-        result = { streamed: true, usage: last ? usageOf(last) ?? null : null };
-      } else {
-        result = toChatCompletion(await generate(deps.gemini.ai, request), ids) as unknown as Record<string, unknown>;
-      }
-      // The tenant's endpoints are read in the same round trip as the result is stored (the
-      // record connection pipelines commands issued together); a batch line has no event of its own.
-      const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
-      const [stored, endpoints] = await Promise.all([
-        jobs.transition(jobId, ['running'], done),
-        // Not read (Redis failed here): the event reads them itself, or logs why it could not.
-        rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant).catch(() => undefined),
-      ]);
-      // Job records change only by transitions, and this one applied: the record is the started one
-      // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
-      const final: JobRecord | null = stored ? { ...rec, ...done } : null;
-      if (rec.stream) await endStream(services, jobId, stored ? { done: '1' } : { cancelled: '1' });
-      // A batch line's slot is freed before its hook hands out the next line, which may take it.
-      if (limiter === batchSlots) await limiter.release(rec.tenant, jobId);
-      // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
-      if (final) await announceFinal(services, final, endpoints);
-      else await emitFinal(services, jobId);
-      return { stored };
+      return await runJob(deps, capacity, job);
     } catch (err) {
-      // Awaited here, so that the failure is observed before the slot is released below.
-      return await handleFailure(deps, job, rec, err, streamed);
-    } finally {
-      await limiter.release(rec.tenant, jobId);
+      if (!(err instanceof Park)) throw err;
+      if (err.status === 'waiting_for_quota') quotaWaitSeconds.inc({ model: modelOf(job), lane: job.data.direct ? 'interactive' : 'batch_or_files' }, err.ms / 1000);
+      await deps.services.jobs.transition(job.data.jobId, err.from, { status: err.status });
+      await job.moveToDelayed(Date.now() + err.ms, token);
+      throw new DelayedError();
     }
   };
+}
+
+const modelOf = (job: Job<GenerateJobData>) => job.data.direct?.model ?? 'unknown';
+
+async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJobData>): Promise<unknown> {
+  const plan = await planJob(deps, job);
+  if ('skipped' in plan) return plan;
+  const release = await capacity.take(plan);
+  try {
+    let inputs: Inputs = { files: new Map(), images: new Map() };
+    if (plan.rec) {
+      try {
+        inputs = await prepareInputs(deps, plan.rec);
+      } catch (err) {
+        return await handleFailure(deps, job, plan.rec, err, false);
+      }
+    }
+    const turn = await takeTurn(deps.admission, plan);
+    try {
+      return await callAndRecord(deps, job, plan, inputs, turn, release);
+    } finally {
+      deps.admission.finished(turn.req, turn.decision);
+    }
+  } finally {
+    await release();
+  }
+}
+
+/** A direct job plans from its data; others from the record: open, its batch running, its files uploaded. */
+async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<Plan | { skipped: string }> {
+  const { services } = deps;
+  const { jobId, direct } = job.data;
+  if (direct) return { jobId, tenant: direct.tenant, model: direct.model, lane: 'interactive', tokens: direct.tokens ?? 0, rec: null };
+  const rec = await services.jobs.get(jobId);
+  if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return await notOpen(services, jobId, rec);
+  if (rec.batch_id) {
+    // A line of a batch that is ending does not start; the batch's finalize closes it.
+    const { status } = await services.batches.progress(rec.batch_id);
+    if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
+  }
+  try {
+    if (await filesStillUploading(services, rec)) throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
+  } catch (err) {
+    if (err instanceof Park) throw err;
+    return await handleFailure(deps, job, rec, err, false);
+  }
+  const lane: Lane = rec.batch_id ? 'batch' : 'interactive';
+  return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec };
+}
+
+/**
+ * How many completions run at once: one tenant's across all workers (FERRY_TENANT_MAX_RUNNING, a
+ * ceiling, off by default: the quota's fair share is admission's), and batch lines in this process
+ * (FERRY_BATCH_WORKER_SLOTS), so that slots always stay free for interactive requests.
+ */
+class Capacity {
+  private readonly tenants: TenantSlots;
+  private readonly batch: WorkerSlots;
+  constructor(services: Services) {
+    this.tenants = new TenantSlots(services.redis, services.keys, services.config.tenantMaxRunning);
+    this.batch = new WorkerSlots(services.config.batch.workerSlots, (id) => wakeLine(services, id));
+  }
+  /** Takes a slot, or parks the job; answers the release, which may be called more than once. */
+  async take(plan: Plan): Promise<() => Promise<void>> {
+    const slots = plan.lane === 'batch' ? this.batch : this.tenants;
+    if (!(await slots.acquire(plan.tenant, plan.jobId))) {
+      throw new Park(slots === this.batch ? this.batch.parkMs : 200 + Math.random() * 300, 'queued');
+    }
+    return () => slots.release(plan.tenant, plan.jobId);
+  }
+}
+
+interface Inputs {
+  files: Map<string, ResolvedFile>;
+  images: Map<string, FetchedImage>;
+}
+
+async function prepareInputs(deps: GenerateDeps, rec: JobRecord): Promise<Inputs> {
+  return { files: await resolveFiles(deps, rec), images: await fetchImages(deps.services, rec) };
+}
+
+interface Turn {
+  req: AdmissionRequest;
+  decision: Decision;
+}
+
+/** The call's turn in its model's quota; a job whose turn is not near waits in the queue for it. */
+async function takeTurn(admission: Admission, plan: Plan): Promise<Turn> {
+  const req: AdmissionRequest = { model: plan.model, tenant: plan.tenant, lane: plan.lane, tokens: plan.tokens, jobId: plan.jobId };
+  const decision = await admission.admit(req);
+  quotaDecisions.inc({ model: plan.model, lane: plan.lane, outcome: decision.go ? 'admitted' : 'waiting' });
+  if (!decision.go) throw new Park(decision.retryMs, 'waiting_for_quota');
+  if (decision.waitMs > 0) await sleep(decision.waitMs);
+  return { req, decision };
+}
+
+/** Starts the job, calls Gemini, and records the result (or the failure, or a wait for quota). */
+async function callAndRecord(deps: GenerateDeps, job: Job<GenerateJobData>, plan: Plan, inputs: Inputs, turn: Turn, release: () => Promise<void>) {
+  const { services } = deps;
+  const { jobs } = services;
+  const { jobId } = plan;
+  // Attempts count every try: failed ones (BullMQ's count) and those Gemini sent back for quota.
+  const attempts = job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
+  const rec = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, { status: 'running', attempts }, { started_at: now() });
+  if (!rec) return await notOpen(services, jobId);
+  let streamed = false;
+  try {
+    // (A job picked up before may have streamed: only then is its stream looked at.)
+    if (rec.stream && job.attemptsStarted > 1 && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
+      // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
+      throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
+    }
+    const request = toGeminiRequest(rec.request, inputs.files, inputs.images);
+    const ids = completionIds(rec);
+    let answer: { result: Record<string, unknown>; promptTokens: number | undefined };
+    try {
+      answer = rec.stream ? await callStreaming(deps, jobId, request, ids, () => (streamed = true)) : await callUnary(deps, request, ids);
+    } catch (err) {
+      if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err);
+      throw err;
+    }
+    await deps.admission.succeeded(turn.req, turn.decision, answer.promptTokens).catch(() => {});
+    await recordSuccess(services, rec, answer.result, release);
+    return { stored: true };
+  } catch (err) {
+    if (err instanceof Park) throw err;
+    return await handleFailure(deps, job, rec, err, streamed);
+  }
+}
+
+const isTooManyRequests = (err: unknown): err is UpstreamError => err instanceof UpstreamError && err.upstreamStatus === 429;
+
+/**
+ * Gemini answered 429: the job waits and tries again, without spending one of its attempts (it
+ * counts the try, for the record's `attempts`). A 429 naming the exceeded quota also pauses the
+ * model and lowers a learned rate, for every worker.
+ */
+async function waitForQuota(deps: GenerateDeps, job: Job<GenerateJobData>, plan: Plan, err: UpstreamError): Promise<Park> {
+  quotaRefusals.inc({ model: plan.model });
+  if (err.quotaExceeded) await deps.admission.refused(plan.model, { retryAfterMs: err.retryAfterMs, limits: err.quotaLimits });
+  await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
+  const ms = err.retryAfterMs ?? Math.min(500 * 2 ** Math.min(job.data.quotaRetries ?? 0, 6), 30_000);
+  return new Park(Math.max(ms, 250) * (1 + Math.random() / 2), 'waiting_for_quota', ['running']);
+}
+
+async function callUnary(deps: GenerateDeps, request: GenerateContentParameters, ids: CompletionIds) {
+  const r = await generate(deps.gemini.ai, request);
+  return { result: toChatCompletion(r, ids) as unknown as Record<string, unknown>, promptTokens: r.usageMetadata?.promptTokenCount };
+}
+
+/** Relays the chunks through the job's Redis Stream, which the API reads. */
+async function callStreaming(deps: GenerateDeps, jobId: string, request: GenerateContentParameters, ids: CompletionIds, onFirst: () => void) {
+  const { services } = deps;
+  let last: GenerateContentResponse | undefined;
+  let first = true;
+  const stream = services.keys.jobStream(jobId);
+  await generateStream(deps.gemini.ai, request, async (chunk) => {
+    for (const c of toChunks(chunk, ids, first)) await services.redis.xadd(stream, '*', 'chunk', JSON.stringify(c));
+    if (first) onFirst();
+    first = false;
+    last = chunk;
+  });
+  const usage = last ? usageOf(last) ?? null : null;
+  await services.redis.multi().xadd(stream, '*', 'usage', JSON.stringify(usage)).expire(stream, STREAM_TTL_SECONDS).exec();
+  return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
+}
+
+/** Stores the result with the running → succeeded transition, then the event (or the batch line's count). */
+async function recordSuccess(services: Services, rec: JobRecord, result: Record<string, unknown>, release: () => Promise<void>) {
+  const { jobs } = services;
+  // The tenant's endpoints are read in the same round trip as the result is stored (the
+  // record connection pipelines commands issued together); a batch line has no event of its own.
+  const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
+  const [stored, endpoints] = await Promise.all([
+    jobs.transition(rec.id, ['running'], done),
+    // Not read (Redis failed here): the event reads them itself, or logs why it could not.
+    rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant).catch(() => undefined),
+  ]);
+  // Job records change only by transitions, and this one applied: the record is the started one
+  // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
+  const final: JobRecord | null = stored ? { ...rec, ...done } : null;
+  if (rec.stream) await endStream(services, rec.id, stored ? { done: '1' } : { cancelled: '1' });
+  // A batch line's slot is freed before its hook hands out the next line, which may take it.
+  if (rec.batch_id) await release();
+  // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
+  if (final) await announceFinal(services, final, endpoints);
+  else await emitFinal(services, rec.id);
 }
 
 /** A job that is not open (final, or gone): make sure a final one's event went out; ids dedupe it. */
@@ -181,7 +306,7 @@ async function notOpen(services: Services, jobId: string, seen?: JobRecord | nul
 }
 
 /** True while some referenced file is still uploading; throws JobFailure for a file that failed or vanished. */
-async function fileStates(services: Services, rec: JobRecord): Promise<boolean> {
+async function filesStillUploading(services: Services, rec: JobRecord): Promise<boolean> {
   let waiting = false;
   for (const id of rec.file_ids) {
     const f = await services.files.get(id);
@@ -233,15 +358,10 @@ function asFerryError(err: unknown): FerryError {
   return new FerryError(500, `The job failed: ${(err as Error)?.message ?? String(err)}`, 'server_error', 'internal_error');
 }
 
-async function handleFailure(deps: GenerateDeps, job: Job, rec: JobRecord, err: unknown, streamed: boolean): Promise<never> {
+async function handleFailure(deps: GenerateDeps, job: Job<GenerateJobData>, rec: JobRecord, err: unknown, streamed: boolean): Promise<never> {
   const { services } = deps;
   const retry = !(err instanceof JobFailure) && isRetryable(err) && !streamed && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
   if (retry) {
-    if (err instanceof UpstreamError && err.upstreamStatus === 429) {
-      // Slow the whole queue down, not just this job: a burst must not become a storm of 429s.
-      const { retryBaseMs: baseMs, retryMaxMs: maxMs } = services.config;
-      await deps.worker()?.rateLimit(retryDelayMs(err, job.attemptsMade + 1, { baseMs, maxMs })).catch(() => {});
-    }
     await services.jobs.transition(rec.id, ['running'], { status: 'queued' });
     throw err;
   }

@@ -5,7 +5,8 @@
  */
 import { Worker, type Job, type Processor } from 'bullmq';
 import { createRedis, logErrors } from '../core/redis.js';
-import { jobDuration } from '../core/metrics.js';
+import { jobDuration, registerAdmissionRates } from '../core/metrics.js';
+import { Admission } from '../core/admission.js';
 import { QUEUES, type QueueName } from '../core/queues.js';
 import { retryDelayMs } from '../core/retry.js';
 import type { Services } from '../core/services.js';
@@ -84,14 +85,15 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     ),
     make(QUEUES.maintenance, maintenanceProcessor(services), 1),
   ];
-  const generateWorker = make(
-    QUEUES.generate,
-    generateProcessor({ services, gemini, geminiCopy: (f) => ensureGeminiCopy({ services, gemini, azure }, f), worker: () => generateWorker }),
-    config.generateConcurrency,
-    (job, err) => onGenerateJobFailedForGood(services, job, err),
-  );
+  const admission = new Admission(services.redis, services.keys, { apiKey: target.apiKey, rpm: config.geminiRpm, tpm: config.geminiTpm });
+  const unregisterRates = registerAdmissionRates(() => admission.states());
   workers.push(
-    generateWorker,
+    make(
+      QUEUES.generate,
+      generateProcessor({ services, gemini, admission, geminiCopy: (f) => ensureGeminiCopy({ services, gemini, azure }, f) }),
+      config.generateConcurrency,
+      (job, err) => onGenerateJobFailedForGood(services, job, err),
+    ),
     make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency, (job, err) => onDeliveryFailedForGood(services, job, err)),
     make(QUEUES.batch, batchProcessor(services), BATCH_JOB_CONCURRENCY, (job, err) => onBatchJobFailedForGood(services, job, err)),
   );
@@ -106,6 +108,8 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     running: () => workers.every((w) => w.isRunning()),
     async close() {
       await Promise.all(workers.map((w) => w.close()));
+      unregisterRates();
+      admission.close();
       gemini.close();
       await connection.quit().catch(() => connection.disconnect());
     },

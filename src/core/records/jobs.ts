@@ -4,9 +4,9 @@ import type { ErrorBody } from '../errors.js';
 import type { Keys } from '../redis.js';
 import { RecordStore } from './store.js';
 
-export type JobStatus = 'queued' | 'waiting_for_files' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'running'];
+export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota', 'running'];
 
 export interface JobRecord {
   id: string;
@@ -20,6 +20,8 @@ export interface JobRecord {
   /** http(s) image URLs the worker fetches, and the request's inline bytes (both from validation). */
   image_urls: string[];
   inline_bytes: number;
+  /** Estimated input tokens (validation's), which the token quota is charged before the call. */
+  input_tokens?: number;
   stream: boolean;
   metadata: Record<string, string> | null;
   attempts: number;

@@ -31,12 +31,26 @@ export function geminiHttpError(status: number, bodyText: string, retryAfter?: s
   const body = parseBody(bodyText);
   const detail = body?.error?.message ?? (bodyText.slice(0, 300) || `HTTP ${status}`);
   const label = body?.error?.status ? `${status} ${body.error.status}` : `${status}`;
-  return new UpstreamError(
-    `Gemini answered ${label}: ${detail}`,
-    status,
-    isRetryableStatus(status),
-    parseRetryAfter(retryAfter) ?? retryInfoMs(body),
-  );
+  const err = new UpstreamError(`Gemini answered ${label}: ${detail}`, status, isRetryableStatus(status), parseRetryAfter(retryAfter) ?? retryInfoMs(body));
+  const failure = status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
+  if (failure) {
+    err.quotaExceeded = true;
+    err.quotaLimits = perMinuteLimits(failure);
+  }
+  return err;
+}
+
+/** The per-minute request and input-token limits a QuotaFailure names (its quotaValue), if any. */
+function perMinuteLimits(failure: Record<string, unknown>): { rpm?: number; tpm?: number } {
+  const out: { rpm?: number; tpm?: number } = {};
+  for (const v of (failure.violations as Array<Record<string, unknown>> | undefined) ?? []) {
+    const id = `${v.quotaId ?? ''} ${v.quotaMetric ?? ''}`;
+    const value = Number(v.quotaValue);
+    if (!/PerMinute/i.test(id) || !Number.isFinite(value) || value <= 0) continue;
+    if (/token/i.test(id)) out.tpm = value;
+    else if (/request/i.test(id)) out.rpm = value;
+  }
+  return out;
 }
 
 /** Anything the SDK or a socket threw. */

@@ -31,6 +31,8 @@ export interface ValidatedChat {
   imageUrls: string[];
   /** Decoded bytes of the inline parts, counted against Gemini's request limit. */
   inlineBytes: number;
+  /** Estimated input tokens, for the token quota. */
+  inputTokens: number;
 }
 
 export interface ResolvedFile {
@@ -181,7 +183,15 @@ export function validateChatRequest(input: unknown): ValidatedChat {
       'messages',
     );
   }
-  return { body, model: body.model, stream: body.stream === true, fileIds: [...fileIds], imageUrls: [...imageUrls], inlineBytes: inline };
+  return {
+    body,
+    model: body.model,
+    stream: body.stream === true,
+    fileIds: [...fileIds],
+    imageUrls: [...imageUrls],
+    inlineBytes: inline,
+    inputTokens: estimateInputTokens(body),
+  };
 }
 
 function parseArguments(args: unknown, param: string): Json {
@@ -423,4 +433,28 @@ export function toChunks(r: GenerateContentResponse, ids: CompletionIds, first: 
       ],
     };
   });
+}
+
+/** Gemini counts an image or a document page as about this many tokens; files are counted as one. */
+const MEDIA_PART_TOKENS = 258;
+
+/**
+ * Input tokens of a chat request, estimated before the call for the token quota: about four
+ * characters a token for text (and tool definitions), a fixed count per media part. Gemini's
+ * `usageMetadata.promptTokenCount` corrects it after the call.
+ */
+export function estimateInputTokens(body: Record<string, unknown>): number {
+  let chars = 0;
+  let media = 0;
+  for (const m of (body.messages as Array<{ content?: unknown }> | undefined) ?? []) {
+    if (typeof m?.content === 'string') chars += m.content.length;
+    else if (Array.isArray(m?.content)) {
+      for (const p of m.content as Array<{ type?: string; text?: unknown }>) {
+        if (typeof p?.text === 'string') chars += p.text.length;
+        else media++;
+      }
+    }
+  }
+  if (body.tools) chars += JSON.stringify(body.tools).length;
+  return Math.ceil(chars / 4) + media * MEDIA_PART_TOKENS;
 }
