@@ -41,7 +41,7 @@ export class ChangeWaiter {
     const name = this.keys.channel(topic);
     // A change that arrives while `done()` is reading is remembered, so the loop reads again
     // instead of sleeping through it.
-    let changed = false;
+    let changed: boolean;
     let wake: () => void = () => {
       changed = true;
     };
