@@ -135,7 +135,10 @@ async function run(command: string): Promise<void> {
     lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
     lines.push(`Listens: ${listening(config.host)}`);
   }
-  if (target) lines.push(`Gemini:  ${config.gemini.apiKey ? target.baseUrl ?? 'Google (generativelanguage.googleapis.com)' : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`);
+  if (target)
+    lines.push(
+      `Gemini:  ${config.gemini.apiKey ? (target.baseUrl ?? 'Google (generativelanguage.googleapis.com)') : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`,
+    );
   lines.push(`Redis:   ${config.redisUrl}${redisChild ? ' (started here, data under ./data/redis)' : ''}`);
   if (dev.devKey && api) lines.push(`API key: ${dev.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   if (api) {
@@ -154,7 +157,8 @@ async function run(command: string): Promise<void> {
 }
 
 function listening(host: string): string {
-  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') return `${host} only (this machine); HOST=0.0.0.0 accepts other machines`;
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost')
+    return `${host} only (this machine); HOST=0.0.0.0 accepts other machines`;
   if (host === '0.0.0.0' || host === '::') return `all interfaces (${host})`;
   return host;
 }
@@ -187,7 +191,8 @@ function listenRefusal(err: unknown): string | null {
   const e = err as { code?: string; syscall?: string; address?: string; port?: number };
   if (e?.syscall !== 'listen') return null;
   const where = `${e.address ?? ''}:${e.port ?? ''}`;
-  if (e.code === 'EADDRINUSE') return `${where} is already in use. Stop what listens there, or choose another port with PORT (the API) or FERRY_METRICS_PORT (a worker's metrics).`;
+  if (e.code === 'EADDRINUSE')
+    return `${where} is already in use. Stop what listens there, or choose another port with PORT (the API) or FERRY_METRICS_PORT (a worker's metrics).`;
   if (e.code === 'EACCES') return `${where} may not be bound by this user. Choose a port above 1023 with PORT.`;
   return null;
 }

@@ -74,7 +74,14 @@ describe('blob layout and error mapping', () => {
     assert.notEqual(blockId(0), blockId(1));
     assert.equal(new Set([0, 9, 99_999, 49_999].map((i) => blockId(i).length)).size, 1);
     const plan = planBlocks(10 * MIB + 5, 4 * MIB);
-    assert.deepEqual(plan.map((b) => [b.start, b.end]), [[0, 4 * MIB], [4 * MIB, 8 * MIB], [8 * MIB, 10 * MIB + 5]]);
+    assert.deepEqual(
+      plan.map((b) => [b.start, b.end]),
+      [
+        [0, 4 * MIB],
+        [4 * MIB, 8 * MIB],
+        [8 * MIB, 10 * MIB + 5],
+      ],
+    );
   });
 
   test('blob paths are {tenant}/{file id}/{sanitised filename}', () => {
@@ -91,7 +98,10 @@ describe('blob layout and error mapping', () => {
     const denied = toAzureError(rest(403, 'AuthenticationFailed'));
     assert.equal(denied.retryable, false);
     assert.equal(denied.provider, 'azure');
-    assert.match(denied.message, /^Azure Blob Storage answered 403 AuthenticationFailed: AuthenticationFailed happened \(check AZURE_STORAGE_ACCOUNT_KEY/);
+    assert.match(
+      denied.message,
+      /^Azure Blob Storage answered 403 AuthenticationFailed: AuthenticationFailed happened \(check AZURE_STORAGE_ACCOUNT_KEY/,
+    );
     assert.match(toAzureError(rest(403, 'AuthorizationPermissionMismatch')).message, /Storage Blob Data Contributor/);
     const noAccount = toAzureError(Object.assign(new Error('getaddrinfo ENOTFOUND nosuch.blob.core.windows.net'), { code: 'ENOTFOUND' }));
     assert.equal(noAccount.retryable, false);
@@ -140,14 +150,20 @@ describe('azure_storage through the openai SDK (the seed)', () => {
       original_name: 'document.pdf',
     });
     const blocks = await blob.getBlockList('committed');
-    assert.deepEqual(blocks.committedBlocks?.map((b) => b.size), [MIB, MIB, 12_345]);
+    assert.deepEqual(
+      blocks.committedBlocks?.map((b) => b.size),
+      [MIB, MIB, 12_345],
+    );
     assert.equal(uploadSessions(ferry), 0, 'nothing went to Gemini at upload');
   });
 
   test('target_storage as a query parameter; the name is sanitised in the path and kept in metadata', async () => {
     const name = 'Report 2024 (final).txt';
     const bytes = Buffer.from('Ferry carries documents to Azure.\n'.repeat(500));
-    const created = await client.files.create({ file: await toFile(bytes, name), purpose: 'user_data' }, { query: { target_storage: 'azure_storage' } });
+    const created = await client.files.create(
+      { file: await toFile(bytes, name), purpose: 'user_data' },
+      { query: { target_storage: 'azure_storage' } },
+    );
     const done = await settled(ferry, created.id);
     assert.equal(done.status, 'processed', done.status_details);
     assert.equal(done.storage, 'azure_storage');
@@ -160,7 +176,11 @@ describe('azure_storage through the openai SDK (the seed)', () => {
 
   test('retrieve, list and content; content comes from the blob once the staged bytes are gone', async () => {
     const bytes = randomBytes(300_000);
-    const created = await client.files.create({ file: await toFile(bytes, 'clip.mp3'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    const created = await client.files.create({
+      file: await toFile(bytes, 'clip.mp3'),
+      purpose: 'user_data',
+      target_storage: 'azure_storage',
+    } as any);
     await settled(ferry, created.id);
     const got = await client.files.retrieve(created.id);
     assert.equal(got.status, 'processed');
@@ -178,7 +198,11 @@ describe('azure_storage through the openai SDK (the seed)', () => {
   });
 
   test('delete removes the record and the blob', async () => {
-    const created = await client.files.create({ file: await toFile(Buffer.from('short-lived\n'), 'gone.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    const created = await client.files.create({
+      file: await toFile(Buffer.from('short-lived\n'), 'gone.txt'),
+      purpose: 'user_data',
+      target_storage: 'azure_storage',
+    } as any);
     await settled(ferry, created.id);
     const blob = containerOf(CONTAINER).getBlockBlobClient(`tenant-a/${created.id}/gone.txt`);
     assert.equal(await blob.exists(), true);
@@ -190,7 +214,11 @@ describe('azure_storage through the openai SDK (the seed)', () => {
   test('transfer hand-off: the blob is streamed into Gemini once, cached, and sent again after it expires', async () => {
     const size = 3 * MIB + 777;
     const bytes = randomBytes(size);
-    const created = await client.files.create({ file: await toFile(bytes, 'talk.wav'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    const created = await client.files.create({
+      file: await toFile(bytes, 'talk.wav'),
+      purpose: 'user_data',
+      target_storage: 'azure_storage',
+    } as any);
     await settled(ferry, created.id);
     // The staged bytes are gone: whatever reaches Gemini comes from the blob.
     await dropStagedBytes(ferry, created.id);
@@ -270,7 +298,11 @@ describe('a worker killed mid-upload resumes from the uncommitted blocks of the 
     proxy = await startDelayProxy(azurite.endpoint);
     ferry = await startFerry({
       workers: false,
-      env: seedEnv(CONTAINER, { AZURE_STORAGE_ENDPOINT: proxy.endpoint, FERRY_UPLOAD_CHUNK_BYTES: String(CHUNK), FERRY_JOB_LOCK_MS: '2000' }),
+      env: seedEnv(CONTAINER, {
+        AZURE_STORAGE_ENDPOINT: proxy.endpoint,
+        FERRY_UPLOAD_CHUNK_BYTES: String(CHUNK),
+        FERRY_JOB_LOCK_MS: '2000',
+      }),
     });
   });
   after(async () => {
@@ -287,11 +319,17 @@ describe('a worker killed mid-upload resumes from the uncommitted blocks of the 
 
     proxy.delayMs = 600; // Each staged block is acknowledged slowly, so the kill lands mid-upload.
     const first = spawnFerry('worker', ferry.env);
-    const created = await ferry.client().files.create({ file: createReadStream(file), purpose: 'user_data', target_storage: 'azure_storage' } as any);
-    await eventually(async () => {
-      const r = await ferry.services.files.get(created.id);
-      return r && r.bytes_uploaded >= 6 * CHUNK;
-    }, 60_000, 'six blocks staged');
+    const created = await ferry
+      .client()
+      .files.create({ file: createReadStream(file), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    await eventually(
+      async () => {
+        const r = await ferry.services.files.get(created.id);
+        return r && r.bytes_uploaded >= 6 * CHUNK;
+      },
+      60_000,
+      'six blocks staged',
+    );
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     await new Promise((r) => setTimeout(r, 300));
@@ -325,15 +363,27 @@ describe('a worker killed mid-upload resumes from the uncommitted blocks of the 
 describe('transient Azure failures', () => {
   test('a block answered 503 is staged again under the retry policy; the upload completes', async () => {
     const proxy = await startDelayProxy(azurite.endpoint);
-    const ferry = await startFerry({ env: seedEnv('ferry-flaky', { AZURE_STORAGE_ENDPOINT: proxy.endpoint, FERRY_UPLOAD_CHUNK_BYTES: String(MIB) }) });
+    const ferry = await startFerry({
+      env: seedEnv('ferry-flaky', { AZURE_STORAGE_ENDPOINT: proxy.endpoint, FERRY_UPLOAD_CHUNK_BYTES: String(MIB) }),
+    });
     try {
       const bytes = randomBytes(3 * MIB);
       proxy.failBlocks = 3;
-      const created = await ferry.client().files.create({ file: await toFile(bytes, 'flaky.bin'), purpose: 'user_data', target_storage: 'azure_storage', mime_type: 'video/mp4' } as any);
+      const created = await ferry
+        .client()
+        .files.create({
+          file: await toFile(bytes, 'flaky.bin'),
+          purpose: 'user_data',
+          target_storage: 'azure_storage',
+          mime_type: 'video/mp4',
+        } as any);
       const done = await settled(ferry, created.id);
       assert.equal(done.status, 'processed', done.status_details);
       assert.equal(proxy.failBlocks, 0, 'the faults were met');
-      assert.deepEqual(await blobSha256(containerOf('ferry-flaky'), `tenant-a/${created.id}/flaky.bin`), { sha: sha256(bytes), bytes: bytes.length });
+      assert.deepEqual(await blobSha256(containerOf('ferry-flaky'), `tenant-a/${created.id}/flaky.bin`), {
+        sha: sha256(bytes),
+        bytes: bytes.length,
+      });
       const metrics = await (await ferry.fetch('/metrics', { key: null })).text();
       assert.match(metrics, /ferry_upstream_calls_total\{provider="azure",operation="blob\.stageBlock",status="503"\} [3-9]/);
       assert.match(metrics, /ferry_upstream_retries_total\{provider="azure",operation="blob\.stageBlock"\} [3-9]/);
@@ -349,14 +399,20 @@ describe('signed_url hand-off (connection string settings)', () => {
   let ferry: Ferry;
   before(async () => {
     ferry = await startFerry({
-      env: { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString, AZURE_STORAGE_FILE_SYSTEM: CONTAINER, FERRY_AZURE_HANDOFF: 'signed_url' },
+      env: {
+        AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString,
+        AZURE_STORAGE_FILE_SYSTEM: CONTAINER,
+        FERRY_AZURE_HANDOFF: 'signed_url',
+      },
     });
   });
   after(() => ferry.close());
 
   test('a file under the external-URL limit is handed over as a short-lived read-only SAS URL', async () => {
     const bytes = randomBytes(200_000);
-    const created = await ferry.client().files.create({ file: await toFile(bytes, 'photo.png'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    const created = await ferry
+      .client()
+      .files.create({ file: await toFile(bytes, 'photo.png'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
     const done = await settled(ferry, created.id);
     assert.equal(done.status, 'processed', done.status_details);
     assert.equal(done.uri, `${azurite.endpoint}/${CONTAINER}/tenant-a/${created.id}/photo.png`, 'the file object never carries a SAS');
@@ -376,7 +432,9 @@ describe('signed_url hand-off (connection string settings)', () => {
     const file = path.join(ferry.tmp, 'long.mp4');
     const size = 100 * 1000 * 1000 + 1;
     await writeRandomFile(file, size);
-    const created = await ferry.client().files.create({ file: createReadStream(file), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+    const created = await ferry
+      .client()
+      .files.create({ file: createReadStream(file), purpose: 'user_data', target_storage: 'azure_storage' } as any);
     assert.equal((await settled(ferry, created.id, 90)).status, 'processed');
     const copy = await ensureGeminiCopy(depsOf(ferry), (await ferry.services.files.get(created.id))!);
     assert.ok(copy.fileUri.startsWith(ferry.emulator.url), copy.fileUri);
@@ -387,9 +445,13 @@ describe('signed_url hand-off (connection string settings)', () => {
 
 describe('bad Azure configuration and input', () => {
   test('a wrong account key (Azurite answers 403) ends the file in error with a clear status', async () => {
-    const ferry = await startFerry({ env: seedEnv('ferry-badkey', { AZURE_STORAGE_ACCOUNT_KEY: Buffer.from('not the account key').toString('base64') }) });
+    const ferry = await startFerry({
+      env: seedEnv('ferry-badkey', { AZURE_STORAGE_ACCOUNT_KEY: Buffer.from('not the account key').toString('base64') }),
+    });
     try {
-      const created = await ferry.client().files.create({ file: await toFile(Buffer.from('x\n'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+      const created = await ferry
+        .client()
+        .files.create({ file: await toFile(Buffer.from('x\n'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
       const done = await settled(ferry, created.id);
       assert.equal(done.status, 'error');
       assert.equal(done.provider_state, 'failed');
@@ -405,7 +467,9 @@ describe('bad Azure configuration and input', () => {
   test('a missing container without FERRY_AZURE_CREATE_CONTAINER says so', async () => {
     const ferry = await startFerry({ env: seedEnv('ferry-absent', { FERRY_AZURE_CREATE_CONTAINER: '0' }) });
     try {
-      const created = await ferry.client().files.create({ file: await toFile(Buffer.from('x\n'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
+      const created = await ferry
+        .client()
+        .files.create({ file: await toFile(Buffer.from('x\n'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any);
       const done = await settled(ferry, created.id);
       assert.equal(done.status, 'error');
       assert.match(done.status_details, /404 ContainerNotFound.*FERRY_AZURE_CREATE_CONTAINER/);
@@ -436,7 +500,9 @@ describe('bad Azure configuration and input', () => {
         assert.match(body.error.message, /AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_FILE_SYSTEM are not set/);
       }
       await assert.rejects(
-        ferry.client().files.create({ file: await toFile(Buffer.from('x'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any),
+        ferry
+          .client()
+          .files.create({ file: await toFile(Buffer.from('x'), 'a.txt'), purpose: 'user_data', target_storage: 'azure_storage' } as any),
         OpenAI.BadRequestError,
       );
       assert.deepEqual((await (await ferry.fetch('/v1/files')).json()).data, []);

@@ -58,7 +58,16 @@ function describe(host: string, port: number, stop: () => Promise<void>): Azurit
 export async function startAzurite(): Promise<Azurite> {
   const port = await freePort();
   const cwd = await mkdtemp(path.join(os.tmpdir(), 'ferry-azurite-'));
-  const args = ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--inMemoryPersistence', '--skipApiVersionCheck', '--loose', '--disableTelemetry'];
+  const args = [
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    String(port),
+    '--inMemoryPersistence',
+    '--skipApiVersionCheck',
+    '--loose',
+    '--disableTelemetry',
+  ];
   // Azurite refuses --location together with --inMemoryPersistence; running in a temporary directory keeps the repository clean.
   const child: ChildProcess = spawn(path.join(root, 'node_modules/.bin/azurite-blob'), args, { cwd, stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -101,10 +110,13 @@ export async function startDelayProxy(endpoint: string): Promise<DelayProxy> {
     const up = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
-        setTimeout(() => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        }, putBlock ? proxy.delayMs : 0);
+        setTimeout(
+          () => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+          putBlock ? proxy.delayMs : 0,
+        );
       },
     );
     up.on('error', () => res.destroy());

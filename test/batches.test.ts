@@ -51,7 +51,10 @@ async function waitFinal(client: OpenAI, id: string, seconds = 60): Promise<Batc
 async function lines(client: OpenAI, fileId: string | null | undefined): Promise<any[]> {
   if (!fileId) return [];
   const text = await (await client.files.content(fileId)).text();
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 /** Output and error lines; asserts each custom_id appears exactly once across both. */
@@ -125,7 +128,12 @@ describe('batches', () => {
   test('a 1,000-line batch: every custom_id once, every answer its own', { timeout: 90_000 }, async (t) => {
     const ids = Array.from({ length: 1000 }, (_, i) => `doc-${i}`);
     const started = Date.now();
-    const created = await createBatch(client, ids.map((id) => request(id, `summarise ${id} please`)), '24h', { run: 'big' });
+    const created = await createBatch(
+      client,
+      ids.map((id) => request(id, `summarise ${id} please`)),
+      '24h',
+      { run: 'big' },
+    );
     assert.match(created.id, /^batch_/);
     assert.equal(created.object, 'batch');
     assert.equal(created.status, 'validating');
@@ -145,8 +153,15 @@ describe('batches', () => {
       assert.match(l.response.request_id, /^job-/);
       assert.match(l.response.body.choices[0].message.content, new RegExp(`text=summarise ${l.custom_id} please$`));
     }
-    assert.deepEqual(out.map((l) => l.custom_id), ids, 'output lines in input order');
-    assert.equal((b as any).usage.total_tokens, out.reduce((s, l) => s + l.response.body.usage.total_tokens, 0));
+    assert.deepEqual(
+      out.map((l) => l.custom_id),
+      ids,
+      'output lines in input order',
+    );
+    assert.equal(
+      (b as any).usage.total_tokens,
+      out.reduce((s, l) => s + l.response.body.usage.total_tokens, 0),
+    );
     const file = await client.files.retrieve(b.output_file_id!);
     assert.equal(file.purpose, 'batch_output');
     // Lines are jobs too, and /v1/jobs shows them.
@@ -167,7 +182,13 @@ describe('batches', () => {
     assert.equal(b.status, 'failed');
     assert.ok(b.failed_at);
     const errs = b.errors!.data!;
-    assert.deepEqual(errs.map((e) => [e.line, e.code]), [[7, 'invalid_json_line'], [12, 'duplicate_custom_id']]);
+    assert.deepEqual(
+      errs.map((e) => [e.line, e.code]),
+      [
+        [7, 'invalid_json_line'],
+        [12, 'duplicate_custom_id'],
+      ],
+    );
     assert.match(errs[1].message!, /line 3/);
     assert.equal(b.output_file_id, null);
     assert.equal(b.error_file_id, null);
@@ -184,7 +205,10 @@ describe('batches', () => {
       { ...request('bad-url'), url: '/v1/embeddings' },
       { ...request('bad-model'), body: { model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] } },
       { ...request('bad-param'), body: { model: MODEL, messages: [{ role: 'user', content: 'x' }], logit_bias: {} } },
-      { ...request('no-file'), body: { model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-nope' } }] }] } },
+      {
+        ...request('no-file'),
+        body: { model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-nope' } }] }] },
+      },
       { custom_id: 7, method: 'POST', url: '/v1/chat/completions', body: {} },
     ];
     const b = await waitFinal(client, (await createBatch(client, input)).id, 20);
@@ -202,55 +226,68 @@ describe('batches', () => {
     );
     const many = await waitFinal(client, (await createBatch(client, requests(2001, 'n'))).id, 20);
     assert.equal(many.status, 'failed');
-    assert.deepEqual(many.errors!.data!.map((e) => [e.line, e.code]), [[2001, 'too_many_requests']]);
+    assert.deepEqual(
+      many.errors!.data!.map((e) => [e.line, e.code]),
+      [[2001, 'too_many_requests']],
+    );
   });
 
-  test('20% upstream 503/429: every line completes; a line the upstream refuses (400) goes to the error file', { timeout: 60_000 }, async () => {
-    const stats0 = ferry.emulator.stats();
-    ferry.emulator.setFaults([
-      { route: 'generate', kind: '400', count: 1 },
-      { route: 'generate', kind: '429', probability: 0.1, retryAfterSeconds: 0 },
-      { route: 'generate', kind: '503', probability: 0.1 },
-    ]);
-    try {
-      const input = requests(150, 'f');
-      const b = await waitFinal(client, (await createBatch(client, input)).id, 50);
-      assert.equal(b.status, 'completed');
-      const { out, err } = await results(client, b, idsOf(input));
-      assert.equal(out.length, 149);
-      assert.equal(err.length, 1);
-      assert.equal(err[0].error.code, 'upstream_400');
-      assert.match(err[0].error.message, /Gemini answered 400/);
-      const stats = ferry.emulator.stats();
-      const faults = stats.faultsInjected.generate - stats0.faultsInjected.generate;
-      assert.ok(faults > 15, `faults were injected (${faults})`);
-      // Each line reached the model successfully exactly once.
-      assert.equal(stats.requests.generate - stats0.requests.generate - faults, 149);
-    } finally {
-      ferry.emulator.setFaults([]);
-    }
-  });
+  test(
+    '20% upstream 503/429: every line completes; a line the upstream refuses (400) goes to the error file',
+    { timeout: 60_000 },
+    async () => {
+      const stats0 = ferry.emulator.stats();
+      ferry.emulator.setFaults([
+        { route: 'generate', kind: '400', count: 1 },
+        { route: 'generate', kind: '429', probability: 0.1, retryAfterSeconds: 0 },
+        { route: 'generate', kind: '503', probability: 0.1 },
+      ]);
+      try {
+        const input = requests(150, 'f');
+        const b = await waitFinal(client, (await createBatch(client, input)).id, 50);
+        assert.equal(b.status, 'completed');
+        const { out, err } = await results(client, b, idsOf(input));
+        assert.equal(out.length, 149);
+        assert.equal(err.length, 1);
+        assert.equal(err[0].error.code, 'upstream_400');
+        assert.match(err[0].error.message, /Gemini answered 400/);
+        const stats = ferry.emulator.stats();
+        const faults = stats.faultsInjected.generate - stats0.faultsInjected.generate;
+        assert.ok(faults > 15, `faults were injected (${faults})`);
+        // Each line reached the model successfully exactly once.
+        assert.equal(stats.requests.generate - stats0.requests.generate - faults, 149);
+      } finally {
+        ferry.emulator.setFaults([]);
+      }
+    },
+  );
 
-  test('cancel mid-way: cancelling → cancelled; finished lines kept in the output, the rest in the error file', { timeout: 60_000 }, async () => {
-    await slowModel(ferry, 100, async () => {
-      const input = requests(300, 'c');
-      const created = await createBatch(client, input);
-      await linesDone(client, created.id, 30);
-      const cancelling = await client.batches.cancel(created.id);
-      assert.ok(['cancelling', 'cancelled'].includes(cancelling.status), cancelling.status);
-      assert.ok(cancelling.cancelling_at);
-      const again = await client.batches.cancel(created.id);
-      assert.ok(['cancelling', 'cancelled'].includes(again.status));
-      const b = await waitFinal(client, created.id, 30);
-      assert.equal(b.status, 'cancelled');
-      assert.ok(b.cancelled_at);
-      const { out, err } = await results(client, b, idsOf(input));
-      assert.ok(out.length >= 30 && out.length < 300, `${out.length} finished lines kept`);
-      assert.ok(err.every((l) => l.error.code === 'batch_cancelled'));
-      await events.expect('batch.cancelled', b.id);
-      await assert.rejects(client.batches.cancel((await waitFinal(client, (await createBatch(client, requests(2, 'd'))).id)).id), { status: 409 });
-    });
-  });
+  test(
+    'cancel mid-way: cancelling → cancelled; finished lines kept in the output, the rest in the error file',
+    { timeout: 60_000 },
+    async () => {
+      await slowModel(ferry, 100, async () => {
+        const input = requests(300, 'c');
+        const created = await createBatch(client, input);
+        await linesDone(client, created.id, 30);
+        const cancelling = await client.batches.cancel(created.id);
+        assert.ok(['cancelling', 'cancelled'].includes(cancelling.status), cancelling.status);
+        assert.ok(cancelling.cancelling_at);
+        const again = await client.batches.cancel(created.id);
+        assert.ok(['cancelling', 'cancelled'].includes(again.status));
+        const b = await waitFinal(client, created.id, 30);
+        assert.equal(b.status, 'cancelled');
+        assert.ok(b.cancelled_at);
+        const { out, err } = await results(client, b, idsOf(input));
+        assert.ok(out.length >= 30 && out.length < 300, `${out.length} finished lines kept`);
+        assert.ok(err.every((l) => l.error.code === 'batch_cancelled'));
+        await events.expect('batch.cancelled', b.id);
+        await assert.rejects(client.batches.cancel((await waitFinal(client, (await createBatch(client, requests(2, 'd'))).id)).id), {
+          status: 409,
+        });
+      });
+    },
+  );
 
   test('completion window expiry: lines not done become batch_expired errors, status expired', { timeout: 60_000 }, async () => {
     await slowModel(ferry, 200, async () => {
@@ -279,18 +316,24 @@ describe('batches', () => {
     assert.ok(ids.every((id) => all.includes(id)));
     assert.equal(new Set(all).size, all.length);
     await assert.rejects(ferry.client(KEYS.b).batches.retrieve(ids[0]), { status: 404 });
-    const input = await client.files.create({ file: await toFile(Buffer.from(`${JSON.stringify(request('x'))}\n`), 'in.jsonl'), purpose: 'batch' });
+    const input = await client.files.create({
+      file: await toFile(Buffer.from(`${JSON.stringify(request('x'))}\n`), 'in.jsonl'),
+      purpose: 'batch',
+    });
     const doc = await client.files.create({ file: await toFile(Buffer.from('plain text'), 'a.txt'), purpose: 'user_data' });
-    const bad = (body: Record<string, unknown>) => client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', ...body } as any);
+    const bad = (body: Record<string, unknown>) =>
+      client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', ...body } as any);
     await assert.rejects(bad({ endpoint: '/v1/embeddings' }), { status: 400, param: 'endpoint' });
     await assert.rejects(bad({ completion_window: '48h' }), { status: 400, param: 'completion_window' });
     await assert.rejects(bad({ input_file_id: doc.id }), { status: 400, param: 'input_file_id' });
     await assert.rejects(bad({ input_file_id: 'file-none' }), { status: 404 });
-    await assert.rejects(ferry.client(KEYS.b).batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), { status: 404 });
     await assert.rejects(
-      client.files.create({ file: await toFile(Buffer.alloc(3 * 1024 * 1024, 'a'), 'big.jsonl'), purpose: 'batch' }),
-      { status: 413 },
+      ferry.client(KEYS.b).batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' }),
+      { status: 404 },
     );
+    await assert.rejects(client.files.create({ file: await toFile(Buffer.alloc(3 * 1024 * 1024, 'a'), 'big.jsonl'), purpose: 'batch' }), {
+      status: 413,
+    });
     for (const id of ids) assert.equal((await waitFinal(client, id)).status, 'completed');
   });
 
@@ -322,7 +365,9 @@ describe('batches', () => {
     const first = await client.batches.create(body, { headers: { 'Idempotency-Key': 'nightly-1' } });
     const again = await client.batches.create(body, { headers: { 'Idempotency-Key': 'nightly-1' } });
     assert.equal(again.id, first.id);
-    await assert.rejects(client.batches.create({ ...body, metadata: { x: 'y' } }, { headers: { 'Idempotency-Key': 'nightly-1' } }), { status: 422 });
+    await assert.rejects(client.batches.create({ ...body, metadata: { x: 'y' } }, { headers: { 'Idempotency-Key': 'nightly-1' } }), {
+      status: 422,
+    });
     const b = await waitFinal(client, first.id);
     assert.equal(b.status, 'completed');
     await results(client, b, ['crlf-1', 'crlf-2']);
@@ -360,7 +405,9 @@ describe('interactive requests while a batch runs', () => {
     await linesDone(client, created.id, 4);
     const busy = await measure(7);
     const during = await client.batches.retrieve(created.id);
-    t.diagnostic(`interactive median: idle ${idle.toFixed(0)} ms, during the batch ${busy.toFixed(0)} ms (batch ${during.status}, ${during.request_counts?.completed} lines done)`);
+    t.diagnostic(
+      `interactive median: idle ${idle.toFixed(0)} ms, during the batch ${busy.toFixed(0)} ms (batch ${during.status}, ${during.request_counts?.completed} lines done)`,
+    );
     assert.equal(during.status, 'in_progress', 'measured while the batch ran');
     assert.ok(busy <= 2 * idle, `interactive median ${busy.toFixed(0)} ms is within 2× idle ${idle.toFixed(0)} ms`);
     await client.batches.cancel(created.id);

@@ -30,7 +30,13 @@ describe('chat completions', () => {
       model: MODEL,
       messages: [
         { role: 'system', content: 'You summarise contracts.' },
-        { role: 'user', content: [{ type: 'text', text: 'What is in this document?' }, { type: 'file', file: { file_id: file.id } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is in this document?' },
+            { type: 'file', file: { file_id: file.id } },
+          ],
+        },
       ],
     });
     assert.equal(completion.object, 'chat.completion');
@@ -80,7 +86,12 @@ describe('chat completions', () => {
   });
 
   test('tools: a function call comes back as tool_calls, and a tool answer goes back as a function response', async () => {
-    const tools = [{ type: 'function' as const, function: { name: 'lookup', description: 'Look up', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }];
+    const tools = [
+      {
+        type: 'function' as const,
+        function: { name: 'lookup', description: 'Look up', parameters: { type: 'object', properties: { q: { type: 'string' } } } },
+      },
+    ];
     const first = await client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'CALL lookup {"q":"ferry"}' }],
@@ -188,7 +199,11 @@ describe('chat completions', () => {
     await res.body?.cancel().catch(() => {});
 
     const started = Date.now();
-    const stream = await client.chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'right after' }] });
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      stream: true,
+      messages: [{ role: 'user', content: 'right after' }],
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     assert.match(text, /right after/);
@@ -207,7 +222,11 @@ describe('chat completions', () => {
       body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: f.id } }] }] }),
     });
     const job = await res.json();
-    await eventually(async () => (await (await ferry.fetch(`/v1/jobs/${job.id}`)).json()).status === 'waiting_for_files', 5000, 'waiting_for_files');
+    await eventually(
+      async () => (await (await ferry.fetch(`/v1/jobs/${job.id}`)).json()).status === 'waiting_for_files',
+      5000,
+      'waiting_for_files',
+    );
     const done = await (await ferry.fetch(`/v1/jobs/${job.id}?wait=20`)).json();
     assert.equal(done.status, 'succeeded');
     ferry.emulator.setFaults([]);
@@ -305,7 +324,10 @@ describe('chat completions', () => {
       const job = await (await f.fetch(`/v1/jobs/${(await res.json()).id}?wait=30`)).json();
       assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
       assert.equal(job.attempts, 2);
-      assert.ok(job.finished_at - job.started_at >= 1, `started_at is the first attempt's (${job.started_at}, finished ${job.finished_at})`);
+      assert.ok(
+        job.finished_at - job.started_at >= 1,
+        `started_at is the first attempt's (${job.started_at}, finished ${job.finished_at})`,
+      );
     } finally {
       await f.close();
     }
@@ -370,7 +392,9 @@ describe('chat completions', () => {
       assert.match((await res.json()).error.message, /not allowed/);
       const open = await startFerry({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1' } });
       try {
-        const c = await open.client().chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] });
+        const c = await open
+          .client()
+          .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] });
         assert.match(c.choices[0].message.content ?? '', /image\/png\(8 bytes\)/);
       } finally {
         await open.close();
@@ -392,7 +416,11 @@ describe('chat completions: bad input is a 4xx naming the problem', () => {
   after(() => ferry.close());
 
   const post = (body: unknown) =>
-    ferry.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    ferry.fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const user = (content: unknown) => ({ model: MODEL, messages: [{ role: 'user', content }] });
 
   const cases: Array<[string, () => unknown, number, string]> = [
@@ -404,9 +432,19 @@ describe('chat completions: bad input is a 4xx naming the problem', () => {
     ["another tenant's file", () => user([{ type: 'file', file: { file_id: fileOfB } }]), 404, 'messages'],
     ['unsupported part', () => user([{ type: 'video_url', video_url: { url: 'x' } }]), 400, 'messages[0].content[0]'],
     ['bad role', () => ({ model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'messages[0].role'],
-    ['oversize inline data', () => user([{ type: 'file', file: { file_data: `data:application/pdf;base64,${'A'.repeat(27_000_000)}`, filename: 'a.pdf' } }]), 413, 'messages'],
+    [
+      'oversize inline data',
+      () => user([{ type: 'file', file: { file_data: `data:application/pdf;base64,${'A'.repeat(27_000_000)}`, filename: 'a.pdf' } }]),
+      413,
+      'messages',
+    ],
     ['bad JSON', () => '{"model":', 400, ''],
-    ['too many image URLs', () => user(Array.from({ length: 17 }, (_, i) => ({ type: 'image_url', image_url: { url: `https://example.com/${i}.png` } }))), 400, 'messages'],
+    [
+      'too many image URLs',
+      () => user(Array.from({ length: 17 }, (_, i) => ({ type: 'image_url', image_url: { url: `https://example.com/${i}.png` } }))),
+      400,
+      'messages',
+    ],
   ];
   for (const [name, body, status, param] of cases) {
     test(name, async () => {
@@ -419,7 +457,13 @@ describe('chat completions: bad input is a 4xx naming the problem', () => {
     });
   }
   test('the SDK raises its error classes', async () => {
-    await assert.rejects(ferry.client().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }), OpenAI.BadRequestError);
-    await assert.rejects(ferry.client().chat.completions.create(user([{ type: 'file', file: { file_id: fileOfB } }]) as any), OpenAI.NotFoundError);
+    await assert.rejects(
+      ferry.client().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+      OpenAI.BadRequestError,
+    );
+    await assert.rejects(
+      ferry.client().chat.completions.create(user([{ type: 'file', file: { file_id: fileOfB } }]) as any),
+      OpenAI.NotFoundError,
+    );
   });
 });

@@ -9,7 +9,11 @@ import { KEYS, startFerry, type Ferry } from './harness.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 /** `ferry <args>` as a separate process talking to the service over HTTP. */
-function ferryCli(ferry: Ferry, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function ferryCli(
+  ferry: Ferry,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, FERRY_BASE_URL: ferry.url, FERRY_API_KEY: KEYS.a, ...env },
@@ -44,7 +48,10 @@ describe('ferry submit and ferry status', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /Uploading \[#+\] 100% {2}0\.\d\/0\.\d MB {2}5\/5 files/);
     assert.match(run.stderr, /Batch batch_\S+ completed \[#+\] 5 completed, 0 failed, 5 total/);
-    const results = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const results = (await readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(
       results.map((r) => r.custom_id),
       ['docs/notes/figures.csv', 'docs/notes/minutes.md', 'docs/photo.png', 'docs/report.pdf', 'docs/scan.jpg'],
@@ -78,9 +85,14 @@ describe('ferry submit and ferry status', () => {
     await mkdir(mixed);
     await writeFile(path.join(mixed, 'a.txt'), 'plain text');
     await writeFile(path.join(mixed, 'b.exe'), Buffer.concat([Buffer.from('4d5a', 'hex'), randomBytes(2000)]));
-    const run = await ferryCli(ferry, ['submit', path.join(mixed, 'a.txt'), path.join(mixed, 'b.exe'), '-p', 'Read it.'], { FERRY_BASE_URL: `${ferry.url}/v1` });
+    const run = await ferryCli(ferry, ['submit', path.join(mixed, 'a.txt'), path.join(mixed, 'b.exe'), '-p', 'Read it.'], {
+      FERRY_BASE_URL: `${ferry.url}/v1`,
+    });
     assert.equal(run.code, 3, run.stderr);
-    const results = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const results = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(results.length, 2);
     assert.match(results[0].response.body.choices[0].message.content, /text=Read it\.$/);
     assert.equal(results[1].error.code, 'upload_failed');

@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/core/config.js';
 
 function refuses(env: Record<string, string>, variable: string) {
-  assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.startsWith(variable));
+  assert.throws(
+    () => loadConfig(env),
+    (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.startsWith(variable),
+  );
 }
 
 test('defaults follow the configuration contract', () => {
@@ -38,7 +41,13 @@ test('production refuses to start without a Gemini key and API keys', () => {
   refuses({ NODE_ENV: 'production', FERRY_API_KEYS: 'k:t' }, 'GEMINI_API_KEY');
   refuses({ NODE_ENV: 'production', GEMINI_API_KEY: 'g' }, 'FERRY_API_KEYS');
   const c = loadConfig({ NODE_ENV: 'production', GEMINI_API_KEY: 'g', FERRY_API_KEYS: 'k1:alpha, k2:beta' });
-  assert.deepEqual([...c.apiKeys], [['k1', 'alpha'], ['k2', 'beta']]);
+  assert.deepEqual(
+    [...c.apiKeys],
+    [
+      ['k1', 'alpha'],
+      ['k2', 'beta'],
+    ],
+  );
 });
 
 test('the ferry command prints a one-line message, not a stack trace, for bad configuration', () => {

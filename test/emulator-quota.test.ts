@@ -1,12 +1,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError, GoogleGenAI } from '@google/genai';
-import {
-  emulatorOptionsFromEnv,
-  startEmulator,
-  type Emulator,
-  type EmulatorOptions,
-} from '../src/emulator/index.js';
+import { emulatorOptionsFromEnv, startEmulator, type Emulator, type EmulatorOptions } from '../src/emulator/index.js';
 import { LatencyModel } from '../src/emulator/latency.js';
 
 const RATE_LIMITS_URL = 'https://ai.google.dev/gemini-api/docs/rate-limits';
@@ -53,11 +48,10 @@ function checkQuotaBody(error: QuotaErrorBody): { violations: unknown[]; retrySe
   assert.equal(error.code, 429);
   assert.equal(error.status, 'RESOURCE_EXHAUSTED');
   assert.match(error.message, /^You exceeded your current quota, please check your plan and billing details\. /);
-  assert.deepEqual(error.details.map((d) => d['@type']), [
-    'type.googleapis.com/google.rpc.QuotaFailure',
-    'type.googleapis.com/google.rpc.Help',
-    'type.googleapis.com/google.rpc.RetryInfo',
-  ]);
+  assert.deepEqual(
+    error.details.map((d) => d['@type']),
+    ['type.googleapis.com/google.rpc.QuotaFailure', 'type.googleapis.com/google.rpc.Help', 'type.googleapis.com/google.rpc.RetryInfo'],
+  );
   const [failure, help, retry] = error.details;
   assert.deepEqual(help.links, [{ description: 'Learn more about Gemini API quotas', url: RATE_LIMITS_URL }]);
   const delay = /^(\d+)s$/.exec(String(retry.retryDelay));
@@ -95,7 +89,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 describe('quota (requests per minute, smooth per second)', () => {
-  test('a burst over rpm gets Gemini\'s quota 429 with QuotaFailure, Help and RetryInfo; refusals consume nothing', async () => {
+  test("a burst over rpm gets Gemini's quota 429 with QuotaFailure, Help and RetryInfo; refusals consume nothing", async () => {
     const { emulator, ai } = await start({ quota: { rpm: 6 } });
     // rpm 6: 0.1 request/s, a burst of one. Ten at once: one passes, nine are refused.
     const { ok, errors } = await settle(Array.from({ length: 10 }, () => ask(ai, 'gemini-2.5-flash')));
@@ -136,7 +130,7 @@ describe('quota (requests per minute, smooth per second)', () => {
     assert.equal(stats['gemini-2.5-pro'].refusedForQuota, 0);
   });
 
-  test('requests at the allowed rate all succeed over about 3 s; a burst after them gets about one second\'s worth', async () => {
+  test("requests at the allowed rate all succeed over about 3 s; a burst after them gets about one second's worth", async () => {
     const { emulator, ai } = await start({ quota: { rpm: 600 } }); // 10/s, burst 10
     const t0 = performance.now();
     const paced = Array.from({ length: 30 }, async (_, i) => {
@@ -300,8 +294,10 @@ describe('latency model', () => {
     await sleep(50); // the server sees each response close just after the client has it
     const stats = emulator.stats().generateByModel;
     assert.equal(stats['gemini-2.5-flash'].answered2xx, 202);
-    assert.ok(stats['gemini-2.5-flash'].peakInFlight >= 180 && stats['gemini-2.5-flash'].peakInFlight <= 200,
-      `peakInFlight ${stats['gemini-2.5-flash'].peakInFlight}`);
+    assert.ok(
+      stats['gemini-2.5-flash'].peakInFlight >= 180 && stats['gemini-2.5-flash'].peakInFlight <= 200,
+      `peakInFlight ${stats['gemini-2.5-flash'].peakInFlight}`,
+    );
     assert.equal(stats['gemini-2.5-flash'].inFlight, 0);
     assert.deepEqual(stats.limited, { answered2xx: 1, refusedForQuota: 1, inFlight: 0, peakInFlight: 1 });
     // The same counters over HTTP.
@@ -315,8 +311,10 @@ describe('latency model', () => {
       { route: 'generate', kind: '429', count: 1 },
     ]);
     // Both rules fire on the first call: 150 ms of fault latency, then the injected 429 (not Gemini's quota body).
-    await assert.rejects(ask(ai, 'gemini-2.5-flash'), (err: unknown) =>
-      err instanceof ApiError && err.status === 429 && !err.message.includes('QuotaFailure'));
+    await assert.rejects(
+      ask(ai, 'gemini-2.5-flash'),
+      (err: unknown) => err instanceof ApiError && err.status === 429 && !err.message.includes('QuotaFailure'),
+    );
     const t0 = performance.now();
     assert.ok((await ask(ai, 'gemini-2.5-flash')).text, 'the quota was not charged for the injected 429');
     assert.ok(performance.now() - t0 >= 195);
@@ -337,14 +335,16 @@ describe('latency model', () => {
     // measured time (the SDK and the emulator share this process) to a few ms.
     const durations: number[] = [];
     let started = 0;
-    await Promise.all(Array.from({ length: 10 }, async () => {
-      while (started < 300) {
-        started += 1;
-        const t0 = performance.now();
-        await ask(ai, 'gemini-2.5-flash');
-        durations.push(performance.now() - t0);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (started < 300) {
+          started += 1;
+          const t0 = performance.now();
+          await ask(ai, 'gemini-2.5-flash');
+          durations.push(performance.now() - t0);
+        }
+      }),
+    );
     assert.equal(durations.length, 300);
     durations.sort((a, b) => a - b);
     const [p10, median, p90] = [0.1, 0.5, 0.9].map((p) => percentile(durations, p));
@@ -381,10 +381,17 @@ describe('emulatorOptionsFromEnv', () => {
       quota: { rpm: 1000 },
       latency: { kind: 'fixed', ms: 250 },
     });
-    assert.deepEqual(emulatorOptionsFromEnv({ FERRY_EMULATOR_TPM: '1000000', FERRY_EMULATOR_LATENCY_MEDIAN_MS: '800', FERRY_EMULATOR_LATENCY_P99_MS: '4000' }), {
-      quota: { tpm: 1000000 },
-      latency: { kind: 'lognormal', medianMs: 800, p99Ms: 4000 },
-    });
+    assert.deepEqual(
+      emulatorOptionsFromEnv({
+        FERRY_EMULATOR_TPM: '1000000',
+        FERRY_EMULATOR_LATENCY_MEDIAN_MS: '800',
+        FERRY_EMULATOR_LATENCY_P99_MS: '4000',
+      }),
+      {
+        quota: { tpm: 1000000 },
+        latency: { kind: 'lognormal', medianMs: 800, p99Ms: 4000 },
+      },
+    );
     for (const [env, variable] of [
       [{ FERRY_EMULATOR_RPM: '-3' }, 'FERRY_EMULATOR_RPM'],
       [{ FERRY_EMULATOR_TPM: '1e3x' }, 'FERRY_EMULATOR_TPM'],
@@ -394,10 +401,16 @@ describe('emulatorOptionsFromEnv', () => {
       [{ FERRY_EMULATOR_LATENCY_P99_MS: '100' }, 'FERRY_EMULATOR_LATENCY_MEDIAN_MS'],
       [{ FERRY_EMULATOR_LATENCY_MEDIAN_MS: '100', FERRY_EMULATOR_LATENCY_P99_MS: '50' }, 'FERRY_EMULATOR_LATENCY_P99_MS'],
       [{ FERRY_EMULATOR_LATENCY_MEDIAN_MS: '0', FERRY_EMULATOR_LATENCY_P99_MS: '50' }, 'FERRY_EMULATOR_LATENCY_MEDIAN_MS'],
-      [{ FERRY_EMULATOR_LATENCY_MS: '10', FERRY_EMULATOR_LATENCY_MEDIAN_MS: '5', FERRY_EMULATOR_LATENCY_P99_MS: '9' }, 'FERRY_EMULATOR_LATENCY_MS'],
+      [
+        { FERRY_EMULATOR_LATENCY_MS: '10', FERRY_EMULATOR_LATENCY_MEDIAN_MS: '5', FERRY_EMULATOR_LATENCY_P99_MS: '9' },
+        'FERRY_EMULATOR_LATENCY_MS',
+      ],
     ] as const) {
-      assert.throws(() => emulatorOptionsFromEnv(env), (err: unknown) =>
-        err instanceof Error && err.message.startsWith(variable), JSON.stringify(env));
+      assert.throws(
+        () => emulatorOptionsFromEnv(env),
+        (err: unknown) => err instanceof Error && err.message.startsWith(variable),
+        JSON.stringify(env),
+      );
     }
   });
 });

@@ -126,7 +126,19 @@ describe('conformance with the unmodified @google/genai SDK', () => {
 
   test('files.get returns the same resource', async () => {
     const got = await ai.files.get({ name: uploaded.name as string });
-    const fields = ['name', 'displayName', 'mimeType', 'sizeBytes', 'createTime', 'updateTime', 'expirationTime', 'sha256Hash', 'uri', 'state', 'source'] as const;
+    const fields = [
+      'name',
+      'displayName',
+      'mimeType',
+      'sizeBytes',
+      'createTime',
+      'updateTime',
+      'expirationTime',
+      'sha256Hash',
+      'uri',
+      'state',
+      'source',
+    ] as const;
     for (const field of fields) assert.equal(got[field], uploaded[field], field);
     assert.equal(emulator.stats().requests['files.get'], 1);
   });
@@ -215,15 +227,23 @@ describe('conformance with the unmodified @google/genai SDK', () => {
     assert.equal(truncated.candidates?.[0].finishReason, 'MAX_TOKENS');
 
     const several = await ai.models.generateContent({ model, contents: 'hello', config: { candidateCount: 3 } });
-    assert.deepEqual(several.candidates?.map((c) => [c.index ?? 0, c.content?.parts?.[0].text]), [
-      [0, 'model=some-unknown-model | text=hello #0'],
-      [1, 'model=some-unknown-model | text=hello #1'],
-      [2, 'model=some-unknown-model | text=hello #2'],
-    ]);
+    assert.deepEqual(
+      several.candidates?.map((c) => [c.index ?? 0, c.content?.parts?.[0].text]),
+      [
+        [0, 'model=some-unknown-model | text=hello #0'],
+        [1, 'model=some-unknown-model | text=hello #1'],
+        [2, 'model=some-unknown-model | text=hello #2'],
+      ],
+    );
 
     const json = await ai.models.generateContent({ model, contents: 'as json', config: { responseMimeType: 'application/json' } });
     assert.deepEqual(JSON.parse(json.text ?? ''), {
-      model, files: [], inline: [], system: '', functionResponses: [], text: 'as json',
+      model,
+      files: [],
+      inline: [],
+      system: '',
+      functionResponses: [],
+      text: 'as json',
     });
 
     const blocked = await ai.models.generateContent({ model, contents: 'please FINISH:SAFETY' });
@@ -234,7 +254,10 @@ describe('conformance with the unmodified @google/genai SDK', () => {
 
     const tools = [{ functionDeclarations: [{ name: 'get_weather', description: 'weather for a city' }] }];
     const call = await ai.models.generateContent({ model, contents: 'CALL get_weather {"city":"Oslo"}', config: { tools } });
-    assert.deepEqual(call.functionCalls?.map((c) => [c.name, c.args]), [['get_weather', { city: 'Oslo' }]]);
+    assert.deepEqual(
+      call.functionCalls?.map((c) => [c.name, c.args]),
+      [['get_weather', { city: 'Oslo' }]],
+    );
     assert.equal(call.candidates?.[0].finishReason, 'STOP');
     const undeclared = await ai.models.generateContent({ model, contents: 'CALL launch {}', config: { tools } });
     assert.equal(undeclared.functionCalls, undefined);
@@ -276,7 +299,10 @@ describe('processing state, failures and expiry', () => {
     const file = await ai.files.upload({ file: new Blob(['video-ish']), config: { mimeType: 'video/mp4' } });
     assert.equal(file.state, 'PROCESSING');
     await assert.rejects(
-      ai.models.generateContent({ model: 'gemini-2.0-flash', contents: [{ role: 'user', parts: [{ fileData: { fileUri: file.uri as string } }] }] }),
+      ai.models.generateContent({
+        model: 'gemini-2.0-flash',
+        contents: [{ role: 'user', parts: [{ fileData: { fileUri: file.uri as string } }] }],
+      }),
       (err: unknown) => err instanceof ApiError && err.status === 400 && /FAILED_PRECONDITION/.test(err.message),
     );
     const ready = await waitWhileProcessing(file.name as string);
@@ -597,5 +623,4 @@ describe('bad input', () => {
     assert.equal(last.candidates[0].finishReason, 'STOP');
     assert.equal(last.usageMetadata.promptTokenCount, 3);
   });
-
 });

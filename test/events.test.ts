@@ -44,7 +44,13 @@ test('a change published while done() is reading is not slept through', async ()
 
 test('changes the caller rules out wake nothing; the one it waits for does', async () => {
   let reads = 0;
-  const waiting = waiter.waitFor('job:b', 10_000, async () => ++reads > 1, undefined, (m) => m !== '"running"');
+  const waiting = waiter.waitFor(
+    'job:b',
+    10_000,
+    async () => ++reads > 1,
+    undefined,
+    (m) => m !== '"running"',
+  );
   await sleep(100);
   await pub.publish(keys.channel('job:b'), '"running"');
   await sleep(100);
@@ -67,7 +73,7 @@ test('waiters sharing a channel: one that ends at once leaves the other subscrib
   assert.ok(Date.now() - changedAt < 1000, `woke ${Date.now() - changedAt} ms after the change`);
 });
 
-test("a record's change publishes its status after it; its removal publishes \"1\"", async () => {
+test('a record\'s change publishes its status after it; its removal publishes "1"', async () => {
   const jobs = new JobStore(pub, keys, 60);
   const id = `job-${randomBytes(8).toString('hex')}`;
   const listener = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', 'subscriber');

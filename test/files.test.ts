@@ -92,16 +92,25 @@ describe('Files API through the openai SDK', () => {
       for await (const f of c.files.list({ limit: 2, purpose: 'user_data' } as any)) seen.push(f.id);
       assert.deepEqual(seen, [...ids].reverse(), 'newest first across pages, batch file filtered out');
       const page = await c.files.list({ limit: 2, order: 'asc' } as any);
-      assert.deepEqual(page.data.map((f) => f.id), ids.slice(0, 2));
+      assert.deepEqual(
+        page.data.map((f) => f.id),
+        ids.slice(0, 2),
+      );
       assert.equal(page.hasNextPage(), true);
       const res = await other.fetch(`/v1/files?limit=2&order=asc&after=${ids[1]}`);
       const body = await res.json();
-      assert.deepEqual(body.data.map((f: any) => f.id), ids.slice(2, 4));
+      assert.deepEqual(
+        body.data.map((f: any) => f.id),
+        ids.slice(2, 4),
+      );
       assert.equal(body.first_id, ids[2]);
       assert.equal(body.last_id, ids[3]);
       assert.equal(body.has_more, true);
       const batches = await c.files.list({ purpose: 'batch' } as any);
-      assert.deepEqual(batches.data.map((f) => f.id), [batchFile.id]);
+      assert.deepEqual(
+        batches.data.map((f) => f.id),
+        [batchFile.id],
+      );
       assert.equal(batches.data[0].status, 'processed', 'batch input stays with Ferry and is ready at once');
     } finally {
       await other.close();
@@ -116,7 +125,11 @@ describe('Files API through the openai SDK', () => {
     await assert.rejects(client.files.retrieve(created.id), OpenAI.NotFoundError);
     await assert.rejects(client.files.content(created.id), OpenAI.NotFoundError);
     const name = done.provider_file.slice('files/'.length);
-    await eventually(async () => (await fetch(`${ferry.emulator.url}/v1beta/files/${name}?key=k`)).status === 404, 10_000, 'Gemini copy deleted');
+    await eventually(
+      async () => (await fetch(`${ferry.emulator.url}/v1beta/files/${name}?key=k`)).status === 404,
+      10_000,
+      'Gemini copy deleted',
+    );
     await eventually(async () => (await ferry.services.staging.size(created.id)) === null, 10_000, 'staged bytes deleted');
     await assert.rejects(client.files.delete(created.id), OpenAI.NotFoundError);
   });
@@ -147,7 +160,10 @@ describe('Files API through the openai SDK', () => {
   });
 
   test('transient upstream faults are retried; a 4xx from Gemini fails the file with its message', async () => {
-    ferry.emulator.setFaults([{ route: 'upload.chunk', kind: '503', count: 2 }, { route: 'upload.start', kind: '429', count: 1, retryAfterSeconds: 0 }]);
+    ferry.emulator.setFaults([
+      { route: 'upload.chunk', kind: '503', count: 2 },
+      { route: 'upload.start', kind: '429', count: 1, retryAfterSeconds: 0 },
+    ]);
     const ok = await client.files.create({ file: await toFile(randomBytes(3 << 20), 'clip.mp4'), purpose: 'user_data' });
     assert.equal((await processed(ferry, ok.id)).status, 'processed');
     assert.equal(ferry.emulator.stats().faultsInjected['upload.chunk'], 2);
@@ -226,18 +242,57 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
 
   const cases: Array<[string, () => Promise<Response>, number, string | null]> = [
     ['no file part', () => ferry.fetch('/v1/files', { method: 'POST', body: form([['purpose', 'user_data']]) }), 400, 'file'],
-    ['empty file', () => ferry.fetch('/v1/files', { method: 'POST', body: form([['file', text(''), 'e.txt'], ['purpose', 'user_data']]) }), 400, 'file'],
+    [
+      'empty file',
+      () =>
+        ferry.fetch('/v1/files', {
+          method: 'POST',
+          body: form([
+            ['file', text(''), 'e.txt'],
+            ['purpose', 'user_data'],
+          ]),
+        }),
+      400,
+      'file',
+    ],
     [
       'oversize file',
-      () => ferry.fetch('/v1/files', { method: 'POST', body: form([['file', new Blob([randomBytes(200 * 1024)]), 'big.pdf'], ['purpose', 'user_data']]) }),
+      () =>
+        ferry.fetch('/v1/files', {
+          method: 'POST',
+          body: form([
+            ['file', new Blob([randomBytes(200 * 1024)]), 'big.pdf'],
+            ['purpose', 'user_data'],
+          ]),
+        }),
       413,
       'file',
     ],
     ['missing purpose', () => ferry.fetch('/v1/files', { method: 'POST', body: form([['file', text('hi'), 'a.txt']]) }), 400, 'purpose'],
-    ['unknown purpose', () => ferry.fetch('/v1/files', { method: 'POST', body: form([['file', text('hi'), 'a.txt'], ['purpose', 'nonsense']]) }), 400, 'purpose'],
+    [
+      'unknown purpose',
+      () =>
+        ferry.fetch('/v1/files', {
+          method: 'POST',
+          body: form([
+            ['file', text('hi'), 'a.txt'],
+            ['purpose', 'nonsense'],
+          ]),
+        }),
+      400,
+      'purpose',
+    ],
     [
       'unsupported target_storage',
-      () => ferry.fetch('/v1/files', { method: 'POST', body: form([['file', text('hi'), 'a.txt'], ['purpose', 'user_data'], ['target_storage', 's3']]) }),
+      () =>
+        ferry.fetch('/v1/files', {
+          method: 'POST',
+          body: form([
+            ['file', text('hi'), 'a.txt'],
+            ['purpose', 'user_data'],
+            ['target_storage', 's3'],
+          ]),
+        }),
       400,
       'target_storage',
     ],
@@ -246,7 +301,10 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
       () =>
         ferry.fetch('/v1/files', {
           method: 'POST',
-          body: form([['file', new Blob([Buffer.from('504b0304140000000800', 'hex'), randomBytes(100)]), 'archive.zip'], ['purpose', 'user_data']]),
+          body: form([
+            ['file', new Blob([Buffer.from('504b0304140000000800', 'hex'), randomBytes(100)]), 'archive.zip'],
+            ['purpose', 'user_data'],
+          ]),
         }),
       415,
       'file',
@@ -278,7 +336,12 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
     ['a broken URL escape', () => ferry.fetch('/v1/files/%E0%A4%A'), 400, null],
     [
       'an unsupported JSON charset',
-      () => ferry.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json; charset=latin1' }, body: '{}' }),
+      () =>
+        ferry.fetch('/v1/chat/completions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json; charset=latin1' },
+          body: '{}',
+        }),
       415,
       null,
     ],
@@ -307,6 +370,9 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
     const c = ferry.client();
     await assert.rejects(c.files.retrieve('file-nope'), OpenAI.NotFoundError);
     await assert.rejects(ferry.client('bad').files.list(), OpenAI.AuthenticationError);
-    await assert.rejects(c.files.create({ file: await toFile(Buffer.from('x'), 'a.txt'), purpose: 'weird' as any }), OpenAI.BadRequestError);
+    await assert.rejects(
+      c.files.create({ file: await toFile(Buffer.from('x'), 'a.txt'), purpose: 'weird' as any }),
+      OpenAI.BadRequestError,
+    );
   });
 });

@@ -22,7 +22,10 @@ test('unary and streamed answers arrive whole', async () => {
   assert.match(one.text ?? '', /ping through the lean fetch/);
   assert.ok((one.usageMetadata?.totalTokenCount ?? 0) > 0);
   let streamed = '';
-  for await (const chunk of await client.ai.models.generateContentStream({ model: 'gemini-2.0-flash', contents: 'streamed words arrive' })) {
+  for await (const chunk of await client.ai.models.generateContentStream({
+    model: 'gemini-2.0-flash',
+    contents: 'streamed words arrive',
+  })) {
     streamed += chunk.text ?? '';
   }
   assert.match(streamed, /streamed words arrive/);
@@ -31,7 +34,9 @@ test('unary and streamed answers arrive whole', async () => {
 test('an error answer keeps its status and Google error body; a cut connection is a retryable network error', async () => {
   const wrongKey = createGenAI({ apiKey: 'wrong', baseUrl: emulator.url });
   try {
-    const err = toGeminiError(await wrongKey.ai.models.generateContent({ model: 'gemini-2.0-flash', contents: 'x' }).catch((e: unknown) => e));
+    const err = toGeminiError(
+      await wrongKey.ai.models.generateContent({ model: 'gemini-2.0-flash', contents: 'x' }).catch((e: unknown) => e),
+    );
     assert.ok(err.upstreamStatus !== null && err.upstreamStatus >= 400 && err.upstreamStatus < 500);
     assert.equal(err.retryable, false);
     assert.match(err.message, /API key/i);

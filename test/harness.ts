@@ -70,9 +70,7 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
   const logger = createLogger(config.logLevel, logFile);
   const services = await createServices(config, logger);
   const runtime =
-    opts.workers === false
-      ? null
-      : await startWorkers(services, { apiKey: config.gemini.apiKey!, baseUrl: config.gemini.baseUrl });
+    opts.workers === false ? null : await startWorkers(services, { apiKey: config.gemini.apiKey!, baseUrl: config.gemini.baseUrl });
   const api = await startApi(services, {
     port: 0,
     host: '127.0.0.1',

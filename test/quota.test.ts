@@ -40,34 +40,54 @@ const quotaStats = (ferry: Ferry) => {
 };
 
 describe('quota-bound throughput', () => {
-  test('a quota 429 never fails a job or a batch line, even with one attempt; waiting jobs say waiting_for_quota', { timeout: 90_000 }, async () => {
-    // Learned mode (no FERRY_GEMINI_RPM), and a single attempt: a 429 that spent it would fail the job.
-    const ferry = await startFerry({ env: { FERRY_UPSTREAM_ATTEMPTS: '1' }, emulator: { quota: { rpm: 600 }, latency: { kind: 'fixed', ms: 200 } } });
-    try {
-      const ids = await Promise.all(Array.from({ length: 120 }, (_, i) => submit(ferry, `burst ${i}`)));
-      const seen = new Set<string>();
-      await eventually(async () => {
-        const page = await (await ferry.fetch('/v1/jobs?status=waiting_for_quota&limit=5')).json();
-        for (const j of page.data) seen.add(j.status);
-        return seen.has('waiting_for_quota');
-      }, 20_000, 'a job shown waiting_for_quota');
-      const lines = Array.from({ length: 60 }, (_, i) =>
-        JSON.stringify({ custom_id: `l${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: MODEL, messages: [{ role: 'user', content: `line ${i}` }] } }),
-      );
-      const client = ferry.client();
-      const input = await client.files.create({ file: new File([lines.join('\n')], 'in.jsonl'), purpose: 'batch' });
-      const batch = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-      const ended = await finals(ferry, ids);
-      assert.deepEqual(ended.filter((j) => j.status !== 'succeeded'), []);
-      let b = await client.batches.retrieve(batch.id);
-      while (!['completed', 'failed', 'expired', 'cancelled'].includes(b.status)) b = await client.batches.retrieve(batch.id, { query: { wait: 30 } });
-      assert.equal(b.status, 'completed');
-      assert.deepEqual(b.request_counts, { total: 60, completed: 60, failed: 0 });
-      assert.ok(quotaStats(ferry).refused > 0, 'the quota was hit, so the waits were real');
-    } finally {
-      await ferry.close();
-    }
-  });
+  test(
+    'a quota 429 never fails a job or a batch line, even with one attempt; waiting jobs say waiting_for_quota',
+    { timeout: 90_000 },
+    async () => {
+      // Learned mode (no FERRY_GEMINI_RPM), and a single attempt: a 429 that spent it would fail the job.
+      const ferry = await startFerry({
+        env: { FERRY_UPSTREAM_ATTEMPTS: '1' },
+        emulator: { quota: { rpm: 600 }, latency: { kind: 'fixed', ms: 200 } },
+      });
+      try {
+        const ids = await Promise.all(Array.from({ length: 120 }, (_, i) => submit(ferry, `burst ${i}`)));
+        const seen = new Set<string>();
+        await eventually(
+          async () => {
+            const page = await (await ferry.fetch('/v1/jobs?status=waiting_for_quota&limit=5')).json();
+            for (const j of page.data) seen.add(j.status);
+            return seen.has('waiting_for_quota');
+          },
+          20_000,
+          'a job shown waiting_for_quota',
+        );
+        const lines = Array.from({ length: 60 }, (_, i) =>
+          JSON.stringify({
+            custom_id: `l${i}`,
+            method: 'POST',
+            url: '/v1/chat/completions',
+            body: { model: MODEL, messages: [{ role: 'user', content: `line ${i}` }] },
+          }),
+        );
+        const client = ferry.client();
+        const input = await client.files.create({ file: new File([lines.join('\n')], 'in.jsonl'), purpose: 'batch' });
+        const batch = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+        const ended = await finals(ferry, ids);
+        assert.deepEqual(
+          ended.filter((j) => j.status !== 'succeeded'),
+          [],
+        );
+        let b = await client.batches.retrieve(batch.id);
+        while (!['completed', 'failed', 'expired', 'cancelled'].includes(b.status))
+          b = await client.batches.retrieve(batch.id, { query: { wait: 30 } });
+        assert.equal(b.status, 'completed');
+        assert.deepEqual(b.request_counts, { total: 60, completed: 60, failed: 0 });
+        assert.ok(quotaStats(ferry).refused > 0, 'the quota was hit, so the waits were real');
+      } finally {
+        await ferry.close();
+      }
+    },
+  );
 
   test('two worker processes keep one configured rate: ≤ 2% of calls refused, paced at the quota', { timeout: 90_000 }, async () => {
     const ferry = await startFerry({
@@ -82,7 +102,10 @@ describe('quota-bound throughput', () => {
       const ids = await Promise.all(Array.from({ length: 240 }, (_, i) => submit(ferry, `shared ${i}`)));
       const ended = await finals(ferry, ids);
       const seconds = (Math.max(...ended.map((e) => e.at)) - started) / 1000;
-      assert.deepEqual(ended.filter((j) => j.status !== 'succeeded'), []);
+      assert.deepEqual(
+        ended.filter((j) => j.status !== 'succeeded'),
+        [],
+      );
       const q = quotaStats(ferry);
       assert.ok(q.share <= 0.02, `${q.refused} of ${q.ok + q.refused} calls refused`);
       // 240 calls at 20/s take 12 s (less the emulator's one-second burst); twice the rate would take 6.
@@ -102,7 +125,10 @@ describe('quota-bound throughput', () => {
       const ids = await Promise.all(Array.from({ length: 500 }, (_, i) => submit(ferry, `learn ${i}`)));
       const ended = await finals(ferry, ids);
       const seconds = (Math.max(...ended.map((e) => e.at)) - started) / 1000;
-      assert.deepEqual(ended.filter((j) => j.status !== 'succeeded'), []);
+      assert.deepEqual(
+        ended.filter((j) => j.status !== 'succeeded'),
+        [],
+      );
       const q = quotaStats(ferry);
       assert.ok(q.share <= 0.15, `${q.refused} of ${q.ok + q.refused} calls refused`);
       assert.ok(seconds <= 500 / 20 / 0.7 + 1, `learned close to the quota: ${seconds.toFixed(1)} s for 500 calls at 20/s`);
@@ -121,7 +147,10 @@ describe('quota-bound throughput', () => {
   });
 
   test('two tenants share the quota fairly; interactive requests pass a batch', { timeout: 90_000 }, async () => {
-    const ferry = await startFerry({ env: { FERRY_GEMINI_RPM: '600' }, emulator: { quota: { rpm: 600 }, latency: { kind: 'fixed', ms: 200 } } });
+    const ferry = await startFerry({
+      env: { FERRY_GEMINI_RPM: '600' },
+      emulator: { quota: { rpm: 600 }, latency: { kind: 'fixed', ms: 200 } },
+    });
     try {
       // Tenant A floods first; B's flood arrives while A's is far from done.
       const aIds = await Promise.all(Array.from({ length: 150 }, (_, i) => submit(ferry, `a ${i}`, KEYS.a)));
@@ -129,12 +158,15 @@ describe('quota-bound throughput', () => {
       const bStart = Date.now();
       const bIds = await Promise.all(Array.from({ length: 60 }, (_, i) => submit(ferry, `b ${i}`, KEYS.b)));
       const [a, b] = await Promise.all([finals(ferry, aIds, KEYS.a), finals(ferry, bIds, KEYS.b)]);
-      assert.deepEqual([...a, ...b].filter((j) => j.status !== 'succeeded'), []);
+      assert.deepEqual(
+        [...a, ...b].filter((j) => j.status !== 'succeeded'),
+        [],
+      );
       const bEnd = Math.max(...b.map((j) => j.at));
       const aDuringB = a.filter((j) => j.at >= bStart && j.at <= bEnd).length;
       // While both wait, each gets about half: B's 60 finish in about 12 s, not after A's backlog (~13 s more).
       const bSeconds = (bEnd - bStart) / 1000;
-      assert.ok(bSeconds <= 60 / 10 / 0.5 * 1.3, `B's 60 took ${bSeconds.toFixed(1)} s at a 10/s quota`);
+      assert.ok(bSeconds <= (60 / 10 / 0.5) * 1.3, `B's 60 took ${bSeconds.toFixed(1)} s at a 10/s quota`);
       assert.ok(aDuringB >= 20, `A kept a share meanwhile (${aDuringB} done)`);
     } finally {
       await ferry.close();
@@ -142,13 +174,19 @@ describe('quota-bound throughput', () => {
   });
 
   test('a tenant alone gets the whole quota (no cap below it) despite a model latency', { timeout: 90_000 }, async () => {
-    const ferry = await startFerry({ env: { FERRY_GEMINI_RPM: '1200' }, emulator: { quota: { rpm: 1200 }, latency: { kind: 'fixed', ms: 1500 } } });
+    const ferry = await startFerry({
+      env: { FERRY_GEMINI_RPM: '1200' },
+      emulator: { quota: { rpm: 1200 }, latency: { kind: 'fixed', ms: 1500 } },
+    });
     try {
       const started = Date.now();
       const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => submit(ferry, `alone ${i}`)));
       const ended = await finals(ferry, ids);
       const seconds = (Math.max(...ended.map((e) => e.at)) - started) / 1000;
-      assert.deepEqual(ended.filter((j) => j.status !== 'succeeded'), []);
+      assert.deepEqual(
+        ended.filter((j) => j.status !== 'succeeded'),
+        [],
+      );
       // Ideal: 200 / 20 + 1.5 = 11.5 s; a cap of a few running jobs would take over a minute.
       assert.ok(seconds <= (200 / 20 + 1.5) / 0.8, `${seconds.toFixed(1)} s`);
       assert.ok(ferry.emulator.stats().generateByModel[MODEL].peakInFlight >= 25, 'latency did not limit throughput');

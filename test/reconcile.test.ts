@@ -23,7 +23,10 @@ after(async () => {
 test('a file, a job and a batch whose jobs were lost are queued again and finish', async () => {
   const client = ferry.client();
   const { services } = ferry;
-  const file = await client.files.create({ file: await toFile(Buffer.from('a document that must reach the model'), 'doc.txt'), purpose: 'user_data' });
+  const file = await client.files.create({
+    file: await toFile(Buffer.from('a document that must reach the model'), 'doc.txt'),
+    purpose: 'user_data',
+  });
   const job = await ferry.fetch('/v1/chat/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json', prefer: 'respond-async' },
@@ -32,7 +35,12 @@ test('a file, a job and a batch whose jobs were lost are queued again and finish
   assert.equal(job.status, 202);
   const jobId = ((await job.json()) as { id: string }).id;
   const input = await client.files.create({
-    file: await toFile(Buffer.from(`${JSON.stringify({ custom_id: 'c1', method: 'POST', url: '/v1/chat/completions', body: { model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'batch line' }] } })}\n`), 'in.jsonl'),
+    file: await toFile(
+      Buffer.from(
+        `${JSON.stringify({ custom_id: 'c1', method: 'POST', url: '/v1/chat/completions', body: { model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'batch line' }] } })}\n`,
+      ),
+      'in.jsonl',
+    ),
     purpose: 'batch',
   });
   const batch = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
@@ -55,16 +63,24 @@ test('a file, a job and a batch whose jobs were lost are queued again and finish
 
   workers = await startWorkers(services, { apiKey: ferry.config.gemini.apiKey!, baseUrl: ferry.config.gemini.baseUrl });
   await eventually(async () => (await client.files.retrieve(file.id)).status === 'processed', 30_000, 'file processed');
-  const done = await eventually(async () => {
-    const r = await ferry.fetch(`/v1/jobs/${jobId}?wait=5`);
-    const j = (await r.json()) as { status: string; result?: { choices: Array<{ message: { content: string } }> } };
-    return j.status === 'succeeded' ? j : null;
-  }, 30_000, 'job succeeded');
+  const done = await eventually(
+    async () => {
+      const r = await ferry.fetch(`/v1/jobs/${jobId}?wait=5`);
+      const j = (await r.json()) as { status: string; result?: { choices: Array<{ message: { content: string } }> } };
+      return j.status === 'succeeded' ? j : null;
+    },
+    30_000,
+    'job succeeded',
+  );
   assert.match(done.result!.choices[0].message.content, /lost and found/);
-  const finished = await eventually(async () => {
-    const b = await client.batches.retrieve(batch.id);
-    return b.status === 'completed' ? b : null;
-  }, 40_000, 'batch completed');
+  const finished = await eventually(
+    async () => {
+      const b = await client.batches.retrieve(batch.id);
+      return b.status === 'completed' ? b : null;
+    },
+    40_000,
+    'batch completed',
+  );
   assert.equal(finished.request_counts?.completed, 1);
   // Queued again, the work ran once.
   assert.equal((await services.queues.generate.getJobCounts('completed')).completed, 2);

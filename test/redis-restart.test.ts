@@ -83,7 +83,15 @@ before(async () => {
     PORT: String(port),
   });
   ferry.stderr!.on('data', (d) => (stderr += d));
-  await eventually(() => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000, 'ferry to be ready');
+  await eventually(
+    () =>
+      fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    60_000,
+    'ferry to be ready',
+  );
 });
 
 after(async () => {

@@ -31,10 +31,14 @@ test('a worker killed with SIGKILL mid-upload is replaced; the upload resumes, n
 
   const first = spawnFerry('worker', ferry.env);
   const created = await ferry.client().files.create({ file: createReadStream(file), purpose: 'user_data' });
-  const rec = await eventually(async () => {
-    const r = await ferry.services.files.get(created.id);
-    return r && r.upload_offset >= 3 * CHUNK ? r : null;
-  }, 60_000, 'three chunks acknowledged');
+  const rec = await eventually(
+    async () => {
+      const r = await ferry.services.files.get(created.id);
+      return r && r.upload_offset >= 3 * CHUNK ? r : null;
+    },
+    60_000,
+    'three chunks acknowledged',
+  );
   first.kill('SIGKILL');
   await new Promise((r) => first.once('exit', r));
   const offsetAtKill = (await ferry.services.files.get(created.id))!.upload_offset;

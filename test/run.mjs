@@ -45,7 +45,9 @@ async function findRedis() {
   }
   if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0) {
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100 && !(await answers('127.0.0.1', port, 200)); i++) await new Promise((r) => setTimeout(r, 100));
     return { url: `redis://127.0.0.1:${port}`, how: `redis-server spawned on ${port}`, stop: async () => void child.kill() };
   }
@@ -60,11 +62,11 @@ const files = readdirSync(path.join(root, 'test'))
 
 const redis = await findRedis();
 process.stdout.write(`Redis for tests: ${redis.how}\n`);
-const child = spawn(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, REDIS_URL: redis.url } },
-);
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, REDIS_URL: redis.url },
+});
 const code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 await redis.stop();
 process.exit(code);

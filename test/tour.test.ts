@@ -93,7 +93,8 @@ describe('a tour of `npm start`', () => {
     base = `http://127.0.0.1:${port}`;
     const env: NodeJS.ProcessEnv = { ...process.env };
     // The defaults a user gets: log level info, the embedded emulator, no private networks.
-    for (const k of ['FERRY_LOG_LEVEL', 'GEMINI_API_KEY', 'GEMINI_BASE_URL', 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'NODE_ENV', 'HOST']) delete env[k];
+    for (const k of ['FERRY_LOG_LEVEL', 'GEMINI_API_KEY', 'GEMINI_BASE_URL', 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'NODE_ENV', 'HOST'])
+      delete env[k];
     Object.assign(env, {
       PORT: String(port),
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -112,7 +113,10 @@ describe('a tour of `npm start`', () => {
     const deadline = Date.now() + 90_000;
     for (;;) {
       assert.equal(child.exitCode, null, `npm start exited early:\n${stdout}\n${stderr}`);
-      const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       assert.ok(Date.now() < deadline, `npm start did not become ready:\n${stdout}\n${stderr}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -178,7 +182,15 @@ describe('a tour of `npm start`', () => {
   test('chat completions: synchronous with a file, streamed, asynchronous and polled, refusals', async () => {
     const answer = await sdk().chat.completions.create({
       model: MODEL,
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise.' }, { type: 'file', file: { file_id: fileId } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Summarise.' },
+            { type: 'file', file: { file_id: fileId } },
+          ],
+        },
+      ],
     });
     assert.equal(answer.object, 'chat.completion');
     let streamed = '';
@@ -201,14 +213,22 @@ describe('a tour of `npm start`', () => {
     });
     assert.equal(noType.status, 415);
     assert.match(noType.json.error.message, /Content-Type: application\/json/);
-    assert.equal((await call('bad JSON', 'POST', '/v1/chat/completions', { body: '{', headers: { 'content-type': 'application/json' } })).status, 400);
+    assert.equal(
+      (await call('bad JSON', 'POST', '/v1/chat/completions', { body: '{', headers: { 'content-type': 'application/json' } })).status,
+      400,
+    );
     assert.equal((await call('unknown model', 'POST', '/v1/chat/completions', { json: { model: 'gpt-4o', messages: [] } })).status, 400);
     assert.equal((await call('wrong method', 'DELETE', '/v1/chat/completions')).status, 404);
   });
 
   test('batches: create, wait, read the output, list, cancel an ended one', async () => {
     const lines = ['a', 'b', 'c'].map((id) =>
-      JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: MODEL, messages: [{ role: 'user', content: `line ${id}` }] } }),
+      JSON.stringify({
+        custom_id: id,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: MODEL, messages: [{ role: 'user', content: `line ${id}` }] },
+      }),
     );
     const src = path.join(tmp, 'requests.jsonl');
     await writeFile(src, lines.join('\n'));
@@ -228,7 +248,9 @@ describe('a tour of `npm start`', () => {
     assert.equal(loopback.status, 400);
     assert.match(loopback.json.error.message, /WEBHOOK_ALLOW_PRIVATE_NETWORKS=1/);
     // A public address that no event in this tour is sent to.
-    const made = await call('webhook endpoint', 'POST', '/v1/webhook_endpoints', { json: { url: 'https://8.8.8.8/hook', events: ['batch.expired'] } });
+    const made = await call('webhook endpoint', 'POST', '/v1/webhook_endpoints', {
+      json: { url: 'https://8.8.8.8/hook', events: ['batch.expired'] },
+    });
     assert.ok(made.status === 200 || made.status === 201, made.text);
     const id = made.json.id;
     assert.match(made.json.secret, /^whsec_/);
@@ -260,7 +282,12 @@ describe('a tour of `npm start`', () => {
       for (const a of assets) assert.equal((await call('dashboard asset', 'GET', `/admin/queues/${a}`, auth)).status, 200, a);
       assert.equal((await call('missing asset', 'GET', '/admin/queues/static/js/missing.js', auth)).status, 404);
       assert.equal((await call('dashboard queue page', 'GET', '/admin/queues/queue/generate', auth)).status, 200);
-      const queues = await call('dashboard api', 'GET', '/admin/queues/api/queues?activeQueue=generate&status=completed&page=1&jobsPerPage=10', auth);
+      const queues = await call(
+        'dashboard api',
+        'GET',
+        '/admin/queues/api/queues?activeQueue=generate&status=completed&page=1&jobsPerPage=10',
+        auth,
+      );
       assert.equal(queues.status, 200);
       assert.ok(queues.json.queues.some((q: { name: string }) => q.name === 'generate'));
       for (const p of [
@@ -288,15 +315,30 @@ describe('a tour of `npm start`', () => {
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.doesNotMatch(stderr, STACK_LINE);
     assert.doesNotMatch(stdout, STACK_LINE);
-    const logLines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-    assert.ok(logLines.some((l) => l.msg === 'request completed' && l.level === 30), 'it logs requests at info');
-    assert.deepEqual(logLines.filter((l) => l.level >= 50), []);
+    const logLines = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      logLines.some((l) => l.msg === 'request completed' && l.level === 30),
+      'it logs requests at info',
+    );
+    assert.deepEqual(
+      logLines.filter((l) => l.level >= 50),
+      [],
+    );
   });
 
   test('SIGTERM to npm reaches the service: it stops cleanly and exits 0', async () => {
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
-    assert.equal(await fetch(`${base}/healthz`).then(() => 'answered', () => 'gone'), 'gone');
+    assert.equal(
+      await fetch(`${base}/healthz`).then(
+        () => 'answered',
+        () => 'gone',
+      ),
+      'gone',
+    );
     assert.match(stdout, /"msg":"stopped"/);
   });
 });

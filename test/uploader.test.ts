@@ -43,7 +43,9 @@ before(async () => {
     chunkRequests++;
     if (chunkRequests === 2) {
       // Refused before reading, then drained slowly: the sender may go on writing for a while.
-      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 503, message: 'busy', status: 'UNAVAILABLE' } }));
+      res
+        .writeHead(503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 503, message: 'busy', status: 'UNAVAILABLE' } }));
       req.on('data', () => {
         req.pause();
         setTimeout(() => req.resume(), 5);
@@ -59,7 +61,17 @@ before(async () => {
       if (!command.includes('finalize')) return void res.writeHead(200, { 'x-goog-upload-status': 'active' }).end();
       res
         .writeHead(200, { 'x-goog-upload-status': 'final', 'content-type': 'application/json' })
-        .end(JSON.stringify({ file: { name: 'files/abc', uri: `${base}/v1beta/files/abc`, mimeType: 'application/octet-stream', sizeBytes: String(received.length), state: 'ACTIVE' } }));
+        .end(
+          JSON.stringify({
+            file: {
+              name: 'files/abc',
+              uri: `${base}/v1beta/files/abc`,
+              mimeType: 'application/octet-stream',
+              sizeBytes: String(received.length),
+              state: 'ACTIVE',
+            },
+          }),
+        );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

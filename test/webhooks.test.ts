@@ -113,11 +113,18 @@ describe('webhooks', () => {
     assert.equal(new Set(got.map((g) => g.headers['webhook-id'])).size, 1);
     for (const g of got) verify(ep.secret, g);
     const list = await (await ferry.fetch(`/v1/webhook_deliveries?endpoint_id=${ep.id}`)).json();
-    const d = await eventually(async () => {
-      const one = (await (await ferry.fetch(`/v1/webhook_deliveries/${list.data[0].id}`)).json());
-      return one.status === 'succeeded' ? one : null;
-    }, 5000, 'succeeded');
-    assert.deepEqual(d.attempts.map((a: any) => a.status_code), [500, 500, 200]);
+    const d = await eventually(
+      async () => {
+        const one = await (await ferry.fetch(`/v1/webhook_deliveries/${list.data[0].id}`)).json();
+        return one.status === 'succeeded' ? one : null;
+      },
+      5000,
+      'succeeded',
+    );
+    assert.deepEqual(
+      d.attempts.map((a: any) => a.status_code),
+      [500, 500, 200],
+    );
   });
 
   test('receiver down for a stretch, then up: every event delivered after, none lost, none with a new id', async () => {
@@ -138,7 +145,10 @@ describe('webhooks', () => {
       const ids = new Set(up.received.map((r) => verify(ep.secret, r).id));
       assert.equal(ids.size, 10);
       const deliveries = (await (await ferry.fetch(`/v1/webhook_deliveries?endpoint_id=${ep.id}`, { key: KEYS.b })).json()).data;
-      assert.ok(deliveries.every((d: any) => d.attempts.length >= 2 && d.attempts[0].status_code === null), 'first attempts failed to connect');
+      assert.ok(
+        deliveries.every((d: any) => d.attempts.length >= 2 && d.attempts[0].status_code === null),
+        'first attempts failed to connect',
+      );
       assert.deepEqual(new Set(deliveries.map((d: any) => d.event_id)), ids, 'same ids as when the receiver was down');
     } finally {
       await up.close();
@@ -153,7 +163,12 @@ describe('webhooks', () => {
       const ep = await res.json();
       const started = Date.now();
       for (let i = 0; i < 500; i++) {
-        await emit(ferry.services, { type: 'job.succeeded', tenant: 'admin', objectId: `job-many-${i}`, data: { id: `job-many-${i}`, n: i } });
+        await emit(ferry.services, {
+          type: 'job.succeeded',
+          tenant: 'admin',
+          objectId: `job-many-${i}`,
+          data: { id: `job-many-${i}`, n: i },
+        });
       }
       await eventually(async () => rx500.received.length >= 500, 50_000, '500 deliveries');
       const seconds = (Date.now() - started) / 1000;
@@ -170,18 +185,26 @@ describe('webhooks', () => {
     rx.script.set('/dead', [500, 500, 500, 500, 500]);
     const ep = await register('/dead');
     await emit(ferry.services, { type: 'job.failed', tenant: 'tenant-a', objectId: 'job-dead', data: { id: 'job-dead' } });
-    const failed = await eventually(async () => {
-      const list = (await (await ferry.fetch(`/v1/webhook_deliveries?status=failed&endpoint_id=${ep.id}`)).json()).data;
-      return list[0];
-    }, 10_000, 'dead letter');
+    const failed = await eventually(
+      async () => {
+        const list = (await (await ferry.fetch(`/v1/webhook_deliveries?status=failed&endpoint_id=${ep.id}`)).json()).data;
+        return list[0];
+      },
+      10_000,
+      'dead letter',
+    );
     assert.equal(failed.attempts.length, 5);
     assert.ok(failed.attempts.every((a: any) => a.status_code === 500));
     const retried = await ferry.fetch(`/v1/webhook_deliveries/${failed.id}/retry`, json('POST'));
     assert.equal(retried.status, 202);
-    const ok = await eventually(async () => {
-      const d = await (await ferry.fetch(`/v1/webhook_deliveries/${failed.id}`)).json();
-      return d.status === 'succeeded' ? d : null;
-    }, 10_000, 'replayed');
+    const ok = await eventually(
+      async () => {
+        const d = await (await ferry.fetch(`/v1/webhook_deliveries/${failed.id}`)).json();
+        return d.status === 'succeeded' ? d : null;
+      },
+      10_000,
+      'replayed',
+    );
     assert.equal(ok.attempts.at(-1).status_code, 200);
     const got = rx.at('/dead');
     assert.equal(new Set(got.map((g) => g.headers['webhook-id'])).size, 1);
@@ -192,14 +215,22 @@ describe('webhooks', () => {
     rx.script.set('/gone', [410]);
     const ep = await register('/gone');
     await emit(ferry.services, { type: 'job.succeeded', tenant: 'tenant-a', objectId: 'job-gone', data: {} });
-    const e = await eventually(async () => {
-      const one = await (await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`)).json();
-      return one.enabled === false ? one : null;
-    }, 10_000, 'disabled');
+    const e = await eventually(
+      async () => {
+        const one = await (await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`)).json();
+        return one.enabled === false ? one : null;
+      },
+      10_000,
+      'disabled',
+    );
     assert.match(e.disabled_reason, /410/);
     assert.equal(rx.at('/gone').length, 1, 'no retries after 410');
     // The tenant's other endpoints hear of it.
-    const notice = await eventually(async () => rx.received.find((r) => r.body.includes('"webhook_endpoint.disabled"')), 10_000, 'disabled event');
+    const notice = await eventually(
+      async () => rx.received.find((r) => r.body.includes('"webhook_endpoint.disabled"')),
+      10_000,
+      'disabled event',
+    );
     assert.equal(JSON.parse(notice.body).data.id, ep.id);
   });
 
@@ -216,11 +247,19 @@ describe('webhooks', () => {
   });
 
   test('an event over the size limit carries the object without its result', async () => {
-    const small = await startFerry({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1', FERRY_WEBHOOK_MAX_PAYLOAD_BYTES: '2048' }, workers: true });
+    const small = await startFerry({
+      env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1', FERRY_WEBHOOK_MAX_PAYLOAD_BYTES: '2048' },
+      workers: true,
+    });
     try {
       const res = await small.fetch('/v1/webhook_endpoints', json('POST', { url: rx.url('/big') }));
       const ep = await res.json();
-      await emit(small.services, { type: 'job.succeeded', tenant: 'tenant-a', objectId: 'job-big', data: { id: 'job-big', result: { text: 'x'.repeat(10_000) } } });
+      await emit(small.services, {
+        type: 'job.succeeded',
+        tenant: 'tenant-a',
+        objectId: 'job-big',
+        data: { id: 'job-big', result: { text: 'x'.repeat(10_000) } },
+      });
       await eventually(async () => rx.at('/big').length >= 1, 10_000, 'delivery');
       const event = verify(ep.secret, rx.at('/big')[0]);
       assert.equal(event.data.id, 'job-big');
@@ -234,7 +273,9 @@ describe('webhooks', () => {
   test('endpoints are per tenant and managed with list, patch and delete', async () => {
     const ep = await register('/mine');
     assert.equal((await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`, { key: KEYS.b })).status, 404);
-    const patched = await (await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`, json('PATCH', { enabled: false, events: ['job.failed'] }))).json();
+    const patched = await (
+      await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`, json('PATCH', { enabled: false, events: ['job.failed'] }))
+    ).json();
     assert.equal(patched.enabled, false);
     assert.deepEqual(patched.events, ['job.failed']);
     const list = await (await ferry.fetch('/v1/webhook_endpoints')).json();

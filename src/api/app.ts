@@ -6,7 +6,15 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import http from 'node:http';
-import { BadRequestError, FerryError, NotFoundError, PayloadTooLargeError, storeUnavailable, toErrorBody, UnavailableError } from '../core/errors.js';
+import {
+  BadRequestError,
+  FerryError,
+  NotFoundError,
+  PayloadTooLargeError,
+  storeUnavailable,
+  toErrorBody,
+  UnavailableError,
+} from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
 import { BlockingReaders, createRedis, isRedisUnavailable, logErrors } from '../core/redis.js';
 import type { Services } from '../core/services.js';
@@ -52,7 +60,10 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     e?.type === 'entity.parse.failed'
       ? new BadRequestError(`The body is not valid JSON: ${e.message}`, null, 'invalid_json')
       : e?.type === 'entity.too.large'
-        ? new PayloadTooLargeError('The request body is too large. Upload large media with POST /v1/files and reference it by file_id.', null)
+        ? new PayloadTooLargeError(
+            'The request body is too large. Upload large media with POST /v1/files and reference it by file_id.',
+            null,
+          )
         : e?.status && e.status >= 400 && e.status < 500 && ((e as { expose?: boolean }).expose || err instanceof URIError)
           ? // Other client errors raised by Express and its parsers (charset, encoding, bad URL escapes).
             new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)

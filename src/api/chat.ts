@@ -46,13 +46,17 @@ export function chatRouter(deps: ApiDeps): Router {
     for (const id of chat.fileIds) {
       const f = await files.get(id);
       if (!f || f.tenant !== tenant) throw new NotFoundError(`No such file: '${id}'`, 'messages');
-      if (f.status === 'error') throw new BadRequestError(`File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'messages', 'file_failed');
+      if (f.status === 'error')
+        throw new BadRequestError(`File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'messages', 'file_failed');
       if (f.purpose === 'batch') throw new BadRequestError(`File '${id}' is batch input, not a document for the model.`, 'messages');
     }
 
     const webhookUrl = chat.body.webhook_url === undefined ? null : await checkWebhookUrl(deps, chat.body.webhook_url, 'webhook_url');
     if (webhookUrl && !(await services.endpoints.defaultFor(tenant))) {
-      throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
+      throw new BadRequestError(
+        '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
+        'webhook_url',
+      );
     }
     const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const fp = idemKey ? fingerprint(req.body) : '';
@@ -158,7 +162,8 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
         const now = await deps.services.jobs.get(rec.id);
         if (!now || isFinalJob(now)) {
           if (now?.status === 'succeeded') send('[DONE]');
-          else send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
+          else
+            send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
           return;
         }
         res.write(': keep-alive\n\n');
@@ -174,7 +179,10 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
           send('[DONE]');
           return;
         } else {
-          const error = kind === 'error' ? JSON.parse(value) : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
+          const error =
+            kind === 'error'
+              ? JSON.parse(value)
+              : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
           send({ error: { message: error.message, type: error.type, param: error.param, code: error.code } });
           return;
         }

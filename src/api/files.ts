@@ -195,7 +195,10 @@ async function buildRecord(
   const webhookField = one(fields, 'webhook_url');
   const webhookUrl = webhookField ? await checkWebhookUrl(deps, webhookField, 'webhook_url') : null;
   if (webhookUrl && !(await deps.services.endpoints.defaultFor(tenant))) {
-    throw new BadRequestError('"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).', 'webhook_url');
+    throw new BadRequestError(
+      '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
+      'webhook_url',
+    );
   }
   return newFileRecord({
     id,

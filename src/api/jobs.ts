@@ -1,7 +1,15 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, jobEvent, jobObject, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import {
+  FINAL_JOB_STATUSES,
+  OPEN_JOB_STATUSES,
+  isFinalJob,
+  jobEvent,
+  jobObject,
+  type JobRecord,
+  type JobStatus,
+} from '../core/records/jobs.js';
 import { emitSafely } from '../core/webhook-events.js';
 import { onLineFinal } from '../worker/batch.js';
 import { principal } from './auth.js';

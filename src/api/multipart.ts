@@ -52,10 +52,7 @@ function addField(fields: Record<string, FieldValue>, name: string, value: strin
   }
 }
 
-export function parseUpload(
-  req: Request,
-  opts: { staging: StagingStore; stagingKey: string; maxBytes: number },
-): Promise<ParsedUpload> {
+export function parseUpload(req: Request, opts: { staging: StagingStore; stagingKey: string; maxBytes: number }): Promise<ParsedUpload> {
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
     return Promise.reject(
@@ -85,7 +82,12 @@ export function parseUpload(
     bb.on('file', (name, stream, info) => {
       if (name !== 'file' || writing) {
         stream.resume();
-        fail(new BadRequestError(name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`, name));
+        fail(
+          new BadRequestError(
+            name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`,
+            name,
+          ),
+        );
         return;
       }
       const capture = new HeadCapture();
@@ -104,7 +106,7 @@ export function parseUpload(
         (staged) => {
           file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '', head: capture.head() };
         },
-        (err: Error) => fail(err instanceof PayloadTooLargeError ? err : failure ?? err),
+        (err: Error) => fail(err instanceof PayloadTooLargeError ? err : (failure ?? err)),
       );
     });
     bb.on('field', (name, value, info) => {

@@ -29,9 +29,16 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
 
   r.get('/readyz', async (_req, res) => {
     // A connection that is not ready answers at once; a ready one must also answer a ping.
-    const redisOk = redis.status === 'ready' && (await redis.ping().then(() => true, () => false));
+    const redisOk =
+      redis.status === 'ready' &&
+      (await redis.ping().then(
+        () => true,
+        () => false,
+      ));
     const workersOk = redisOk && (await deps.workersReady().catch(() => false));
-    res.status(redisOk && workersOk ? 200 : 503).json({ status: redisOk && workersOk ? 'ready' : 'not_ready', redis: redisOk, workers: workersOk });
+    res
+      .status(redisOk && workersOk ? 200 : 503)
+      .json({ status: redisOk && workersOk ? 'ready' : 'not_ready', redis: redisOk, workers: workersOk });
   });
 
   const unregister = registerQueueDepth(async () => {

@@ -61,7 +61,8 @@ function parseEvents(v: unknown): EventType[] | null {
 
 function parseDescription(v: unknown): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || v.length > 500) throw new BadRequestError('"description" must be a string of at most 500 characters.', 'description');
+  if (typeof v !== 'string' || v.length > 500)
+    throw new BadRequestError('"description" must be a string of at most 500 characters.', 'description');
   return v;
 }
 
@@ -117,9 +118,12 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     if (body.description !== undefined) patch.description = parseDescription(body.description);
     if (body.enabled !== undefined) {
       if (typeof body.enabled !== 'boolean') throw new BadRequestError('"enabled" must be true or false.', 'enabled');
-      Object.assign(patch, body.enabled
-        ? { status: 'enabled', disabled_at: null, disabled_reason: null, failing_since: null }
-        : { status: 'disabled', disabled_at: now(), disabled_reason: 'disabled by request' });
+      Object.assign(
+        patch,
+        body.enabled
+          ? { status: 'enabled', disabled_at: null, disabled_reason: null, failing_since: null }
+          : { status: 'disabled', disabled_at: now(), disabled_reason: 'disabled by request' },
+      );
     }
     await endpoints.update(e.id, patch);
     res.json(endpointObject((await endpoints.get(e.id)) ?? { ...e, ...patch }));

@@ -63,7 +63,16 @@ export async function uploadDocuments(client: OpenAI, docs: Document[], opts: Up
   const progress = new ProgressLine();
   const sent = new Array<number>(docs.length).fill(0);
   let finished = 0;
-  const show = (force = false) => progress.update(uploadLine(sent.reduce((a, b) => a + b, 0), totalBytes, finished, docs.length), force);
+  const show = (force = false) =>
+    progress.update(
+      uploadLine(
+        sent.reduce((a, b) => a + b, 0),
+        totalBytes,
+        finished,
+        docs.length,
+      ),
+      force,
+    );
   const out = new Array<Uploaded>(docs.length);
   let next = 0;
 
@@ -78,7 +87,11 @@ export async function uploadDocuments(client: OpenAI, docs: Document[], opts: Up
     }
     try {
       const extra = { target_model_names: [opts.model], ...(opts.storage ? { target_storage: opts.storage } : {}) };
-      const file = await client.files.create({ file: toStreamingFile(counted(), path.basename(doc.file)), purpose: 'user_data', ...extra } as never);
+      const file = await client.files.create({
+        file: toStreamingFile(counted(), path.basename(doc.file)),
+        purpose: 'user_data',
+        ...extra,
+      } as never);
       return { ...doc, fileId: file.id };
     } catch (err) {
       process.stderr.write(`\nferry: ${doc.name} was not uploaded: ${(err as Error).message}\n`);

@@ -45,7 +45,9 @@ async function submitCommand(args: string[]): Promise<number> {
     },
   });
   if (values.help || positionals.length === 0 || !values.prompt) {
-    throw new UsageError('usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]');
+    throw new UsageError(
+      'usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]',
+    );
   }
   if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
     throw new UsageError('--storage takes "azure_storage" (or "gemini", the default)');

@@ -41,7 +41,11 @@ export function uploadLine(bytes: number, totalBytes: number, files: number, tot
   return `Uploading ${bar(totalBytes ? bytes / totalBytes : 1)} ${pct}%  ${(bytes / MB).toFixed(1)}/${(totalBytes / MB).toFixed(1)} MB  ${files}/${totalFiles} files`;
 }
 
-export function batchLine(b: { id: string; status: string; request_counts?: { total: number; completed: number; failed: number } }): string {
+export function batchLine(b: {
+  id: string;
+  status: string;
+  request_counts?: { total: number; completed: number; failed: number };
+}): string {
   const c = b.request_counts ?? { total: 0, completed: 0, failed: 0 };
   const done = c.completed + c.failed;
   return `Batch ${b.id} ${b.status} ${bar(c.total ? done / c.total : 0)} ${c.completed} completed, ${c.failed} failed, ${c.total} total`;

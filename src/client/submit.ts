@@ -38,7 +38,18 @@ export function batchInput(docs: Uploaded[], prompt: string, model: string): str
         custom_id: d.name,
         method: 'POST',
         url: '/v1/chat/completions',
-        body: { model, messages: [{ role: 'user', content: [{ type: 'text', text: prompt }, { type: 'file', file: { file_id: d.fileId } }] }] },
+        body: {
+          model,
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { type: 'text', text: prompt },
+                { type: 'file', file: { file_id: d.fileId } },
+              ],
+            },
+          ],
+        },
       }),
     )
     .join('\n');
@@ -93,12 +104,22 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
   const ok = uploaded.filter((d) => d.fileId);
   const index = new Map(uploaded.map((d, i) => [d.name, i]));
   const notUploaded = uploaded.flatMap((d, i) =>
-    d.error ? [{ index: i, line: JSON.stringify({ id: null, custom_id: d.name, response: null, error: { code: 'upload_failed', message: d.error } }) }] : [],
+    d.error
+      ? [
+          {
+            index: i,
+            line: JSON.stringify({ id: null, custom_id: d.name, response: null, error: { code: 'upload_failed', message: d.error } }),
+          },
+        ]
+      : [],
   );
 
   let batch: Batch | null = null;
   if (ok.length) {
-    const input = await client.files.create({ file: await toFile(Buffer.from(batchInput(uploaded, opts.prompt, opts.model)), 'ferry-submit.jsonl'), purpose: 'batch' });
+    const input = await client.files.create({
+      file: await toFile(Buffer.from(batchInput(uploaded, opts.prompt, opts.model)), 'ferry-submit.jsonl'),
+      purpose: 'batch',
+    });
     batch = await client.batches.create({
       input_file_id: input.id,
       endpoint: '/v1/chat/completions',
@@ -120,7 +141,9 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
   if (opts.out) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const counts = batch?.request_counts ?? { completed: 0, failed: 0, total: 0 };
   const failed = docs.length - counts.completed;
-  process.stderr.write(`${counts.completed} of ${docs.length} documents answered, ${failed} not; ${written} result lines${opts.out ? ` in ${opts.out}` : ''}.\n`);
+  process.stderr.write(
+    `${counts.completed} of ${docs.length} documents answered, ${failed} not; ${written} result lines${opts.out ? ` in ${opts.out}` : ''}.\n`,
+  );
   if (batch && batch.status !== 'completed') return 1;
   return failed > 0 ? 3 : 0;
 }

@@ -59,8 +59,7 @@ export interface AdmissionRequest {
 
 /** `go`: call after `waitMs` (≤ the horizon). Otherwise come back in `retryMs`, holding nothing. */
 export type Decision =
-  | { go: true; waitMs: number; paced: boolean; inFlight: boolean }
-  | { go: false; retryMs: number; why: 'quota' | 'paused' | 'slow_start' };
+  { go: true; waitMs: number; paced: boolean; inFlight: boolean } | { go: false; retryMs: number; why: 'quota' | 'paused' | 'slow_start' };
 
 const ADMIT = `
 local now = tonumber(ARGV[1])
@@ -303,7 +302,8 @@ export class Admission {
   /** No limit known: a window of calls in flight here, widened by each success. */
   private slowStart(model: string): Decision {
     const n = this.inFlight.get(model) ?? 0;
-    if (n >= (this.window.get(model) ?? SLOW_START_WINDOW)) return { go: false, retryMs: 50 + Math.round(Math.random() * 200), why: 'slow_start' };
+    if (n >= (this.window.get(model) ?? SLOW_START_WINDOW))
+      return { go: false, retryMs: 50 + Math.round(Math.random() * 200), why: 'slow_start' };
     this.inFlight.set(model, n + 1);
     return { go: true, waitMs: 0, paced: false, inFlight: true };
   }

@@ -7,7 +7,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export class ConfigError extends Error {
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'ConfigError';
   }
@@ -116,7 +119,10 @@ function url(env: Env, name: string): string | undefined {
 /** `key:tenant` pairs, comma- or newline-separated. */
 export function parseApiKeys(text: string, variable: string): Map<string, string> {
   const keys = new Map<string, string>();
-  for (const entry of text.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (entry.startsWith('#')) continue;
     const i = entry.lastIndexOf(':');
     const key = i > 0 ? entry.slice(0, i).trim() : '';

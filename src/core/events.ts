@@ -19,7 +19,10 @@ interface Channel {
 export class ChangeWaiter {
   private readonly channels = new Map<string, Channel>();
 
-  constructor(private readonly sub: Redis, private readonly keys: Keys) {
+  constructor(
+    private readonly sub: Redis,
+    private readonly keys: Keys,
+  ) {
     sub.on('message', (channel: string, message: string) => {
       for (const fn of this.channels.get(channel)?.fns ?? []) fn(message);
     });

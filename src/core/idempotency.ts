@@ -22,7 +22,11 @@ export function fingerprint(...parts: unknown[]): string {
 }
 
 export class Idempotency {
-  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly ttlSeconds = IDEMPOTENCY_TTL_SECONDS) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly ttlSeconds = IDEMPOTENCY_TTL_SECONDS,
+  ) {}
 
   static keyOf(header: string | string[] | undefined): string | null {
     if (header === undefined) return null;
@@ -46,9 +50,14 @@ export class Idempotency {
     const prev = raw ? (JSON.parse(raw) as Entry) : null;
     if (!prev) return this.claim(tenant, key, fp);
     if (prev.fp !== fp) {
-      throw new UnprocessableError('This Idempotency-Key was used with a different request body.', 'idempotency_key_reused', 'Idempotency-Key');
+      throw new UnprocessableError(
+        'This Idempotency-Key was used with a different request body.',
+        'idempotency_key_reused',
+        'Idempotency-Key',
+      );
     }
-    if (!prev.id) throw new ConflictError('A request with this Idempotency-Key is still being processed; retry shortly.', 'idempotency_in_progress');
+    if (!prev.id)
+      throw new ConflictError('A request with this Idempotency-Key is still being processed; retry shortly.', 'idempotency_in_progress');
     return prev.id;
   }
 

@@ -21,7 +21,12 @@ type Scripted = Redis & { ferrySlotAcquire(key: string, ...args: (string | numbe
 
 export class TenantSlots {
   private readonly redis: Scripted;
-  constructor(redis: Redis, private readonly keys: Keys, private readonly max: number, private readonly leaseMs = 15 * 60_000) {
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly max: number,
+    private readonly leaseMs = 15 * 60_000,
+  ) {
     if (!('ferrySlotAcquire' in redis)) redis.defineCommand('ferrySlotAcquire', { numberOfKeys: 1, lua: ACQUIRE });
     this.redis = redis as Scripted;
   }

@@ -46,12 +46,7 @@ export function normalizeMime(m: string): string {
   return m.split(';')[0].trim().toLowerCase();
 }
 
-export async function detectMimeType(input: {
-  override?: string;
-  partType?: string;
-  filename: string;
-  head: Buffer;
-}): Promise<string> {
+export async function detectMimeType(input: { override?: string; partType?: string; filename: string; head: Buffer }): Promise<string> {
   if (input.override) return normalizeMime(input.override);
   const magic = await fileTypeFromBuffer(input.head).catch(() => undefined);
   // Containers such as zip also hold docx/xlsx; let a specific extension refine them.

@@ -113,7 +113,7 @@ class FileReader implements SequentialReader {
     this.ahead = null;
     let ready = ahead ? await ahead.bytes : 0;
     if (ahead?.pos !== range.start) ready = 0;
-    for (let pos = range.start; pos <= range.end; ) {
+    for (let pos = range.start; pos <= range.end;) {
       const want = Math.min(this.buffer.length, range.end - pos + 1);
       const bytesRead = ready > 0 ? Math.min(ready, want) : (await fh.read(this.buffer, 0, want, pos)).bytesRead;
       ready = 0;
@@ -123,7 +123,13 @@ class FileReader implements SequentialReader {
     }
     // Asked for more after the last slice: the sender is done with it, so the buffer is free.
     const next = range.end + 1;
-    this.ahead = { pos: next, bytes: fh.read(this.buffer, 0, this.buffer.length, next).then((r) => r.bytesRead, () => 0) };
+    this.ahead = {
+      pos: next,
+      bytes: fh.read(this.buffer, 0, this.buffer.length, next).then(
+        (r) => r.bytesRead,
+        () => 0,
+      ),
+    };
   }
 
   async close(): Promise<void> {

@@ -39,7 +39,8 @@ export async function emit(services: Services, input: EmitInput): Promise<number
   const targets: Array<{ endpointId: string | null; signing: string; url: string }> = [];
   const all = input.endpoints ?? (await endpoints.ofTenant(input.tenant));
   for (const e of all) {
-    if (e.status === 'enabled' && (!e.events || e.events.includes(input.type))) targets.push({ endpointId: e.id, signing: e.id, url: e.url });
+    if (e.status === 'enabled' && (!e.events || e.events.includes(input.type)))
+      targets.push({ endpointId: e.id, signing: e.id, url: e.url });
   }
   if (input.webhookUrl) {
     const signer = all.find((e) => e.status === 'enabled');

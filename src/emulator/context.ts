@@ -45,9 +45,4 @@ export interface RequestInfo {
   fault?: FaultDecision['rule'];
 }
 
-export type Handler = (
-  ctx: EmulatorContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  info: RequestInfo,
-) => Promise<void>;
+export type Handler = (ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void>;

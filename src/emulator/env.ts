@@ -32,8 +32,12 @@ const limit = (env: Env, name: string) =>
   readNumber(env, name, 'a non-negative integer (0 = unlimited)', (n) => Number.isSafeInteger(n) && n >= 0);
 
 const millis = (env: Env, name: string, positive: boolean) =>
-  readNumber(env, name, `a number of milliseconds in ${positive ? '(0' : '[0'}, ${MAX_LATENCY_MS}]`,
-    (n) => Number.isFinite(n) && (positive ? n > 0 : n >= 0) && n <= MAX_LATENCY_MS);
+  readNumber(
+    env,
+    name,
+    `a number of milliseconds in ${positive ? '(0' : '[0'}, ${MAX_LATENCY_MS}]`,
+    (n) => Number.isFinite(n) && (positive ? n > 0 : n >= 0) && n <= MAX_LATENCY_MS,
+  );
 
 /** Throws a ConfigError naming the variable when one is malformed or set with a variable it excludes. */
 export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency'> {
@@ -46,11 +50,15 @@ export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOpt
   const medianMs = millis(env, 'FERRY_EMULATOR_LATENCY_MEDIAN_MS', true);
   const p99Ms = millis(env, 'FERRY_EMULATOR_LATENCY_P99_MS', true);
   if (fixed !== undefined && (medianMs !== undefined || p99Ms !== undefined)) {
-    throw new ConfigError('FERRY_EMULATOR_LATENCY_MS', '(fixed) excludes FERRY_EMULATOR_LATENCY_MEDIAN_MS and FERRY_EMULATOR_LATENCY_P99_MS (lognormal): set one or the other.');
+    throw new ConfigError(
+      'FERRY_EMULATOR_LATENCY_MS',
+      '(fixed) excludes FERRY_EMULATOR_LATENCY_MEDIAN_MS and FERRY_EMULATOR_LATENCY_P99_MS (lognormal): set one or the other.',
+    );
   }
   if (fixed !== undefined) out.latency = { kind: 'fixed', ms: fixed };
   if (medianMs !== undefined || p99Ms !== undefined) {
-    if (medianMs === undefined) throw new ConfigError('FERRY_EMULATOR_LATENCY_MEDIAN_MS', 'must be set with FERRY_EMULATOR_LATENCY_P99_MS.');
+    if (medianMs === undefined)
+      throw new ConfigError('FERRY_EMULATOR_LATENCY_MEDIAN_MS', 'must be set with FERRY_EMULATOR_LATENCY_P99_MS.');
     if (p99Ms === undefined) throw new ConfigError('FERRY_EMULATOR_LATENCY_P99_MS', 'must be set with FERRY_EMULATOR_LATENCY_MEDIAN_MS.');
     if (p99Ms < medianMs) {
       throw new ConfigError('FERRY_EMULATOR_LATENCY_P99_MS', `(${p99Ms}) must be at least FERRY_EMULATOR_LATENCY_MEDIAN_MS (${medianMs}).`);

@@ -17,11 +17,7 @@ export class RpcError extends Error {
   readonly details?: unknown[];
   readonly headers: Record<string, string>;
 
-  constructor(
-    code: number,
-    message: string,
-    opts: { status?: string; details?: unknown[]; headers?: Record<string, string> } = {},
-  ) {
+  constructor(code: number, message: string, opts: { status?: string; details?: unknown[]; headers?: Record<string, string> } = {}) {
     super(message);
     this.name = 'RpcError';
     this.code = code;
@@ -37,12 +33,9 @@ export class RpcError extends Error {
   }
 }
 
-export const invalidArgument = (message: string, headers?: Record<string, string>) =>
-  new RpcError(400, message, { headers });
-export const failedPrecondition = (message: string) =>
-  new RpcError(400, message, { status: 'FAILED_PRECONDITION' });
-export const notFound = (message: string, headers?: Record<string, string>) =>
-  new RpcError(404, message, { headers });
+export const invalidArgument = (message: string, headers?: Record<string, string>) => new RpcError(400, message, { headers });
+export const failedPrecondition = (message: string) => new RpcError(400, message, { status: 'FAILED_PRECONDITION' });
+export const notFound = (message: string, headers?: Record<string, string>) => new RpcError(404, message, { headers });
 
 /** Anything thrown by a handler becomes a Google-shaped error; unexpected ones are 500 INTERNAL. */
 export function toRpcError(err: unknown): RpcError {

@@ -81,7 +81,10 @@ export function faultError(rule: FaultRule): RpcError {
       });
     }
     case '500':
-      return new RpcError(500, 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting');
+      return new RpcError(
+        500,
+        'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting',
+      );
     case '503':
       return new RpcError(503, 'The model is overloaded. Please try again later.');
     default:
@@ -114,14 +117,7 @@ export function validateFaultRules(input: unknown): FaultRule[] {
   });
 }
 
-function checkNumber(
-  rule: Record<string, unknown>,
-  key: string,
-  where: string,
-  min: number,
-  max: number,
-  integer = false,
-): void {
+function checkNumber(rule: Record<string, unknown>, key: string, where: string, min: number, max: number, integer = false): void {
   const value = rule[key];
   if (value === undefined) return;
   const ok = typeof value === 'number' && value >= min && value <= max && (!integer || Number.isInteger(value));

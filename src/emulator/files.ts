@@ -77,7 +77,9 @@ export class FileStore {
   /** Checks a caller-chosen id; throws the 400/409 the API would answer. */
   checkCustomId(id: string): void {
     if (!CUSTOM_ID.test(id)) {
-      throw invalidArgument(`Invalid file name "files/${id}": up to 40 lowercase letters, digits or dashes, not starting or ending with a dash.`);
+      throw invalidArgument(
+        `Invalid file name "files/${id}": up to 40 lowercase letters, digits or dashes, not starting or ending with a dash.`,
+      );
     }
     if (this.get(id)) throw new RpcError(409, `File files/${id} already exists.`);
   }

@@ -104,6 +104,7 @@ function forRecord(body: unknown): unknown {
   return {
     ...(body as object),
     contents: contents.map((c) =>
-      Array.isArray((c as { parts?: unknown } | null)?.parts) ? { ...c, parts: (c as { parts: unknown[] }).parts.map(elide) } : c),
+      Array.isArray((c as { parts?: unknown } | null)?.parts) ? { ...c, parts: (c as { parts: unknown[] }).parts.map(elide) } : c,
+    ),
   };
 }

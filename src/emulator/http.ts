@@ -5,12 +5,7 @@ import { invalidArgument, RpcError } from './errors.js';
 
 export const JSON_TYPE = 'application/json; charset=UTF-8';
 
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
     'Content-Type': JSON_TYPE,

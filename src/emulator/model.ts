@@ -14,8 +14,19 @@ import { fileIdOf, stateOf, type FileStore } from './files.js';
 const TOKENS_PER_MEDIA_PART = 258;
 const MAX_CANDIDATES = 8;
 const FINISH_REASONS = new Set([
-  'STOP', 'MAX_TOKENS', 'SAFETY', 'RECITATION', 'LANGUAGE', 'OTHER', 'BLOCKLIST', 'PROHIBITED_CONTENT',
-  'SPII', 'MALFORMED_FUNCTION_CALL', 'IMAGE_SAFETY', 'UNEXPECTED_TOOL_CALL', 'TOO_MANY_TOOL_CALLS',
+  'STOP',
+  'MAX_TOKENS',
+  'SAFETY',
+  'RECITATION',
+  'LANGUAGE',
+  'OTHER',
+  'BLOCKLIST',
+  'PROHIBITED_CONTENT',
+  'SPII',
+  'MALFORMED_FUNCTION_CALL',
+  'IMAGE_SAFETY',
+  'UNEXPECTED_TOOL_CALL',
+  'TOO_MANY_TOOL_CALLS',
 ]);
 /** Finish reasons for which the real API sends a candidate without content. */
 const CONTENTLESS_REASONS = new Set(['SAFETY', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'MALFORMED_FUNCTION_CALL']);
@@ -96,8 +107,10 @@ export function collectFacts(files: FileStore, model: string, body: unknown): Pr
   });
   // The one token estimate: reported as usageMetadata.promptTokenCount and charged against the tpm
   // quota (quota.ts), so a client can correct its own estimate from the answers.
-  const words = [...facts.texts, ...facts.system, ...facts.functionResponses.map((r) => JSON.stringify(r))]
-    .reduce((sum, t) => sum + countWords(t), 0);
+  const words = [...facts.texts, ...facts.system, ...facts.functionResponses.map((r) => JSON.stringify(r))].reduce(
+    (sum, t) => sum + countWords(t),
+    0,
+  );
   facts.promptTokens = words + TOKENS_PER_MEDIA_PART * (facts.files.length + facts.inline.length);
   return facts;
 }
@@ -107,7 +120,8 @@ function collectPart(files: FileStore, facts: PromptFacts, texts: string[], part
   if (typeof part.text === 'string') texts.push(part.text);
   if (isObject(part.inlineData)) {
     const { mimeType, data } = part.inlineData;
-    if (typeof mimeType !== 'string' || !mimeType) throw invalidArgument(`* ${where}.inline_data.mime_type: mime type must be specified.\n`);
+    if (typeof mimeType !== 'string' || !mimeType)
+      throw invalidArgument(`* ${where}.inline_data.mime_type: mime type must be specified.\n`);
     if (typeof data !== 'string') throw invalidArgument(`* ${where}.inline_data.data: data must be base64.\n`);
     facts.inline.push({ mimeType, bytes: Buffer.from(data, 'base64').length });
   }
@@ -156,7 +170,8 @@ export function buildReply(facts: PromptFacts, body: Json): Reply {
   const call = requestedCall(facts.lastUserText, declaredFunctions(body.tools));
   const forced = directive('FINISH');
   const candidates = Array.from({ length: count }, (_, index) =>
-    makeCandidate(facts, config, index, count, call, forced && FINISH_REASONS.has(forced) ? forced : undefined));
+    makeCandidate(facts, config, index, count, call, forced && FINISH_REASONS.has(forced) ? forced : undefined),
+  );
   const outputTokens = candidates.reduce(
     (sum, c) => sum + countWords(c.text ?? (c.functionCall ? `${c.functionCall.name} ${JSON.stringify(c.functionCall.args)}` : '')),
     0,
@@ -175,9 +190,8 @@ function makeCandidate(
   if (call === 'malformed') return { index, finishReason: 'MALFORMED_FUNCTION_CALL' };
   if (call) return { index, finishReason: 'STOP', functionCall: call };
   if (forcedReason && CONTENTLESS_REASONS.has(forcedReason)) {
-    const safetyRatings = forcedReason === 'SAFETY'
-      ? [{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', probability: 'HIGH', blocked: true }]
-      : undefined;
+    const safetyRatings =
+      forcedReason === 'SAFETY' ? [{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', probability: 'HIGH', blocked: true }] : undefined;
     return { index, finishReason: forcedReason, ...(safetyRatings ? { safetyRatings } : {}) };
   }
   const json = config.responseMimeType === 'application/json';
@@ -195,10 +209,20 @@ function textReply(facts: PromptFacts): string {
   const add = (label: string, values: string[], sep = ', ') => {
     if (values.length) segments.push(`${label}=${values.join(sep)}`);
   };
-  add('files', facts.files.map((f) => `${f.name}(${f.mimeType},${f.sizeBytes} bytes,sha256=${f.sha256})`));
-  add('inline', facts.inline.map((p) => `${p.mimeType}(${p.bytes} bytes)`));
+  add(
+    'files',
+    facts.files.map((f) => `${f.name}(${f.mimeType},${f.sizeBytes} bytes,sha256=${f.sha256})`),
+  );
+  add(
+    'inline',
+    facts.inline.map((p) => `${p.mimeType}(${p.bytes} bytes)`),
+  );
   add('system', facts.system, ' / ');
-  add('functionResponse', facts.functionResponses.map((r) => `${r.name}${JSON.stringify(r.response)}`), ' / ');
+  add(
+    'functionResponse',
+    facts.functionResponses.map((r) => `${r.name}${JSON.stringify(r.response)}`),
+    ' / ',
+  );
   add('text', facts.texts, ' / ');
   return segments.join(' | ');
 }

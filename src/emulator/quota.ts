@@ -44,7 +44,10 @@ export class TokenBucket {
   private level: number;
   private updatedAt: number;
 
-  constructor(readonly limitPerMinute: number, now: number) {
+  constructor(
+    readonly limitPerMinute: number,
+    now: number,
+  ) {
     this.capacity = Math.max(1, limitPerMinute / 60);
     this.perMs = limitPerMinute / MS_PER_MINUTE;
     this.level = this.capacity;
@@ -129,7 +132,11 @@ export class QuotaEnforcer {
     }
     if (refused.length) {
       this.stats.countQuotaRefusal(model);
-      throw quotaExceeded(model, refused.map((name) => ({ name, limit: (buckets[name] as TokenBucket).limitPerMinute })), waitMs);
+      throw quotaExceeded(
+        model,
+        refused.map((name) => ({ name, limit: (buckets[name] as TokenBucket).limitPerMinute })),
+        waitMs,
+      );
     }
     for (const name of METRIC_NAMES) buckets[name]?.take(costs[name], now);
   }
@@ -152,8 +159,11 @@ export class QuotaEnforcer {
 /** Gemini's quota 429, worded as in its answers; retryDelay in whole seconds, at least 1. */
 export function quotaExceeded(model: string, violations: { name: MetricName; limit: number }[], waitMs: number): RpcError {
   const seconds = Number.isFinite(waitMs) ? waitMs / 1000 : NEVER_FITS_RETRY_SECONDS;
-  const lines = violations.map(({ name, limit }) => `* Quota exceeded for metric: ${METRICS[name].quotaMetric}, limit: ${limit}, model: ${model}`);
-  const message = 'You exceeded your current quota, please check your plan and billing details. ' +
+  const lines = violations.map(
+    ({ name, limit }) => `* Quota exceeded for metric: ${METRICS[name].quotaMetric}, limit: ${limit}, model: ${model}`,
+  );
+  const message =
+    'You exceeded your current quota, please check your plan and billing details. ' +
     `For more information on this error, head to: ${RATE_LIMITS_URL}. To monitor your current usage, head to: https://ai.dev/rate-limit. \n` +
     `${lines.join('\n')}\nPlease retry in ${Number(seconds.toFixed(3))}s.`;
   return new RpcError(429, message, {

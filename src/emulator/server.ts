@@ -116,8 +116,8 @@ function matchRoute(req: IncomingMessage, url: URL): Match | undefined {
 }
 
 /** Upload session URLs carry their own credential (the upload id), as on the real API. */
-const needsApiKey = (match: Match) => match.route !== undefined && match.route !== 'upload.chunk' &&
-  match.route !== 'upload.query' && match.route !== 'upload.cancel';
+const needsApiKey = (match: Match) =>
+  match.route !== undefined && match.route !== 'upload.chunk' && match.route !== 'upload.query' && match.route !== 'upload.cancel';
 
 function requestBaseUrl(ctx: EmulatorContext, req: IncomingMessage): string {
   const host = req.headers.host;

@@ -88,7 +88,8 @@ export class StatsCollector {
     this.generateRequests = [];
     // Calls still in flight end after the reset: they stay counted, so inFlight never goes negative.
     const inFlight = [...this.generateByModel].filter(([, s]) => s.inFlight > 0);
-    this.generateByModel = new Map(inFlight.map(([model, s]) =>
-      [model, { answered2xx: 0, refusedForQuota: 0, inFlight: s.inFlight, peakInFlight: s.inFlight }]));
+    this.generateByModel = new Map(
+      inFlight.map(([model, s]) => [model, { answered2xx: 0, refusedForQuota: 0, inFlight: s.inFlight, peakInFlight: s.inFlight }]),
+    );
   }
 }

@@ -55,9 +55,7 @@ export interface QuotaSetting extends QuotaLimits {
  * the first chunk). `lognormal` draws from the seeded generator: mu = ln(medianMs),
  * sigma = ln(p99Ms / medianMs) / 2.326. `{ kind: 'fixed', ms: 0 }` (the default) is no delay.
  */
-export type LatencySetting =
-  | { kind: 'fixed'; ms: number }
-  | { kind: 'lognormal'; medianMs: number; p99Ms: number };
+export type LatencySetting = { kind: 'fixed'; ms: number } | { kind: 'lognormal'; medianMs: number; p99Ms: number };
 
 export interface EmulatorOptions {
   /** Default 127.0.0.1. */

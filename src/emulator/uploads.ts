@@ -73,7 +73,10 @@ export type UploadCommand = 'start' | 'chunk' | 'query' | 'cancel' | 'unknown';
 
 /** Reads X-Goog-Upload-Command ("start", "upload", "upload, finalize", "finalize", "query", "cancel"). */
 export function parseUploadCommand(value: string | undefined): { command: UploadCommand; finalize: boolean } {
-  const words = (value ?? '').toLowerCase().split(',').map((w) => w.trim());
+  const words = (value ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((w) => w.trim());
   const finalize = words.includes('finalize');
   if (words.includes('start')) return { command: 'start', finalize: false };
   if (words.includes('upload') || finalize) return { command: 'chunk', finalize };
@@ -82,8 +85,7 @@ export function parseUploadCommand(value: string | undefined): { command: Upload
   return { command: 'unknown', finalize: false };
 }
 
-const sessionUrl = (baseUrl: string, id: string) =>
-  `${baseUrl}/upload/v1beta/files?upload_id=${id}&upload_protocol=resumable`;
+const sessionUrl = (baseUrl: string, id: string) => `${baseUrl}/upload/v1beta/files?upload_id=${id}&upload_protocol=resumable`;
 
 const statusHeaders = (session: UploadSession): Record<string, string> => ({
   'X-Goog-Upload-Status': session.status,
@@ -180,9 +182,11 @@ export const handleUploadChunk: Handler = async (ctx, req, res, { url, baseUrl, 
   const offset = parseByteCount(header(req, 'x-goog-upload-offset'), 'X-Goog-Upload-Offset');
   if (offset === undefined) return refuse(invalidArgument('Missing X-Goog-Upload-Offset header.'));
   if (offset !== session.persisted) {
-    return refuse(invalidArgument(
-      `Invalid X-Goog-Upload-Offset ${offset}: the server holds ${session.persisted} bytes of this upload; query the session and resume from there.`,
-    ));
+    return refuse(
+      invalidArgument(
+        `Invalid X-Goog-Upload-Offset ${offset}: the server holds ${session.persisted} bytes of this upload; query the session and resume from there.`,
+      ),
+    );
   }
 
   session.busy = true;
@@ -207,13 +211,7 @@ export const handleUploadChunk: Handler = async (ctx, req, res, { url, baseUrl, 
 };
 
 /** Why a fully received chunk is refused (then it is not persisted), or undefined. */
-function chunkProblem(
-  ctx: EmulatorContext,
-  session: UploadSession,
-  bytes: number,
-  total: number,
-  finalize: boolean,
-): RpcError | undefined {
+function chunkProblem(ctx: EmulatorContext, session: UploadSession, bytes: number, total: number, finalize: boolean): RpcError | undefined {
   const declared = session.declaredSize;
   if (session.status !== 'active') return invalidArgument(`The upload session is already ${session.status}.`);
   if (!finalize && bytes % CHUNK_GRANULARITY !== 0) {

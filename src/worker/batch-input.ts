@@ -37,7 +37,12 @@ const problem = (line: number | null, code: string, message: string, param: stri
  * also looks up the Ferry files a body references (their owner and state).
  * Stops after the line limit with a `too_many_requests` problem.
  */
-export async function* readInput(services: Services, batch: BatchRecord, input: FileRecord, checkFiles: boolean): AsyncGenerator<InputItem> {
+export async function* readInput(
+  services: Services,
+  batch: BatchRecord,
+  input: FileRecord,
+  checkFiles: boolean,
+): AsyncGenerator<InputItem> {
   const { maxLines } = services.config.batch;
   const seen = new Map<string, number>();
   const fileProblems = new Map<string, string | null>();
@@ -80,20 +85,28 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
   }
   if (!isObj(parsed)) return problem(line, 'invalid_json_line', 'a request line must be a JSON object.');
   const { custom_id, method, url, body } = parsed;
-  if (typeof custom_id !== 'string' || custom_id === '') return problem(line, 'missing_custom_id', '"custom_id" must be a non-empty string.', 'custom_id');
+  if (typeof custom_id !== 'string' || custom_id === '')
+    return problem(line, 'missing_custom_id', '"custom_id" must be a non-empty string.', 'custom_id');
   if (custom_id.length > 512) return problem(line, 'invalid_custom_id', '"custom_id" must be at most 512 characters.', 'custom_id');
   const first = seen.get(custom_id);
   if (first !== undefined) {
     return problem(line, 'duplicate_custom_id', `custom_id ${JSON.stringify(custom_id)} was already used on line ${first}.`, 'custom_id');
   }
   seen.set(custom_id, line);
-  if (method !== 'POST') return problem(line, 'invalid_method', `"method" must be "POST", got ${JSON.stringify(method ?? null)}.`, 'method');
+  if (method !== 'POST')
+    return problem(line, 'invalid_method', `"method" must be "POST", got ${JSON.stringify(method ?? null)}.`, 'method');
   if (url !== endpoint) {
     return problem(line, 'invalid_url', `"url" must be the batch's endpoint "${endpoint}", got ${JSON.stringify(url ?? null)}.`, 'url');
   }
   if (!isObj(body)) return problem(line, 'invalid_request', '"body" must be a JSON object.', 'body');
   if (body.stream === true) return problem(line, 'invalid_request', '"stream" is not supported in a batch.', 'body.stream');
-  if (body.webhook_url !== undefined) return problem(line, 'invalid_request', '"webhook_url" is not supported in a batch; batch events go to your webhook endpoints.', 'body.webhook_url');
+  if (body.webhook_url !== undefined)
+    return problem(
+      line,
+      'invalid_request',
+      '"webhook_url" is not supported in a batch; batch events go to your webhook endpoints.',
+      'body.webhook_url',
+    );
   try {
     return { request: { line, index, custom_id, chat: validateChatRequest(body) } };
   } catch (err) {
@@ -103,7 +116,12 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
 }
 
 /** Why a referenced file cannot be used (null when all can); answers are cached per file id. */
-async function referencedFileProblem(services: Services, tenant: string, ids: string[], cache: Map<string, string | null>): Promise<string | null> {
+async function referencedFileProblem(
+  services: Services,
+  tenant: string,
+  ids: string[],
+  cache: Map<string, string | null>,
+): Promise<string | null> {
   for (const id of ids) {
     if (!cache.has(id)) {
       const f = await services.files.get(id);

@@ -39,7 +39,13 @@ export interface BatchResults {
 }
 
 /** A line's job record, final: open lines of an ending batch are closed first. */
-async function finalLine(services: Services, batch: BatchRecord, index: number, rec: JobRecord | null, ending: Ending): Promise<JobRecord | null> {
+async function finalLine(
+  services: Services,
+  batch: BatchRecord,
+  index: number,
+  rec: JobRecord | null,
+  ending: Ending,
+): Promise<JobRecord | null> {
   if (!rec || isFinalJob(rec)) return rec;
   if (ending === 'completed') throw new LinesStillOpen(`line ${index} of ${batch.id} is still ${rec.status}`);
   const { code, message } = CLOSED[ending];
@@ -49,7 +55,12 @@ async function finalLine(services: Services, batch: BatchRecord, index: number, 
 }
 
 /** Closes the open line records of a batch that ended before it started (they never ran). */
-export async function closeLines(services: Services, batch: BatchRecord, count: number, ending: Exclude<Ending, 'completed'>): Promise<void> {
+export async function closeLines(
+  services: Services,
+  batch: BatchRecord,
+  count: number,
+  ending: Exclude<Ending, 'completed'>,
+): Promise<void> {
   for (let start = 0; start < count; start += READ_CHUNK) {
     const ids = Array.from({ length: Math.min(READ_CHUNK, count - start) }, (_, k) => lineJobId(batch.id, start + k));
     const recs = await Promise.all(ids.map((id) => services.jobs.get(id)));
@@ -80,7 +91,10 @@ class JsonlSink {
   private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });
   readonly done: Promise<StagedObject>;
   lines = 0;
-  constructor(services: Services, readonly id: string) {
+  constructor(
+    services: Services,
+    readonly id: string,
+  ) {
     this.done = services.staging.write(id, this.stream);
     this.done.catch(() => {});
   }
@@ -112,7 +126,13 @@ export async function writeResults(services: Services, batch: BatchRecord, endin
   const total = batch.total ?? 0;
   const out = new JsonlSink(services, batchFileId(batch.id, 'output'));
   const err = new JsonlSink(services, batchFileId(batch.id, 'error'));
-  const usage: BatchUsage = { input_tokens: 0, output_tokens: 0, total_tokens: 0, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } };
+  const usage: BatchUsage = {
+    input_tokens: 0,
+    output_tokens: 0,
+    total_tokens: 0,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens_details: { reasoning_tokens: 0 },
+  };
   try {
     for (let start = 0; start < total; start += READ_CHUNK) {
       const ids = Array.from({ length: Math.min(READ_CHUNK, total - start) }, (_, k) => lineJobId(batch.id, start + k));

@@ -82,7 +82,11 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
 }
 
 async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
-  const failed = await services.batches.transitionGet(batchId, from, { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } });
+  const failed = await services.batches.transitionGet(batchId, from, {
+    status: 'failed',
+    failed_at: now(),
+    errors: { object: 'list', data: errors },
+  });
   if (failed) await announce(services, failed);
   await releaseGate(services, batchId);
 }
@@ -101,7 +105,14 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
   }
   const input = await files.get(batch.input_file_id);
   if (!input || input.content_deleted || (await services.staging.size(input.staging_key)) !== input.bytes) {
-    await fail(services, batchId, [{ code: 'input_file_unavailable', message: `The input file '${batch.input_file_id}' is no longer available.`, param: 'input_file_id', line: null }]);
+    await fail(services, batchId, [
+      {
+        code: 'input_file_unavailable',
+        message: `The input file '${batch.input_file_id}' is no longer available.`,
+        param: 'input_file_id',
+        line: null,
+      },
+    ]);
     return { failed: 'input_file_unavailable' };
   }
 
@@ -233,7 +244,10 @@ export class WorkerSlots {
   readonly parkMs = 3000;
   private readonly held = new Set<string>();
   private readonly parked: string[] = [];
-  constructor(private readonly max: number, private readonly wake: (jobId: string) => Promise<WakeResult>) {}
+  constructor(
+    private readonly max: number,
+    private readonly wake: (jobId: string) => Promise<WakeResult>,
+  ) {}
   async acquire(_tenant: string, jobId: string): Promise<boolean> {
     if (this.held.has(jobId)) return true;
     if (this.held.size >= this.max) {
@@ -281,11 +295,13 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
     if (current?.status === 'in_progress') {
       const s = await batches.lineState(batchId);
       // Not claimed before every line is done: the job is retried, and the window's end still applies meanwhile.
-      if (s.completed + s.failed < (current.total ?? 0)) throw new LinesStillOpen(`${batchId}: ${s.completed + s.failed} of ${current.total} lines done`);
+      if (s.completed + s.failed < (current.total ?? 0))
+        throw new LinesStillOpen(`${batchId}: ${s.completed + s.failed} of ${current.total} lines done`);
       await batches.transition(batchId, ['in_progress'], { status: 'finalizing', ending, finalizing_at: t });
     }
   }
-  if (ending === 'expired') await batches.transition(batchId, ['validating', 'in_progress'], { status: 'finalizing', ending, finalizing_at: t });
+  if (ending === 'expired')
+    await batches.transition(batchId, ['validating', 'in_progress'], { status: 'finalizing', ending, finalizing_at: t });
   const batch = await batches.get(batchId);
   const mine = ending === 'cancelled' ? batch?.status === 'cancelling' : batch?.status === 'finalizing' && batch.ending === ending;
   if (!batch || !mine) {

@@ -147,7 +147,10 @@ class CopyLock {
   private readonly token = randomBytes(12).toString('hex');
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly services: Services, fileId: string) {
+  constructor(
+    private readonly services: Services,
+    fileId: string,
+  ) {
     this.key = `${services.keys.prefix}:lock:gemini-copy:${fileId}`;
   }
 

@@ -103,7 +103,8 @@ export function generateProcessor(deps: GenerateDeps) {
       return await runJob(deps, capacity, job);
     } catch (err) {
       if (!(err instanceof Park)) throw err;
-      if (err.status === 'waiting_for_quota') quotaWaitSeconds.inc({ model: modelOf(job), lane: job.data.direct ? 'interactive' : 'batch_or_files' }, err.ms / 1000);
+      if (err.status === 'waiting_for_quota')
+        quotaWaitSeconds.inc({ model: modelOf(job), lane: job.data.direct ? 'interactive' : 'batch_or_files' }, err.ms / 1000);
       await deps.services.jobs.transition(job.data.jobId, err.from, { status: err.status });
       await job.moveToDelayed(Date.now() + err.ms, token);
       throw new DelayedError();
@@ -150,7 +151,8 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
     if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
   }
   try {
-    if (await filesStillUploading(services, rec)) throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
+    if (await filesStillUploading(services, rec))
+      throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
   } catch (err) {
     if (err instanceof Park) throw err;
     return await handleFailure(deps, job, rec, err, false);
@@ -206,7 +208,14 @@ async function takeTurn(admission: Admission, plan: Plan): Promise<Turn> {
 }
 
 /** Starts the job, calls Gemini, and records the result (or the failure, or a wait for quota). */
-async function callAndRecord(deps: GenerateDeps, job: Job<GenerateJobData>, plan: Plan, inputs: Inputs, turn: Turn, release: () => Promise<void>) {
+async function callAndRecord(
+  deps: GenerateDeps,
+  job: Job<GenerateJobData>,
+  plan: Plan,
+  inputs: Inputs,
+  turn: Turn,
+  release: () => Promise<void>,
+) {
   const { services } = deps;
   const { jobs } = services;
   const { jobId } = plan;
@@ -219,7 +228,14 @@ async function callAndRecord(deps: GenerateDeps, job: Job<GenerateJobData>, plan
     // (A job picked up before may have streamed: only then is its stream looked at.)
     if (rec.stream && job.attemptsStarted > 1 && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
       // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
-      throw new JobFailure(new FerryError(502, 'The stream was interrupted by a worker failure; send the request again.', 'server_error', 'stream_interrupted'));
+      throw new JobFailure(
+        new FerryError(
+          502,
+          'The stream was interrupted by a worker failure; send the request again.',
+          'server_error',
+          'stream_interrupted',
+        ),
+      );
     }
     const request = toGeminiRequest(rec.request, inputs.files, inputs.images);
     const ids = completionIds(rec);
@@ -260,7 +276,13 @@ async function callUnary(deps: GenerateDeps, request: GenerateContentParameters,
 }
 
 /** Relays the chunks through the job's Redis Stream, which the API reads. */
-async function callStreaming(deps: GenerateDeps, jobId: string, request: GenerateContentParameters, ids: CompletionIds, onFirst: () => void) {
+async function callStreaming(
+  deps: GenerateDeps,
+  jobId: string,
+  request: GenerateContentParameters,
+  ids: CompletionIds,
+  onFirst: () => void,
+) {
   const { services } = deps;
   let last: GenerateContentResponse | undefined;
   let first = true;
@@ -271,7 +293,7 @@ async function callStreaming(deps: GenerateDeps, jobId: string, request: Generat
     first = false;
     last = chunk;
   });
-  const usage = last ? usageOf(last) ?? null : null;
+  const usage = last ? (usageOf(last) ?? null) : null;
   await services.redis.multi().xadd(stream, '*', 'usage', JSON.stringify(usage)).expire(stream, STREAM_TTL_SECONDS).exec();
   return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
 }
@@ -310,9 +332,20 @@ async function filesStillUploading(services: Services, rec: JobRecord): Promise<
   let waiting = false;
   for (const id of rec.file_ids) {
     const f = await services.files.get(id);
-    if (!f) throw new JobFailure(new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'));
+    if (!f)
+      throw new JobFailure(
+        new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'),
+      );
     if (f.status === 'error') {
-      throw new JobFailure(new FerryError(400, `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'invalid_request_error', 'file_failed', 'messages'));
+      throw new JobFailure(
+        new FerryError(
+          400,
+          `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`,
+          'invalid_request_error',
+          'file_failed',
+          'messages',
+        ),
+      );
     }
     if (f.status === 'uploaded') waiting = true;
   }
@@ -323,7 +356,10 @@ async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<str
   const out = new Map<string, ResolvedFile>();
   for (const id of rec.file_ids) {
     const f = await deps.services.files.get(id);
-    if (!f) throw new JobFailure(new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'));
+    if (!f)
+      throw new JobFailure(
+        new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'),
+      );
     out.set(id, await deps.geminiCopy(f));
   }
   return out;
@@ -337,7 +373,12 @@ async function fetchImages(services: Services, rec: JobRecord): Promise<Map<stri
     const img = await fetchImage(url, services.config.allowPrivateNetworks);
     total += Math.floor((img.data.length * 3) / 4);
     if (total > INLINE_LIMIT_BYTES) {
-      throw new JobFailure(new PayloadTooLargeError(`The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`, 'messages'));
+      throw new JobFailure(
+        new PayloadTooLargeError(
+          `The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
+          'messages',
+        ),
+      );
     }
     out.set(url, img);
   }
@@ -358,7 +399,13 @@ function asFerryError(err: unknown): FerryError {
   return new FerryError(500, `The job failed: ${(err as Error)?.message ?? String(err)}`, 'server_error', 'internal_error');
 }
 
-async function handleFailure(deps: GenerateDeps, job: Job<GenerateJobData>, rec: JobRecord, err: unknown, streamed: boolean): Promise<never> {
+async function handleFailure(
+  deps: GenerateDeps,
+  job: Job<GenerateJobData>,
+  rec: JobRecord,
+  err: unknown,
+  streamed: boolean,
+): Promise<never> {
   const { services } = deps;
   const retry = !(err instanceof JobFailure) && isRetryable(err) && !streamed && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
   if (retry) {

@@ -44,12 +44,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   const connection = createRedis(config.redisUrl, 'worker');
   logErrors(connection, logger, 'worker connection');
 
-  const make = (
-    queue: QueueName,
-    processor: Processor,
-    concurrency: number,
-    onFailedForGood?: (job: Job, err: Error) => Promise<void>,
-  ) => {
+  const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: (job: Job, err: Error) => Promise<void>) => {
     const worker = new Worker(queue, processor, {
       connection,
       prefix: config.prefix,
@@ -69,7 +64,10 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      const forGood = job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError' || /stalled more than/.test(err.message);
+      const forGood =
+        (job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) ||
+        err.name === 'UnrecoverableError' ||
+        /stalled more than/.test(err.message);
       jobDuration.observe({ queue, outcome: forGood ? 'failed' : 'retried' }, (Date.now() - (job.processedOn ?? Date.now())) / 1000);
       if (forGood && onFailedForGood) {
         onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));

@@ -96,7 +96,11 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
 /** The file failed for good: its record says why, and its event goes out. */
 export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
   // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
-  const failed = await services.files.transitionGet(fileId, ['uploaded'], { status: 'error', provider_state: 'failed', status_details: message });
+  const failed = await services.files.transitionGet(fileId, ['uploaded'], {
+    status: 'error',
+    provider_state: 'failed',
+    status_details: message,
+  });
   if (failed) await emitSafely(services, fileEvent(failed, services.config.fileRetentionSeconds));
 }
 

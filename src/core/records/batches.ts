@@ -108,7 +108,11 @@ export function batchFileId(batchId: string, kind: 'output' | 'error'): string {
 export class BatchStore extends RecordStore<BatchRecord> {
   private readonly scripts: Scripted;
 
-  constructor(redis: Redis, keys: Keys, private readonly retention: number) {
+  constructor(
+    redis: Redis,
+    keys: Keys,
+    private readonly retention: number,
+  ) {
     super(redis, keys, 'batch', retention);
     if (!('ferryMarkLine' in redis)) {
       redis.defineCommand('ferryMarkLine', { numberOfKeys: 2, lua: MARK_LINE });

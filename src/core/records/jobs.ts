@@ -69,7 +69,6 @@ export function jobObject(rec: JobRecord) {
   };
 }
 
-
 /** The webhook event for a job that reached a final status. */
 export function jobEvent(rec: JobRecord) {
   const type = `job.${rec.status}` as 'job.succeeded' | 'job.failed' | 'job.cancelled';

@@ -64,7 +64,14 @@ return ARGV[3] == '1' and {} or 0`;
 type Scripted = Redis & {
   ferryCreate(numKeys: number, ...args: (string | number)[]): Promise<number>;
   ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
-  ferryTransition(key: string, channel: string, allowed: string, answer: '0' | '1', initialPairs: number, ...args: string[]): Promise<number | string[]>;
+  ferryTransition(
+    key: string,
+    channel: string,
+    allowed: string,
+    answer: '0' | '1',
+    initialPairs: number,
+    ...args: string[]
+  ): Promise<number | string[]>;
 };
 
 /** Record ids as Ferry makes them: a lowercase kind, `-` or `_`, then letters and digits. */
@@ -148,7 +155,12 @@ export class RecordStore<T extends BaseRecord> {
    * (the pending set of core/enqueue.ts, a file's content expiry).
    */
   async create(rec: T, scored: ScoredEntry[] = []): Promise<void> {
-    const keys = [this.key(rec.id), this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub)), ...scored.map((e) => e.key)];
+    const keys = [
+      this.key(rec.id),
+      this.index(rec.tenant),
+      ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub)),
+      ...scored.map((e) => e.key),
+    ];
     const scores = scored.map((e) => e.score);
     await this.redis.ferryCreate(keys.length, ...keys, this.retentionSeconds, rec.id, scored.length, ...scores, ...encode(rec));
   }
@@ -185,7 +197,15 @@ export class RecordStore<T extends BaseRecord> {
 
   private runTransition(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T>, answer: '0' | '1') {
     const first = encode(initial);
-    return this.redis.ferryTransition(this.key(id), this.channel(id), JSON.stringify(from), answer, first.length / 2, ...first, ...encode(patch));
+    return this.redis.ferryTransition(
+      this.key(id),
+      this.channel(id),
+      JSON.stringify(from),
+      answer,
+      first.length / 2,
+      ...first,
+      ...encode(patch),
+    );
   }
 
   /** Removes the record and its index entries; answers the record as it was, or null. */
@@ -203,10 +223,7 @@ export class RecordStore<T extends BaseRecord> {
   protected onRemove(_m: ReturnType<Redis['multi']>, _rec: T): void | Promise<void> {}
 
   /** A page of the tenant's records (of one secondary index if `sub` is given), optionally filtered. */
-  async list(
-    tenant: string,
-    opts: ListOptions & { sub?: string; where?: (rec: T) => boolean },
-  ): Promise<{ data: T[]; has_more: boolean }> {
+  async list(tenant: string, opts: ListOptions & { sub?: string; where?: (rec: T) => boolean }): Promise<{ data: T[]; has_more: boolean }> {
     const index = this.index(tenant, opts.sub);
     const data: T[] = [];
     let cursor = opts.after;

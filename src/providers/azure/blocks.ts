@@ -72,7 +72,12 @@ async function runPool<T>(items: T[], width: number, fn: (item: T) => Promise<vo
   if (failed) throw failure;
 }
 
-export async function uploadBlocks(blob: BlockBlobClient, call: AzureCall, chunkBytes: number, input: BlockUploadInput): Promise<UploadOutcome> {
+export async function uploadBlocks(
+  blob: BlockBlobClient,
+  call: AzureCall,
+  chunkBytes: number,
+  input: BlockUploadInput,
+): Promise<UploadOutcome> {
   // An earlier attempt may have committed and died before saying so.
   const props = await call('blob.getProperties', () => unlessBlobMissing(blob.getProperties()));
   const meta = props?.metadata ?? {};

@@ -3,7 +3,16 @@ import { RestError } from '@azure/storage-blob';
 import { UpstreamError, isRetryableStatus } from '../../core/errors.js';
 import { parseRetryAfter } from '../../core/retry.js';
 
-const RETRYABLE_NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'REQUEST_SEND_ERROR']);
+const RETRYABLE_NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'REQUEST_SEND_ERROR',
+]);
 
 const KEY_HINT = 'check AZURE_STORAGE_ACCOUNT_KEY (or the AccountKey of AZURE_STORAGE_CONNECTION_STRING) and AZURE_STORAGE_ACCOUNT_NAME';
 const ROLE_HINT = 'the identity DefaultAzureCredential found needs the "Storage Blob Data Contributor" role on the account';

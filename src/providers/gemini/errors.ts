@@ -31,8 +31,14 @@ export function geminiHttpError(status: number, bodyText: string, retryAfter?: s
   const body = parseBody(bodyText);
   const detail = body?.error?.message ?? (bodyText.slice(0, 300) || `HTTP ${status}`);
   const label = body?.error?.status ? `${status} ${body.error.status}` : `${status}`;
-  const err = new UpstreamError(`Gemini answered ${label}: ${detail}`, status, isRetryableStatus(status), parseRetryAfter(retryAfter) ?? retryInfoMs(body));
-  const failure = status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
+  const err = new UpstreamError(
+    `Gemini answered ${label}: ${detail}`,
+    status,
+    isRetryableStatus(status),
+    parseRetryAfter(retryAfter) ?? retryInfoMs(body),
+  );
+  const failure =
+    status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
   if (failure) {
     err.quotaExceeded = true;
     err.quotaLimits = perMinuteLimits(failure);

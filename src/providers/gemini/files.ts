@@ -27,7 +27,10 @@ export function geminiSha256Hex(sha256Hash: string | undefined): string | null {
 }
 
 export class GeminiFiles {
-  constructor(private readonly ai: GoogleGenAI, private readonly policy: RetryPolicy) {}
+  constructor(
+    private readonly ai: GoogleGenAI,
+    private readonly policy: RetryPolicy,
+  ) {}
 
   private call<T>(operation: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withRetry({ provider: 'gemini', operation }, this.policy, () => measured(operation, fn), signal);

@@ -12,12 +12,7 @@ export interface GeminiProvider {
   close(): void;
 }
 
-export function createGeminiProvider(opts: {
-  apiKey: string;
-  baseUrl?: string;
-  chunkBytes: number;
-  policy: RetryPolicy;
-}): GeminiProvider {
+export function createGeminiProvider(opts: { apiKey: string; baseUrl?: string; chunkBytes: number; policy: RetryPolicy }): GeminiProvider {
   const { ai, close } = createGenAI({ apiKey: opts.apiKey, baseUrl: opts.baseUrl });
   const uploader = new GeminiUploader(opts.apiKey, opts.baseUrl, opts.chunkBytes, opts.policy);
   return {

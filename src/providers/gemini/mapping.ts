@@ -16,9 +16,25 @@ export const INLINE_LIMIT_BYTES = 20 * 1000 * 1000;
 export const MAX_IMAGE_URLS = 16;
 
 const PARAMS = new Set([
-  'model', 'messages', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop', 'n', 'seed',
-  'presence_penalty', 'frequency_penalty', 'response_format', 'tools', 'tool_choice', 'stream', 'stream_options',
-  'metadata', 'user', 'webhook_url',
+  'model',
+  'messages',
+  'temperature',
+  'top_p',
+  'max_tokens',
+  'max_completion_tokens',
+  'stop',
+  'n',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'response_format',
+  'tools',
+  'tool_choice',
+  'stream',
+  'stream_options',
+  'metadata',
+  'user',
+  'webhook_url',
 ]);
 
 type Json = Record<string, unknown>;
@@ -103,7 +119,11 @@ export function validateChatRequest(input: unknown): ValidatedChat {
     }
   }
   if (body.metadata !== undefined && body.metadata !== null) {
-    if (!isObj(body.metadata) || Object.values(body.metadata).some((v) => typeof v !== 'string') || Object.keys(body.metadata).length > 16) {
+    if (
+      !isObj(body.metadata) ||
+      Object.values(body.metadata).some((v) => typeof v !== 'string') ||
+      Object.keys(body.metadata).length > 16
+    ) {
       bad('"metadata" must be an object of up to 16 string values.', 'metadata');
     }
   }
@@ -125,7 +145,13 @@ export function validateChatRequest(input: unknown): ValidatedChat {
         if (!Array.isArray(m.tool_calls)) bad(`${p}.tool_calls must be an array.`, `${p}.tool_calls`);
         m.tool_calls.forEach((tc: unknown, j: number) => {
           const tp = `${p}.tool_calls[${j}]`;
-          if (!isObj(tc) || tc.type !== 'function' || !isObj(tc.function) || typeof tc.function.name !== 'string' || typeof tc.id !== 'string') {
+          if (
+            !isObj(tc) ||
+            tc.type !== 'function' ||
+            !isObj(tc.function) ||
+            typeof tc.function.name !== 'string' ||
+            typeof tc.id !== 'string'
+          ) {
             bad(`${tp} must be {id, type:"function", function:{name, arguments}}.`, tp);
           }
           parseArguments(tc.function.arguments, tp);
@@ -144,7 +170,8 @@ export function validateChatRequest(input: unknown): ValidatedChat {
       bad(`${p}.role "${String(role)}" is not supported; use system, developer, user, assistant or tool.`, `${p}.role`);
     }
     if (typeof m.content === 'string') return;
-    if (!Array.isArray(m.content) || m.content.length === 0) bad(`${p}.content must be a string or a non-empty array of parts.`, `${p}.content`);
+    if (!Array.isArray(m.content) || m.content.length === 0)
+      bad(`${p}.content must be a string or a non-empty array of parts.`, `${p}.content`);
     m.content.forEach((part: unknown, j: number) => {
       const pp = `${p}.content[${j}]`;
       if (!isObj(part)) bad(`${pp} must be an object.`, pp);
@@ -156,7 +183,8 @@ export function validateChatRequest(input: unknown): ValidatedChat {
       if (textOnly) bad(`${pp}: ${String(role)} messages take only text parts.`, pp);
       if (part.type === 'file' && isObj(part.file)) {
         if (typeof part.file.file_id === 'string') fileIds.add(part.file.file_id);
-        else if (typeof part.file.file_data === 'string') inline += base64Bytes(parseDataUrl(part.file.file_data, `${pp}.file.file_data`).data);
+        else if (typeof part.file.file_data === 'string')
+          inline += base64Bytes(parseDataUrl(part.file.file_data, `${pp}.file.file_data`).data);
         else bad(`${pp}.file needs "file_id" or "file_data".`, pp);
       } else if (part.type === 'image_url' && isObj(part.image_url) && typeof part.image_url.url === 'string') {
         const url = part.image_url.url;
@@ -380,7 +408,10 @@ export function toChatCompletion(r: GenerateContentResponse, ids: CompletionIds)
   const candidates = r.candidates ?? [];
   const choices = candidates.map((c, i) => {
     const parts = c.content?.parts ?? [];
-    const text = parts.filter((p) => typeof p.text === 'string' && !p.thought).map((p) => p.text).join('');
+    const text = parts
+      .filter((p) => typeof p.text === 'string' && !p.thought)
+      .map((p) => p.text)
+      .join('');
     const toolCalls = toolCallsOf(parts, i);
     return {
       index: c.index ?? i,
@@ -395,7 +426,12 @@ export function toChatCompletion(r: GenerateContentResponse, ids: CompletionIds)
     };
   });
   if (choices.length === 0 && r.promptFeedback?.blockReason) {
-    choices.push({ index: 0, message: { role: 'assistant', content: null as never, refusal: null }, finish_reason: 'content_filter', logprobs: null });
+    choices.push({
+      index: 0,
+      message: { role: 'assistant', content: null as never, refusal: null },
+      finish_reason: 'content_filter',
+      logprobs: null,
+    });
   }
   return {
     id: ids.id,
@@ -412,7 +448,10 @@ export function toChatCompletion(r: GenerateContentResponse, ids: CompletionIds)
 export function toChunks(r: GenerateContentResponse, ids: CompletionIds, first: boolean) {
   return (r.candidates ?? []).map((c, i) => {
     const parts = c.content?.parts ?? [];
-    const text = parts.filter((p) => typeof p.text === 'string' && !p.thought).map((p) => p.text).join('');
+    const text = parts
+      .filter((p) => typeof p.text === 'string' && !p.thought)
+      .map((p) => p.text)
+      .join('');
     const toolCalls = toolCallsOf(parts, i).map((tc, k) => ({ index: k, ...tc }));
     return {
       id: ids.id,

@@ -94,7 +94,10 @@ export class GeminiUploader {
     };
     const record = async (s: UploadSession) => {
       if (!(await settle())) return this.abort(s);
-      pending = input.onProgress(s).then((ok) => ({ ok }), (err) => ({ err }));
+      pending = input.onProgress(s).then(
+        (ok) => ({ ok }),
+        (err) => ({ err }),
+      );
     };
     for (;;) {
       if (!session) {
@@ -193,7 +196,15 @@ export class GeminiUploader {
     const length = end - offset;
     const body = length > 0 ? input.source(offset, end - 1) : Buffer.alloc(0);
     const op = command.includes('finalize') ? 'upload.finalize' : 'upload.chunk';
-    return this.request(op, url, { 'X-Goog-Upload-Command': command, 'X-Goog-Upload-Offset': String(offset) }, body, input.signal, false, length);
+    return this.request(
+      op,
+      url,
+      { 'X-Goog-Upload-Command': command, 'X-Goog-Upload-Offset': String(offset) },
+      body,
+      input.signal,
+      false,
+      length,
+    );
   }
 
   /** Ends a session (best effort: an expired or unknown session needs no cancelling). */
