@@ -14,6 +14,7 @@ import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
+import { fileUsability } from '../domain/files.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
@@ -44,11 +45,8 @@ export function chatRouter(deps: ApiDeps): Router {
     const { tenant } = principal(res);
     const chat = validateChatRequest(req.body);
     for (const id of chat.fileIds) {
-      const f = await files.get(id);
-      if (!f || f.tenant !== tenant) throw new NotFoundError(`No such file: '${id}'`, 'messages');
-      if (f.status === 'error')
-        throw new BadRequestError(`File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`, 'messages', 'file_failed');
-      if (f.purpose === 'batch') throw new BadRequestError(`File '${id}' is batch input, not a document for the model.`, 'messages');
+      const use = fileUsability(id, await files.get(id), tenant);
+      if (!use.usable) throw use.error;
     }
 
     const webhookUrl = chat.body.webhook_url === undefined ? null : await checkWebhookUrl(deps, chat.body.webhook_url, 'webhook_url');

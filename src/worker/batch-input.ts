@@ -10,6 +10,7 @@ import { FerryError } from '../core/errors.js';
 import type { BatchError, BatchRecord } from '../core/records/batches.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
+import { fileUsability } from '../domain/files.js';
 import { validateChatRequest, type ValidatedChat } from '../providers/gemini/mapping.js';
 
 /** At most this many problems are listed in `errors.data`. */
@@ -124,17 +125,8 @@ async function referencedFileProblem(
 ): Promise<string | null> {
   for (const id of ids) {
     if (!cache.has(id)) {
-      const f = await services.files.get(id);
-      cache.set(
-        id,
-        !f || f.tenant !== tenant
-          ? `no such file: '${id}'.`
-          : f.status === 'error'
-            ? `file '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`
-            : f.purpose === 'batch' || f.purpose === 'batch_output'
-              ? `file '${id}' is batch input or output, not a document for the model.`
-              : null,
-      );
+      const use = fileUsability(id, await services.files.get(id), tenant);
+      cache.set(id, use.usable ? null : use.error.message);
     }
     const bad = cache.get(id);
     if (bad) return bad;

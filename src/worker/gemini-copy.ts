@@ -17,10 +17,11 @@
  * other waits, polling the record, and uses the copy the first one made.
  */
 import { randomBytes } from 'node:crypto';
-import { BadRequestError, ConflictError, GoneError, UnavailableError, UpstreamError } from '../core/errors.js';
+import { ConflictError, GoneError, UnavailableError, UpstreamError } from '../core/errors.js';
 import { sleep } from '../core/retry.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
+import { fileUsability } from '../domain/files.js';
 import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './upload.js';
 
 export interface GeminiCopy {
@@ -48,9 +49,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord): Promise<GeminiCopy> {
   const rec = fileRecord;
-  if (rec.storage === 'local') {
-    throw new BadRequestError(`File '${rec.id}' is batch input (purpose "batch") and cannot be sent to a model.`, 'file_id');
-  }
+  const use = fileUsability(rec.id, rec, null);
+  if (!use.usable) throw use.error;
   if (rec.status !== 'processed') {
     throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, 'file_not_ready');
   }

@@ -42,6 +42,7 @@ import {
 import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
+import { fileUsability } from '../domain/files.js';
 
 export interface GenerateDeps {
   services: Services;
@@ -331,23 +332,9 @@ async function notOpen(services: Services, jobId: string, seen?: JobRecord | nul
 async function filesStillUploading(services: Services, rec: JobRecord): Promise<boolean> {
   let waiting = false;
   for (const id of rec.file_ids) {
-    const f = await services.files.get(id);
-    if (!f)
-      throw new JobFailure(
-        new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'),
-      );
-    if (f.status === 'error') {
-      throw new JobFailure(
-        new FerryError(
-          400,
-          `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`,
-          'invalid_request_error',
-          'file_failed',
-          'messages',
-        ),
-      );
-    }
-    if (f.status === 'uploaded') waiting = true;
+    const use = fileUsability(id, await services.files.get(id), rec.tenant);
+    if (!use.usable) throw new JobFailure(use.error);
+    if (!use.ready) waiting = true;
   }
   return waiting;
 }
@@ -356,11 +343,9 @@ async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<str
   const out = new Map<string, ResolvedFile>();
   for (const id of rec.file_ids) {
     const f = await deps.services.files.get(id);
-    if (!f)
-      throw new JobFailure(
-        new FerryError(404, `File '${id}' was deleted before the job could use it.`, 'invalid_request_error', 'file_not_found', 'messages'),
-      );
-    out.set(id, await deps.geminiCopy(f));
+    const use = fileUsability(id, f, rec.tenant);
+    if (!use.usable) throw new JobFailure(use.error);
+    out.set(id, await deps.geminiCopy(f!));
   }
   return out;
 }
