@@ -369,14 +369,12 @@ describe('transient Azure failures', () => {
     try {
       const bytes = randomBytes(3 * MIB);
       proxy.failBlocks = 3;
-      const created = await ferry
-        .client()
-        .files.create({
-          file: await toFile(bytes, 'flaky.bin'),
-          purpose: 'user_data',
-          target_storage: 'azure_storage',
-          mime_type: 'video/mp4',
-        } as any);
+      const created = await ferry.client().files.create({
+        file: await toFile(bytes, 'flaky.bin'),
+        purpose: 'user_data',
+        target_storage: 'azure_storage',
+        mime_type: 'video/mp4',
+      } as any);
       const done = await settled(ferry, created.id);
       assert.equal(done.status, 'processed', done.status_details);
       assert.equal(proxy.failBlocks, 0, 'the faults were met');

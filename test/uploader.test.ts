@@ -59,19 +59,17 @@ before(async () => {
       if (offset !== received.length) return void res.writeHead(400).end('{"error":{"code":400,"message":"wrong offset"}}');
       received = Buffer.concat([received, ...parts]);
       if (!command.includes('finalize')) return void res.writeHead(200, { 'x-goog-upload-status': 'active' }).end();
-      res
-        .writeHead(200, { 'x-goog-upload-status': 'final', 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            file: {
-              name: 'files/abc',
-              uri: `${base}/v1beta/files/abc`,
-              mimeType: 'application/octet-stream',
-              sizeBytes: String(received.length),
-              state: 'ACTIVE',
-            },
-          }),
-        );
+      res.writeHead(200, { 'x-goog-upload-status': 'final', 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          file: {
+            name: 'files/abc',
+            uri: `${base}/v1beta/files/abc`,
+            mimeType: 'application/octet-stream',
+            sizeBytes: String(received.length),
+            state: 'ACTIVE',
+          },
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

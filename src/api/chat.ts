@@ -6,7 +6,7 @@
  * - `stream: true`: Server-Sent Events relayed from the worker through a Redis Stream.
  */
 import { Router, type Request, type Response } from 'express';
-import { ConflictError, NotFoundError, BadRequestError } from '../core/errors.js';
+import { ConflictError, BadRequestError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
@@ -15,6 +15,7 @@ import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
+import { JobStream } from '../domain/job-stream.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
@@ -135,7 +136,7 @@ export function chatRouter(deps: ApiDeps): Router {
 /** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */
 async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
   const includeUsage = (rec.request.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-  const key = deps.services.keys.jobStream(rec.id);
+  const stream = new JobStream(deps.services.redis, deps.services.keys);
   const reader = deps.readers.take();
   let open = true;
   let reading = false;
@@ -152,7 +153,7 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
   try {
     while (open) {
       reading = true;
-      const batch = await reader.xread('COUNT', 100, 'BLOCK', KEEPALIVE_MS, 'STREAMS', key, last);
+      const batch = await stream.read(reader, rec.id, last, KEEPALIVE_MS);
       reading = false;
       if (!batch) {
         // Nothing new: a job that has ended without a final entry (its stream expired, or it
@@ -167,19 +168,18 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
         res.write(': keep-alive\n\n');
         continue;
       }
-      for (const [id, fields] of batch[0][1]) {
-        last = id;
-        const [kind, value] = fields;
-        if (kind === 'chunk') send(value);
-        else if (kind === 'usage') {
-          if (includeUsage) send({ ...ids, object: 'chat.completion.chunk', choices: [], usage: JSON.parse(value) });
-        } else if (kind === 'done') {
+      last = batch.last;
+      for (const entry of batch.entries) {
+        if (entry.kind === 'chunk') send(entry.chunk);
+        else if (entry.kind === 'usage') {
+          if (includeUsage) send({ ...ids, object: 'chat.completion.chunk', choices: [], usage: entry.usage });
+        } else if (entry.kind === 'done') {
           send('[DONE]');
           return;
         } else {
           const error =
-            kind === 'error'
-              ? JSON.parse(value)
+            entry.kind === 'error'
+              ? entry.error
               : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
           send({ error: { message: error.message, type: error.type, param: error.param, code: error.code } });
           return;

@@ -6,11 +6,10 @@ import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueUpload, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
-import { jobIds, UPLOAD_JOBS } from '../core/queues.js';
 import { fileObject, isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
 import { createAzureProvider, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
-import type { RemoveJobData } from '../worker/upload.js';
+import { deleteFile } from '../domain/files.js';
 import { principal } from './auth.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
@@ -40,7 +39,7 @@ function stringList(v: FieldValue | undefined, name: string): string[] {
 }
 
 export function filesRouter(deps: ApiDeps): Router {
-  const { files, staging, queues, config, idempotency } = deps.services;
+  const { files, staging, config, idempotency } = deps.services;
   const view = (rec: FileRecord) => fileObject(rec, config.fileRetentionSeconds);
   let azure: AzureBlobStore | null = null;
   const azureBlobs = () => (azure ??= createAzureProvider(config));
@@ -112,20 +111,7 @@ export function filesRouter(deps: ApiDeps): Router {
   r.delete('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const rec = await files.getOwned(req.params.id, tenant, admin);
-    const removed = await files.remove(rec.id);
-    if (removed) {
-      // An upload not yet started never runs; a running one sees the record gone and stops.
-      await queues.upload.remove(jobIds.upload(rec.id)).catch(() => 0);
-      const data: RemoveJobData = {
-        fileId: rec.id,
-        staging_key: removed.staging_key,
-        storage: removed.storage,
-        gemini_name: removed.gemini_name,
-        upload_url: removed.upload_url,
-        azure_blob_path: removed.azure_blob_path,
-      };
-      await queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(rec.id) });
-    }
+    await deleteFile(deps.services, rec.id);
     res.json({ id: rec.id, object: 'file', deleted: true });
   });
 

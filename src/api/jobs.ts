@@ -1,17 +1,8 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import {
-  FINAL_JOB_STATUSES,
-  OPEN_JOB_STATUSES,
-  isFinalJob,
-  jobEvent,
-  jobObject,
-  type JobRecord,
-  type JobStatus,
-} from '../core/records/jobs.js';
-import { emitSafely } from '../core/webhook-events.js';
-import { onLineFinal } from '../worker/batch.js';
+import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, jobObject, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -30,7 +21,7 @@ export function waitForJob(deps: ApiDeps, rec: JobRecord, seconds: number, res: 
 }
 
 export function jobsRouter(deps: ApiDeps): Router {
-  const { jobs, queues, redis, keys } = deps.services;
+  const { jobs } = deps.services;
   const r = Router();
 
   r.get('/', async (req, res) => {
@@ -54,15 +45,7 @@ export function jobsRouter(deps: ApiDeps): Router {
   r.post('/:id/cancel', async (req, res) => {
     const { tenant, admin } = principal(res);
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
-    const cancelled = await jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'cancelled', finished_at: Math.floor(Date.now() / 1000) });
-    if (cancelled) {
-      // A queued or waiting job leaves the queue; a running one finishes, and its result is discarded.
-      await queues.generate.remove(rec.id).catch(() => 0);
-      if (rec.stream) await redis.multi().xadd(keys.jobStream(rec.id), '*', 'cancelled', '1').expire(keys.jobStream(rec.id), 3600).exec();
-      const now = await jobs.get(rec.id);
-      // A batch line is counted by its batch (which hands out the next line); other jobs have an event.
-      if (now) await (now.batch_id ? onLineFinal(deps.services, now) : emitSafely(deps.services, jobEvent(now)));
-    } else if (rec.status !== 'cancelled') {
+    if (!(await cancelJob(deps.services, rec)) && rec.status !== 'cancelled') {
       const now = await jobs.getOwned(rec.id, tenant, admin);
       if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, 'job_finished');
     }

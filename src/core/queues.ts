@@ -38,3 +38,13 @@ export interface GenerateJobData {
   /** Tries Gemini answered 429: they wait, and spend none of the job's attempts. */
   quotaRetries?: number;
 }
+
+/** What a removal needs (upload queue, job `remove`), captured when the file's record is deleted. */
+export interface RemoveJobData {
+  fileId: string;
+  staging_key: string;
+  storage: 'gemini' | 'azure_storage' | 'local';
+  gemini_name: string | null;
+  upload_url: string | null;
+  azure_blob_path: string | null;
+}

@@ -1,10 +1,13 @@
 /**
- * The rules of a file's use: whether a file may be a document in a chat completion. The API
- * checks a request with it, batch validation checks each line with it, and the worker checks
- * again when the job runs (a file can fail or be deleted meanwhile): one rule, one message.
+ * The rules of a file's use and end. Whether a file may be a document in a chat completion: the
+ * API checks a request with it, batch validation each line, and the worker again when the job
+ * runs (a file can fail or be deleted meanwhile): one rule, one message. And what deleting one
+ * sets in motion.
  */
 import { FerryError } from '../core/errors.js';
+import { jobIds, UPLOAD_JOBS, type RemoveJobData } from '../core/queues.js';
 import type { FileRecord } from '../core/records/files.js';
+import type { Services } from '../core/services.js';
 
 export type FileUsability = { usable: true; ready: boolean } | { usable: false; error: FerryError };
 
@@ -28,4 +31,23 @@ export function fileUsability(id: string, f: FileRecord | null, tenant: string |
     return { usable: false, error: new FerryError(400, why, 'invalid_request_error', 'file_not_usable', 'messages') };
   }
   return { usable: true, ready: f.status === 'processed' };
+}
+
+/**
+ * Deletes a file's record; an upload not yet started never runs, a running one sees the record
+ * gone and stops, and a removal job deletes the Gemini copy, the blob and the staged bytes.
+ */
+export async function deleteFile(services: Services, id: string): Promise<void> {
+  const removed = await services.files.remove(id);
+  if (!removed) return;
+  await services.queues.upload.remove(jobIds.upload(id)).catch(() => 0);
+  const data: RemoveJobData = {
+    fileId: id,
+    staging_key: removed.staging_key,
+    storage: removed.storage,
+    gemini_name: removed.gemini_name,
+    upload_url: removed.upload_url,
+    azure_blob_path: removed.azure_blob_path,
+  };
+  await services.queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(id) });
 }

@@ -22,10 +22,8 @@ import { TenantSlots } from '../core/limits.js';
 import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
 import { isRetryable, sleep } from '../core/retry.js';
 import type { JobRecord, JobStatus } from '../core/records/jobs.js';
-import { OPEN_JOB_STATUSES, isFinalJob, jobEvent } from '../core/records/jobs.js';
-import { emitSafely } from '../core/webhook-events.js';
+import { OPEN_JOB_STATUSES, isFinalJob } from '../core/records/jobs.js';
 import type { FileRecord } from '../core/records/files.js';
-import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
@@ -41,7 +39,9 @@ import {
 } from '../providers/gemini/mapping.js';
 import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
-import { WorkerSlots, onLineFinal, wakeLine } from './batch.js';
+import { WorkerSlots, wakeLine } from './batch.js';
+import { announceIfFinal, announceJobFinal } from '../domain/jobs.js';
+import { JobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 
 export interface GenerateDeps {
@@ -54,7 +54,6 @@ export interface GenerateDeps {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
-const STREAM_TTL_SECONDS = 3600;
 /** Statuses a job waits in; it leaves them when it starts. */
 const WAITING_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota'];
 
@@ -227,7 +226,7 @@ async function callAndRecord(
   let streamed = false;
   try {
     // (A job picked up before may have streamed: only then is its stream looked at.)
-    if (rec.stream && job.attemptsStarted > 1 && (await services.redis.xlen(services.keys.jobStream(jobId))) > 0) {
+    if (rec.stream && job.attemptsStarted > 1 && (await new JobStream(services.redis, services.keys).started(jobId))) {
       // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
       throw new JobFailure(
         new FerryError(
@@ -284,18 +283,17 @@ async function callStreaming(
   ids: CompletionIds,
   onFirst: () => void,
 ) {
-  const { services } = deps;
+  const stream = new JobStream(deps.services.redis, deps.services.keys);
   let last: GenerateContentResponse | undefined;
   let first = true;
-  const stream = services.keys.jobStream(jobId);
   await generateStream(deps.gemini.ai, request, async (chunk) => {
-    for (const c of toChunks(chunk, ids, first)) await services.redis.xadd(stream, '*', 'chunk', JSON.stringify(c));
+    for (const c of toChunks(chunk, ids, first)) await stream.appendChunk(jobId, c);
     if (first) onFirst();
     first = false;
     last = chunk;
   });
   const usage = last ? (usageOf(last) ?? null) : null;
-  await services.redis.multi().xadd(stream, '*', 'usage', JSON.stringify(usage)).expire(stream, STREAM_TTL_SECONDS).exec();
+  await stream.appendUsage(jobId, usage);
   return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
 }
 
@@ -313,18 +311,18 @@ async function recordSuccess(services: Services, rec: JobRecord, result: Record<
   // Job records change only by transitions, and this one applied: the record is the started one
   // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
   const final: JobRecord | null = stored ? { ...rec, ...done } : null;
-  if (rec.stream) await endStream(services, rec.id, stored ? { done: '1' } : { cancelled: '1' });
+  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: stored ? 'done' : 'cancelled' });
   // A batch line's slot is freed before its hook hands out the next line, which may take it.
   if (rec.batch_id) await release();
   // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
-  if (final) await announceFinal(services, final, endpoints);
-  else await emitFinal(services, rec.id);
+  if (final) await announceJobFinal(services, final, endpoints);
+  else await announceIfFinal(services, rec.id);
 }
 
 /** A job that is not open (final, or gone): make sure a final one's event went out; ids dedupe it. */
 async function notOpen(services: Services, jobId: string, seen?: JobRecord | null) {
   const rec = seen === undefined ? await services.jobs.get(jobId) : seen;
-  if (rec && isFinalJob(rec)) await announceFinal(services, rec);
+  if (rec && isFinalJob(rec)) await announceJobFinal(services, rec);
   return { skipped: rec?.status ?? 'gone' };
 }
 
@@ -400,15 +398,9 @@ async function handleFailure(
   const e = asFerryError(err);
   const error = { ...e.toBody().error, status: e.status };
   await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() });
-  if (rec.stream) await endStream(services, rec.id, { error: JSON.stringify(error) });
-  await emitFinal(services, rec.id);
+  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: 'error', error });
+  await announceIfFinal(services, rec.id);
   throw new UnrecoverableError(e.message);
-}
-
-async function endStream(services: Services, jobId: string, fields: Record<string, string>) {
-  const key = services.keys.jobStream(jobId);
-  const [k, v] = Object.entries(fields)[0];
-  await services.redis.multi().xadd(key, '*', k, v).expire(key, STREAM_TTL_SECONDS).exec();
 }
 
 /** A job that will not run again (retries spent, stalled too often): its record says so. */
@@ -417,18 +409,7 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job, e
   const e = err instanceof FerryError ? err : new FerryError(502, `The job failed: ${err.message}`, 'server_error', 'job_failed');
   const error = { ...e.toBody().error, status: e.status };
   if (await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() })) {
-    if ((await services.jobs.get(jobId))?.stream) await endStream(services, jobId, { error: JSON.stringify(error) });
+    if ((await services.jobs.get(jobId))?.stream) await new JobStream(services.redis, services.keys).end(jobId, { kind: 'error', error });
   }
-  await emitFinal(services, jobId);
-}
-
-async function emitFinal(services: Services, jobId: string) {
-  const rec = await services.jobs.get(jobId);
-  if (rec && isFinalJob(rec)) await announceFinal(services, rec);
-}
-
-/** A job's event, or for a batch line, its count and the next line (a batch has events of its own). */
-async function announceFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]) {
-  if (rec.batch_id) await onLineFinal(services, rec);
-  else await emitSafely(services, { ...jobEvent(rec), endpoints });
+  await announceIfFinal(services, jobId);
 }

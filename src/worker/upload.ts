@@ -15,6 +15,7 @@ import { fileEvent, isFinalFile, type FileRecord } from '../core/records/files.j
 import { emitSafely } from '../core/webhook-events.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
+import type { RemoveJobData } from '../core/queues.js';
 import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
@@ -22,16 +23,6 @@ import type { GeminiProvider } from '../providers/gemini/index.js';
 
 export interface UploadJobData {
   fileId: string;
-}
-
-/** What a removal needs, captured when the record is deleted. */
-export interface RemoveJobData {
-  fileId: string;
-  staging_key: string;
-  storage: FileRecord['storage'];
-  gemini_name: string | null;
-  upload_url: string | null;
-  azure_blob_path: string | null;
 }
 
 export interface UploadDeps {

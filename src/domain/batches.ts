@@ -1,0 +1,54 @@
+/**
+ * The rules of a batch's lines: the sliding window that hands them to the generate queue
+ * (FERRY_BATCH_CONCURRENCY ahead of those done), and the count of a line that reached a final
+ * status, which hands out the next. The worker's batch jobs, the generate processor and the
+ * API's cancel all end lines through here.
+ */
+import { BATCH_JOBS, jobIds } from '../core/queues.js';
+import { lineJobId, type LineState } from '../core/records/batches.js';
+import type { JobRecord } from '../core/records/jobs.js';
+import type { Services } from '../core/services.js';
+
+/** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
+export const BATCH_LINE_PRIORITY = 100;
+
+/**
+ * Hands out lines up to FERRY_BATCH_CONCURRENCY past those done, as children
+ * of the batch's flow; releases the gate once the last line is out. Called
+ * after expansion and whenever a line ends; concurrent calls may add the same
+ * line twice, which the deterministic job ids turn into one job.
+ */
+export async function feed(services: Services, batchId: string, state?: LineState): Promise<void> {
+  const { batches, queues, config } = services;
+  const { status, total } = await batches.progress(batchId);
+  if (status !== 'in_progress') return;
+  const s = state ?? (await batches.lineState(batchId));
+  const end = Math.min(total, s.completed + s.failed + config.batch.concurrency);
+  // Handed out a few at a time (one add for several lines), except the last ones.
+  if (s.fed < end && (end - s.fed >= feedStep(config.batch.concurrency) || end === total)) {
+    const parent = { id: jobIds.batch(BATCH_JOBS.finalize, batchId), queue: queues.batch.qualifiedName };
+    await queues.generate.addBulk(
+      Array.from({ length: end - s.fed }, (_, k) => {
+        const jobId = lineJobId(batchId, s.fed + k);
+        return { name: 'chat', data: { jobId }, opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true } };
+      }),
+    );
+    await batches.raiseFed(batchId, end);
+  }
+  if (Math.max(s.fed, end) >= total) await releaseGate(services, batchId);
+}
+
+const feedStep = (window: number) => Math.max(1, Math.floor(window / 4));
+
+/** Lets the flow's parent run once its other children are done (it runs at its delay otherwise). */
+export async function releaseGate(services: Services, batchId: string): Promise<void> {
+  const gate = await services.queues.batch.getJob(jobIds.batch(BATCH_JOBS.gate, batchId));
+  if (gate && (await gate.isDelayed())) await gate.promote().catch(() => {});
+}
+
+/** A line reached a final status (called again after a crash or retry: it counts once). */
+export async function onLineFinal(services: Services, rec: JobRecord): Promise<void> {
+  if (!rec.batch_id || rec.batch_line === undefined) return;
+  const state = await services.batches.markLine(rec.batch_id, rec.batch_line, rec.status === 'succeeded' ? 'completed' : 'failed');
+  await feed(services, rec.batch_id, state);
+}

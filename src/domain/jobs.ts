@@ -1,0 +1,40 @@
+/**
+ * The rules of a job's life that more than one layer applies: what happens when a job becomes
+ * final (its webhook event, or for a batch line its count and the next line), and cancelling.
+ */
+import { isFinalJob, jobEvent, OPEN_JOB_STATUSES, type JobRecord } from '../core/records/jobs.js';
+import type { WebhookEndpoint } from '../core/records/webhooks.js';
+import type { Services } from '../core/services.js';
+import { emitSafely } from '../core/webhook-events.js';
+import { onLineFinal } from './batches.js';
+import { JobStream } from './job-stream.js';
+
+/** A job that reached a final status: its event, or for a batch line its count (a batch has events of its own). */
+export async function announceJobFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]): Promise<void> {
+  if (rec.batch_id) await onLineFinal(services, rec);
+  else await emitSafely(services, { ...jobEvent(rec), endpoints });
+}
+
+/** Announces the job as its record now stands, if final (repeated announcements are deduplicated by event ids). */
+export async function announceIfFinal(services: Services, jobId: string): Promise<JobRecord | null> {
+  const rec = await services.jobs.get(jobId);
+  if (rec && isFinalJob(rec)) await announceJobFinal(services, rec);
+  return rec;
+}
+
+/**
+ * Cancels an open job: a queued or waiting one leaves the queue and never runs; a running one
+ * finishes and its result is discarded (its final transition finds it cancelled). Answers false
+ * when the job was no longer open.
+ */
+export async function cancelJob(services: Services, rec: JobRecord): Promise<boolean> {
+  const cancelled = await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, {
+    status: 'cancelled',
+    finished_at: Math.floor(Date.now() / 1000),
+  });
+  if (!cancelled) return false;
+  await services.queues.generate.remove(rec.id).catch(() => 0);
+  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: 'cancelled' });
+  await announceIfFinal(services, rec.id);
+  return true;
+}
