@@ -7,7 +7,7 @@
  */
 import { UnrecoverableError, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { guardedAgent } from '../core/ssrf.js';
 import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
 import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
@@ -24,6 +24,37 @@ export function signatures(secrets: string[], msgId: string, at: Date, payload: 
 }
 
 class DeliveryFailed extends Error {}
+
+/** One signed POST of the delivery's payload: the status it was answered, or why it was not. */
+async function send(
+  agent: Dispatcher,
+  timeoutMs: number,
+  d: WebhookDelivery,
+  secrets: string[],
+): Promise<{ statusCode: number | null; error: string | null }> {
+  try {
+    if (secrets.length === 0) throw new DeliveryFailed('no signing secret: the endpoint that signs was deleted');
+    const at = new Date();
+    const res = await request(d.url, {
+      method: 'POST',
+      dispatcher: agent,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'Ferry-Webhooks/1',
+        'webhook-id': d.event_id,
+        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+        'webhook-signature': signatures(secrets, d.event_id, at, d.payload),
+      },
+      body: d.payload,
+    });
+    await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+    return { statusCode: res.statusCode, error: null };
+  } catch (err) {
+    return { statusCode: null, error: (err as Error).message };
+  }
+}
 
 export function deliverProcessor(services: Services) {
   const agent = guardedAgent(services.config.allowPrivateNetworks);
@@ -47,30 +78,7 @@ export function deliverProcessor(services: Services) {
     const secrets = signer ? activeSecrets(signer) : [];
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     const started = Date.now();
-    let statusCode: number | null = null;
-    let error: string | null = null;
-    try {
-      if (secrets.length === 0) throw new DeliveryFailed('no signing secret: the endpoint that signs was deleted');
-      const at = new Date();
-      const res = await request(d.url, {
-        method: 'POST',
-        dispatcher: agent,
-        headersTimeout: config.webhookTimeoutSeconds * 1000,
-        bodyTimeout: config.webhookTimeoutSeconds * 1000,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Ferry-Webhooks/1',
-          'webhook-id': d.event_id,
-          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-          'webhook-signature': signatures(secrets, d.event_id, at, d.payload),
-        },
-        body: d.payload,
-      });
-      statusCode = res.statusCode;
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
-    } catch (err) {
-      error = (err as Error).message;
-    }
+    const { statusCode, error } = await send(agent, config.webhookTimeoutSeconds * 1000, d, secrets);
     const attempt: DeliveryAttempt = { at: now(), status_code: statusCode, error, duration_ms: Date.now() - started };
     webhookAttemptSeconds.observe({ outcome: statusCode && statusCode < 300 ? 'success' : 'failure' }, attempt.duration_ms / 1000);
     const attempts = [...d.attempts, attempt];

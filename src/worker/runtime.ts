@@ -4,6 +4,7 @@
  * (or, past the grace period, leaves them to be picked up again).
  */
 import { Worker, type Job, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { createRedis, logErrors } from '../core/redis.js';
 import { jobDuration, registerAdmissionRates } from '../core/metrics.js';
 import { Admission } from '../core/admission.js';
@@ -36,6 +37,47 @@ export interface GeminiTarget {
   baseUrl?: string;
 }
 
+type FailureHandler = (job: Job, err: Error) => Promise<void>;
+
+/** One BullMQ Worker with Ferry's backoff policy, job-duration metrics and a handler for jobs failed for good. */
+function queueWorker(
+  services: Services,
+  connection: Redis,
+  spec: { queue: QueueName; processor: Processor; concurrency: number; onFailedForGood?: FailureHandler },
+): Worker {
+  const { config, logger } = services;
+  const { queue, onFailedForGood } = spec;
+  const worker = new Worker(queue, spec.processor, {
+    connection,
+    prefix: config.prefix,
+    concurrency: spec.concurrency,
+    lockDuration: config.jobLockMs,
+    stalledInterval: config.jobLockMs,
+    maxStalledCount: 10,
+    settings: {
+      backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+        type === 'webhook'
+          ? webhookBackoffMs(config.webhookRetrySchedule, attemptsMade)
+          : retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
+    },
+  });
+  const seconds = (job: Job) => (Date.now() - (job.processedOn ?? Date.now())) / 1000;
+  worker.on('completed', (job) => jobDuration.observe({ queue, outcome: 'completed' }, seconds(job)));
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    const forGood =
+      (job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) ||
+      err.name === 'UnrecoverableError' ||
+      /stalled more than/.test(err.message);
+    jobDuration.observe({ queue, outcome: forGood ? 'failed' : 'retried' }, seconds(job));
+    if (forGood && onFailedForGood) {
+      onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
+    }
+  });
+  logErrors(worker, logger, `${queue} worker`);
+  return worker;
+}
+
 export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
   const { config, logger } = services;
   const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
@@ -44,38 +86,8 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   const connection = createRedis(config.redisUrl, 'worker');
   logErrors(connection, logger, 'worker connection');
 
-  const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: (job: Job, err: Error) => Promise<void>) => {
-    const worker = new Worker(queue, processor, {
-      connection,
-      prefix: config.prefix,
-      concurrency,
-      lockDuration: config.jobLockMs,
-      stalledInterval: config.jobLockMs,
-      maxStalledCount: 10,
-      settings: {
-        backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
-          type === 'webhook'
-            ? webhookBackoffMs(config.webhookRetrySchedule, attemptsMade)
-            : retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
-      },
-    });
-    worker.on('completed', (job) => {
-      jobDuration.observe({ queue, outcome: 'completed' }, (Date.now() - (job.processedOn ?? Date.now())) / 1000);
-    });
-    worker.on('failed', (job, err) => {
-      if (!job) return;
-      const forGood =
-        (job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) ||
-        err.name === 'UnrecoverableError' ||
-        /stalled more than/.test(err.message);
-      jobDuration.observe({ queue, outcome: forGood ? 'failed' : 'retried' }, (Date.now() - (job.processedOn ?? Date.now())) / 1000);
-      if (forGood && onFailedForGood) {
-        onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
-      }
-    });
-    logErrors(worker, logger, `${queue} worker`);
-    return worker;
-  };
+  const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: FailureHandler) =>
+    queueWorker(services, connection, { queue, processor, concurrency, onFailedForGood });
 
   const workers = [
     make(QUEUES.upload, uploadProcessor({ services, gemini, azure }), config.uploadConcurrency, (job, err) =>
