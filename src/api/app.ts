@@ -58,15 +58,18 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   // body-parser's errors (bad JSON, too large) carry a status and type of their own.
   const normalized =
     e?.type === 'entity.parse.failed'
-      ? new BadRequestError(`The body is not valid JSON: ${e.message}`, null, 'invalid_json')
+      ? new BadRequestError(`The body is not valid JSON: ${e.message}`, { code: 'invalid_json' })
       : e?.type === 'entity.too.large'
-        ? new PayloadTooLargeError(
-            'The request body is too large. Upload large media with POST /v1/files and reference it by file_id.',
-            null,
-          )
+        ? new PayloadTooLargeError('The request body is too large. Upload large media with POST /v1/files and reference it by file_id.', {
+            param: null,
+          })
         : e?.status && e.status >= 400 && e.status < 500 && ((e as { expose?: boolean }).expose || err instanceof URIError)
           ? // Other client errors raised by Express and its parsers (charset, encoding, bad URL escapes).
-            new FerryError(e.status, e.message ?? 'Bad request', 'invalid_request_error', typeof e.type === 'string' ? e.type : null)
+            new FerryError(e.message ?? 'Bad request', {
+              status: e.status,
+              type: 'invalid_request_error',
+              code: typeof e.type === 'string' ? e.type : null,
+            })
           : isRedisUnavailable(err)
             ? storeUnavailable()
             : err;

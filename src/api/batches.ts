@@ -26,10 +26,9 @@ export function windowSeconds(value: unknown): number {
   const m = typeof value === 'string' ? /^(\d{1,6})([smh])$/.exec(value) : null;
   const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
   if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
-    throw new BadRequestError(
-      '"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").',
-      'completion_window',
-    );
+    throw new BadRequestError('"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").', {
+      param: 'completion_window',
+    });
   }
   return seconds;
 }
@@ -42,10 +41,9 @@ function checkMetadata(v: unknown): Record<string, string> | null {
     Object.keys(v).length <= 16 &&
     Object.entries(v).every(([k, val]) => k.length <= 64 && typeof val === 'string' && val.length <= 512);
   if (!ok)
-    throw new BadRequestError(
-      '"metadata" must be an object of up to 16 string values (keys up to 64, values up to 512 characters).',
-      'metadata',
-    );
+    throw new BadRequestError('"metadata" must be an object of up to 16 string values (keys up to 64, values up to 512 characters).', {
+      param: 'metadata',
+    });
   return v as Record<string, string>;
 }
 
@@ -61,26 +59,24 @@ export function batchesRouter(deps: ApiDeps): Router {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const known = ['input_file_id', 'endpoint', 'completion_window', 'metadata'];
     const unknown = Object.keys(body).find((k) => !known.includes(k));
-    if (unknown) throw new BadRequestError(`Unsupported parameter "${unknown}".`, unknown);
+    if (unknown) throw new BadRequestError(`Unsupported parameter "${unknown}".`, { param: unknown });
     if (typeof body.input_file_id !== 'string' || !body.input_file_id)
-      throw new BadRequestError('"input_file_id" is required.', 'input_file_id');
+      throw new BadRequestError('"input_file_id" is required.', { param: 'input_file_id' });
     if (typeof body.endpoint !== 'string' || !ENDPOINTS.includes(body.endpoint)) {
-      throw new BadRequestError(`"endpoint" must be one of: ${ENDPOINTS.join(', ')}.`, 'endpoint');
+      throw new BadRequestError(`"endpoint" must be one of: ${ENDPOINTS.join(', ')}.`, { param: 'endpoint' });
     }
     const window = windowSeconds(body.completion_window);
     const metadata = checkMetadata(body.metadata);
     const input = await files.getOwned(body.input_file_id, tenant);
     if (input.purpose !== 'batch')
-      throw new BadRequestError(
-        `File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`,
-        'input_file_id',
-      );
+      throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, {
+        param: 'input_file_id',
+      });
     if (input.bytes > config.batch.maxBytes) {
-      throw new BadRequestError(
-        `File '${input.id}' is larger than the ${config.batch.maxBytes} bytes one batch takes.`,
-        'input_file_id',
-        'file_too_large',
-      );
+      throw new BadRequestError(`File '${input.id}' is larger than the ${config.batch.maxBytes} bytes one batch takes.`, {
+        param: 'input_file_id',
+        code: 'file_too_large',
+      });
     }
     if (input.content_deleted) throw new GoneError(`The bytes of '${input.id}' are no longer retained.`);
 
@@ -155,7 +151,7 @@ export function batchesRouter(deps: ApiDeps): Router {
     await batches.transition(rec.id, ['validating', 'in_progress'], { status: 'cancelling', cancelling_at: Math.floor(Date.now() / 1000) });
     const now = await batches.getOwned(rec.id, tenant, admin);
     if (now.status !== 'cancelling' && now.status !== 'cancelled') {
-      throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, 'batch_not_cancellable');
+      throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, { code: 'batch_not_cancellable' });
     }
     // Enqueued on every call while cancelling (one job per batch): a repeated cancel repairs a lost enqueue.
     if (now.status === 'cancelling')

@@ -31,7 +31,7 @@ function prefersAsync(req: Request): boolean {
 /** Answers a final job as the OpenAI SDK expects: the completion, or the error with its status. */
 function answerFinal(res: Response, rec: JobRecord) {
   if (rec.status === 'succeeded') return res.json(rec.result);
-  if (rec.status === 'cancelled') throw new ConflictError(`Job '${rec.id}' was cancelled.`, 'job_cancelled');
+  if (rec.status === 'cancelled') throw new ConflictError(`Job '${rec.id}' was cancelled.`, { code: 'job_cancelled' });
   const e = rec.error!;
   res.status(e.status).json({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
 }
@@ -54,7 +54,7 @@ export function chatRouter(deps: ApiDeps): Router {
     if (webhookUrl && !(await services.endpoints.defaultFor(tenant))) {
       throw new BadRequestError(
         '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
-        'webhook_url',
+        { param: 'webhook_url' },
       );
     }
     const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);

@@ -26,7 +26,7 @@ const STORAGES = ['gemini', 'azure_storage'];
 function one(fields: Record<string, FieldValue>, name: string): string | undefined {
   const v = fields[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new BadRequestError(`"${name}" must be a single string.`, name);
+  if (typeof v !== 'string') throw new BadRequestError(`"${name}" must be a single string.`, { param: name });
   return v.trim();
 }
 
@@ -34,7 +34,7 @@ function stringList(v: FieldValue | undefined, name: string): string[] {
   if (v === undefined) return [];
   const list = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : Object.values(v);
   const out = list.map((s) => s.trim()).filter(Boolean);
-  if (out.some((s) => s.length > 200)) throw new BadRequestError(`"${name}" entries must be at most 200 characters.`, name);
+  if (out.some((s) => s.length > 200)) throw new BadRequestError(`"${name}" entries must be at most 200 characters.`, { param: name });
   return out;
 }
 
@@ -149,23 +149,26 @@ async function buildRecord(
 ): Promise<FileRecord> {
   const { config } = deps.services;
   const { fields, file } = parsed;
-  if (!file) throw new BadRequestError('No file part: send the file in a multipart part named "file".', 'file');
+  if (!file) throw new BadRequestError('No file part: send the file in a multipart part named "file".', { param: 'file' });
   const purpose = one(fields, 'purpose');
-  if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', 'purpose');
+  if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', { param: 'purpose' });
   if (!PURPOSES.includes(purpose)) {
-    throw new BadRequestError(`Unknown purpose "${purpose}"; expected one of: ${PURPOSES.join(', ')}.`, 'purpose');
+    throw new BadRequestError(`Unknown purpose "${purpose}"; expected one of: ${PURPOSES.join(', ')}.`, { param: 'purpose' });
   }
-  if (file.bytes === 0) throw new BadRequestError('The file is empty.', 'file');
+  if (file.bytes === 0) throw new BadRequestError('The file is empty.', { param: 'file' });
   if (purpose === 'batch' && file.bytes > config.batch.maxBytes) {
     throw new PayloadTooLargeError(`Batch input is limited to ${config.batch.maxBytes} bytes; this file has ${file.bytes}.`);
   }
   const queryStorage = typeof req.query.target_storage === 'string' ? req.query.target_storage : undefined;
   const storageName = one(fields, 'target_storage') || queryStorage || 'gemini';
   if (!STORAGES.includes(storageName)) {
-    throw new BadRequestError(`Unknown target_storage "${storageName}"; expected "gemini" or "azure_storage".`, 'target_storage');
+    throw new BadRequestError(`Unknown target_storage "${storageName}"; expected "gemini" or "azure_storage".`, {
+      param: 'target_storage',
+    });
   }
   const missingAzure = storageName === 'azure_storage' ? missingAzureSettings(config.azure) : [];
-  if (missingAzure.length > 0) throw new BadRequestError(describeMissing(missingAzure), 'target_storage', 'azure_storage_not_configured');
+  if (missingAzure.length > 0)
+    throw new BadRequestError(describeMissing(missingAzure), { param: 'target_storage', code: 'azure_storage_not_configured' });
   const storage: Storage = purpose === 'batch' ? 'local' : (storageName as Storage);
   const mime = await detectMimeType({
     override: one(fields, 'mime_type'),
@@ -183,7 +186,7 @@ async function buildRecord(
   if (webhookUrl && !(await deps.services.endpoints.defaultFor(tenant))) {
     throw new BadRequestError(
       '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
-      'webhook_url',
+      { param: 'webhook_url' },
     );
   }
   return newFileRecord({

@@ -29,7 +29,7 @@ export function jobsRouter(deps: ApiDeps): Router {
     const q = listQuery(req, 1000, 20);
     const status = req.query.status;
     if (status !== undefined && !STATUSES.includes(status as JobStatus)) {
-      throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, 'status');
+      throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, { param: 'status' });
     }
     const page = await jobs.list(tenant, { ...q, where: status ? (j) => j.status === status : undefined });
     res.json(listPage(page, jobObject));
@@ -47,7 +47,7 @@ export function jobsRouter(deps: ApiDeps): Router {
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
     if (!(await cancelJob(deps.services, rec)) && rec.status !== 'cancelled') {
       const now = await jobs.getOwned(rec.id, tenant, admin);
-      if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, 'job_finished');
+      if (now.status !== 'cancelled') throw new ConflictError(`Job '${rec.id}' has already ${now.status}.`, { code: 'job_finished' });
     }
     res.json(jobObject((await jobs.get(rec.id)) ?? rec));
   });

@@ -15,11 +15,8 @@ export function jsonBody(limit: string) {
       const given = req.headers['content-type'];
       next(
         new FerryError(
-          415,
           `The body must be JSON sent with "Content-Type: application/json" (it came ${given ? `as "${given}"` : 'without a Content-Type'}).`,
-          'invalid_request_error',
-          'unsupported_media_type',
-          'Content-Type',
+          { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', param: 'Content-Type' },
         ),
       );
     },

@@ -56,7 +56,9 @@ export function parseUpload(req: Request, opts: { staging: StagingStore; staging
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
     return Promise.reject(
-      new BadRequestError('Expected a multipart/form-data body with a "file" part and a "purpose" field.', null, 'invalid_content_type'),
+      new BadRequestError('Expected a multipart/form-data body with a "file" part and a "purpose" field.', {
+        code: 'invalid_content_type',
+      }),
     );
   }
   return new Promise<ParsedUpload>((resolve, reject) => {
@@ -76,7 +78,7 @@ export function parseUpload(req: Request, opts: { staging: StagingStore; staging
         limits: { fileSize: opts.maxBytes, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
       });
     } catch (err) {
-      reject(new BadRequestError(`Malformed multipart request: ${(err as Error).message}`, null, 'invalid_multipart'));
+      reject(new BadRequestError(`Malformed multipart request: ${(err as Error).message}`, { code: 'invalid_multipart' }));
       return;
     }
     bb.on('file', (name, stream, info) => {
@@ -85,7 +87,7 @@ export function parseUpload(req: Request, opts: { staging: StagingStore; staging
         fail(
           new BadRequestError(
             name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`,
-            name,
+            { param: name },
           ),
         );
         return;
@@ -110,18 +112,20 @@ export function parseUpload(req: Request, opts: { staging: StagingStore; staging
       );
     });
     bb.on('field', (name, value, info) => {
-      if (info.valueTruncated) fail(new BadRequestError(`Field "${name}" is too long.`, name));
+      if (info.valueTruncated) fail(new BadRequestError(`Field "${name}" is too long.`, { param: name }));
       else addField(fields, name, value);
     });
     bb.on('partsLimit', () => fail(new BadRequestError('Too many parts in the multipart body.')));
     bb.on('fieldsLimit', () => fail(new BadRequestError('Too many fields in the multipart body.')));
-    bb.on('filesLimit', () => fail(new BadRequestError('Send exactly one file part.', 'file')));
+    bb.on('filesLimit', () => fail(new BadRequestError('Send exactly one file part.', { param: 'file' })));
     const abort = (err: Error) => {
       fail(err);
       current?.destroy(err);
       void finish();
     };
-    bb.on('error', (err: Error) => abort(new BadRequestError(`Malformed multipart request: ${err.message}`, null, 'invalid_multipart')));
+    bb.on('error', (err: Error) =>
+      abort(new BadRequestError(`Malformed multipart request: ${err.message}`, { code: 'invalid_multipart' })),
+    );
     let finished = false;
     const finish = async () => {
       if (finished) return;

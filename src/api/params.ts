@@ -10,7 +10,7 @@ export function waitSeconds(req: Request): number {
   if (raw === undefined || raw === '') return 0;
   const n = Number(raw);
   if (typeof raw !== 'string' || !Number.isFinite(n) || n < 0) {
-    throw new BadRequestError('"wait" must be a number of seconds (0 or more).', 'wait');
+    throw new BadRequestError('"wait" must be a number of seconds (0 or more).', { param: 'wait' });
   }
   return Math.min(n, MAX_WAIT_SECONDS);
 }
@@ -22,14 +22,14 @@ export function listQuery(req: Request, maxLimit: number, defaultLimit = maxLimi
   if (limit !== undefined) {
     n = Number(limit);
     if (typeof limit !== 'string' || !Number.isInteger(n) || n < 1 || n > maxLimit) {
-      throw new BadRequestError(`"limit" must be a whole number from 1 to ${maxLimit}.`, 'limit');
+      throw new BadRequestError(`"limit" must be a whole number from 1 to ${maxLimit}.`, { param: 'limit' });
     }
   }
   if (order !== undefined && order !== 'asc' && order !== 'desc') {
-    throw new BadRequestError('"order" must be "asc" or "desc".', 'order');
+    throw new BadRequestError('"order" must be "asc" or "desc".', { param: 'order' });
   }
   if (after !== undefined && (typeof after !== 'string' || after.length > 100)) {
-    throw new BadRequestError('"after" must be an object id.', 'after');
+    throw new BadRequestError('"after" must be an object id.', { param: 'after' });
   }
   return { limit: n, after: after || undefined, order: (order ?? 'desc') as 'asc' | 'desc' };
 }

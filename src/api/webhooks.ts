@@ -54,7 +54,7 @@ function deliveryObject(d: WebhookDelivery) {
 function parseEvents(v: unknown): EventType[] | null {
   if (v === undefined || v === null) return null;
   if (!Array.isArray(v) || v.length === 0 || v.some((e) => !EVENT_TYPES.includes(e))) {
-    throw new BadRequestError(`"events" must be a non-empty list of: ${EVENT_TYPES.join(', ')}.`, 'events');
+    throw new BadRequestError(`"events" must be a non-empty list of: ${EVENT_TYPES.join(', ')}.`, { param: 'events' });
   }
   return [...new Set(v as EventType[])];
 }
@@ -62,13 +62,14 @@ function parseEvents(v: unknown): EventType[] | null {
 function parseDescription(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string' || v.length > 500)
-    throw new BadRequestError('"description" must be a string of at most 500 characters.', 'description');
+    throw new BadRequestError('"description" must be a string of at most 500 characters.', { param: 'description' });
   return v;
 }
 
 /** Checks a webhook URL as given (scheme and address, SSRF guard); answers it normalised. */
 export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'): Promise<string> {
-  if (typeof url !== 'string' || url.length > 2048) throw new BadRequestError(`"${param}" must be an http(s) URL.`, param, 'invalid_url');
+  if (typeof url !== 'string' || url.length > 2048)
+    throw new BadRequestError(`"${param}" must be an http(s) URL.`, { param: param, code: 'invalid_url' });
   return (await assertPublicUrl(url, deps.services.config.allowPrivateNetworks, param)).toString();
 }
 
@@ -117,7 +118,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     if (body.events !== undefined) patch.events = parseEvents(body.events);
     if (body.description !== undefined) patch.description = parseDescription(body.description);
     if (body.enabled !== undefined) {
-      if (typeof body.enabled !== 'boolean') throw new BadRequestError('"enabled" must be true or false.', 'enabled');
+      if (typeof body.enabled !== 'boolean') throw new BadRequestError('"enabled" must be true or false.', { param: 'enabled' });
       Object.assign(
         patch,
         body.enabled
@@ -160,7 +161,7 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
     const { tenant } = principal(res);
     const { status, endpoint_id } = req.query;
     if (status !== undefined && !['pending', 'succeeded', 'failed'].includes(String(status))) {
-      throw new BadRequestError('"status" must be pending, succeeded or failed.', 'status');
+      throw new BadRequestError('"status" must be pending, succeeded or failed.', { param: 'status' });
     }
     const page = await deliveries.list(tenant, {
       ...listQuery(req, 1000, 100),
@@ -177,7 +178,7 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
   r.post('/:id/retry', async (req, res) => {
     const { tenant, admin } = principal(res);
     const d = await deliveries.getOwned(req.params.id, tenant, admin);
-    if (d.status === 'pending') throw new ConflictError('This delivery is still being attempted.', 'delivery_pending');
+    if (d.status === 'pending') throw new ConflictError('This delivery is still being attempted.', { code: 'delivery_pending' });
     const retries = d.retries + 1;
     await deliveries.update(d.id, { status: 'pending', retries, finished_at: null });
     await enqueueDelivery(deps.services, d.id, `${d.id}-retry-${retries}`);

@@ -1,21 +1,31 @@
 /**
- * One error family. The API maps any FerryError (and anything else, as a 500)
- * to OpenAI's shape `{"error":{"message","type","param","code"}}` in one place.
+ * One error family. The API maps any FerryError (and anything else, as a 500) to OpenAI's shape
+ * `{"error":{"message","type","param","code"}}` in one place. Every class takes the message and
+ * an options object; each kind's status, type and usual code are its own.
  */
 export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
+/** What the caller may say besides the message: the field to change, and a code more precise than the kind's. */
+export interface ErrorOptions {
+  param?: string | null;
+  code?: string | null;
+}
+
 export class FerryError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type: string,
-    readonly code: string | null = null,
-    readonly param: string | null = null,
-  ) {
+  readonly status: number;
+  readonly type: string;
+  readonly code: string | null;
+  readonly param: string | null;
+
+  constructor(message: string, opts: ErrorOptions & { status: number; type: string }) {
     super(message);
     this.name = new.target.name;
+    this.status = opts.status;
+    this.type = opts.type;
+    this.code = opts.code ?? null;
+    this.param = opts.param ?? null;
   }
 
   toBody(): ErrorBody {
@@ -23,66 +33,38 @@ export class FerryError extends Error {
   }
 }
 
-export class BadRequestError extends FerryError {
-  constructor(message: string, param: string | null = null, code: string | null = 'invalid_request') {
-    super(400, message, 'invalid_request_error', code, param);
+/** A kind of error: its status, type and default code, taking `(message, { param, code })`. */
+function kind(status: number, type: string, defaultCode: string | null, defaultParam: string | null = null) {
+  return class extends FerryError {
+    constructor(message: string, opts: ErrorOptions = {}) {
+      super(message, {
+        status,
+        type,
+        code: opts.code === undefined ? defaultCode : opts.code,
+        param: opts.param === undefined ? defaultParam : opts.param,
+      });
+    }
+  };
+}
+
+export class BadRequestError extends kind(400, 'invalid_request_error', 'invalid_request') {}
+export class AuthenticationError extends kind(401, 'authentication_error', 'invalid_api_key') {
+  constructor(message = 'Missing or invalid API key. Send it as "Authorization: Bearer <key>".', opts: ErrorOptions = {}) {
+    super(message, opts);
   }
 }
-export class AuthenticationError extends FerryError {
-  constructor(message = 'Missing or invalid API key. Send it as "Authorization: Bearer <key>".') {
-    super(401, message, 'authentication_error', 'invalid_api_key');
+export class NotFoundError extends kind(404, 'invalid_request_error', 'not_found') {}
+export class ConflictError extends kind(409, 'invalid_request_error', 'conflict') {}
+export class GoneError extends kind(410, 'invalid_request_error', 'gone') {}
+export class PayloadTooLargeError extends kind(413, 'invalid_request_error', 'file_too_large', 'file') {}
+export class UnsupportedMediaTypeError extends kind(415, 'invalid_request_error', 'unsupported_media_type', 'file') {}
+export class UnprocessableError extends kind(422, 'invalid_request_error', 'unprocessable') {}
+export class InternalError extends kind(500, 'server_error', 'internal_error') {
+  constructor(message = 'The server had an error while processing your request.', opts: ErrorOptions = {}) {
+    super(message, opts);
   }
 }
-export class PermissionError extends FerryError {
-  constructor(message: string) {
-    super(403, message, 'permission_error', 'forbidden');
-  }
-}
-export class NotFoundError extends FerryError {
-  constructor(message: string, param: string | null = null) {
-    super(404, message, 'invalid_request_error', 'not_found', param);
-  }
-}
-export class ConflictError extends FerryError {
-  constructor(message: string, code = 'conflict') {
-    super(409, message, 'invalid_request_error', code);
-  }
-}
-export class GoneError extends FerryError {
-  constructor(message: string) {
-    super(410, message, 'invalid_request_error', 'gone');
-  }
-}
-export class PayloadTooLargeError extends FerryError {
-  constructor(message: string, param: string | null = 'file') {
-    super(413, message, 'invalid_request_error', 'file_too_large', param);
-  }
-}
-export class UnsupportedMediaTypeError extends FerryError {
-  constructor(message: string, param: string | null = 'file') {
-    super(415, message, 'invalid_request_error', 'unsupported_media_type', param);
-  }
-}
-export class UnprocessableError extends FerryError {
-  constructor(message: string, code = 'unprocessable', param: string | null = null) {
-    super(422, message, 'invalid_request_error', code, param);
-  }
-}
-export class RateLimitError extends FerryError {
-  constructor(message: string) {
-    super(429, message, 'rate_limit_error', 'rate_limited');
-  }
-}
-export class InternalError extends FerryError {
-  constructor(message = 'The server had an error while processing your request.') {
-    super(500, message, 'server_error', 'internal_error');
-  }
-}
-export class UnavailableError extends FerryError {
-  constructor(message: string) {
-    super(503, message, 'server_error', 'service_unavailable');
-  }
-}
+export class UnavailableError extends kind(503, 'server_error', 'service_unavailable') {}
 
 /** Redis, where records and queues live, does not answer: retryable, so the SDKs try again. */
 export function storeUnavailable(): UnavailableError {
@@ -90,25 +72,31 @@ export function storeUnavailable(): UnavailableError {
 }
 
 /**
- * A failure of an upstream service (Gemini, Azure). Workers decide from
- * `retryable` whether to try again, and honour `retryAfterMs` when the
- * upstream named a delay.
+ * A failure of an upstream service (Gemini, Azure). Workers decide from `retryable` whether to
+ * try again, and honour `retryAfterMs` when the upstream named a delay.
  */
 export class UpstreamError extends FerryError {
-  constructor(
-    message: string,
-    readonly upstreamStatus: number | null,
-    readonly retryable: boolean,
-    readonly retryAfterMs: number | null = null,
-    readonly provider: string = 'gemini',
-  ) {
-    super(502, message, 'upstream_error', upstreamStatus === null ? 'upstream_unreachable' : `upstream_${upstreamStatus}`);
-  }
-
+  readonly upstreamStatus: number | null;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | null;
+  /** Which service answered: gemini, azure, or http (a fetched URL). */
+  readonly provider: string;
   /** A 429 that names the quota it exceeded (Gemini's QuotaFailure): the project's limit, not a passing overload. */
   quotaExceeded = false;
   /** The per-minute limits that QuotaFailure stated (requests, input tokens), when it did. */
   quotaLimits: { rpm?: number; tpm?: number } = {};
+
+  constructor(
+    message: string,
+    opts: { upstreamStatus: number | null; retryable: boolean; retryAfterMs?: number | null; provider?: string },
+  ) {
+    const s = opts.upstreamStatus;
+    super(message, { status: 502, type: 'upstream_error', code: s === null ? 'upstream_unreachable' : `upstream_${s}` });
+    this.upstreamStatus = s;
+    this.retryable = opts.retryable;
+    this.retryAfterMs = opts.retryAfterMs ?? null;
+    this.provider = opts.provider ?? 'gemini';
+  }
 }
 
 /** Statuses every upstream treats as transient. */

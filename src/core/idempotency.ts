@@ -32,7 +32,10 @@ export class Idempotency {
     if (header === undefined) return null;
     const key = Array.isArray(header) ? header[0] : header;
     if (!key || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
-      throw new BadRequestError('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key', 'invalid_idempotency_key');
+      throw new BadRequestError('Idempotency-Key must be 1 to 255 visible ASCII characters.', {
+        param: 'Idempotency-Key',
+        code: 'invalid_idempotency_key',
+      });
     }
     return key;
   }
@@ -50,14 +53,15 @@ export class Idempotency {
     const prev = raw ? (JSON.parse(raw) as Entry) : null;
     if (!prev) return this.claim(tenant, key, fp);
     if (prev.fp !== fp) {
-      throw new UnprocessableError(
-        'This Idempotency-Key was used with a different request body.',
-        'idempotency_key_reused',
-        'Idempotency-Key',
-      );
+      throw new UnprocessableError('This Idempotency-Key was used with a different request body.', {
+        code: 'idempotency_key_reused',
+        param: 'Idempotency-Key',
+      });
     }
     if (!prev.id)
-      throw new ConflictError('A request with this Idempotency-Key is still being processed; retry shortly.', 'idempotency_in_progress');
+      throw new ConflictError('A request with this Idempotency-Key is still being processed; retry shortly.', {
+        code: 'idempotency_in_progress',
+      });
     return prev.id;
   }
 

@@ -66,26 +66,26 @@ export async function assertPublicUrl(raw: string, allowPrivate: boolean, param 
   try {
     url = new URL(raw);
   } catch {
-    throw new BadRequestError(`"${raw}" is not a valid URL.`, param, 'invalid_url');
+    throw new BadRequestError(`"${raw}" is not a valid URL.`, { param: param, code: 'invalid_url' });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new BadRequestError(`Only http and https URLs are allowed, not ${url.protocol}`, param, 'invalid_url');
+    throw new BadRequestError(`Only http and https URLs are allowed, not ${url.protocol}`, { param: param, code: 'invalid_url' });
   }
-  if (url.username || url.password) throw new BadRequestError('URLs with credentials are not allowed.', param, 'invalid_url');
+  if (url.username || url.password)
+    throw new BadRequestError('URLs with credentials are not allowed.', { param: param, code: 'invalid_url' });
   if (allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   try {
     addresses = net.isIP(host) ? [host] : (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
   } catch {
-    throw new BadRequestError(`The host "${host}" cannot be resolved.`, param, 'invalid_url');
+    throw new BadRequestError(`The host "${host}" cannot be resolved.`, { param: param, code: 'invalid_url' });
   }
   const bad = addresses.find(isPrivateAddress);
   if (bad) {
     throw new BadRequestError(
       `"${raw}" is not allowed: ${host} is a private, loopback or reserved address (${bad}). Use a public URL (${ALLOW_HINT}).`,
-      param,
-      'url_not_allowed',
+      { param: param, code: 'url_not_allowed' },
     );
   }
   return url;

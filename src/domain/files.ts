@@ -20,15 +20,24 @@ const NOT_DOCUMENTS = new Set(['batch', 'batch_output']);
  */
 export function fileUsability(id: string, f: FileRecord | null, tenant: string | null): FileUsability {
   if (!f || (tenant !== null && f.tenant !== tenant)) {
-    return { usable: false, error: new FerryError(404, `No such file: '${id}'.`, 'invalid_request_error', 'not_found', 'messages') };
+    return {
+      usable: false,
+      error: new FerryError(`No such file: '${id}'.`, { status: 404, type: 'invalid_request_error', code: 'not_found', param: 'messages' }),
+    };
   }
   if (f.status === 'error') {
     const why = `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`;
-    return { usable: false, error: new FerryError(400, why, 'invalid_request_error', 'file_failed', 'messages') };
+    return {
+      usable: false,
+      error: new FerryError(why, { status: 400, type: 'invalid_request_error', code: 'file_failed', param: 'messages' }),
+    };
   }
   if (NOT_DOCUMENTS.has(f.purpose) || f.storage === 'local') {
     const why = `File '${id}' has purpose "${f.purpose}": batch input and output are not documents for the model.`;
-    return { usable: false, error: new FerryError(400, why, 'invalid_request_error', 'file_not_usable', 'messages') };
+    return {
+      usable: false,
+      error: new FerryError(why, { status: 400, type: 'invalid_request_error', code: 'file_not_usable', param: 'messages' }),
+    };
   }
   return { usable: true, ready: f.status === 'processed' };
 }

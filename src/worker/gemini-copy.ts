@@ -52,7 +52,7 @@ export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord)
   const use = fileUsability(rec.id, rec, null);
   if (!use.usable) throw use.error;
   if (rec.status !== 'processed') {
-    throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, 'file_not_ready');
+    throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, { code: 'file_not_ready' });
   }
   const { config } = deps.services;
   if (rec.storage === 'azure_storage' && config.azure.handoff === 'signed_url' && rec.bytes <= GEMINI_EXTERNAL_URL_MAX_BYTES) {
@@ -63,7 +63,7 @@ export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord)
 }
 
 function blobPath(rec: FileRecord): string {
-  if (!rec.azure_blob_path) throw new UpstreamError(`File '${rec.id}' has no blob recorded`, null, false, null, 'azure');
+  if (!rec.azure_blob_path) throw new UpstreamError(`File '${rec.id}' has no blob recorded`, { upstreamStatus: null, retryable: false });
   return rec.azure_blob_path;
 }
 
@@ -115,11 +115,14 @@ async function transfer(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy> 
   const file = await sendToGemini(deps, rec, source);
   if (!file) throw new GoneError(`File '${rec.id}' was deleted.`);
   if (file.state === 'FAILED') {
-    throw new UpstreamError(`Gemini could not process file '${rec.id}': ${file.error?.message ?? 'state FAILED'}`, null, false);
+    throw new UpstreamError(`Gemini could not process file '${rec.id}': ${file.error?.message ?? 'state FAILED'}`, {
+      upstreamStatus: null,
+      retryable: false,
+    });
   }
   const fields = activeCopyFields(file);
   await files.update(rec.id, fields);
-  if (!fields.gemini_uri) throw new UpstreamError(`Gemini answered no uri for ${file.name}`, null, true);
+  if (!fields.gemini_uri) throw new UpstreamError(`Gemini answered no uri for ${file.name}`, { upstreamStatus: null, retryable: true });
   return { fileUri: fields.gemini_uri, mimeType: rec.mime_type };
 }
 

@@ -229,12 +229,11 @@ async function callAndRecord(
     if (rec.stream && job.attemptsStarted > 1 && (await new JobStream(services.redis, services.keys).started(jobId))) {
       // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
       throw new JobFailure(
-        new FerryError(
-          502,
-          'The stream was interrupted by a worker failure; send the request again.',
-          'server_error',
-          'stream_interrupted',
-        ),
+        new FerryError('The stream was interrupted by a worker failure; send the request again.', {
+          status: 502,
+          type: 'server_error',
+          code: 'stream_interrupted',
+        }),
       );
     }
     const request = toGeminiRequest(rec.request, inputs.files, inputs.images);
@@ -359,7 +358,7 @@ async function fetchImages(services: Services, rec: JobRecord): Promise<Map<stri
       throw new JobFailure(
         new PayloadTooLargeError(
           `The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
-          'messages',
+          { param: 'messages' },
         ),
       );
     }
@@ -374,12 +373,21 @@ function asFerryError(err: unknown): FerryError {
     const s = err.upstreamStatus;
     // Gemini's own verdict on the request (400, 403, 404) is the caller's to see; exhausted transient failures are a 502.
     if (s !== null && s >= 400 && s < 500 && s !== 408 && s !== 429) {
-      return new FerryError(s, err.message, s === 403 ? 'permission_error' : 'invalid_request_error', err.code, null);
+      return new FerryError(err.message, {
+        status: s,
+        type: s === 403 ? 'permission_error' : 'invalid_request_error',
+        code: err.code,
+        param: null,
+      });
     }
     return err;
   }
   if (err instanceof FerryError) return err;
-  return new FerryError(500, `The job failed: ${(err as Error)?.message ?? String(err)}`, 'server_error', 'internal_error');
+  return new FerryError(`The job failed: ${(err as Error)?.message ?? String(err)}`, {
+    status: 500,
+    type: 'server_error',
+    code: 'internal_error',
+  });
 }
 
 async function handleFailure(
@@ -406,7 +414,10 @@ async function handleFailure(
 /** A job that will not run again (retries spent, stalled too often): its record says so. */
 export async function onGenerateJobFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
   const { jobId } = job.data as GenerateJobData;
-  const e = err instanceof FerryError ? err : new FerryError(502, `The job failed: ${err.message}`, 'server_error', 'job_failed');
+  const e =
+    err instanceof FerryError
+      ? err
+      : new FerryError(`The job failed: ${err.message}`, { status: 502, type: 'server_error', code: 'job_failed' });
   const error = { ...e.toBody().error, status: e.status };
   if (await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() })) {
     if ((await services.jobs.get(jobId))?.stream) await new JobStream(services.redis, services.keys).end(jobId, { kind: 'error', error });

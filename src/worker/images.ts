@@ -17,18 +17,29 @@ export async function fetchImage(url: string, allowPrivate: boolean): Promise<Fe
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause;
     if (cause instanceof BlockedAddressError) {
-      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause.message}`, 'messages', 'url_not_allowed');
+      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause.message}`, { param: 'messages', code: 'url_not_allowed' });
     }
-    throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, null, true, null, 'http');
+    throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, {
+      upstreamStatus: null,
+      retryable: true,
+      provider: 'http',
+    });
   }
-  if (!res.ok) throw new UpstreamError(`Image URL ${url} answered ${res.status}`, res.status, res.status >= 500, null, 'http');
+  if (!res.ok)
+    throw new UpstreamError(`Image URL ${url} answered ${res.status}`, {
+      upstreamStatus: res.status,
+      retryable: res.status >= 500,
+      provider: 'http',
+    });
   const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
-  if (!type.startsWith('image/')) throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, 'messages');
+  if (!type.startsWith('image/'))
+    throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, { param: 'messages' });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of res.body ?? []) {
     size += (c as Buffer).length;
-    if (size > INLINE_LIMIT_BYTES) throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, 'messages');
+    if (size > INLINE_LIMIT_BYTES)
+      throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, { param: 'messages' });
     chunks.push(Buffer.from(c as Uint8Array));
   }
   return { mimeType: type, data: Buffer.concat(chunks).toString('base64') };

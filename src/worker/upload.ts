@@ -220,7 +220,10 @@ async function processedGeminiCopy(deps: UploadDeps, rec: FileRecord, name: stri
   if (upstreamSha && upstreamSha !== rec.sha256) {
     await deps.gemini.files.delete(file.name);
     await deps.services.files.update(rec.id, { gemini_name: null, gemini_uri: null, upload_url: null, upload_offset: 0 });
-    throw new UpstreamError(`Gemini holds different bytes (sha256 ${upstreamSha}) than were uploaded`, null, true);
+    throw new UpstreamError(`Gemini holds different bytes (sha256 ${upstreamSha}) than were uploaded`, {
+      upstreamStatus: null,
+      retryable: true,
+    });
   }
   return file;
 }

@@ -173,7 +173,7 @@ export class RecordStore<T extends BaseRecord> {
   async getOwned(id: string, tenant: string, admin = false): Promise<T> {
     // Only well-formed ids reach Redis: other names could meet keys that are not records.
     const rec = RECORD_ID.test(id) ? await this.get(id) : null;
-    if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, `${this.kind}_id`);
+    if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, { param: `${this.kind}_id` });
     return rec;
   }
 

@@ -24,7 +24,10 @@ export function createAzureClients(azure: AzureSettings): AzureClients {
     try {
       service = BlobServiceClient.fromConnectionString(azure.connectionString, options);
     } catch (err) {
-      throw new UpstreamError(`AZURE_STORAGE_CONNECTION_STRING is not usable: ${(err as Error).message}`, null, false, null, 'azure');
+      throw new UpstreamError(`AZURE_STORAGE_CONNECTION_STRING is not usable: ${(err as Error).message}`, {
+        upstreamStatus: null,
+        retryable: false,
+      });
     }
   } else {
     const url = azure.endpoint ?? `https://${azure.accountName}.blob.core.windows.net`;

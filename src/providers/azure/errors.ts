@@ -35,32 +35,31 @@ export function toAzureError(err: unknown, container = ''): UpstreamError {
     const hint = hintFor(status, code, container);
     const message = `Azure Blob Storage answered ${status}${code ? ` ${code}` : ''}${firstLine ? `: ${firstLine}` : ''}${hint ? ` (${hint})` : ''}`;
     const retryAfter = parseRetryAfter(e.response?.headers.get('retry-after'));
-    return new UpstreamError(message, status, isRetryableStatus(status), retryAfter, 'azure');
+    return new UpstreamError(message, {
+      upstreamStatus: status,
+      retryable: isRetryableStatus(status),
+      retryAfterMs: retryAfter,
+      provider: 'azure',
+    });
   }
   const code = String(e?.code ?? '');
   const text = e?.message ?? String(err);
   if (code === 'ENOTFOUND') {
     return new UpstreamError(
       `Azure Blob Storage account not found (${text}): check AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ENDPOINT`,
-      null,
-      false,
-      null,
-      'azure',
+      { upstreamStatus: null, retryable: false, provider: 'azure' },
     );
   }
   if (/CredentialUnavailable|AuthenticationError|AggregateAuthentication/.test(e?.name ?? '')) {
     return new UpstreamError(
       `No Azure credential: without AZURE_STORAGE_ACCOUNT_KEY, DefaultAzureCredential is used and failed: ${text.split('\n')[0]}`,
-      null,
-      false,
-      null,
-      'azure',
+      { upstreamStatus: null, retryable: false, provider: 'azure' },
     );
   }
   // A RestError without a status is a transport failure; anything else unknown is not worth retrying.
   const retryable = RETRYABLE_NETWORK.has(code) || err instanceof RestError;
   const what = retryable ? 'could not be reached' : 'request failed';
-  return new UpstreamError(`Azure Blob Storage ${what}: ${text}`, null, retryable, null, 'azure');
+  return new UpstreamError(`Azure Blob Storage ${what}: ${text}`, { upstreamStatus: null, retryable: retryable, provider: 'azure' });
 }
 
 /** The SDK call's result, or null when the blob does not exist (a missing container still throws). */

@@ -89,7 +89,8 @@ export class AzureBlobStore {
     this.call('blob.download', () => this.blob(path).download(start, end - start + 1))
       .then((res) => {
         const body = res.readableStreamBody as Readable | undefined;
-        if (!body) throw new UpstreamError('Azure Blob Storage answered a download without a body', null, true, null, 'azure');
+        if (!body)
+          throw new UpstreamError('Azure Blob Storage answered a download without a body', { upstreamStatus: null, retryable: true });
         body.on('error', fail);
         out.on('close', () => body.destroy());
         body.pipe(out);

@@ -31,12 +31,11 @@ export function geminiHttpError(status: number, bodyText: string, retryAfter?: s
   const body = parseBody(bodyText);
   const detail = body?.error?.message ?? (bodyText.slice(0, 300) || `HTTP ${status}`);
   const label = body?.error?.status ? `${status} ${body.error.status}` : `${status}`;
-  const err = new UpstreamError(
-    `Gemini answered ${label}: ${detail}`,
-    status,
-    isRetryableStatus(status),
-    parseRetryAfter(retryAfter) ?? retryInfoMs(body),
-  );
+  const err = new UpstreamError(`Gemini answered ${label}: ${detail}`, {
+    upstreamStatus: status,
+    retryable: isRetryableStatus(status),
+    retryAfterMs: parseRetryAfter(retryAfter) ?? retryInfoMs(body),
+  });
   const failure =
     status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
   if (failure) {
@@ -65,7 +64,7 @@ export function toGeminiError(err: unknown): UpstreamError {
   if (err instanceof ApiError) return geminiHttpError(err.status, err.message);
   const e = err as NodeJS.ErrnoException;
   const reason = e?.cause instanceof Error ? `${e.message}: ${e.cause.message}` : String(e?.message ?? err);
-  return new UpstreamError(`Gemini could not be reached: ${reason}`, null, true);
+  return new UpstreamError(`Gemini could not be reached: ${reason}`, { upstreamStatus: null, retryable: true });
 }
 
 /** Runs one SDK call, counting it by outcome and turning its failure into an UpstreamError. */

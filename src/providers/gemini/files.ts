@@ -60,10 +60,13 @@ export class GeminiFiles {
     const deadline = Date.now() + timeoutMs;
     for (let i = 0; ; i++) {
       const f = await this.get(name, signal);
-      if (!f) throw new UpstreamError(`Gemini file ${name} vanished while processing`, 404, false);
+      if (!f) throw new UpstreamError(`Gemini file ${name} vanished while processing`, { upstreamStatus: 404, retryable: false });
       if (f.state !== 'PROCESSING' && f.state !== 'STATE_UNSPECIFIED') return f;
       if (Date.now() > deadline) {
-        throw new UpstreamError(`Gemini file ${name} still PROCESSING after ${Math.round(timeoutMs / 1000)} s`, null, true);
+        throw new UpstreamError(`Gemini file ${name} still PROCESSING after ${Math.round(timeoutMs / 1000)} s`, {
+          upstreamStatus: null,
+          retryable: true,
+        });
       }
       await sleep(Math.min(250 * 1.6 ** i, 10_000), signal);
     }

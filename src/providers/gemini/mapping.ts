@@ -64,7 +64,7 @@ export interface FetchedImage {
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function bad(message: string, param: string): never {
-  throw new BadRequestError(message, param);
+  throw new BadRequestError(message, { param: param });
 }
 
 function num(body: Json, name: string, min: number, max: number, integer = false) {
@@ -208,7 +208,7 @@ export function validateChatRequest(input: unknown): ValidatedChat {
   if (inline > INLINE_LIMIT_BYTES) {
     throw new PayloadTooLargeError(
       `Inline data totals ${inline} bytes, over Gemini's ${INLINE_LIMIT_BYTES}-byte request limit. Upload the file with POST /v1/files and reference it as {"type":"file","file":{"file_id":"file-…"}}.`,
-      'messages',
+      { param: 'messages' },
     );
   }
   return {

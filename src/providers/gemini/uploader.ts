@@ -185,7 +185,8 @@ export class GeminiUploader {
           input.signal,
         );
         const url = a.headers['x-goog-upload-url'];
-        if (typeof url !== 'string') throw new UpstreamError('Gemini did not return an upload URL', a.status, false);
+        if (typeof url !== 'string')
+          throw new UpstreamError('Gemini did not return an upload URL', { upstreamStatus: a.status, retryable: false });
         return this.rebase(url);
       },
       input.signal,
@@ -219,7 +220,8 @@ export class GeminiUploader {
 
   private fileOf(a: Answer): GeminiFile {
     const parsed = JSON.parse(a.body) as { file?: GeminiFile };
-    if (!parsed.file?.name) throw new UpstreamError('Gemini finalized the upload without a file resource', a.status, false);
+    if (!parsed.file?.name)
+      throw new UpstreamError('Gemini finalized the upload without a file resource', { upstreamStatus: a.status, retryable: false });
     return parsed.file;
   }
 
