@@ -20,7 +20,7 @@ import { upstreamJobOptions } from './services.js';
 export const PENDING_GRACE_MS = 30_000;
 
 export function pendingKey(services: Pick<Services, 'keys'>): string {
-  return `${services.keys.prefix}:enqueue-pending`;
+  return services.keys.enqueuePending();
 }
 
 /** What `RecordStore.create` takes to put a new record's id in the pending set, scored by the time. */

@@ -24,7 +24,6 @@ export function newId(prefix: string, now = Date.now(), separator = '-'): string
   return `${prefix}${separator}${time}${rand}`;
 }
 
-
 /** `n` in fixed-width base62: such strings sort as their numbers do. */
 export function base62(n: number, width: number): string {
   let out = '';

@@ -5,19 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
-
-const ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-  return 1
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1`;
-
-type Scripted = Redis & { ferrySlotAcquire(key: string, ...args: (string | number)[]): Promise<number> };
+import { withScripts, type Scripted } from './scripts/index.js';
 
 export class TenantSlots {
   private readonly redis: Scripted;
@@ -27,11 +15,10 @@ export class TenantSlots {
     private readonly max: number,
     private readonly leaseMs = 15 * 60_000,
   ) {
-    if (!('ferrySlotAcquire' in redis)) redis.defineCommand('ferrySlotAcquire', { numberOfKeys: 1, lua: ACQUIRE });
-    this.redis = redis as Scripted;
+    this.redis = withScripts(redis);
   }
   private key(tenant: string) {
-    return `${this.keys.prefix}:running:${tenant}`;
+    return this.keys.tenantRunning(tenant);
   }
   /** True when the job may run now (always, with no cap). */
   async acquire(tenant: string, jobId: string): Promise<boolean> {

@@ -92,12 +92,43 @@ export class BlockingReaders {
 }
 
 /**
- * Every key Ferry writes starts with the configured prefix. A prefix such as
- * `{ferry}` is a Redis Cluster hash tag: all keys then live in one slot, which
- * BullMQ's multi-key scripts require.
+ * Every key Ferry writes, named in one place (BullMQ's queues name their own, under the same
+ * prefix). A prefix such as `{ferry}` is a Redis Cluster hash tag: all keys then live in one
+ * slot, which BullMQ's multi-key scripts require.
  */
 export class Keys {
   constructor(readonly prefix: string) {}
+  /** A record's hash: `file`, `job`, `batch`, … and its id. */
+  record(kind: string, id: string) {
+    return `${this.prefix}:${kind}:${id}`;
+  }
+  /** A tenant's index of records of a kind, optionally one of its secondary indexes. */
+  tenantIndex(tenant: string, kind: string, sub?: string) {
+    return `${this.prefix}:tenant:${tenant}:${kind}s${sub ? `:${sub}` : ''}`;
+  }
+  /** A batch's line counters (fed, completed, failed) and its bitmap of counted lines. */
+  batchLines(batchId: string) {
+    return `${this.record('batch', batchId)}:lines`;
+  }
+  batchDone(batchId: string) {
+    return `${this.record('batch', batchId)}:done`;
+  }
+  /** Ids whose record is written and whose job may not be queued yet (maintenance repairs them). */
+  enqueuePending() {
+    return `${this.prefix}:enqueue-pending`;
+  }
+  /** One tenant's running completions (leases). */
+  tenantRunning(tenant: string) {
+    return `${this.prefix}:running:${tenant}`;
+  }
+  /** The lock of whoever makes a file's Gemini copy. */
+  geminiCopyLock(fileId: string) {
+    return `${this.prefix}:lock:gemini-copy:${fileId}`;
+  }
+  /** A model's admission state under one Gemini project (a digest of its key), and its parts. */
+  quota(project: string, model: string, part = '') {
+    return `${this.prefix}:quota:${project}:${model}${part}`;
+  }
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
   }

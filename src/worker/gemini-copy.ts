@@ -21,6 +21,7 @@ import { ConflictError, GoneError, UnavailableError, UpstreamError } from '../co
 import { sleep } from '../core/retry.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
+import { withScripts } from '../core/scripts/index.js';
 import { fileUsability } from '../domain/files.js';
 import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './upload.js';
 
@@ -141,9 +142,6 @@ async function sourceOf(deps: UploadDeps, rec: FileRecord): Promise<ByteSource> 
   return staged;
 }
 
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
 /** SET NX PX, renewed while held (a 2 GB transfer outlasts any short TTL), released only by its owner. */
 class CopyLock {
   private readonly key: string;
@@ -154,14 +152,16 @@ class CopyLock {
     private readonly services: Services,
     fileId: string,
   ) {
-    this.key = `${services.keys.prefix}:lock:gemini-copy:${fileId}`;
+    this.key = services.keys.geminiCopyLock(fileId);
   }
 
   async acquire(): Promise<boolean> {
     const ok = (await this.services.redis.set(this.key, this.token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK';
     if (ok) {
       this.timer = setInterval(() => {
-        this.services.redis.eval(RENEW, 1, this.key, this.token, String(LOCK_TTL_MS)).catch(() => {});
+        withScripts(this.services.redis)
+          .ferryLockRenew(this.key, this.token, String(LOCK_TTL_MS))
+          .catch(() => {});
       }, LOCK_TTL_MS / 3);
       this.timer.unref();
     }
@@ -175,6 +175,8 @@ class CopyLock {
   async release(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.services.redis.eval(RELEASE, 1, this.key, this.token).catch(() => {});
+    await withScripts(this.services.redis)
+      .ferryLockRelease(this.key, this.token)
+      .catch(() => {});
   }
 }

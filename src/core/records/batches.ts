@@ -10,6 +10,7 @@
 import type { Redis } from 'ioredis';
 import { base62, derivedId } from '../ids.js';
 import type { Keys } from '../redis.js';
+import { withScripts, type Scripted } from '../scripts/index.js';
 import { RecordStore, type ScoredEntry } from './store.js';
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
@@ -66,23 +67,6 @@ export interface BatchRecord {
   usage: BatchUsage | null;
 }
 
-/** Counts a line once (SETBIT answers the bit's old value); answers the counters after. */
-const MARK_LINE = `
-if redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
-return redis.call('HMGET', KEYS[2], 'fed', 'completed', 'failed')`;
-
-/** Raises `fed` to ARGV[1] if it is lower; answers the value it holds after. */
-const RAISE_FED = `
-local cur = tonumber(redis.call('HGET', KEYS[1], 'fed') or '0')
-local want = tonumber(ARGV[1])
-if want > cur then redis.call('HSET', KEYS[1], 'fed', want) return want end
-return cur`;
-
-type Scripted = Redis & {
-  ferryMarkLine(done: string, lines: string, line: number, field: string): Promise<Array<string | null>>;
-  ferryRaiseFed(lines: string, to: number): Promise<number>;
-};
-
 export interface LineState {
   fed: number;
   completed: number;
@@ -114,18 +98,14 @@ export class BatchStore extends RecordStore<BatchRecord> {
     private readonly retention: number,
   ) {
     super(redis, keys, 'batch', retention);
-    if (!('ferryMarkLine' in redis)) {
-      redis.defineCommand('ferryMarkLine', { numberOfKeys: 2, lua: MARK_LINE });
-      redis.defineCommand('ferryRaiseFed', { numberOfKeys: 1, lua: RAISE_FED });
-    }
-    this.scripts = redis as Scripted;
+    this.scripts = withScripts(redis);
   }
 
   linesKey(id: string) {
-    return `${this.key(id)}:lines`;
+    return this.keys.batchLines(id);
   }
   doneKey(id: string) {
-    return `${this.key(id)}:done`;
+    return this.keys.batchDone(id);
   }
 
   override async create(rec: BatchRecord, scored: ScoredEntry[] = []): Promise<void> {

@@ -1,0 +1,13 @@
+/** A batch's line counters: count a line once, raise the handed-out mark. */
+
+/** Counts a line once (SETBIT answers the bit's old value); answers the counters after. */
+export const MARK_LINE = `
+if redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+return redis.call('HMGET', KEYS[2], 'fed', 'completed', 'failed')`;
+
+/** Raises `fed` to ARGV[1] if it is lower; answers the value it holds after. */
+export const RAISE_FED = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'fed') or '0')
+local want = tonumber(ARGV[1])
+if want > cur then redis.call('HSET', KEYS[1], 'fed', want) return want end
+return cur`;
