@@ -41,7 +41,9 @@ const section: Section = {
     log(`ferry worker leg     ${fmtMs(ferry.workerMs).padStart(8)}  ${mbps(size, ferry.workerMs).toFixed(0)} MB/s`);
     log(`worker leg / plain uploadData  ${ratio.toFixed(2)}`);
     const rss = { api: stack.api.peakRss(), worker: stack.worker.peakRss() };
-    log(`peak RSS api ${fmtMB(rss.api)}, worker ${fmtMB(rss.worker)}   target < 200 MB: ${verdict(rss.api !== null && rss.worker !== null && Math.max(rss.api, rss.worker) < RSS_TARGET_BYTES)}`);
+    log(
+      `peak RSS api ${fmtMB(rss.api)}, worker ${fmtMB(rss.worker)}   target < 200 MB: ${verdict(rss.api !== null && rss.worker !== null && Math.max(rss.api, rss.worker) < RSS_TARGET_BYTES)}`,
+    );
     return {
       bytes: size,
       plain_upload_data_ms: round(plainMs),

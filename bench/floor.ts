@@ -58,7 +58,10 @@ if (process.argv[2] === 'api') {
     'floor',
     async (job) => {
       const { model, messages } = job.data as { model: string; messages: { content: string }[] };
-      const res = await ai.models.generateContent({ model, contents: messages.map((m) => ({ role: 'user', parts: [{ text: m.content }] })) });
+      const res = await ai.models.generateContent({
+        model,
+        contents: messages.map((m) => ({ role: 'user', parts: [{ text: m.content }] })),
+      });
       return { text: res.text, usage: res.usageMetadata };
     },
     { connection, prefix, concurrency: Number(process.env.FLOOR_CONCURRENCY ?? 16) },

@@ -10,7 +10,22 @@
 import http from 'node:http';
 import { Queue } from 'bullmq';
 import { deleteByPrefix } from '../src/core/redis.js';
-import { BENCH_API_KEY, cpuSeconds, envInt, freePort, httpRequest, now, rawBullmq, round, sleep, spawnNode, startStack, verdict, waitFor, type Section } from './lib.js';
+import {
+  BENCH_API_KEY,
+  cpuSeconds,
+  envInt,
+  freePort,
+  httpRequest,
+  now,
+  rawBullmq,
+  round,
+  sleep,
+  spawnNode,
+  startStack,
+  verdict,
+  waitFor,
+  type Section,
+} from './lib.js';
 
 const CONCURRENCY = 16;
 /** Requests the bench client keeps in flight. */
@@ -43,13 +58,15 @@ const section: Section = {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     scope.defer('close http agent', () => agent.destroy());
     /** POSTs a one-message completion to `url`. */
-    const poster = (url: string, headers: Record<string, string> = {}) => (content: string) =>
-      httpRequest(url, {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
-      });
+    const poster =
+      (url: string, headers: Record<string, string> = {}) =>
+      (content: string) =>
+        httpRequest(url, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content }] }),
+        });
     const completionsUrl = `${stack.apiUrl}/v1/chat/completions`;
     const auth = { authorization: `Bearer ${BENCH_API_KEY}` };
     const post = poster(completionsUrl, { ...auth, prefer: 'respond-async' });
@@ -109,9 +126,13 @@ const section: Section = {
     const { refused } = run;
     const ferry = (n * 1000) / run.ms;
     const ratio = ferry / raw;
-    log(`  submitted in ${round(run.submittedMs / 1000, 2)} s (${((n * 1000) / run.submittedMs).toFixed(0)} req/s), all done in ${round(run.ms / 1000, 2)} s`);
+    log(
+      `  submitted in ${round(run.submittedMs / 1000, 2)} s (${((n * 1000) / run.submittedMs).toFixed(0)} req/s), all done in ${round(run.ms / 1000, 2)} s`,
+    );
     log(`  CPU per job: ${cpu()}`);
-    log(`  ${ferry.toFixed(0)} jobs/s end to end; ratio to raw BullMQ ${ratio.toFixed(2)} (target ≥ 0.5: ${verdict(ratio >= 0.5)}); to one-by-one adds ${(ferry / rawSingle).toFixed(2)}`);
+    log(
+      `  ${ferry.toFixed(0)} jobs/s end to end; ratio to raw BullMQ ${ratio.toFixed(2)} (target ≥ 0.5: ${verdict(ratio >= 0.5)}); to one-by-one adds ${(ferry / rawSingle).toFixed(2)}`,
+    );
 
     // The floors: the same requests through a bare HTTP server (then one Express route), one
     // BullMQ add, and a worker that only calls the emulator through @google/genai (bench/floor.ts).
@@ -119,9 +140,21 @@ const section: Section = {
       const floorPrefix = `${stack.prefix}-${apiRole}-floor`;
       scope.defer(`delete redis keys ${floorPrefix}:*`, () => deleteByPrefix(stack.redis, floorPrefix));
       const floorPort = await freePort();
-      const floorEnv = { REDIS_URL: stack.redisUrl, FLOOR_PREFIX: floorPrefix, PORT: String(floorPort), GEMINI_BASE_URL: stack.emulatorUrl, FLOOR_CONCURRENCY: String(CONCURRENCY) };
-      const procs = [apiRole, 'worker'].map((role) => spawnNode(scope, `floor-${role}`, ['--import', 'tsx', 'bench/floor.ts', role], floorEnv));
-      await Promise.all(procs.map((p) => waitFor(`floor ${p.name}`, async () => p.tail().includes('ready'), { timeoutMs: 60_000, check: () => p.assertAlive() })));
+      const floorEnv = {
+        REDIS_URL: stack.redisUrl,
+        FLOOR_PREFIX: floorPrefix,
+        PORT: String(floorPort),
+        GEMINI_BASE_URL: stack.emulatorUrl,
+        FLOOR_CONCURRENCY: String(CONCURRENCY),
+      };
+      const procs = [apiRole, 'worker'].map((role) =>
+        spawnNode(scope, `floor-${role}`, ['--import', 'tsx', 'bench/floor.ts', role], floorEnv),
+      );
+      await Promise.all(
+        procs.map((p) =>
+          waitFor(`floor ${p.name}`, async () => p.tail().includes('ready'), { timeoutMs: 60_000, check: () => p.assertAlive() }),
+        ),
+      );
       const floorQueue = new Queue('floor', { connection: stack.redis, prefix: floorPrefix });
       scope.defer('close floor queue handle', () => floorQueue.close());
       const floorDone = async () => (await floorQueue.getJobCounts('completed')).completed ?? 0;
@@ -176,8 +209,14 @@ const section: Section = {
     });
     const syncRate = (syncN * 1000) / (now() - s0);
     syncLatencies.sort((a, b) => a - b);
-    const [syncP50, syncP99, syncMax] = [percentile(syncLatencies, 50), percentile(syncLatencies, 99), syncLatencies[syncLatencies.length - 1]];
-    log(`  ${syncRate.toFixed(0)} completions/s; latency p50 ${syncP50.toFixed(1)} ms, p99 ${syncP99.toFixed(1)} ms, max ${syncMax.toFixed(1)} ms`);
+    const [syncP50, syncP99, syncMax] = [
+      percentile(syncLatencies, 50),
+      percentile(syncLatencies, 99),
+      syncLatencies[syncLatencies.length - 1],
+    ];
+    log(
+      `  ${syncRate.toFixed(0)} completions/s; latency p50 ${syncP50.toFixed(1)} ms, p99 ${syncP99.toFixed(1)} ms, max ${syncMax.toFixed(1)} ms`,
+    );
     return {
       jobs: n,
       refused,

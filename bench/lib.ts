@@ -536,7 +536,7 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`Redis does not answer at ${redisUrl} (set REDIS_URL): ${(err as Error).message}`);
+    throw new Error(`Redis does not answer at ${redisUrl} (set REDIS_URL): ${(err as Error).message}`, { cause: err });
   }
   scope.defer('close bench redis client', () => redis.quit().catch(() => redis.disconnect()));
 
@@ -545,18 +545,25 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   // Registered before the processes: it runs after they have stopped.
   scope.defer(`delete redis keys ${prefix}:*`, () => deleteByPrefix(redis, prefix));
 
-  const runtime = typeof opts.runtime === 'object' ? opts.runtime : await prepareRuntime(opts.runtime ?? runtimeKind(), path.join(tmp, 'build'));
+  const runtime =
+    typeof opts.runtime === 'object' ? opts.runtime : await prepareRuntime(opts.runtime ?? runtimeKind(), path.join(tmp, 'build'));
   const spawnOpts = { nodeArgs: opts.nodeArgs, runtime };
 
   const emulatorPort = await freePort();
   const emulatorUrl = `http://127.0.0.1:${emulatorPort}`;
-  const emulator = spawnFerry(scope, 'emulator', 'emulator', {
-    HOST: '127.0.0.1',
-    FERRY_EMULATOR_PORT: String(emulatorPort),
-    FERRY_EMULATOR_PROCESSING_MS: '0',
-    FERRY_LOG_LEVEL: 'warn',
-    ...opts.emulatorEnv,
-  }, spawnOpts);
+  const emulator = spawnFerry(
+    scope,
+    'emulator',
+    'emulator',
+    {
+      HOST: '127.0.0.1',
+      FERRY_EMULATOR_PORT: String(emulatorPort),
+      FERRY_EMULATOR_PROCESSING_MS: '0',
+      FERRY_LOG_LEVEL: 'warn',
+      ...opts.emulatorEnv,
+    },
+    spawnOpts,
+  );
 
   const apiPort = await freePort();
   const env: Record<string, string> = {
@@ -577,7 +584,9 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   // Stopped in reverse: API first (no new work), then the worker, then the emulator.
   const workerCount = opts.workers ?? 1;
   if (!Number.isSafeInteger(workerCount) || workerCount < 1) throw new Error(`workers must be a positive whole number, got ${workerCount}`);
-  const workers = Array.from({ length: workerCount }, (_, i) => spawnFerry(scope, workerCount === 1 ? 'worker' : `worker-${i + 1}`, 'worker', env, spawnOpts));
+  const workers = Array.from({ length: workerCount }, (_, i) =>
+    spawnFerry(scope, workerCount === 1 ? 'worker' : `worker-${i + 1}`, 'worker', env, spawnOpts),
+  );
   const worker = workers[0];
   const api = spawnFerry(scope, 'api', 'api', env, spawnOpts);
   const procs = [emulator, ...workers, api];
@@ -640,4 +649,3 @@ export async function rawBullmq(
     await queue.close();
   }
 }
-

@@ -123,11 +123,19 @@ function percentile(sorted: number[], p: number): number | null {
 }
 
 /** A comma-separated choice from the environment, every item checked. */
-function envList<T extends string>(name: string, allowed: readonly T[], dflt: readonly T[], aliases: Record<string, readonly T[]> = {}): T[] {
+function envList<T extends string>(
+  name: string,
+  allowed: readonly T[],
+  dflt: readonly T[],
+  aliases: Record<string, readonly T[]> = {},
+): T[] {
   const raw = process.env[name]?.trim();
   if (!raw) return [...dflt];
   const out: T[] = [];
-  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const items = aliases[item] ?? (allowed.includes(item as T) ? [item as T] : null);
     if (!items) throw new Error(`${name}: "${item}" is not one of ${[...allowed, ...Object.keys(aliases)].join(', ')}`);
     for (const i of items) if (!out.includes(i)) out.push(i);
@@ -180,13 +188,19 @@ const share429 = (s: ModelStats) => (s.answered2xx + s.refusedForQuota ? s.refus
 /** The emulator alone, as startStack starts it, with the scenario's quota and latency. */
 async function startEmulatorAlone(scope: Scope, runtime: Runtime, env: Record<string, string>): Promise<{ url: string; proc: Proc }> {
   const port = await freePort();
-  const proc = spawnFerry(scope, 'emulator', 'emulator', {
-    HOST: '127.0.0.1',
-    FERRY_EMULATOR_PORT: String(port),
-    FERRY_EMULATOR_PROCESSING_MS: '0',
-    FERRY_LOG_LEVEL: 'warn',
-    ...env,
-  }, { runtime });
+  const proc = spawnFerry(
+    scope,
+    'emulator',
+    'emulator',
+    {
+      HOST: '127.0.0.1',
+      FERRY_EMULATOR_PORT: String(port),
+      FERRY_EMULATOR_PROCESSING_MS: '0',
+      FERRY_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    { runtime },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitFor('the emulator', async () => (await httpRequest(`${url}/_emulator/stats`)).status === 200, {
     timeoutMs: 60_000,
@@ -331,7 +345,11 @@ async function asyncCompletion(apiUrl: string, key: string, agent: http.Agent, c
       const answer = await httpRequest(`${apiUrl}/v1/jobs/${id}?wait=${wait}`, { agent, headers: auth });
       if (answer.status === 200) {
         const job = answer.json<{ status: string; error?: unknown }>();
-        if (FINAL_JOB.has(job.status)) return end(job.status as JobOutcome['outcome'], job.status === 'succeeded' ? undefined : JSON.stringify(job.error ?? null).slice(0, 200));
+        if (FINAL_JOB.has(job.status))
+          return end(
+            job.status as JobOutcome['outcome'],
+            job.status === 'succeeded' ? undefined : JSON.stringify(job.error ?? null).slice(0, 200),
+          );
         continue;
       }
       lastProblem = `GET /v1/jobs answered ${answer.status}`;
@@ -343,7 +361,14 @@ async function asyncCompletion(apiUrl: string, key: string, agent: http.Agent, c
 }
 
 /** `n` completions, one every 1/`perSecond` s from now; answers when all ended (or `deadline` passed). */
-async function steadyCompletions(apiUrl: string, key: string, agent: http.Agent, n: number, perSecond: number, deadline: Deadline): Promise<JobOutcome[]> {
+async function steadyCompletions(
+  apiUrl: string,
+  key: string,
+  agent: http.Agent,
+  n: number,
+  perSecond: number,
+  deadline: Deadline,
+): Promise<JobOutcome[]> {
   const start = now();
   const running: Promise<JobOutcome>[] = [];
   for (let i = 0; i < n; i++) {
@@ -355,7 +380,8 @@ async function steadyCompletions(apiUrl: string, key: string, agent: http.Agent,
   }
   const outcomes = await Promise.all(running);
   // Not sent before the deadline: never started, reported as unfinished.
-  for (let i = outcomes.length; i < n; i++) outcomes.push({ outcome: 'unfinished', ms: 0, endAt: deadline.at, sent: false, detail: 'not sent before the timeout' });
+  for (let i = outcomes.length; i < n; i++)
+    outcomes.push({ outcome: 'unfinished', ms: 0, endAt: deadline.at, sent: false, detail: 'not sent before the timeout' });
   return outcomes;
 }
 
@@ -442,7 +468,9 @@ async function runScenario(
     const agent = new http.Agent({ keepAlive: true });
     scope.defer('close http agent', () => agent.destroy());
     const alive = () => stack.procs.forEach((p) => p.assertAlive());
-    log(`  pids: emulator ${stack.emulator.pid}, api ${stack.api.pid}, workers ${stack.workers.map((w) => w.pid).join(' ')}; redis prefix ${stack.prefix}`);
+    log(
+      `  pids: emulator ${stack.emulator.pid}, api ${stack.api.pid}, workers ${stack.workers.map((w) => w.pid).join(' ')}; redis prefix ${stack.prefix}`,
+    );
 
     const clientA = new OpenAI({ apiKey: KEY_A, baseURL: `${stack.apiUrl}/v1`, maxRetries: 2, timeout: 600_000 });
     const file = await clientA.files.create({ file: await toFile(input, 'quota-bench.jsonl'), purpose: 'batch' });
@@ -477,7 +505,12 @@ async function runScenario(
     }
     const bOutcomes = await bRun;
     const timedOut = batchEndAt === null || bOutcomes.some((o) => o.outcome === 'unfinished');
-    const upstream = await modelStats(stack.emulatorUrl).catch(() => ({ answered2xx: 0, refusedForQuota: 0, inFlight: 0, peakInFlight: 0 }));
+    const upstream = await modelStats(stack.emulatorUrl).catch(() => ({
+      answered2xx: 0,
+      refusedForQuota: 0,
+      inFlight: 0,
+      peakInFlight: 0,
+    }));
     // Peak RSS before anything stops (VmHWM is read from the live process).
     const rss = {
       workers: stack.workers.map((w) => w.peakRss()),
@@ -505,8 +538,7 @@ async function runScenario(
         const answered = !isError && r.response?.status_code === 200 && !r.error;
         if (answered) {
           if (expected.has(r.custom_id)) answeredIds.add(r.custom_id);
-        }
-        else {
+        } else {
           inErrorFile++;
           const code = r.error?.code ?? (r.response ? `status_${r.response.status_code}` : 'unknown');
           errorCodes[code] = (errorCodes[code] ?? 0) + 1;
@@ -542,7 +574,10 @@ async function runScenario(
     const finished = bOutcomes.filter((o) => o.outcome !== 'unfinished');
     // Latency of every job the API took; unfinished ones count with the time they had so far (a
     // lower bound). Refused POSTs and jobs never sent have none (they count as not succeeded).
-    const latencies = bOutcomes.filter((o) => o.outcome !== 'refused' && o.sent !== false).map((o) => o.ms).sort((a, b) => a - b);
+    const latencies = bOutcomes
+      .filter((o) => o.outcome !== 'refused' && o.sent !== false)
+      .map((o) => o.ms)
+      .sort((a, b) => a - b);
     const succeeded = byOutcome.succeeded ?? 0;
     const lastEnd = finished.length ? Math.max(...finished.map((o) => o.endAt)) - t0 : null;
     const firstProblem = bOutcomes.find((o) => o.outcome !== 'succeeded')?.detail ?? null;
@@ -594,7 +629,16 @@ async function runScenario(
         first_problem: firstProblem,
       },
       upstream: { ...upstream, share_429: share === null ? null : round(share, 4) },
-      lines: { lost, failed: counts?.failed ?? 0, in_error_file: inErrorFile, missing, duplicated, unknown, exactly_once: exactlyOnce, error_codes: errorCodes },
+      lines: {
+        lost,
+        failed: counts?.failed ?? 0,
+        in_error_file: inErrorFile,
+        missing,
+        duplicated,
+        unknown,
+        exactly_once: exactlyOnce,
+        error_codes: errorCodes,
+      },
       peak_rss_mb: {
         workers: rss.workers.map((r) => (r === null ? null : round(r / MB))),
         api: rss.api === null ? null : round(rss.api / MB),
@@ -604,13 +648,27 @@ async function runScenario(
     };
 
     const lb = result.completions.lower_bound ? '≥ ' : '';
-    log(`  ideal: batch alone (${lines}) ${ideal.batch.toFixed(1)} s, B alone (${completions}) ${ideal.completions.toFixed(1)} s, both (${lines + completions}) ${ideal.overall.toFixed(1)} s; timeout ${result.timeout_s} s`);
-    log(`  A's batch: ${batchEndMs === null ? `still ${batch.status} at the timeout` : `${batch.status} at ${fmtS(batchEndMs)}`} (in progress ${result.batch.validation_s ?? 'n/a'} s after creation), ideal(${lines + completions})/batch end ${result.batch.ratio ?? 'n/a'}; request_counts ${JSON.stringify(result.batch.request_counts)}`);
-    log(`  both done at ${allDoneMs === null ? `n/a (timed out after ${result.timeout_s} s)` : fmtS(allDoneMs)}: ideal/actual ${result.ratio ?? 'n/a'} (target ≥ ${minRatio}: ${verdict(targets.time)})`);
-    log(`  B: ${succeeded}/${completions} succeeded ${JSON.stringify(byOutcome)}; latency p50 ${lb}${fmtS(p50)}, p99 ${lb}${fmtS(p99)}, max ${lb}${fmtS(max)} (target p99 ≤ ${((2 * medianMs + 1000) / 1000).toFixed(0)} s: ${verdict(targets.completions_p99)}${LATENCIES[cfg.latency].p99Ms > 2 * medianMs + 1000 ? `; the model's own p99 is ${LATENCIES[cfg.latency].p99Ms / 1000} s, above the target` : ''}); last ended at ${fmtS(lastEnd)}${firstProblem ? `; first problem: ${firstProblem}` : ''}`);
-    log(`  upstream: ${upstream.answered2xx} answered, ${upstream.refusedForQuota} refused for quota = ${pct(share)} 429s (target ≤ ${max429 * 100}%: ${verdict(targets.share_429)}); peak in flight ${upstream.peakInFlight}`);
-    log(`  lines: lost ${lost} (failed ${result.lines.failed}, in error file ${inErrorFile}, missing ${missing}, duplicated ${duplicated}, unknown ${unknown}${inErrorFile ? `; error codes ${JSON.stringify(errorCodes)}` : ''}); every custom_id exactly once: ${exactlyOnce ?? 'n/a'}${batchEndAt === null ? '; the batch did not end: lines not done by the timeout count as lost' : ''} (target nothing lost or failed: ${verdict(targets.nothing_lost)})`);
-    log(`  peak RSS: workers ${rss.workers.map(fmtMB).join(', ')} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(rss.api)}, emulator ${fmtMB(rss.emulator)}`);
+    log(
+      `  ideal: batch alone (${lines}) ${ideal.batch.toFixed(1)} s, B alone (${completions}) ${ideal.completions.toFixed(1)} s, both (${lines + completions}) ${ideal.overall.toFixed(1)} s; timeout ${result.timeout_s} s`,
+    );
+    log(
+      `  A's batch: ${batchEndMs === null ? `still ${batch.status} at the timeout` : `${batch.status} at ${fmtS(batchEndMs)}`} (in progress ${result.batch.validation_s ?? 'n/a'} s after creation), ideal(${lines + completions})/batch end ${result.batch.ratio ?? 'n/a'}; request_counts ${JSON.stringify(result.batch.request_counts)}`,
+    );
+    log(
+      `  both done at ${allDoneMs === null ? `n/a (timed out after ${result.timeout_s} s)` : fmtS(allDoneMs)}: ideal/actual ${result.ratio ?? 'n/a'} (target ≥ ${minRatio}: ${verdict(targets.time)})`,
+    );
+    log(
+      `  B: ${succeeded}/${completions} succeeded ${JSON.stringify(byOutcome)}; latency p50 ${lb}${fmtS(p50)}, p99 ${lb}${fmtS(p99)}, max ${lb}${fmtS(max)} (target p99 ≤ ${((2 * medianMs + 1000) / 1000).toFixed(0)} s: ${verdict(targets.completions_p99)}${LATENCIES[cfg.latency].p99Ms > 2 * medianMs + 1000 ? `; the model's own p99 is ${LATENCIES[cfg.latency].p99Ms / 1000} s, above the target` : ''}); last ended at ${fmtS(lastEnd)}${firstProblem ? `; first problem: ${firstProblem}` : ''}`,
+    );
+    log(
+      `  upstream: ${upstream.answered2xx} answered, ${upstream.refusedForQuota} refused for quota = ${pct(share)} 429s (target ≤ ${max429 * 100}%: ${verdict(targets.share_429)}); peak in flight ${upstream.peakInFlight}`,
+    );
+    log(
+      `  lines: lost ${lost} (failed ${result.lines.failed}, in error file ${inErrorFile}, missing ${missing}, duplicated ${duplicated}, unknown ${unknown}${inErrorFile ? `; error codes ${JSON.stringify(errorCodes)}` : ''}); every custom_id exactly once: ${exactlyOnce ?? 'n/a'}${batchEndAt === null ? '; the batch did not end: lines not done by the timeout count as lost' : ''} (target nothing lost or failed: ${verdict(targets.nothing_lost)})`,
+    );
+    log(
+      `  peak RSS: workers ${rss.workers.map(fmtMB).join(', ')} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(rss.api)}, emulator ${fmtMB(rss.emulator)}`,
+    );
     if (batchProblem) log(`  problem: ${batchProblem.split('\n')[0]}`);
     return result;
   } finally {
@@ -641,7 +699,13 @@ async function runMemory(log: (l?: string) => void, runtime: Runtime, jobs: numb
     const stack = await startStack(scope, {
       runtime,
       workers: 1,
-      emulatorEnv: { FERRY_EMULATOR_RPM: '0', FERRY_EMULATOR_TPM: '', FERRY_EMULATOR_LATENCY_MS: String(latencyMs), FERRY_EMULATOR_LATENCY_MEDIAN_MS: '', FERRY_EMULATOR_LATENCY_P99_MS: '' },
+      emulatorEnv: {
+        FERRY_EMULATOR_RPM: '0',
+        FERRY_EMULATOR_TPM: '',
+        FERRY_EMULATOR_LATENCY_MS: String(latencyMs),
+        FERRY_EMULATOR_LATENCY_MEDIAN_MS: '',
+        FERRY_EMULATOR_LATENCY_P99_MS: '',
+      },
       env: { FERRY_API_KEYS: API_KEYS, FERRY_GENERATE_CONCURRENCY: '1000', FERRY_TENANT_MAX_RUNNING: '0', FERRY_GEMINI_RPM: '0' },
     });
     log(`  pids: emulator ${stack.emulator.pid}, api ${stack.api.pid}, worker ${stack.worker.pid}`);
@@ -651,7 +715,9 @@ async function runMemory(log: (l?: string) => void, runtime: Runtime, jobs: numb
     await resetEmulator(stack.emulatorUrl);
     const t0 = now();
     const deadline: Deadline = { at: t0 + latencyMs + 120_000 };
-    const outcomes = await Promise.all(Array.from({ length: jobs }, (_, i) => asyncCompletion(stack.apiUrl, KEY_A, agent, `memory question ${i}`, deadline)));
+    const outcomes = await Promise.all(
+      Array.from({ length: jobs }, (_, i) => asyncCompletion(stack.apiUrl, KEY_A, agent, `memory question ${i}`, deadline)),
+    );
     const byOutcome: Record<string, number> = {};
     for (const o of outcomes) byOutcome[o.outcome] = (byOutcome[o.outcome] ?? 0) + 1;
     const succeeded = byOutcome.succeeded ?? 0;
@@ -664,7 +730,9 @@ async function runMemory(log: (l?: string) => void, runtime: Runtime, jobs: numb
       worker_rss: workerRss === null ? null : workerRss < RSS_LIMIT,
       all_succeeded: succeeded === jobs,
     };
-    log(`  ${jobs} completions sent at once: ${succeeded} succeeded ${JSON.stringify(byOutcome)}, all done at ${fmtS(allDone)} (latency ${latencyMs} ms)`);
+    log(
+      `  ${jobs} completions sent at once: ${succeeded} succeeded ${JSON.stringify(byOutcome)}, all done at ${fmtS(allDone)} (latency ${latencyMs} ms)`,
+    );
     log(`  emulator peak in flight ${upstream.peakInFlight} (target ${jobs}: ${verdict(targets.in_flight)})`);
     log(`  peak RSS: worker ${fmtMB(workerRss)} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(apiRss)}`);
     const problem = outcomes.find((o) => o.outcome !== 'succeeded')?.detail;
@@ -695,11 +763,16 @@ function table(rows: string[][]): string[] {
 
 const section: Section = {
   name: 'quota',
-  title: 'a batch and interactive completions sharing a 1,200 RPM Gemini quota (model latency, 1 or 3 workers) vs a plain @google/genai pool',
+  title:
+    'a batch and interactive completions sharing a 1,200 RPM Gemini quota (model latency, 1 or 3 workers) vs a plain @google/genai pool',
   async run({ scope, log }) {
-    const latencyKinds = envList<LatencyKind>('BENCH_QUOTA_LATENCY', ['fixed', 'lognormal'], ['fixed', 'lognormal'], { both: ['fixed', 'lognormal'] });
+    const latencyKinds = envList<LatencyKind>('BENCH_QUOTA_LATENCY', ['fixed', 'lognormal'], ['fixed', 'lognormal'], {
+      both: ['fixed', 'lognormal'],
+    });
     const workerCounts = envWorkers();
-    const modes = envList<Mode>('BENCH_QUOTA_MODES', ['configured', 'learned'], ['configured', 'learned'], { both: ['configured', 'learned'] });
+    const modes = envList<Mode>('BENCH_QUOTA_MODES', ['configured', 'learned'], ['configured', 'learned'], {
+      both: ['configured', 'learned'],
+    });
     const lines = envInt('BENCH_QUOTA_LINES', 2000);
     const completions = envInt('BENCH_QUOTA_COMPLETIONS', 500);
     const withReference = envFlag('BENCH_QUOTA_REFERENCE');
@@ -707,10 +780,21 @@ const section: Section = {
     const memoryJobs = envInt('BENCH_QUOTA_MEMORY_JOBS', 1000);
 
     const startedAt = new Date().toISOString();
-    const passed = Object.keys(process.env).filter((k) => k.startsWith('FERRY_') && !k.startsWith('FERRY_EMULATOR_')).sort();
-    log(`started ${startedAt}; machine: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    log(`quota ${RPM} RPM per model (${PER_SECOND}/s), model ${MODEL}; tenant A: ${lines}-line batch; tenant B: ${completions} async completions at ${B_PER_SECOND}/s`);
-    log(`Ferry settings: defaults${passed.length ? `, with ${passed.map((k) => `${k}=${process.env[k]}`).join(' ')} from the environment` : ''} (each scenario sets FERRY_API_KEYS and FERRY_GEMINI_RPM)`);
+    const passed = Object.keys(process.env)
+      .filter((k) => k.startsWith('FERRY_') && !k.startsWith('FERRY_EMULATOR_'))
+      .sort();
+    log(
+      `started ${startedAt}; machine: ${os.cpus().length} CPUs, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
+    log(
+      `quota ${RPM} RPM per model (${PER_SECOND}/s), model ${MODEL}; tenant A: ${lines}-line batch; tenant B: ${completions} async completions at ${B_PER_SECOND}/s`,
+    );
+    log(
+      `Ferry settings: defaults${passed.length ? `, with ${passed.map((k) => `${k}=${process.env[k]}`).join(' ')} from the environment` : ''} (each scenario sets FERRY_API_KEYS and FERRY_GEMINI_RPM)`,
+    );
 
     const dir = await tempDir(scope, 'ferry-bench-quota-');
     const runtime = await prepareRuntime(runtimeKind(), path.join(dir, 'build'));
@@ -718,7 +802,12 @@ const section: Section = {
 
     const input = Buffer.from(
       Array.from({ length: lines }, (_, i) =>
-        JSON.stringify({ custom_id: `line-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: MODEL, messages: [{ role: 'user', content: `question ${i}` }] } }),
+        JSON.stringify({
+          custom_id: `line-${i}`,
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: { model: MODEL, messages: [{ role: 'user', content: `question ${i}` }] },
+        }),
       ).join('\n'),
     );
 
@@ -733,11 +822,19 @@ const section: Section = {
         log(`reference: @google/genai pool, ${n} requests, up to ${REFERENCE_IN_FLIGHT} in flight, 429s retried after RetryInfo …`);
         const refScope = new Scope();
         try {
-          const emulator = await startEmulatorAlone(refScope, runtime, { FERRY_EMULATOR_RPM: String(RPM), FERRY_EMULATOR_TPM: '', ...LATENCIES[latency].env });
+          const emulator = await startEmulatorAlone(refScope, runtime, {
+            FERRY_EMULATOR_RPM: String(RPM),
+            FERRY_EMULATOR_TPM: '',
+            ...LATENCIES[latency].env,
+          });
           const ref = await runReference(emulator.url, n, medianMs, (4 * idealSeconds(n, medianMs) + 60) * 1000);
           references[latency] = ref;
-          log(`  ${ref.succeeded}/${n} answered${ref.failed ? `, ${ref.failed} failed (${ref.firstError?.slice(0, 200)})` : ''}${ref.unfinished ? `, ${ref.unfinished} unfinished at the timeout` : ''} in ${fmtS(ref.ms)}; ideal ${(ref.idealMs / 1000).toFixed(1)} s, ideal/actual ${ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3)}`);
-          log(`  upstream: ${ref.upstream.answered2xx} answered, ${ref.upstream.refusedForQuota} refused = ${pct(ref.share429)} 429s; peak in flight ${ref.upstream.peakInFlight}${ref.retryInfoMissing ? `; ${ref.retryInfoMissing} 429s without RetryInfo` : ''}`);
+          log(
+            `  ${ref.succeeded}/${n} answered${ref.failed ? `, ${ref.failed} failed (${ref.firstError?.slice(0, 200)})` : ''}${ref.unfinished ? `, ${ref.unfinished} unfinished at the timeout` : ''} in ${fmtS(ref.ms)}; ideal ${(ref.idealMs / 1000).toFixed(1)} s, ideal/actual ${ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3)}`,
+          );
+          log(
+            `  upstream: ${ref.upstream.answered2xx} answered, ${ref.upstream.refusedForQuota} refused = ${pct(ref.share429)} 429s; peak in flight ${ref.upstream.peakInFlight}${ref.retryInfoMissing ? `; ${ref.retryInfoMissing} 429s without RetryInfo` : ''}`,
+          );
         } catch (err) {
           references[latency] = { error: (err as Error).message };
           log(`  reference failed: ${(err as Error).message}`);
@@ -749,7 +846,9 @@ const section: Section = {
         for (const mode of modes) {
           const name = `${latency}/${workers}w/${mode}`;
           log('');
-          log(`scenario ${name}: latency ${label}, ${workers} worker process${workers > 1 ? 'es' : ''}, quota ${mode === 'configured' ? `configured (FERRY_GEMINI_RPM=${RPM})` : 'learned (FERRY_GEMINI_RPM=0)'} — ${new Date().toISOString()}`);
+          log(
+            `scenario ${name}: latency ${label}, ${workers} worker process${workers > 1 ? 'es' : ''}, quota ${mode === 'configured' ? `configured (FERRY_GEMINI_RPM=${RPM})` : 'learned (FERRY_GEMINI_RPM=0)'} — ${new Date().toISOString()}`,
+          );
           try {
             scenarios.push(await runScenario(log, runtime, { latency, workers, mode }, lines, completions, input));
           } catch (err) {
@@ -764,7 +863,9 @@ const section: Section = {
     let memory: MemoryResult | { error: string } | null = null;
     if (withMemory) {
       log('');
-      log(`memory: one worker, FERRY_GENERATE_CONCURRENCY=1000, FERRY_TENANT_MAX_RUNNING=0, emulator latency 5,000 ms, no quota; ${memoryJobs} async completions at once — ${new Date().toISOString()}`);
+      log(
+        `memory: one worker, FERRY_GENERATE_CONCURRENCY=1000, FERRY_TENANT_MAX_RUNNING=0, emulator latency 5,000 ms, no quota; ${memoryJobs} async completions at once — ${new Date().toISOString()}`,
+      );
       try {
         memory = await runMemory(log, runtime, memoryJobs);
       } catch (err) {
@@ -776,15 +877,49 @@ const section: Section = {
     // Summary
     log('');
     log(`summary (ideal for ${lines + completions} requests at ${PER_SECOND}/s; ratio = ideal / time until both A and B were done):`);
-    const head = ['scenario', 'batch end', 'all done', 'ideal', 'ratio', 'ratio?', '429s', '429s?', 'B p50', 'B p99', 'B max', 'p99?', 'B not ok', 'lines lost', 'lost?', 'worker RSS MB', 'RSS?', 'peak in flight'];
+    const head = [
+      'scenario',
+      'batch end',
+      'all done',
+      'ideal',
+      'ratio',
+      'ratio?',
+      '429s',
+      '429s?',
+      'B p50',
+      'B p99',
+      'B max',
+      'p99?',
+      'B not ok',
+      'lines lost',
+      'lost?',
+      'worker RSS MB',
+      'RSS?',
+      'peak in flight',
+    ];
     const rows: string[][] = [head];
     for (const [latency, ref] of Object.entries(references)) {
       if ('error' in ref) rows.push([`${latency}/reference`, 'error', ...head.slice(2).map(() => '')]);
       else {
         rows.push([
           `${latency}/reference (@google/genai)`,
-          '', fmtS(ref.ms), `${(ref.idealMs / 1000).toFixed(1)} s`, ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3), '',
-          pct(ref.share429), '', '', '', '', '', String(ref.failed + ref.unfinished), '', '', '', '', String(ref.upstream.peakInFlight),
+          '',
+          fmtS(ref.ms),
+          `${(ref.idealMs / 1000).toFixed(1)} s`,
+          ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3),
+          '',
+          pct(ref.share429),
+          '',
+          '',
+          '',
+          '',
+          '',
+          String(ref.failed + ref.unfinished),
+          '',
+          '',
+          '',
+          '',
+          String(ref.upstream.peakInFlight),
         ]);
       }
     }
@@ -818,10 +953,15 @@ const section: Section = {
     for (const l of table(rows)) log(l);
     for (const kind of latencyKinds) {
       const { medianMs, p99Ms } = LATENCIES[kind];
-      if (p99Ms > 2 * medianMs + 1000) log(`note: B's p99 target (2 × median + 1 s = ${(2 * medianMs + 1000) / 1000} s) is below the ${kind} model's own p99 (${p99Ms / 1000} s): no client can meet it there.`);
+      if (p99Ms > 2 * medianMs + 1000)
+        log(
+          `note: B's p99 target (2 × median + 1 s = ${(2 * medianMs + 1000) / 1000} s) is below the ${kind} model's own p99 (${p99Ms / 1000} s): no client can meet it there.`,
+        );
     }
     if (memory && !('error' in memory)) {
-      log(`memory: ${memory.succeeded}/${memory.jobs} succeeded, all done at ${memory.all_done_s ?? 'n/a'} s, emulator peak in flight ${memory.peak_in_flight} (${verdict(memory.targets.in_flight)}), worker peak RSS ${memory.worker_peak_rss_mb ?? 'n/a'} MB (${verdict(memory.targets.worker_rss)})`);
+      log(
+        `memory: ${memory.succeeded}/${memory.jobs} succeeded, all done at ${memory.all_done_s ?? 'n/a'} s, emulator peak in flight ${memory.peak_in_flight} (${verdict(memory.targets.in_flight)}), worker peak RSS ${memory.worker_peak_rss_mb ?? 'n/a'} MB (${verdict(memory.targets.worker_rss)})`,
+      );
     }
     log(`ended ${new Date().toISOString()}`);
 

@@ -43,7 +43,7 @@ async function main(): Promise<number> {
       result = { ok: true, ...(await section.run({ scope, log: (l = '') => process.stdout.write(`${l}\n`) })) };
     } catch (err) {
       failed = true;
-      const message = interrupted ? 'interrupted' : (err as Error)?.message ?? String(err);
+      const message = interrupted ? 'interrupted' : ((err as Error)?.message ?? String(err));
       process.stdout.write(`FAILED: ${message}\n`);
       result = { ok: false, error: message };
     }

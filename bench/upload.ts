@@ -285,7 +285,11 @@ const section: Section = {
     const profDir = process.env.BENCH_CPU_PROF?.trim() ? path.resolve(process.env.BENCH_CPU_PROF.trim()) : null;
     if (profDir) await mkdir(profDir, { recursive: true });
 
-    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    const load = () =>
+      os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ');
     const loadBefore = load();
     log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore} (other work on the machine skews the figures)`);
     const data = await tempDir(scope, 'ferry-bench-data-');
@@ -305,7 +309,9 @@ const section: Section = {
       `runtime: ${rt.kind === 'tsx' ? 'node --import tsx src/cli.ts' : `node <compiled>/cli.js${rt.typeErrors ? ' (src/ has type errors; tsc emitted anyway)' : ''}`}` +
         ' (BENCH_RUNTIME=tsx|dist)',
     );
-    log(`processes: emulator pid ${stack.emulator.pid}, api pid ${stack.api.pid}, worker pid ${stack.worker.pid}; redis prefix ${stack.prefix}`);
+    log(
+      `processes: emulator pid ${stack.emulator.pid}, api pid ${stack.api.pid}, worker pid ${stack.worker.pid}; redis prefix ${stack.prefix}`,
+    );
     if (profDir) log(`CPU profiles go to ${profDir} (profiling slows the processes down)`);
     const quiet = async () => {
       if (!(await settle(stack.procs))) log('  (the processes did not fall idle before the next step)');
@@ -317,7 +323,8 @@ const section: Section = {
       log(`${label.padEnd(20)} ${fmtMs(ms).padStart(9)}  ${fmtRate(mbps(size, ms)).padStart(10)}   ${note}`);
     const plainNote = (p: PlainRun) =>
       `CPU: client ${fmtCpuUse(p.clientCpu)}, emulator ${fmtCpuUse(p.emulatorCpu)}; the emulator's view of the upload request ${fmtMs(p.emulatorMs)}`;
-    const fmtCpu = (c: Record<string, CpuUse>) => `CPU: api ${fmtCpuUse(c.api)}, worker ${fmtCpuUse(c.worker)}, emulator ${fmtCpuUse(c.emulator)}`;
+    const fmtCpu = (c: Record<string, CpuUse>) =>
+      `CPU: api ${fmtCpuUse(c.api)}, worker ${fmtCpuUse(c.worker)}, emulator ${fmtCpuUse(c.emulator)}`;
 
     const plains: PlainRun[] = [];
     const ferries: FerryRun[] = [];
@@ -337,7 +344,9 @@ const section: Section = {
       row(`ferry worker leg${n}`, f.workerMs, `200 → processed; ${fmtCpu(f.cpu.workerLeg)}`);
       row(`ferry end-to-end${n}`, f.e2eMs, '');
       if (f.jobMs !== null) {
-        log(`  worker job (BullMQ processedOn → finishedOn) ${fmtMs(f.jobMs)} = ${fmtRate(mbps(size, f.jobMs))}; queue wait ${fmtMs(f.queueWaitMs!)}`);
+        log(
+          `  worker job (BullMQ processedOn → finishedOn) ${fmtMs(f.jobMs)} = ${fmtRate(mbps(size, f.jobMs))}; queue wait ${fmtMs(f.queueWaitMs!)}`,
+        );
       }
       const up = f.upstream;
       log(
