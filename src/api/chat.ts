@@ -16,6 +16,7 @@ import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
 import { JobStream } from '../domain/job-stream.js';
+import { completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
@@ -96,29 +97,7 @@ export function chatRouter(deps: ApiDeps): Router {
     webhookUrl: string | null,
     remember: ((id: string) => Promise<void>) | null,
   ): Promise<JobRecord> {
-    const rec: JobRecord = {
-      id: newId('job'),
-      tenant,
-      type: 'chat.completion',
-      status: 'queued',
-      model: chat.model.replace(/^models\//, ''),
-      request: chat.body,
-      file_ids: chat.fileIds,
-      image_urls: chat.imageUrls,
-      inline_bytes: chat.inlineBytes,
-      input_tokens: chat.inputTokens,
-      stream: chat.stream,
-      metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
-      attempts: 0,
-      created_at: Math.floor(Date.now() / 1000),
-      started_at: null,
-      finished_at: null,
-      result: null,
-      error: null,
-      batch_id: null,
-      custom_id: null,
-      webhook_url: webhookUrl,
-    };
+    const rec = newJobRecord({ id: newId('job'), tenant, chat, webhookUrl });
     await jobs.create(rec, pending(d.services));
     try {
       await remember?.(rec.id);
@@ -148,7 +127,7 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
   res.flushHeaders();
   const send = (data: unknown) => res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
-  const ids = { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
+  const ids = completionIds(rec);
   let last = '0';
   try {
     while (open) {

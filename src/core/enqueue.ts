@@ -9,7 +9,7 @@
  * pending longer than a grace period and queues their work again if the record
  * still waits for it. Job ids are deterministic, so queuing twice runs once.
  */
-import { BATCH_JOBS, QUEUES, UPLOAD_JOBS, jobIds, type GenerateJobData } from './queues.js';
+import { BATCH_JOBS, GENERATE_JOB, QUEUES, UPLOAD_JOBS, jobIds, type GenerateJobData } from './queues.js';
 import type { JobRecord } from './records/jobs.js';
 import type { BatchRecord } from './records/batches.js';
 import type { ScoredEntry } from './records/store.js';
@@ -34,7 +34,7 @@ export async function enqueueGenerate(services: Services, rec: JobRecord): Promi
     jobId: rec.id,
     ...(direct ? { direct: { tenant: rec.tenant, model: rec.model, tokens: rec.input_tokens ?? 0 } } : {}),
   };
-  await services.queues.generate.add('chat', data, { jobId: rec.id });
+  await services.queues.generate.add(GENERATE_JOB, data, { jobId: rec.id });
 }
 
 export async function enqueueUpload(services: Services, fileId: string): Promise<void> {

@@ -11,6 +11,10 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 /** Job names on the upload queue. */
 export const UPLOAD_JOBS = { upload: 'upload', remove: 'remove' } as const;
+/** The one job name of the generate, deliver and maintenance queues. */
+export const GENERATE_JOB = 'chat';
+export const DELIVER_JOB = 'deliver';
+export const MAINTENANCE_JOB = 'sweep';
 
 /**
  * Job names on the batch queue. `finalize` is the parent of a batch's flow:
@@ -47,4 +51,28 @@ export interface RemoveJobData {
   gemini_name: string | null;
   upload_url: string | null;
   azure_blob_path: string | null;
+}
+
+/** An upload to Gemini or Azure of a staged file (upload queue, job `upload`). */
+export interface UploadJobData {
+  fileId: string;
+}
+
+/** A signed webhook delivery (deliver queue). */
+export interface DeliverJobData {
+  deliveryId: string;
+}
+
+/** A batch's expand, gate, finalize, cancel or expire job (batch queue). */
+export interface BatchJobData {
+  batchId: string;
+}
+
+/** The data each queue's jobs carry: the queue handles and the processors are typed by it. */
+export interface QueueData {
+  upload: UploadJobData | RemoveJobData;
+  generate: GenerateJobData;
+  deliver: DeliverJobData;
+  maintenance: Record<string, never>;
+  batch: BatchJobData;
 }

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { createRedis, Keys, logErrors } from './redis.js';
-import { QUEUES, type QueueName } from './queues.js';
+import { QUEUES, type QueueData, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { BatchStore } from './records/batches.js';
@@ -28,7 +28,7 @@ export interface Services {
   endpoints: EndpointStore;
   deliveries: DeliveryStore;
   staging: StagingStore;
-  queues: Record<'upload' | 'generate' | 'deliver' | 'maintenance' | 'batch', Queue>;
+  queues: { [Q in QueueName]: Queue<QueueData[Q]> };
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
   close(): Promise<void>;
@@ -44,8 +44,8 @@ export function upstreamJobOptions(config: Config): JobsOptions {
   };
 }
 
-export function createQueue(name: QueueName, config: Config, connection: Redis): Queue {
-  return new Queue(name, {
+export function createQueue<Q extends QueueName>(name: Q, config: Config, connection: Redis): Queue<QueueData[Q]> {
+  return new Queue<QueueData[Q]>(name, {
     connection,
     prefix: config.prefix,
     defaultJobOptions: upstreamJobOptions(config),

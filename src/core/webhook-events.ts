@@ -6,6 +6,7 @@
  * never duplicates a delivery, and receivers see one `webhook-id`.
  */
 import { createHash } from 'node:crypto';
+import { DELIVER_JOB } from './queues.js';
 import type { Services } from './services.js';
 import type { EventType, WebhookDelivery, WebhookEndpoint } from './records/webhooks.js';
 
@@ -83,7 +84,7 @@ export async function emit(services: Services, input: EmitInput): Promise<number
 export async function enqueueDelivery(services: Services, deliveryId: string, jobId: string): Promise<void> {
   const schedule = services.config.webhookRetrySchedule;
   await services.queues.deliver.add(
-    'deliver',
+    DELIVER_JOB,
     { deliveryId },
     { jobId, delay: Math.round(schedule[0] * 1000), attempts: schedule.length, backoff: { type: 'webhook' } },
   );

@@ -4,7 +4,7 @@
  * status, which hands out the next. The worker's batch jobs, the generate processor and the
  * API's cancel all end lines through here.
  */
-import { BATCH_JOBS, jobIds } from '../core/queues.js';
+import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
 import { lineJobId, type LineState } from '../core/records/batches.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
@@ -30,7 +30,11 @@ export async function feed(services: Services, batchId: string, state?: LineStat
     await queues.generate.addBulk(
       Array.from({ length: end - s.fed }, (_, k) => {
         const jobId = lineJobId(batchId, s.fed + k);
-        return { name: 'chat', data: { jobId }, opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true } };
+        return {
+          name: GENERATE_JOB,
+          data: { jobId },
+          opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true },
+        };
       }),
     );
     await batches.raiseFed(batchId, end);

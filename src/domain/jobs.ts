@@ -1,6 +1,7 @@
 /**
- * The rules of a job's life that more than one layer applies: what happens when a job becomes
- * final (its webhook event, or for a batch line its count and the next line), and cancelling.
+ * The rules of a job's life that more than one layer applies: its record as created (by a request
+ * or a batch line), the ids its answer carries, what happens when it becomes final (its webhook
+ * event, or for a batch line its count and the next line), and cancelling.
  */
 import { isFinalJob, jobEvent, OPEN_JOB_STATUSES, type JobRecord } from '../core/records/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
@@ -8,6 +9,58 @@ import type { Services } from '../core/services.js';
 import { emitSafely } from '../core/webhook-events.js';
 import { onLineFinal } from './batches.js';
 import { JobStream } from './job-stream.js';
+
+/** A validated chat request, as the record keeps it. */
+export interface ChatRequest {
+  model: string;
+  body: Record<string, unknown>;
+  stream: boolean;
+  fileIds: string[];
+  imageUrls: string[];
+  inlineBytes: number;
+  inputTokens: number;
+}
+
+/** A new job's record, queued: for an interactive request, or for a batch's request line. */
+export function newJobRecord(p: {
+  id: string;
+  tenant: string;
+  chat: ChatRequest;
+  webhookUrl?: string | null;
+  line?: { batchId: string; customId: string; index: number };
+}): JobRecord {
+  const { chat, line } = p;
+  return {
+    id: p.id,
+    tenant: p.tenant,
+    type: 'chat.completion',
+    status: 'queued',
+    model: chat.model.replace(/^models\//, ''),
+    request: chat.body,
+    file_ids: chat.fileIds,
+    image_urls: chat.imageUrls,
+    inline_bytes: chat.inlineBytes,
+    input_tokens: chat.inputTokens,
+    // A batch line's answer goes to the output file, never to a stream.
+    stream: line ? false : chat.stream,
+    metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
+    attempts: 0,
+    created_at: Math.floor(Date.now() / 1000),
+    started_at: null,
+    finished_at: null,
+    result: null,
+    error: null,
+    batch_id: line?.batchId ?? null,
+    custom_id: line?.customId ?? null,
+    ...(line ? { batch_line: line.index } : {}),
+    webhook_url: p.webhookUrl ?? null,
+  };
+}
+
+/** The ids a job's chat.completion (and its chunks) carry: derived from the job, so a retry answers the same. */
+export function completionIds(rec: JobRecord) {
+  return { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
+}
 
 /** A job that reached a final status: its event, or for a batch line its count (a batch has events of its own). */
 export async function announceJobFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]): Promise<void> {

@@ -17,18 +17,16 @@
  */
 import type { Job } from 'bullmq';
 import { sleep } from '../core/retry.js';
-import { BATCH_JOBS, jobIds, type BatchJobName } from '../core/queues.js';
+import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
 import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord } from '../core/records/batches.js';
-import type { JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
 import { emitSafely } from '../core/webhook-events.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { feed, releaseGate } from '../domain/batches.js';
+import { newJobRecord } from '../domain/jobs.js';
 
-export interface BatchJobData {
-  batchId: string;
-}
+export type { BatchJobData } from '../core/queues.js';
 
 const CREATE_CHUNK = 500;
 const now = () => Math.floor(Date.now() / 1000);
@@ -156,34 +154,11 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
   const pipe = services.redis.pipeline();
   for (const id of ids) pipe.exists(services.jobs.key(id));
   const exists = ((await pipe.exec()) ?? []).map(([, n]) => n === 1);
-  const t = now();
   await Promise.all(
     lines.map((l, k) => {
       if (exists[k]) return undefined;
-      const rec: JobRecord = {
-        id: ids[k],
-        tenant: batch.tenant,
-        type: 'chat.completion',
-        status: 'queued',
-        model: l.chat.model.replace(/^models\//, ''),
-        request: l.chat.body,
-        file_ids: l.chat.fileIds,
-        image_urls: l.chat.imageUrls,
-        inline_bytes: l.chat.inlineBytes,
-        input_tokens: l.chat.inputTokens,
-        stream: false,
-        metadata: (l.chat.body.metadata as Record<string, string> | undefined) ?? null,
-        attempts: 0,
-        created_at: t,
-        started_at: null,
-        finished_at: null,
-        result: null,
-        error: null,
-        batch_id: batch.id,
-        custom_id: l.custom_id,
-        batch_line: l.index,
-        webhook_url: null,
-      };
+      const line = { batchId: batch.id, customId: l.custom_id, index: l.index };
+      const rec = newJobRecord({ id: ids[k], tenant: batch.tenant, chat: l.chat, line });
       return services.jobs.create(rec);
     }),
   );

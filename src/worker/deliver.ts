@@ -11,12 +11,9 @@ import { request, type Dispatcher } from 'undici';
 import { guardedAgent } from '../core/ssrf.js';
 import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
 import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
+import type { DeliverJobData } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 import { emitSafely } from '../core/webhook-events.js';
-
-export interface DeliverJobData {
-  deliveryId: string;
-}
 
 /** Signs `payload` with every active secret (several during a rotation), space-separated. */
 export function signatures(secrets: string[], msgId: string, at: Date, payload: string): string {
@@ -66,8 +63,8 @@ export function deliverProcessor(services: Services) {
     webhookDeliveries.inc({ outcome: status === 'succeeded' ? 'delivered' : 'dead_letter', endpoint: d.endpoint_id ?? 'webhook_url' });
   };
 
-  return async (job: Job): Promise<unknown> => {
-    const d = await deliveries.get((job.data as DeliverJobData).deliveryId);
+  return async (job: Job<DeliverJobData>): Promise<unknown> => {
+    const d = await deliveries.get(job.data.deliveryId);
     if (!d || d.status !== 'pending') return { skipped: d?.status ?? 'gone' };
     const endpoint = d.endpoint_id ? await endpoints.get(d.endpoint_id) : null;
     if (d.endpoint_id && (!endpoint || endpoint.status === 'disabled')) {
@@ -133,8 +130,8 @@ export function webhookBackoffMs(schedule: number[], attemptsMade: number): numb
 }
 
 /** A delivery job that will not run again (stalled too often, or an error outside an attempt): a dead letter. */
-export async function onDeliveryFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
-  const id = (job.data as DeliverJobData).deliveryId;
+export async function onDeliveryFailedForGood(services: Services, job: Job<DeliverJobData>, err: Error): Promise<void> {
+  const id = job.data.deliveryId;
   await services.deliveries.transition(id, ['pending'], { status: 'failed', finished_at: Math.floor(Date.now() / 1000) });
   services.logger.warn({ delivery_id: id, err: err.message }, 'webhook delivery ended without a final attempt');
 }

@@ -40,7 +40,7 @@ import {
 import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, wakeLine } from './batch.js';
-import { announceIfFinal, announceJobFinal } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, completionIds } from '../domain/jobs.js';
 import { JobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 
@@ -73,10 +73,6 @@ class Park extends Error {
   ) {
     super(`waiting ${Math.round(ms)} ms (${status})`);
   }
-}
-
-export function completionIds(rec: JobRecord) {
-  return { id: `chatcmpl-${rec.id.slice('job-'.length)}`, model: rec.model, created: rec.created_at };
 }
 
 /** Who a job runs for and what it asks: enough to take capacity and admission before it starts. */
@@ -412,8 +408,8 @@ async function handleFailure(
 }
 
 /** A job that will not run again (retries spent, stalled too often): its record says so. */
-export async function onGenerateJobFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
-  const { jobId } = job.data as GenerateJobData;
+export async function onGenerateJobFailedForGood(services: Services, job: Job<GenerateJobData>, err: Error): Promise<void> {
+  const { jobId } = job.data;
   const e =
     err instanceof FerryError
       ? err

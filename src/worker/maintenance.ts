@@ -5,6 +5,7 @@
  * all worker processes (never twice at once).
  */
 import { reconcilePending } from '../core/enqueue.js';
+import { MAINTENANCE_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 
 export const SWEEP_SCHEDULER_ID = 'sweep-content';
@@ -38,6 +39,6 @@ export async function scheduleMaintenance(services: Services): Promise<void> {
   await services.queues.maintenance.upsertJobScheduler(
     SWEEP_SCHEDULER_ID,
     { every: 60_000 },
-    { name: 'sweep', opts: { removeOnComplete: 100, removeOnFail: 100, attempts: 1 } },
+    { name: MAINTENANCE_JOB, opts: { removeOnComplete: 100, removeOnFail: 100, attempts: 1 } },
   );
 }

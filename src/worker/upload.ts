@@ -15,15 +15,11 @@ import { fileEvent, isFinalFile, type FileRecord } from '../core/records/files.j
 import { emitSafely } from '../core/webhook-events.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
-import type { RemoveJobData } from '../core/queues.js';
+import type { QueueData, RemoveJobData, UploadJobData } from '../core/queues.js';
 import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-
-export interface UploadJobData {
-  fileId: string;
-}
 
 export interface UploadDeps {
   services: Services;
@@ -41,15 +37,18 @@ const READ_BUFFER_BYTES = 1 << 20;
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export function uploadProcessor(deps: UploadDeps) {
-  return async (job: Job): Promise<unknown> => {
-    if (job.name === UPLOAD_JOBS.remove) return removeUpstream(deps, job.data as RemoveJobData);
-    return upload(deps, job);
+  return async (job: Job<QueueData['upload']>): Promise<unknown> => {
+    if (isRemoval(job)) return removeUpstream(deps, job.data);
+    return upload(deps, job as Job<UploadJobData>);
   };
 }
 
-async function upload(deps: UploadDeps, job: Job): Promise<unknown> {
+/** The upload queue carries two jobs; the name says which data a job holds. */
+const isRemoval = (job: Job<QueueData['upload']>): job is Job<RemoveJobData> => job.name === UPLOAD_JOBS.remove;
+
+async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknown> {
   const { files, logger } = deps.services;
-  const { fileId } = job.data as UploadJobData;
+  const { fileId } = job.data;
   const rec = await files.get(fileId);
   if (!rec) return { skipped: 'deleted' };
   if (rec.status !== 'uploaded') {
@@ -263,9 +262,9 @@ async function removeUpstream(deps: UploadDeps, data: RemoveJobData): Promise<un
 }
 
 /** A job that will not run again (retries spent, stalled too often): the file says so. */
-export async function onUploadJobFailedForGood(services: Services, job: Job, err: Error): Promise<void> {
-  if (job.name !== UPLOAD_JOBS.upload) return;
-  const rec = await services.files.get((job.data as UploadJobData).fileId);
+export async function onUploadJobFailedForGood(services: Services, job: Job<QueueData['upload']>, err: Error): Promise<void> {
+  if (isRemoval(job)) return;
+  const rec = await services.files.get(job.data.fileId);
   if (rec && rec.status === 'uploaded') {
     await markFailed(services, rec.id, err instanceof FerryError ? err.message : `upload failed: ${err.message}`);
   }
