@@ -12,20 +12,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { eventually, spawnFerry } from './harness.js';
+import { eventually, freePort, spawnFerry } from './harness.js';
 
 const KEY = 'sk-restart';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** A real redis-server with its append-only file in `dir`, as the development default runs it. */
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {

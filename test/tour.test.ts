@@ -9,13 +9,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
 import { deleteByPrefix } from '../src/core/redis.js';
+import { freePort } from './harness.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const MODEL = 'gemini-2.0-flash';
@@ -24,17 +24,6 @@ const KEY_B = 'sk-tour-b';
 const ADMIN = 'sk-tour-admin';
 /** A line of a JavaScript stack trace. */
 const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 interface Answer {
   status: number;
