@@ -51,6 +51,8 @@ const STATED_MARGIN = 0.97;
  */
 const SLOW_START_WINDOW = 16;
 const SLOW_START_DOUBLING_MS = 500;
+/** Refused calls come back over this share of the time their turns take at the full rate. */
+const RETURN_PRESSURE = 0.75;
 
 export type Lane = 'interactive' | 'batch';
 
@@ -129,7 +131,7 @@ export class Admission {
     const seen = this.free.get(req.model);
     if (seen === undefined || Date.now() - seen >= FREE_CACHE_MS) {
       // flag: for an admitted call, whether it was contended; for a refused one, whether the model is paused.
-      const [code, ms, waiting, interval, flag, tenants] = await this.redis.ferryAdmit(
+      const [code, ms, waiting, interval, flag] = await this.redis.ferryAdmit(
         this.key(req.model),
         this.key(req.model, ':waiting'),
         this.key(req.model, ':tenants'),
@@ -146,8 +148,10 @@ export class Admission {
       if (code !== 2) {
         this.free.delete(req.model);
         if (code === 1) return { go: true, waitMs: Number(ms), paced: flag === 1, inFlight: false };
-        // Its tenant's waiting calls need about waiting × interval × tenants at its share.
-        const spread = Math.min(Number(waiting) * (Number(interval) || 1000) * Math.max(Number(tenants), 1), 60_000);
+        // Its tenant's waiting calls come back over a little less than the turns they need at the
+        // full rate: a few find their turn taken and go round again, but no turn is left idle for
+        // want of a caller (with other tenants waiting, fairness at admission shares the turns).
+        const spread = Math.min(Number(waiting) * (Number(interval) || 1000) * RETURN_PRESSURE, 60_000);
         return { go: false, retryMs: Math.round(Number(ms) + Math.random() * spread), why: flag === 1 ? 'paused' : 'quota' };
       }
       this.free.set(req.model, Date.now());
