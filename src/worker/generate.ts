@@ -99,16 +99,12 @@ export function generateProcessor(deps: GenerateDeps) {
       return await runJob(deps, capacity, job);
     } catch (err) {
       if (!(err instanceof Park)) throw err;
-      if (err.status === 'waiting_for_quota')
-        quotaWaitSeconds.inc({ model: modelOf(job), lane: job.data.direct ? 'interactive' : 'batch_or_files' }, err.ms / 1000);
       await deps.services.jobs.transition(job.data.jobId, err.from, { status: err.status });
       await job.moveToDelayed(Date.now() + err.ms, token);
       throw new DelayedError();
     }
   };
 }
-
-const modelOf = (job: Job<GenerateJobData>) => job.data.direct?.model ?? 'unknown';
 
 async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJobData>): Promise<unknown> {
   const plan = await planJob(deps, job);
@@ -198,7 +194,7 @@ async function takeTurn(admission: Admission, plan: Plan): Promise<Turn> {
   const req: AdmissionRequest = { model: plan.model, tenant: plan.tenant, lane: plan.lane, tokens: plan.tokens, jobId: plan.jobId };
   const decision = await admission.admit(req);
   quotaDecisions.inc({ model: plan.model, lane: plan.lane, outcome: decision.go ? 'admitted' : 'waiting' });
-  if (!decision.go) throw new Park(decision.retryMs, 'waiting_for_quota');
+  if (!decision.go) throw waitingForQuota(plan, decision.retryMs);
   if (decision.waitMs > 0) await sleep(decision.waitMs);
   return { req, decision };
 }
@@ -250,6 +246,12 @@ async function callAndRecord(
   }
 }
 
+/** A wait for the model's quota, counted in its metric. */
+function waitingForQuota(plan: Plan, ms: number, from?: readonly JobStatus[]): Park {
+  quotaWaitSeconds.inc({ model: plan.model, lane: plan.lane }, ms / 1000);
+  return new Park(ms, 'waiting_for_quota', from);
+}
+
 const isTooManyRequests = (err: unknown): err is UpstreamError => err instanceof UpstreamError && err.upstreamStatus === 429;
 
 /**
@@ -262,7 +264,7 @@ async function waitForQuota(deps: GenerateDeps, job: Job<GenerateJobData>, plan:
   if (err.quotaExceeded) await deps.admission.refused(plan.model, { retryAfterMs: err.retryAfterMs, limits: err.quotaLimits });
   await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
   const ms = err.retryAfterMs ?? Math.min(500 * 2 ** Math.min(job.data.quotaRetries ?? 0, 6), 30_000);
-  return new Park(Math.max(ms, 250) * (1 + Math.random() / 2), 'waiting_for_quota', ['running']);
+  return waitingForQuota(plan, Math.max(ms, 250) * (1 + Math.random() / 2), ['running']);
 }
 
 async function callUnary(deps: GenerateDeps, request: GenerateContentParameters, ids: CompletionIds) {
