@@ -6,7 +6,7 @@
  * - `stream: true`: Server-Sent Events relayed from the worker through a Redis Stream.
  */
 import { Router, type Request, type Response } from 'express';
-import { ConflictError, BadRequestError } from '../core/errors.js';
+import { ConflictError } from '../core/errors.js';
 import { fingerprint, Idempotency } from '../core/idempotency.js';
 import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
 import { newId } from '../core/ids.js';
@@ -20,7 +20,7 @@ import { completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
-import { checkWebhookUrl } from './webhooks.js';
+import { requestWebhookUrl } from './webhooks.js';
 
 const KEEPALIVE_MS = 15_000;
 
@@ -51,13 +51,7 @@ export function chatRouter(deps: ApiDeps): Router {
       if (!use.usable) throw use.error;
     }
 
-    const webhookUrl = chat.body.webhook_url === undefined ? null : await checkWebhookUrl(deps, chat.body.webhook_url, 'webhook_url');
-    if (webhookUrl && !(await services.endpoints.defaultFor(tenant))) {
-      throw new BadRequestError(
-        '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
-        { param: 'webhook_url' },
-      );
-    }
+    const webhookUrl = await requestWebhookUrl(deps, tenant, chat.body.webhook_url);
     const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const fp = idemKey ? fingerprint(req.body) : '';
     let rec: JobRecord | null = null;

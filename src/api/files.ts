@@ -14,7 +14,7 @@ import { principal } from './auth.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { parseUpload, type FieldValue } from './multipart.js';
-import { checkWebhookUrl } from './webhooks.js';
+import { requestWebhookUrl } from './webhooks.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 
@@ -182,13 +182,7 @@ async function buildRecord(
     );
   }
   const webhookField = one(fields, 'webhook_url');
-  const webhookUrl = webhookField ? await checkWebhookUrl(deps, webhookField, 'webhook_url') : null;
-  if (webhookUrl && !(await deps.services.endpoints.defaultFor(tenant))) {
-    throw new BadRequestError(
-      '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
-      { param: 'webhook_url' },
-    );
-  }
+  const webhookUrl = await requestWebhookUrl(deps, tenant, webhookField || undefined);
   return newFileRecord({
     id,
     tenant,

@@ -73,6 +73,24 @@ export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'
   return (await assertPublicUrl(url, deps.services.config.allowPrivateNetworks, param)).toString();
 }
 
+/**
+ * A request's own `webhook_url` (a completion's or an upload's): absent, or a public URL, and only
+ * for a tenant with an endpoint, whose secret signs the events sent there.
+ */
+export async function requestWebhookUrl(deps: ApiDeps, tenant: string, given: unknown): Promise<string | null> {
+  if (given === undefined) return null;
+  const url = await checkWebhookUrl(deps, given, 'webhook_url');
+  if (!(await deps.services.endpoints.defaultFor(tenant))) {
+    throw new BadRequestError(
+      '"webhook_url" needs a registered webhook endpoint: its secret signs the events (POST /v1/webhook_endpoints).',
+      {
+        param: 'webhook_url',
+      },
+    );
+  }
+  return url;
+}
+
 export function webhookEndpointsRouter(deps: ApiDeps): Router {
   const { endpoints } = deps.services;
   const r = Router();
