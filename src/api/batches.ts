@@ -12,6 +12,7 @@ import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
+import { newBatchRecord } from '../domain/batches.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -87,31 +88,16 @@ export function batchesRouter(deps: ApiDeps): Router {
     if (existing) return void res.json(await view(existing));
 
     const created = Math.floor(Date.now() / 1000);
-    const rec: BatchRecord = {
+    const rec = newBatchRecord({
       id: newId('batch', Date.now(), '_'),
       tenant,
-      status: 'validating',
-      endpoint: body.endpoint,
-      input_file_id: input.id,
-      completion_window: body.completion_window as string,
+      endpoint: body.endpoint as string,
+      inputFileId: input.id,
+      completionWindow: body.completion_window as string,
+      windowSeconds: window,
       metadata,
-      errors: null,
-      output_file_id: null,
-      error_file_id: null,
-      created_at: created,
-      in_progress_at: null,
-      expires_at: created + window,
-      finalizing_at: null,
-      completed_at: null,
-      failed_at: null,
-      expired_at: null,
-      cancelling_at: null,
-      cancelled_at: null,
-      total: null,
-      ending: null,
-      request_counts: null,
-      usage: null,
-    };
+      createdAt: created,
+    });
     // The record (its id pending until queued: core/enqueue.ts), the idempotency key's answer, the flow.
     try {
       await batches.create(rec, pending(services));

@@ -5,9 +5,47 @@
  * API's cancel all end lines through here.
  */
 import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
-import { lineJobId, type LineState } from '../core/records/batches.js';
+import { lineJobId, type BatchRecord, type LineState } from '../core/records/batches.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
+
+/** A new batch's record, validating: its input is read by the batch queue's `expand`. */
+export function newBatchRecord(p: {
+  id: string;
+  tenant: string;
+  endpoint: string;
+  inputFileId: string;
+  completionWindow: string;
+  windowSeconds: number;
+  metadata: BatchRecord['metadata'];
+  createdAt: number;
+}): BatchRecord {
+  return {
+    id: p.id,
+    tenant: p.tenant,
+    status: 'validating',
+    endpoint: p.endpoint,
+    input_file_id: p.inputFileId,
+    completion_window: p.completionWindow,
+    metadata: p.metadata,
+    errors: null,
+    output_file_id: null,
+    error_file_id: null,
+    created_at: p.createdAt,
+    in_progress_at: null,
+    expires_at: p.createdAt + p.windowSeconds,
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    total: null,
+    ending: null,
+    request_counts: null,
+    usage: null,
+  };
+}
 
 /** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
 export const BATCH_LINE_PRIORITY = 100;
