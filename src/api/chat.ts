@@ -15,7 +15,7 @@ import { validateChatRequest } from '../providers/gemini/mapping.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
-import { JobStream } from '../domain/job-stream.js';
+import { jobStream } from '../domain/job-stream.js';
 import { completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
@@ -109,7 +109,7 @@ export function chatRouter(deps: ApiDeps): Router {
 /** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */
 async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
   const includeUsage = (rec.request.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-  const stream = new JobStream(deps.services.redis, deps.services.keys);
+  const stream = jobStream(deps.services);
   const reader = deps.readers.take();
   let open = true;
   let reading = false;

@@ -4,7 +4,7 @@
  * route would then report a missing field; this says what to change instead.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { FerryError } from '../core/errors.js';
+import { UnsupportedMediaTypeError } from '../core/errors.js';
 
 export function jsonBody(limit: string) {
   const parse = express.json({ limit });
@@ -14,9 +14,9 @@ export function jsonBody(limit: string) {
       if (req.body !== undefined || !hasBody(req)) return next();
       const given = req.headers['content-type'];
       next(
-        new FerryError(
+        new UnsupportedMediaTypeError(
           `The body must be JSON sent with "Content-Type: application/json" (it came ${given ? `as "${given}"` : 'without a Content-Type'}).`,
-          { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', param: 'Content-Type' },
+          { param: 'Content-Type' },
         ),
       );
     },

@@ -4,7 +4,7 @@
  * runs (a file can fail or be deleted meanwhile): one rule, one message. And what deleting one
  * sets in motion.
  */
-import { FerryError } from '../core/errors.js';
+import { BadRequestError, NotFoundError, type FerryError } from '../core/errors.js';
 import { jobIds, UPLOAD_JOBS, type RemoveJobData } from '../core/queues.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
@@ -22,21 +22,21 @@ export function fileUsability(id: string, f: FileRecord | null, tenant: string |
   if (!f || (tenant !== null && f.tenant !== tenant)) {
     return {
       usable: false,
-      error: new FerryError(`No such file: '${id}'.`, { status: 404, type: 'invalid_request_error', code: 'not_found', param: 'messages' }),
+      error: new NotFoundError(`No such file: '${id}'.`, { param: 'messages' }),
     };
   }
   if (f.status === 'error') {
     const why = `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`;
     return {
       usable: false,
-      error: new FerryError(why, { status: 400, type: 'invalid_request_error', code: 'file_failed', param: 'messages' }),
+      error: new BadRequestError(why, { param: 'messages', code: 'file_failed' }),
     };
   }
   if (NOT_DOCUMENTS.has(f.purpose) || f.storage === 'local') {
     const why = `File '${id}' has purpose "${f.purpose}": batch input and output are not documents for the model.`;
     return {
       usable: false,
-      error: new FerryError(why, { status: 400, type: 'invalid_request_error', code: 'file_not_usable', param: 'messages' }),
+      error: new BadRequestError(why, { param: 'messages', code: 'file_not_usable' }),
     };
   }
   return { usable: true, ready: f.status === 'processed' };

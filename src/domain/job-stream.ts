@@ -14,6 +14,11 @@ export type JobStreamError = ErrorBody['error'];
 export type StreamEnding = { kind: 'done' } | { kind: 'error'; error: JobStreamError } | { kind: 'cancelled' };
 export type StreamEntry = { kind: 'chunk'; chunk: string } | { kind: 'usage'; usage: unknown } | StreamEnding;
 
+/** The stream relay over a process's records connection. */
+export function jobStream(services: { redis: Redis; keys: Keys }): JobStream {
+  return new JobStream(services.redis, services.keys);
+}
+
 export class JobStream {
   constructor(
     private readonly redis: Redis,

@@ -8,7 +8,7 @@ import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
 import { emitSafely } from '../core/webhook-events.js';
 import { onLineFinal } from './batches.js';
-import { JobStream } from './job-stream.js';
+import { jobStream } from './job-stream.js';
 
 /** A validated chat request, as the record keeps it. */
 export interface ChatRequest {
@@ -87,7 +87,7 @@ export async function cancelJob(services: Services, rec: JobRecord): Promise<boo
   });
   if (!cancelled) return false;
   await services.queues.generate.remove(rec.id).catch(() => 0);
-  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: 'cancelled' });
+  if (rec.stream) await jobStream(services).end(rec.id, { kind: 'cancelled' });
   await announceIfFinal(services, rec.id);
   return true;
 }

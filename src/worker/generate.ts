@@ -41,7 +41,7 @@ import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, wakeLine } from './batch.js';
 import { announceIfFinal, announceJobFinal, completionIds } from '../domain/jobs.js';
-import { JobStream } from '../domain/job-stream.js';
+import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 
 export interface GenerateDeps {
@@ -84,6 +84,8 @@ interface Plan {
   tokens: number;
   /** The record as read (null for a direct job, whose record is first read as it starts). */
   rec: JobRecord | null;
+  /** The files it references, as read when planning (all processed). */
+  files: FileRecord[];
 }
 
 /**
@@ -114,7 +116,7 @@ async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJ
     let inputs: Inputs = { files: new Map(), images: new Map() };
     if (plan.rec) {
       try {
-        inputs = await prepareInputs(deps, plan.rec);
+        inputs = await prepareInputs(deps, plan.rec, plan.files);
       } catch (err) {
         return await handleFailure(deps, job, plan.rec, err, false);
       }
@@ -134,7 +136,8 @@ async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJ
 async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<Plan | { skipped: string }> {
   const { services } = deps;
   const { jobId, direct } = job.data;
-  if (direct) return { jobId, tenant: direct.tenant, model: direct.model, lane: 'interactive', tokens: direct.tokens ?? 0, rec: null };
+  if (direct)
+    return { jobId, tenant: direct.tenant, model: direct.model, lane: 'interactive', tokens: direct.tokens ?? 0, rec: null, files: [] };
   const rec = await services.jobs.get(jobId);
   if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return await notOpen(services, jobId, rec);
   if (rec.batch_id) {
@@ -142,15 +145,15 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
     const { status } = await services.batches.progress(rec.batch_id);
     if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
   }
+  let files: FileRecord[] | null;
   try {
-    if (await filesStillUploading(services, rec))
-      throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
+    files = await readyFiles(services, rec);
   } catch (err) {
-    if (err instanceof Park) throw err;
     return await handleFailure(deps, job, rec, err, false);
   }
+  if (!files) throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
   const lane: Lane = rec.batch_id ? 'batch' : 'interactive';
-  return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec };
+  return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec, files };
 }
 
 /**
@@ -180,8 +183,10 @@ interface Inputs {
   images: Map<string, FetchedImage>;
 }
 
-async function prepareInputs(deps: GenerateDeps, rec: JobRecord): Promise<Inputs> {
-  return { files: await resolveFiles(deps, rec), images: await fetchImages(deps.services, rec) };
+async function prepareInputs(deps: GenerateDeps, rec: JobRecord, files: FileRecord[]): Promise<Inputs> {
+  const copies = new Map<string, ResolvedFile>();
+  for (const f of files) copies.set(f.id, await deps.geminiCopy(f));
+  return { files: copies, images: await fetchImages(deps.services, rec) };
 }
 
 interface Turn {
@@ -218,7 +223,7 @@ async function callAndRecord(
   let streamed = false;
   try {
     // (A job picked up before may have streamed: only then is its stream looked at.)
-    if (rec.stream && job.attemptsStarted > 1 && (await new JobStream(services.redis, services.keys).started(jobId))) {
+    if (rec.stream && job.attemptsStarted > 1 && (await jobStream(services).started(jobId))) {
       // A worker died mid-stream: the client has part of an answer, so sending it again would duplicate it.
       throw new JobFailure(
         new FerryError('The stream was interrupted by a worker failure; send the request again.', {
@@ -280,7 +285,7 @@ async function callStreaming(
   ids: CompletionIds,
   onFirst: () => void,
 ) {
-  const stream = new JobStream(deps.services.redis, deps.services.keys);
+  const stream = jobStream(deps.services);
   let last: GenerateContentResponse | undefined;
   let first = true;
   await generateStream(deps.gemini.ai, request, async (chunk) => {
@@ -308,7 +313,7 @@ async function recordSuccess(services: Services, rec: JobRecord, result: Record<
   // Job records change only by transitions, and this one applied: the record is the started one
   // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
   const final: JobRecord | null = stored ? { ...rec, ...done } : null;
-  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: stored ? 'done' : 'cancelled' });
+  if (rec.stream) await jobStream(services).end(rec.id, { kind: stored ? 'done' : 'cancelled' });
   // A batch line's slot is freed before its hook hands out the next line, which may take it.
   if (rec.batch_id) await release();
   // Not stored (cancelled meanwhile): announce what the record says; event ids dedupe it.
@@ -323,26 +328,18 @@ async function notOpen(services: Services, jobId: string, seen?: JobRecord | nul
   return { skipped: rec?.status ?? 'gone' };
 }
 
-/** True while some referenced file is still uploading; throws JobFailure for a file that failed or vanished. */
-async function filesStillUploading(services: Services, rec: JobRecord): Promise<boolean> {
+/** The referenced files, once all are processed (null while some is still uploading); JobFailure for one that failed or vanished. */
+async function readyFiles(services: Services, rec: JobRecord): Promise<FileRecord[] | null> {
+  const files: FileRecord[] = [];
   let waiting = false;
   for (const id of rec.file_ids) {
-    const use = fileUsability(id, await services.files.get(id), rec.tenant);
-    if (!use.usable) throw new JobFailure(use.error);
-    if (!use.ready) waiting = true;
-  }
-  return waiting;
-}
-
-async function resolveFiles(deps: GenerateDeps, rec: JobRecord): Promise<Map<string, ResolvedFile>> {
-  const out = new Map<string, ResolvedFile>();
-  for (const id of rec.file_ids) {
-    const f = await deps.services.files.get(id);
+    const f = await services.files.get(id);
     const use = fileUsability(id, f, rec.tenant);
     if (!use.usable) throw new JobFailure(use.error);
-    out.set(id, await deps.geminiCopy(f!));
+    if (!use.ready) waiting = true;
+    files.push(f!);
   }
-  return out;
+  return waiting ? null : files;
 }
 
 /** Fetches the request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
@@ -404,7 +401,7 @@ async function handleFailure(
   const e = asFerryError(err);
   const error = { ...e.toBody().error, status: e.status };
   await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() });
-  if (rec.stream) await new JobStream(services.redis, services.keys).end(rec.id, { kind: 'error', error });
+  if (rec.stream) await jobStream(services).end(rec.id, { kind: 'error', error });
   await announceIfFinal(services, rec.id);
   throw new UnrecoverableError(e.message);
 }
@@ -418,7 +415,7 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job<Ge
       : new FerryError(`The job failed: ${err.message}`, { status: 502, type: 'server_error', code: 'job_failed' });
   const error = { ...e.toBody().error, status: e.status };
   if (await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() })) {
-    if ((await services.jobs.get(jobId))?.stream) await new JobStream(services.redis, services.keys).end(jobId, { kind: 'error', error });
+    if ((await services.jobs.get(jobId))?.stream) await jobStream(services).end(jobId, { kind: 'error', error });
   }
   await announceIfFinal(services, jobId);
 }

@@ -17,8 +17,8 @@ if tpm <= 0 then tpm = tonumber(s[5]) or 0 end
 local interval = 0
 if rate then interval = 1000 / rate end
 local paused = tonumber(s[4]) or 0
-if paused > now then return {0, paused - now, redis.call('ZCARD', KEYS[4]), interval, 1, 1} end
-if not rate and tpm <= 0 then return {2, 0, 0, 0, 0, 0} end
+if paused > now then return {0, paused - now, redis.call('ZCARD', KEYS[4]), interval, 1} end
+if not rate and tpm <= 0 then return {2, 0, 0, 0, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 120000)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 120000)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 2000)
@@ -41,12 +41,12 @@ if tpm > 0 then
   if tdelay > delay then delay = tdelay end
 end
 -- a refused call comes back once its turn could be near, spread over the time its tenant's
--- waiting calls need (answered: wait, the tenant's waiting calls, interval, paused flag, tenants)
+-- waiting calls need (answered: wait, the tenant's waiting calls, interval, paused flag)
 local function refuse(ms)
   redis.call('ZADD', KEYS[2], now, job)
   redis.call('ZADD', KEYS[4], now, job)
   redis.call('HSET', h, 'w:' .. tenant, now)
-  return {0, math.max(ms, 1), redis.call('ZCARD', KEYS[4]), interval, 0, math.max(redis.call('ZCARD', KEYS[3]), 1)}
+  return {0, math.max(ms, 1), redis.call('ZCARD', KEYS[4]), interval, 0}
 end
 if delay > allowance then return refuse(delay - allowance) end
 -- contended: calls are waiting, or this one had to wait for its turn
@@ -71,7 +71,7 @@ if tpm > 0 then redis.call('HSET', h, 'ttat', ttat + tokens * Tt) end
 redis.call('PEXPIRE', h, 7 * 86400000)
 local flag = 0
 if contended then flag = 1 end
-return {1, math.max(delay, 0), 0, interval, flag, 0}`;
+return {1, math.max(delay, 0), 0, interval, flag}`;
 
 /**
  * A call succeeded. A learned rate grows while calls wait for it, by 0.05 a second per call, which
