@@ -82,9 +82,9 @@ test('a record\'s change publishes its status after it; its removal publishes "1
   await listener.subscribe(keys.channel(jobs.topic(id)));
   try {
     await jobs.create({ id, tenant: 't', status: 'queued', started_at: null } as unknown as JobRecord);
-    assert.equal(await jobs.transition(id, ['queued'], { status: 'running', attempts: 1 }, { started_at: 1 }), true);
-    assert.equal(await jobs.transition(id, ['queued'], { status: 'failed' }), false, 'not from running');
-    const done = await jobs.transitionGet(id, ['running'], { status: 'succeeded' }, { started_at: 2 });
+    assert.equal(await jobs.transition(id, { status: 'running', attempts: 1 }, { from: ['queued'], initial: { started_at: 1 } }), true);
+    assert.equal(await jobs.transition(id, { status: 'failed' }, { from: ['queued'] }), false, 'not from running');
+    const done = await jobs.transitionGet(id, { status: 'succeeded' }, { initial: { started_at: 2 } });
     assert.equal(done?.started_at, 1, 'a first start time is kept');
     await jobs.remove(id);
     await sleep(100);

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { emit } from '../src/core/webhook-events.js';
+import { emit } from '../src/domain/webhooks.js';
 import { KEYS, eventually, startFerry, type Ferry } from './harness.js';
 
 const MODEL = 'gemini-2.0-flash';

@@ -134,7 +134,7 @@ export function batchesRouter(deps: ApiDeps): Router {
   r.post('/:id/cancel', async (req, res) => {
     const { tenant, admin } = principal(res);
     const rec = await batches.getOwned(req.params.id, tenant, admin);
-    await batches.transition(rec.id, ['validating', 'in_progress'], { status: 'cancelling', cancelling_at: Math.floor(Date.now() / 1000) });
+    await batches.transition(rec.id, { status: 'cancelling', cancelling_at: Math.floor(Date.now() / 1000) });
     const now = await batches.getOwned(rec.id, tenant, admin);
     if (now.status !== 'cancelling' && now.status !== 'cancelled') {
       throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, { code: 'batch_not_cancellable' });

@@ -4,52 +4,14 @@
  * letters, replay).
  */
 import { Router } from 'express';
-import { randomBytes } from 'node:crypto';
-import { BadRequestError, ConflictError } from '../core/errors.js';
-import { newId } from '../core/ids.js';
-import { EVENT_TYPES, type EventType, type WebhookDelivery, type WebhookEndpoint } from '../core/records/webhooks.js';
+import { BadRequestError } from '../core/errors.js';
+import { deliveryObject, endpointObject, EVENT_TYPES, type EventType } from '../core/records/webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
-import { enqueueDelivery } from '../core/webhook-events.js';
+import { changeEndpoint, createEndpoint, retryDelivery, rotateSecret, type EndpointFields } from '../domain/webhooks.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import type { ApiDeps } from './deps.js';
 import { listPage, listQuery } from './params.js';
-
-export const ROTATION_OVERLAP_SECONDS = 24 * 3600;
-const now = () => Math.floor(Date.now() / 1000);
-const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
-
-function endpointObject(e: WebhookEndpoint, secret?: string) {
-  return {
-    id: e.id,
-    object: 'webhook_endpoint' as const,
-    url: e.url,
-    events: e.events,
-    description: e.description,
-    enabled: e.status === 'enabled',
-    status: e.status,
-    created_at: e.created_at,
-    failing_since: e.failing_since,
-    disabled_at: e.disabled_at,
-    disabled_reason: e.disabled_reason,
-    ...(secret ? { secret } : {}),
-  };
-}
-
-function deliveryObject(d: WebhookDelivery) {
-  return {
-    id: d.id,
-    object: 'webhook_delivery' as const,
-    status: d.status,
-    event_id: d.event_id,
-    event_type: d.event_type,
-    endpoint_id: d.endpoint_id,
-    url: d.url,
-    attempts: d.attempts,
-    created_at: d.created_at,
-    finished_at: d.finished_at,
-  };
-}
 
 function parseEvents(v: unknown): EventType[] | null {
   if (v === undefined || v === null) return null;
@@ -99,22 +61,13 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);
     const body = req.body ?? {};
-    const secret = newSecret();
-    const e: WebhookEndpoint = {
-      id: newId('we'),
-      tenant,
-      status: 'enabled',
+    const fields = {
       url: await checkWebhookUrl(deps, body.url),
       events: parseEvents(body.events),
       description: parseDescription(body.description),
-      secrets: [{ secret, created_at: now(), expires_at: null }],
-      created_at: now(),
-      failing_since: null,
-      disabled_at: null,
-      disabled_reason: null,
     };
-    await endpoints.create(e);
-    res.status(201).json(endpointObject(e, secret));
+    const { endpoint, secret } = await createEndpoint(deps.services, tenant, fields);
+    res.status(201).json(endpointObject(endpoint, secret));
   });
 
   r.get('/', async (req, res) => {
@@ -131,21 +84,14 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     const { tenant, admin } = principal(res);
     const e = await endpoints.getOwned(req.params.id, tenant, admin);
     const body = req.body ?? {};
-    const patch: Partial<WebhookEndpoint> = {};
-    if (body.url !== undefined) patch.url = await checkWebhookUrl(deps, body.url);
-    if (body.events !== undefined) patch.events = parseEvents(body.events);
-    if (body.description !== undefined) patch.description = parseDescription(body.description);
-    if (body.enabled !== undefined) {
-      if (typeof body.enabled !== 'boolean') throw new BadRequestError('"enabled" must be true or false.', { param: 'enabled' });
-      Object.assign(
-        patch,
-        body.enabled
-          ? { status: 'enabled', disabled_at: null, disabled_reason: null, failing_since: null }
-          : { status: 'disabled', disabled_at: now(), disabled_reason: 'disabled by request' },
-      );
-    }
-    await endpoints.update(e.id, patch);
-    res.json(endpointObject((await endpoints.get(e.id)) ?? { ...e, ...patch }));
+    const fields: Partial<EndpointFields> = {};
+    if (body.url !== undefined) fields.url = await checkWebhookUrl(deps, body.url);
+    if (body.events !== undefined) fields.events = parseEvents(body.events);
+    if (body.description !== undefined) fields.description = parseDescription(body.description);
+    if (body.enabled !== undefined && typeof body.enabled !== 'boolean')
+      throw new BadRequestError('"enabled" must be true or false.', { param: 'enabled' });
+    await changeEndpoint(deps.services, e, fields, body.enabled);
+    res.json(endpointObject((await endpoints.get(e.id)) ?? e));
   });
 
   r.delete('/:id', async (req, res) => {
@@ -158,13 +104,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   r.post('/:id/rotate_secret', async (req, res) => {
     const { tenant, admin } = principal(res);
     const e = await endpoints.getOwned(req.params.id, tenant, admin);
-    const secret = newSecret();
-    const t = now();
-    // The old secrets keep signing beside the new one for the overlap, so receivers can switch without a gap.
-    const kept = e.secrets
-      .filter((s) => s.expires_at === null || s.expires_at > t)
-      .map((s) => ({ ...s, expires_at: Math.min(s.expires_at ?? Infinity, t + ROTATION_OVERLAP_SECONDS) }));
-    await endpoints.update(e.id, { secrets: [{ secret, created_at: t, expires_at: null }, ...kept] });
+    const secret = await rotateSecret(deps.services, e);
     res.json(endpointObject(e, secret));
   });
 
@@ -196,11 +136,7 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
   r.post('/:id/retry', async (req, res) => {
     const { tenant, admin } = principal(res);
     const d = await deliveries.getOwned(req.params.id, tenant, admin);
-    if (d.status === 'pending') throw new ConflictError('This delivery is still being attempted.', { code: 'delivery_pending' });
-    const retries = d.retries + 1;
-    await deliveries.update(d.id, { status: 'pending', retries, finished_at: null });
-    await enqueueDelivery(deps.services, d.id, `${d.id}-retry-${retries}`);
-    res.status(202).json(deliveryObject({ ...d, status: 'pending', retries }));
+    res.status(202).json(deliveryObject(await retryDelivery(deps.services, d)));
   });
 
   return r;

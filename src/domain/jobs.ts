@@ -3,10 +3,10 @@
  * or a batch line), the ids its answer carries, what happens when it becomes final (its webhook
  * event, or for a batch line its count and the next line), and cancelling.
  */
-import { isFinalJob, jobEvent, OPEN_JOB_STATUSES, type JobRecord } from '../core/records/jobs.js';
+import { isFinalJob, jobEvent, type JobRecord } from '../core/records/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
-import { emitSafely } from '../core/webhook-events.js';
+import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
 
@@ -81,7 +81,7 @@ export async function announceIfFinal(services: Services, jobId: string): Promis
  * when the job was no longer open.
  */
 export async function cancelJob(services: Services, rec: JobRecord): Promise<boolean> {
-  const cancelled = await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, {
+  const cancelled = await services.jobs.transition(rec.id, {
     status: 'cancelled',
     finished_at: Math.floor(Date.now() / 1000),
   });

@@ -12,7 +12,7 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { JobRecord } from '../core/records/jobs.js';
-import { OPEN_JOB_STATUSES, isFinalJob } from '../core/records/jobs.js';
+import { isFinalJob } from '../core/records/jobs.js';
 import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type RequestCounts } from '../core/records/batches.js';
 import { newFileRecord, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
@@ -50,7 +50,7 @@ async function finalLine(
   if (ending === 'completed') throw new LinesStillOpen(`line ${index} of ${batch.id} is still ${rec.status}`);
   const { code, message } = CLOSED[ending];
   const error = { message, type: 'invalid_request_error', param: null, code, status: 409 };
-  await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'cancelled', error, finished_at: now() });
+  await services.jobs.transition(rec.id, { status: 'cancelled', error, finished_at: now() });
   return services.jobs.get(rec.id);
 }
 

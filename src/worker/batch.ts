@@ -20,7 +20,7 @@ import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
 import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord } from '../core/records/batches.js';
 import type { Services } from '../core/services.js';
-import { emitSafely } from '../core/webhook-events.js';
+import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { feed, releaseGate } from '../domain/batches.js';
@@ -79,11 +79,11 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
 }
 
 async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
-  const failed = await services.batches.transitionGet(batchId, from, {
-    status: 'failed',
-    failed_at: now(),
-    errors: { object: 'list', data: errors },
-  });
+  const failed = await services.batches.transitionGet(
+    batchId,
+    { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } },
+    { from },
+  );
   if (failed) await announce(services, failed);
   await releaseGate(services, batchId);
 }
@@ -137,7 +137,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
     }
   }
   await createLineRecords(services, batch, chunk);
-  const started = await batches.transition(batchId, ['validating'], { status: 'in_progress', in_progress_at: now(), total });
+  const started = await batches.transition(batchId, { status: 'in_progress', in_progress_at: now(), total });
   const after = await batches.get(batchId);
   if (!started && after?.status !== 'in_progress') {
     // Cancelled or expired while validating: its lines never run.
@@ -227,11 +227,10 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
       // Not claimed before every line is done: the job is retried, and the window's end still applies meanwhile.
       if (s.completed + s.failed < (current.total ?? 0))
         throw new LinesStillOpen(`${batchId}: ${s.completed + s.failed} of ${current.total} lines done`);
-      await batches.transition(batchId, ['in_progress'], { status: 'finalizing', ending, finalizing_at: t });
+      await batches.transition(batchId, { status: 'finalizing', ending, finalizing_at: t }, { from: ['in_progress'] });
     }
   }
-  if (ending === 'expired')
-    await batches.transition(batchId, ['validating', 'in_progress'], { status: 'finalizing', ending, finalizing_at: t });
+  if (ending === 'expired') await batches.transition(batchId, { status: 'finalizing', ending, finalizing_at: t });
   const batch = await batches.get(batchId);
   const mine = ending === 'cancelled' ? batch?.status === 'cancelling' : batch?.status === 'finalizing' && batch.ending === ending;
   if (!batch || !mine) {
@@ -245,7 +244,7 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
       ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
       : await writeResults(services, batch, ending);
   const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
-  const ended = await batches.transitionGet(batchId, [batch.status], { status: ending, [at]: now(), ...results });
+  const ended = await batches.transitionGet(batchId, { status: ending, [at]: now(), ...results }, { from: [batch.status] });
   if (ended) await announce(services, ended);
   await releaseGate(services, batchId);
   if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);

@@ -13,7 +13,7 @@ import { webhookAttemptSeconds, webhookDeliveries } from '../core/metrics.js';
 import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../core/records/webhooks.js';
 import type { DeliverJobData } from '../core/queues.js';
 import type { Services } from '../core/services.js';
-import { emitSafely } from '../core/webhook-events.js';
+import { disableEndpoint, markFailing } from '../domain/webhooks.js';
 
 /** Signs `payload` with every active secret (several during a rotation), space-separated. */
 export function signatures(secrets: string[], msgId: string, at: Date, payload: string): string {
@@ -59,7 +59,7 @@ export function deliverProcessor(services: Services) {
   const now = () => Math.floor(Date.now() / 1000);
 
   const finish = async (d: WebhookDelivery, status: 'succeeded' | 'failed', attempts: DeliveryAttempt[]) => {
-    await deliveries.update(d.id, { status, attempts, finished_at: now() });
+    await deliveries.transition(d.id, { status, attempts, finished_at: now() });
     webhookDeliveries.inc({ outcome: status === 'succeeded' ? 'delivered' : 'dead_letter', endpoint: d.endpoint_id ?? 'webhook_url' });
   };
 
@@ -101,29 +101,6 @@ export function deliverProcessor(services: Services) {
   };
 }
 
-/** Marks an endpoint failing; one failing past FERRY_WEBHOOK_DISABLE_AFTER_SECONDS is disabled. */
-async function markFailing(services: Services, id: string, since: number | null) {
-  const now = Math.floor(Date.now() / 1000);
-  if (!since) return void (await services.endpoints.update(id, { failing_since: now }));
-  if (now - since >= services.config.webhookDisableAfterSeconds) {
-    await disableEndpoint(services, id, `deliveries have failed since ${new Date(since * 1000).toISOString()}`);
-  }
-}
-
-/** Disables an endpoint and records why; the tenant's other endpoints get a `webhook_endpoint.disabled` event. */
-async function disableEndpoint(services: Services, id: string, reason: string) {
-  const at = Math.floor(Date.now() / 1000);
-  const e = await services.endpoints.transitionGet(id, ['enabled'], { status: 'disabled', disabled_at: at, disabled_reason: reason });
-  if (!e) return;
-  services.logger.warn({ endpoint_id: id, tenant: e.tenant, reason }, 'webhook endpoint disabled');
-  await emitSafely(services, {
-    type: 'webhook_endpoint.disabled',
-    tenant: e.tenant,
-    objectId: `${e.id}:${at}`,
-    data: { id: e.id, object: 'webhook_endpoint', url: e.url, enabled: false, disabled_at: at, disabled_reason: reason },
-  });
-}
-
 /** Delay before retry number `attemptsMade` (1-based): the configured schedule. */
 export function webhookBackoffMs(schedule: number[], attemptsMade: number): number {
   return Math.round((schedule[Math.min(attemptsMade, schedule.length - 1)] ?? 0) * 1000);
@@ -132,6 +109,6 @@ export function webhookBackoffMs(schedule: number[], attemptsMade: number): numb
 /** A delivery job that will not run again (stalled too often, or an error outside an attempt): a dead letter. */
 export async function onDeliveryFailedForGood(services: Services, job: Job<DeliverJobData>, err: Error): Promise<void> {
   const id = job.data.deliveryId;
-  await services.deliveries.transition(id, ['pending'], { status: 'failed', finished_at: Math.floor(Date.now() / 1000) });
+  await services.deliveries.transition(id, { status: 'failed', finished_at: Math.floor(Date.now() / 1000) });
   services.logger.warn({ delivery_id: id, err: err.message }, 'webhook delivery ended without a final attempt');
 }

@@ -101,7 +101,7 @@ export function generateProcessor(deps: GenerateDeps) {
       return await runJob(deps, capacity, job);
     } catch (err) {
       if (!(err instanceof Park)) throw err;
-      await deps.services.jobs.transition(job.data.jobId, err.from, { status: err.status });
+      await deps.services.jobs.transition(job.data.jobId, { status: err.status }, { from: err.from });
       await job.moveToDelayed(Date.now() + err.ms, token);
       throw new DelayedError();
     }
@@ -218,7 +218,7 @@ async function callAndRecord(
   const { jobId } = plan;
   // Attempts count every try: failed ones (BullMQ's count) and those Gemini sent back for quota.
   const attempts = job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
-  const rec = await jobs.transitionGet(jobId, OPEN_JOB_STATUSES, { status: 'running', attempts }, { started_at: now() });
+  const rec = await jobs.transitionGet(jobId, { status: 'running', attempts }, { initial: { started_at: now() } });
   if (!rec) return await notOpen(services, jobId);
   let streamed = false;
   try {
@@ -306,7 +306,7 @@ async function recordSuccess(services: Services, rec: JobRecord, result: Record<
   // record connection pipelines commands issued together); a batch line has no event of its own.
   const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
   const [stored, endpoints] = await Promise.all([
-    jobs.transition(rec.id, ['running'], done),
+    jobs.transition(rec.id, done),
     // Not read (Redis failed here): the event reads them itself, or logs why it could not.
     rec.batch_id ? undefined : services.endpoints.ofTenant(rec.tenant).catch(() => undefined),
   ]);
@@ -395,12 +395,12 @@ async function handleFailure(
   const { services } = deps;
   const retry = !(err instanceof JobFailure) && isRetryable(err) && !streamed && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
   if (retry) {
-    await services.jobs.transition(rec.id, ['running'], { status: 'queued' });
+    await services.jobs.transition(rec.id, { status: 'queued' }, { from: ['running'] });
     throw err;
   }
   const e = asFerryError(err);
   const error = { ...e.toBody().error, status: e.status };
-  await services.jobs.transition(rec.id, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() });
+  await services.jobs.transition(rec.id, { status: 'failed', error, finished_at: now() });
   if (rec.stream) await jobStream(services).end(rec.id, { kind: 'error', error });
   await announceIfFinal(services, rec.id);
   throw new UnrecoverableError(e.message);
@@ -414,7 +414,7 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job<Ge
       ? err
       : new FerryError(`The job failed: ${err.message}`, { status: 502, type: 'server_error', code: 'job_failed' });
   const error = { ...e.toBody().error, status: e.status };
-  if (await services.jobs.transition(jobId, OPEN_JOB_STATUSES, { status: 'failed', error, finished_at: now() })) {
+  if (await services.jobs.transition(jobId, { status: 'failed', error, finished_at: now() })) {
     if ((await services.jobs.get(jobId))?.stream) await jobStream(services).end(jobId, { kind: 'error', error });
   }
   await announceIfFinal(services, jobId);

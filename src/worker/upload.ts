@@ -12,7 +12,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import { isRetryable } from '../core/retry.js';
 import { fileEvent, isFinalFile, type FileRecord } from '../core/records/files.js';
-import { emitSafely } from '../core/webhook-events.js';
+import { emitSafely } from '../domain/webhooks.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
 import type { QueueData, RemoveJobData, UploadJobData } from '../core/queues.js';
@@ -83,10 +83,19 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
   throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);
 }
 
+/**
+ * The upload is done: the record says processed. False only when the file was deleted meanwhile
+ * (the caller then removes what it stored); a file already failed for good keeps its error.
+ */
+async function markProcessed(services: Services, fileId: string, fields: Partial<FileRecord>): Promise<boolean> {
+  const patch = { ...fields, status: 'processed' as const, status_details: null, processed_at: nowSeconds() };
+  return (await services.files.transition(fileId, patch)) || (await services.files.get(fileId)) !== null;
+}
+
 /** The file failed for good: its record says why, and its event goes out. */
 export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
   // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
-  const failed = await services.files.transitionGet(fileId, ['uploaded'], {
+  const failed = await services.files.transitionGet(fileId, {
     status: 'error',
     provider_state: 'failed',
     status_details: message,
@@ -145,15 +154,12 @@ async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promi
     },
   });
   if (outcome === 'aborted') return { skipped: 'deleted' };
-  const alive = await files.update(rec.id, {
-    status: 'processed',
+  const processed = await markProcessed(deps.services, rec.id, {
     provider_state: 'stored',
-    status_details: null,
     bytes_uploaded: rec.bytes,
     azure_url: azure.urlOf(path),
-    processed_at: nowSeconds(),
   });
-  if (!alive) await azure.delete(path);
+  if (!processed) await azure.delete(path);
   return { stored: path };
 }
 
@@ -241,14 +247,8 @@ async function finishGemini(deps: UploadDeps, rec: FileRecord, file: GeminiFile)
     await markFailed(deps.services, rec.id, `Gemini could not process the file: ${file.error?.message ?? 'state FAILED'}`);
     return { state: 'FAILED' };
   }
-  const alive = await deps.services.files.update(rec.id, {
-    ...activeCopyFields(file),
-    status: 'processed',
-    provider_state: 'active',
-    status_details: null,
-    processed_at: nowSeconds(),
-  });
-  if (!alive) await deps.gemini.files.delete(file.name);
+  const processed = await markProcessed(deps.services, rec.id, { ...activeCopyFields(file), provider_state: 'active' });
+  if (!processed) await deps.gemini.files.delete(file.name);
   return { state: file.state, name: file.name };
 }
 

@@ -11,11 +11,26 @@ import type { Redis } from 'ioredis';
 import { base62, derivedId } from '../ids.js';
 import type { Keys } from '../redis.js';
 import { withScripts, type Scripted } from '../scripts/index.js';
-import { RecordStore, type ScoredEntry } from './store.js';
+import { RecordStore, type Lifecycle, type ScoredEntry } from './store.js';
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
 export const FINAL_BATCH_STATUSES: readonly BatchStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
 export const isFinalBatch = (b: BatchRecord) => FINAL_BATCH_STATUSES.includes(b.status);
+
+/**
+ * A batch's life: validating → in_progress → finalizing (its files being written) → completed or
+ * expired; cancelling → cancelled. It fails when its input is refused or its files cannot be written.
+ */
+export const BATCH_LIFECYCLE: Lifecycle<BatchStatus> = {
+  validating: [],
+  in_progress: ['validating'],
+  finalizing: ['validating', 'in_progress'],
+  cancelling: ['validating', 'in_progress'],
+  failed: ['validating', 'in_progress', 'finalizing', 'cancelling'],
+  completed: ['finalizing'],
+  expired: ['finalizing'],
+  cancelled: ['cancelling'],
+};
 
 export interface BatchError {
   code: string;
@@ -97,7 +112,7 @@ export class BatchStore extends RecordStore<BatchRecord> {
     keys: Keys,
     private readonly retention: number,
   ) {
-    super(redis, keys, 'batch', retention);
+    super(redis, keys, { kind: 'batch', retentionSeconds: retention, lifecycle: BATCH_LIFECYCLE });
     this.scripts = withScripts(redis);
   }
 

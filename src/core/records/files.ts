@@ -1,7 +1,7 @@
 /** File records: the generic record store plus a per-purpose index and the content-retention schedule. */
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
-import { RecordStore, type ListOptions, type ScoredEntry } from './store.js';
+import { RecordStore, type Lifecycle, type ListOptions, type ScoredEntry } from './store.js';
 
 export type FileStatus = 'uploaded' | 'processed' | 'error';
 export type Storage = 'gemini' | 'azure_storage' | 'local';
@@ -92,9 +92,19 @@ export function newFileRecord(f: {
 const FINAL: FileStatus[] = ['processed', 'error'];
 export const isFinalFile = (r: FileRecord) => FINAL.includes(r.status);
 
+/**
+ * A file's life: uploaded (staged), then processed or error. "processed" may be written again
+ * by a twin of the upload job that finished second; an error is never turned into success.
+ */
+export const FILE_LIFECYCLE: Lifecycle<FileStatus> = {
+  uploaded: [],
+  processed: ['uploaded', 'processed'],
+  error: ['uploaded'],
+};
+
 export class FileStore extends RecordStore<FileRecord> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
-    super(redis, keys, 'file', retentionSeconds, (rec) => [rec.purpose]);
+    super(redis, keys, { kind: 'file', retentionSeconds, lifecycle: FILE_LIFECYCLE, secondary: (rec) => [rec.purpose] });
   }
 
   /** The record and its content-expiry entry in one step. */

@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../errors.js';
 import type { Keys } from '../redis.js';
-import { RecordStore } from './store.js';
+import { RecordStore, type Lifecycle } from './store.js';
 
 export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -40,9 +40,26 @@ export interface JobRecord {
 
 export const isFinalJob = (j: JobRecord) => FINAL_JOB_STATUSES.includes(j.status);
 
+const WAITING: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota'];
+
+/**
+ * A job's life. It waits (for its files, the quota or capacity) only before it runs or after a
+ * quota 429 while running; a retry puts a running job back in the queue; it runs again after a
+ * stall; a final status is never left.
+ */
+export const JOB_LIFECYCLE: Lifecycle<JobStatus> = {
+  queued: [...WAITING, 'running'],
+  waiting_for_files: WAITING,
+  waiting_for_quota: [...WAITING, 'running'],
+  running: OPEN_JOB_STATUSES,
+  succeeded: ['running'],
+  failed: OPEN_JOB_STATUSES,
+  cancelled: OPEN_JOB_STATUSES,
+};
+
 export class JobStore extends RecordStore<JobRecord> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
-    super(redis, keys, 'job', retentionSeconds);
+    super(redis, keys, { kind: 'job', retentionSeconds, lifecycle: JOB_LIFECYCLE });
   }
 }
 

@@ -27,6 +27,30 @@ export interface ScoredEntry {
   score: number;
 }
 
+/**
+ * A resource's allowed status changes, its one table: for each status, the statuses a record may
+ * enter it from. Every status change goes through `transition`, which applies it only from these.
+ */
+export type Lifecycle<S extends string> = Readonly<Record<S, readonly S[]>>;
+
+export interface StoreOptions<T extends BaseRecord> {
+  /** "file", "job", …: names keys, topics and not-found messages. */
+  kind: string;
+  retentionSeconds: number;
+  lifecycle: Lifecycle<T['status']>;
+  /** Secondary index names for a record (e.g. its purpose), each listed separately. */
+  secondary?: (rec: T) => string[];
+}
+
+/** A status change: the patch with its new status, and optionally a narrower set of statuses to leave. */
+export type StatusPatch<T extends BaseRecord> = Partial<T> & { status: T['status'] };
+export interface TransitionOptions<T extends BaseRecord> {
+  /** Only from these (each allowed by the lifecycle): the status the caller read, say. */
+  from?: readonly T['status'][];
+  /** Fields written only where the record has none yet (a first start time). */
+  initial?: Partial<T>;
+}
+
 export interface ListOptions {
   limit: number;
   after?: string;
@@ -57,16 +81,21 @@ function decodeFlat<T>(flat: string[]): T | null {
 export class RecordStore<T extends BaseRecord> {
   protected readonly redis: Scripted;
 
+  readonly kind: string;
+  private readonly retentionSeconds: number;
+  private readonly lifecycle: Lifecycle<T['status']>;
+  private readonly secondary: (rec: T) => string[];
+
   constructor(
     redis: Redis,
     protected readonly keys: Keys,
-    /** "file", "job", …: names keys, topics and not-found messages. */
-    readonly kind: string,
-    private readonly retentionSeconds: number,
-    /** Secondary index names for a record (e.g. its purpose), each listed separately. */
-    private readonly secondary: (rec: T) => string[] = () => [],
+    opts: StoreOptions<T>,
   ) {
     this.redis = withScripts(redis);
+    this.kind = opts.kind;
+    this.retentionSeconds = opts.retentionSeconds;
+    this.lifecycle = opts.lifecycle;
+    this.secondary = opts.secondary ?? (() => []);
   }
 
   key(id: string) {
@@ -110,30 +139,36 @@ export class RecordStore<T extends BaseRecord> {
     return rec;
   }
 
-  /** Applies a patch only while the record exists (a deleted record is never recreated). */
-  async update(id: string, patch: Partial<T>): Promise<boolean> {
+  /** Applies a patch only while the record exists (a deleted record is never recreated); status changes go through `transition`. */
+  async update(id: string, patch: Partial<Omit<T, 'status'>>): Promise<boolean> {
     return (await this.redis.ferryHsetIfExists(this.key(id), this.channel(id), ...encode(patch))) === 1;
   }
 
-  /**
-   * Applies a patch only if the record's status is one of `from`; answers whether it did.
-   * Fields of `initial` are written only where the record has none yet (a first start time).
-   */
-  async transition(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T> = {}): Promise<boolean> {
-    return (await this.runTransition(id, from, patch, initial, '0')) === 1;
+  /** Changes the record's status if the lifecycle allows it from the current one; answers whether it did. */
+  async transition(id: string, patch: StatusPatch<T>, opts: TransitionOptions<T> = {}): Promise<boolean> {
+    return (await this.runTransition(id, patch, opts, '0')) === 1;
   }
 
   /** As `transition`, in the same round trip answering the record as changed, or null if it did not apply. */
-  async transitionGet(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T> = {}): Promise<T | null> {
-    return decodeFlat<T>((await this.runTransition(id, from, patch, initial, '1')) as string[]);
+  async transitionGet(id: string, patch: StatusPatch<T>, opts: TransitionOptions<T> = {}): Promise<T | null> {
+    return decodeFlat<T>((await this.runTransition(id, patch, opts, '1')) as string[]);
   }
 
-  private runTransition(id: string, from: readonly T['status'][], patch: Partial<T>, initial: Partial<T>, answer: '0' | '1') {
-    const first = encode(initial);
+  /** The statuses `to` may be entered from: the lifecycle's, narrowed to the caller's `from`. */
+  allowedFrom(to: T['status'], from?: readonly T['status'][]): readonly T['status'][] {
+    const allowed = this.lifecycle[to as T['status']];
+    if (!from) return allowed;
+    const stray = from.filter((s) => !allowed.includes(s));
+    if (stray.length) throw new Error(`A ${this.kind} never goes from ${stray.join(', ')} to ${to}.`);
+    return from;
+  }
+
+  private runTransition(id: string, patch: StatusPatch<T>, opts: TransitionOptions<T>, answer: '0' | '1') {
+    const first = encode(opts.initial ?? {});
     return this.redis.ferryTransition(
       this.key(id),
       this.channel(id),
-      JSON.stringify(from),
+      JSON.stringify(this.allowedFrom(patch.status, opts.from)),
       answer,
       first.length / 2,
       ...first,

@@ -1,7 +1,7 @@
 /** Webhook endpoints (per tenant, with signing secrets) and deliveries (one per event and target). */
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
-import { RecordStore } from './store.js';
+import { RecordStore, type Lifecycle } from './store.js';
 
 export const EVENT_TYPES = [
   'file.processed',
@@ -66,9 +66,22 @@ export interface WebhookDelivery {
 export const activeSecrets = (e: WebhookEndpoint, now = Math.floor(Date.now() / 1000)) =>
   e.secrets.filter((s) => s.expires_at === null || s.expires_at > now).map((s) => s.secret);
 
+/** An endpoint is switched on and off by its owner, and off by failing deliveries. */
+export const ENDPOINT_LIFECYCLE: Lifecycle<WebhookEndpoint['status']> = {
+  enabled: ['enabled', 'disabled'],
+  disabled: ['enabled', 'disabled'],
+};
+
+/** A delivery is attempted until it succeeds or its attempts are spent; a retry by request makes it pending again. */
+export const DELIVERY_LIFECYCLE: Lifecycle<WebhookDelivery['status']> = {
+  pending: ['succeeded', 'failed'],
+  succeeded: ['pending'],
+  failed: ['pending'],
+};
+
 export class EndpointStore extends RecordStore<WebhookEndpoint> {
   constructor(redis: Redis, keys: Keys) {
-    super(redis, keys, 'webhook_endpoint', 10 * 365 * 86400);
+    super(redis, keys, { kind: 'webhook_endpoint', retentionSeconds: 10 * 365 * 86400, lifecycle: ENDPOINT_LIFECYCLE });
   }
   /** Every endpoint of the tenant, oldest first: the targets of its events. */
   async ofTenant(tenant: string): Promise<WebhookEndpoint[]> {
@@ -83,6 +96,40 @@ export class EndpointStore extends RecordStore<WebhookEndpoint> {
 
 export class DeliveryStore extends RecordStore<WebhookDelivery> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
-    super(redis, keys, 'webhook_delivery', retentionSeconds);
+    super(redis, keys, { kind: 'webhook_delivery', retentionSeconds, lifecycle: DELIVERY_LIFECYCLE });
   }
+}
+
+/** The endpoint as the API shows it; its secret only when just made or rotated. */
+export function endpointObject(e: WebhookEndpoint, secret?: string) {
+  return {
+    id: e.id,
+    object: 'webhook_endpoint' as const,
+    url: e.url,
+    events: e.events,
+    description: e.description,
+    enabled: e.status === 'enabled',
+    status: e.status,
+    created_at: e.created_at,
+    failing_since: e.failing_since,
+    disabled_at: e.disabled_at,
+    disabled_reason: e.disabled_reason,
+    ...(secret ? { secret } : {}),
+  };
+}
+
+/** The delivery as the API shows it. */
+export function deliveryObject(d: WebhookDelivery) {
+  return {
+    id: d.id,
+    object: 'webhook_delivery' as const,
+    status: d.status,
+    event_id: d.event_id,
+    event_type: d.event_type,
+    endpoint_id: d.endpoint_id,
+    url: d.url,
+    attempts: d.attempts,
+    created_at: d.created_at,
+    finished_at: d.finished_at,
+  };
 }
