@@ -4,9 +4,10 @@
  * src/worker/batch.ts); the worker validates every line before anything runs.
  */
 import { Router } from 'express';
-import { BadRequestError, ConflictError, GoneError, UnavailableError } from '../core/errors.js';
-import { fingerprint, Idempotency } from '../core/idempotency.js';
-import { enqueueBatch, markEnqueued, pending } from '../core/enqueue.js';
+import { BadRequestError, ConflictError, GoneError } from '../core/errors.js';
+import { enqueueBatch } from '../core/enqueue.js';
+import { Idempotency } from '../core/idempotency.js';
+import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
@@ -50,7 +51,7 @@ function checkMetadata(v: unknown): Record<string, string> | null {
 
 export function batchesRouter(deps: ApiDeps): Router {
   const { services } = deps;
-  const { batches, files, idempotency, config } = services;
+  const { batches, files, config } = services;
   const view = async (rec: BatchRecord) => batchObject(rec, await batches.counts(rec));
   const r = Router();
   r.use(jsonBody('1mb'));
@@ -81,39 +82,23 @@ export function batchesRouter(deps: ApiDeps): Router {
     }
     if (input.content_deleted) throw new GoneError(`The bytes of '${input.id}' are no longer retained.`);
 
-    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
-    const fp = fingerprint(body);
-    const prior = idemKey ? await idempotency.claim(tenant, idemKey, fp) : null;
-    const existing = prior ? await batches.get(prior) : null;
-    if (existing) return void res.json(await view(existing));
-
-    const created = Math.floor(Date.now() / 1000);
-    const rec = newBatchRecord({
-      id: newId('batch', Date.now(), '_'),
-      tenant,
-      endpoint: body.endpoint as string,
-      inputFileId: input.id,
-      completionWindow: body.completion_window as string,
-      windowSeconds: window,
-      metadata,
-      createdAt: created,
+    const { record: rec, created } = await acceptOnce(services, {
+      store: batches,
+      record: newBatchRecord({
+        id: newId('batch', Date.now(), '_'),
+        tenant,
+        endpoint: body.endpoint as string,
+        inputFileId: input.id,
+        completionWindow: body.completion_window as string,
+        windowSeconds: window,
+        metadata,
+        createdAt: Math.floor(Date.now() / 1000),
+      }),
+      idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
+      fingerprintOf: [body],
+      enqueue: (batch) => enqueueBatch(services, batch),
     });
-    // The record (its id pending until queued: core/enqueue.ts), the idempotency key's answer, the flow.
-    try {
-      await batches.create(rec, pending(services));
-      try {
-        if (idemKey) await idempotency.complete(tenant, idemKey, fp, rec.id);
-        await enqueueBatch(services, rec);
-      } catch (err) {
-        await batches.remove(rec.id);
-        throw new UnavailableError(`The batch could not be queued: ${(err as Error).message}`);
-      }
-    } catch (err) {
-      if (idemKey) await idempotency.release(tenant, idemKey);
-      throw err;
-    }
-    await markEnqueued(services, rec.id);
-    requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
+    if (created) requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
     res.json(await view(rec));
   });
 

@@ -7,8 +7,9 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { ConflictError } from '../core/errors.js';
-import { fingerprint, Idempotency } from '../core/idempotency.js';
-import { enqueueGenerate, markEnqueued, pending } from '../core/enqueue.js';
+import { enqueueGenerate } from '../core/enqueue.js';
+import { Idempotency } from '../core/idempotency.js';
+import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../providers/gemini/mapping.js';
@@ -39,7 +40,7 @@ function answerFinal(res: Response, rec: JobRecord) {
 
 export function chatRouter(deps: ApiDeps): Router {
   const { services } = deps;
-  const { jobs, files, config, idempotency } = services;
+  const { jobs, files, config } = services;
   const r = Router();
   r.use(jsonBody('32mb'));
 
@@ -52,21 +53,14 @@ export function chatRouter(deps: ApiDeps): Router {
     }
 
     const webhookUrl = await requestWebhookUrl(deps, tenant, chat.body.webhook_url);
-    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
-    const fp = idemKey ? fingerprint(req.body) : '';
-    let rec: JobRecord | null = null;
-    if (idemKey) {
-      const prior = await idempotency.claim(tenant, idemKey, fp);
-      if (prior) rec = await jobs.get(prior);
-    }
-    if (!rec) {
-      try {
-        rec = await createJob(deps, tenant, chat, webhookUrl, idemKey ? (id) => idempotency.complete(tenant, idemKey, fp, id) : null);
-      } catch (err) {
-        if (idemKey) await idempotency.release(tenant, idemKey);
-        throw err;
-      }
-    }
+    const { record: rec, created } = await acceptOnce(services, {
+      store: jobs,
+      record: newJobRecord({ id: newId('job'), tenant, chat, webhookUrl }),
+      idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
+      fingerprintOf: [req.body],
+      enqueue: (job) => enqueueGenerate(services, job),
+    });
+    if (created) requestLogger(req).info({ job_id: rec.id, tenant, model: rec.model, files: rec.file_ids.length }, 'job accepted');
     res.setHeader('X-Ferry-Job-Id', rec.id);
 
     if (prefersAsync(req)) return acceptedJob(res, rec);
@@ -78,32 +72,6 @@ export function chatRouter(deps: ApiDeps): Router {
   });
 
   return r;
-
-  /**
-   * The record (its id pending until queued: core/enqueue.ts), then the idempotency key's answer,
-   * then the queue: a crash after the record leaves work that maintenance queues again, and a
-   * retry with the same key finds the job.
-   */
-  async function createJob(
-    d: ApiDeps,
-    tenant: string,
-    chat: ReturnType<typeof validateChatRequest>,
-    webhookUrl: string | null,
-    remember: ((id: string) => Promise<void>) | null,
-  ): Promise<JobRecord> {
-    const rec = newJobRecord({ id: newId('job'), tenant, chat, webhookUrl });
-    await jobs.create(rec, pending(d.services));
-    try {
-      await remember?.(rec.id);
-      await enqueueGenerate(d.services, rec);
-    } catch (err) {
-      await jobs.remove(rec.id);
-      throw err;
-    }
-    await markEnqueued(d.services, rec.id);
-    d.services.logger.info({ job_id: rec.id, tenant, model: rec.model, files: rec.file_ids.length }, 'job accepted');
-    return rec;
-  }
 }
 
 /** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */

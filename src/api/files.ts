@@ -1,9 +1,10 @@
 /** `/v1/files`: OpenAI's Files API, tenant-scoped, backed by staging and the upload queue. */
 import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { BadRequestError, GoneError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../core/errors.js';
-import { fingerprint, Idempotency } from '../core/idempotency.js';
-import { enqueueUpload, markEnqueued, pending } from '../core/enqueue.js';
+import { BadRequestError, GoneError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors.js';
+import { enqueueUpload } from '../core/enqueue.js';
+import { Idempotency } from '../core/idempotency.js';
+import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
 import { fileObject, isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
@@ -39,7 +40,7 @@ function stringList(v: FieldValue | undefined, name: string): string[] {
 }
 
 export function filesRouter(deps: ApiDeps): Router {
-  const { files, staging, config, idempotency } = deps.services;
+  const { files, staging, config } = deps.services;
   const view = (rec: FileRecord) => fileObject(rec, config.fileRetentionSeconds);
   let azure: AzureBlobStore | null = null;
   const azureBlobs = () => (azure ??= createAzureProvider(config));
@@ -51,41 +52,25 @@ export function filesRouter(deps: ApiDeps): Router {
     if (declared > config.maxFileBytes + 1024 * 1024) {
       throw new PayloadTooLargeError(`The upload is larger than the maximum of ${config.maxFileBytes} bytes.`);
     }
+    const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const id = newId('file');
-    const idemKey = Idempotency.keyOf(req.headers['idempotency-key']);
     const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
-    let claimed = false;
     try {
-      const rec = await buildRecord(deps, tenant, id, parsed, req);
-      const fp = fingerprint(rec.sha256, parsed.fields, req.query);
-      if (idemKey) {
-        // Same key, same bytes and fields: the original file; the new copy of the bytes is dropped.
-        const prior = await idempotency.claim(tenant, idemKey, fp);
-        const original = prior ? await files.get(prior) : null;
-        if (original) {
-          await staging.delete(id);
-          return void res.json(view(original));
-        }
-        claimed = true;
-      }
-      // The id is pending until its upload is queued, so a crash in between is repaired (core/enqueue.ts).
-      const waits = rec.status === 'uploaded';
-      await files.create(rec, waits ? pending(deps.services) : []);
-      if (idemKey) await idempotency.complete(tenant, idemKey, fp, id);
-      if (waits) {
-        try {
-          await enqueueUpload(deps.services, id);
-        } catch (err) {
-          await files.remove(id);
-          throw new UnavailableError(`The upload could not be queued: ${(err as Error).message}`);
-        }
-        await markEnqueued(deps.services, id);
-      }
-      requestLogger(req).info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
+      const built = await buildRecord(deps, tenant, id, parsed, req);
+      const { record: rec, created } = await acceptOnce(deps.services, {
+        store: files,
+        record: built,
+        idempotencyKey,
+        // Same key, same bytes and fields: the original file (this copy of the bytes is dropped).
+        fingerprintOf: [built.sha256, parsed.fields, req.query],
+        enqueue: built.status === 'uploaded' ? (f) => enqueueUpload(deps.services, f.id) : null,
+      });
+      if (!created) await staging.delete(id);
+      else
+        requestLogger(req).info({ file_id: id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
       res.json(view(rec));
     } catch (err) {
       await staging.delete(id).catch(() => {});
-      if (claimed && idemKey) await idempotency.release(tenant, idemKey);
       throw err;
     }
   });
