@@ -75,29 +75,32 @@ async function workerMetricsServer(port: number, runtime: WorkerRuntime): Promis
   return new Promise((resolve) => server.listen(port, () => resolve(server)));
 }
 
+/** `ferry emulator`: the local Gemini emulator alone. */
+async function runEmulator(config: Config, logger: Logger, stops: Stoppable[]): Promise<void> {
+  const { startEmulator, emulatorOptionsFromEnv } = await serverModules();
+  const emulator = await startEmulator({
+    host: config.host,
+    // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
+    port: process.env.FERRY_EMULATOR_PORT === undefined ? 8090 : config.emulator.port,
+    processingDelayMs: config.emulator.processingDelayMs,
+    // A quota and a model latency (FERRY_EMULATOR_RPM, …_TPM, …_LATENCY_MS, …_LATENCY_MEDIAN_MS/…_P99_MS).
+    ...emulatorOptionsFromEnv(process.env),
+    // Its line per request is info: FERRY_LOG_LEVEL=warn or above turns the request log off.
+    quiet: !logger.isLevelEnabled('info'),
+  });
+  banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
+  stops.push({ name: 'emulator', stop: () => emulator.close() });
+}
+
 async function run(command: string): Promise<void> {
   let config = loadConfig();
-  const { createLogger, createServices, startApi, startWorkers, startEmulator, emulatorOptionsFromEnv } = await serverModules();
+  const { createLogger, createServices, startApi, startWorkers } = await serverModules();
   const logger = createLogger(config.logLevel);
   const stops: Stoppable[] = [];
   // Installed first: a signal during start-up still stops what has started, in order.
   onSignals(stops, logger);
 
-  if (command === 'emulator') {
-    const emulator = await startEmulator({
-      host: config.host,
-      // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
-      port: process.env.FERRY_EMULATOR_PORT === undefined ? 8090 : config.emulator.port,
-      processingDelayMs: config.emulator.processingDelayMs,
-      // A quota and a model latency (FERRY_EMULATOR_RPM, …_TPM, …_LATENCY_MS, …_LATENCY_MEDIAN_MS/…_P99_MS).
-      ...emulatorOptionsFromEnv(process.env),
-      // Its line per request is info: FERRY_LOG_LEVEL=warn or above turns the request log off.
-      quiet: !logger.isLevelEnabled('info'),
-    });
-    banner([`Gemini emulator listening on ${emulator.url}`, `Point Ferry at it: GEMINI_BASE_URL=${emulator.url} GEMINI_API_KEY=any`]);
-    stops.push({ name: 'emulator', stop: () => emulator.close() });
-    return;
-  }
+  if (command === 'emulator') return runEmulator(config, logger, stops);
 
   const redisChild: ChildProcess | null = await ensureRedis(config, logger);
   if (redisChild) stops.push({ name: 'redis-server', stop: async () => void redisChild.kill('SIGTERM') });
@@ -130,6 +133,16 @@ async function run(command: string): Promise<void> {
     stops.push({ name: 'api', stop: () => a.close() });
   }
 
+  banner(startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey }));
+}
+
+/** What the banner says once started: where the API listens, which Gemini, which Redis, which keys. */
+function startedLines(
+  command: string,
+  config: Config,
+  s: { api: RunningApi | null; target: GeminiTarget | null; redisStarted: boolean; devKey: string | null | undefined },
+): string[] {
+  const { api, target } = s;
   const lines = [`Ferry ${command} is running`];
   if (api) {
     lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
@@ -139,8 +152,8 @@ async function run(command: string): Promise<void> {
     lines.push(
       `Gemini:  ${config.gemini.apiKey ? (target.baseUrl ?? 'Google (generativelanguage.googleapis.com)') : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`,
     );
-  lines.push(`Redis:   ${config.redisUrl}${redisChild ? ' (started here, data under ./data/redis)' : ''}`);
-  if (dev.devKey && api) lines.push(`API key: ${dev.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
+  lines.push(`Redis:   ${config.redisUrl}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
+  if (s.devKey && api) lines.push(`API key: ${s.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   if (api) {
     lines.push(
       config.adminKey
@@ -153,7 +166,7 @@ async function run(command: string): Promise<void> {
       ? 'URLs:    webhooks and image URLs may reach private and loopback addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS=1)'
       : 'URLs:    webhooks and image URLs must be public; WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows private and loopback ones',
   );
-  banner(lines);
+  return lines;
 }
 
 function listening(host: string): string {

@@ -291,7 +291,7 @@ describe('batches', () => {
 
   test('completion window expiry: lines not done become batch_expired errors, status expired', { timeout: 60_000 }, async () => {
     await slowModel(ferry, 200, async () => {
-      const input = requests(400, 'e');
+      const input = requests(1000, 'e');
       const created = await createBatch(client, input, '2s');
       assert.equal(created.expires_at, created.created_at + 2);
       const b = await waitFinal(client, created.id, 30);

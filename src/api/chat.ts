@@ -12,12 +12,12 @@ import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
-import { validateChatRequest } from '../providers/gemini/mapping.js';
+import { validateChatRequest } from '../providers/gemini/chat-request.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
 import { jobStream } from '../domain/job-stream.js';
-import { completionIds, newJobRecord } from '../domain/jobs.js';
+import { chatRequestOf, completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
@@ -76,7 +76,7 @@ export function chatRouter(deps: ApiDeps): Router {
 
 /** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */
 async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
-  const includeUsage = (rec.request.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  const includeUsage = chatRequestOf(rec).stream_options?.include_usage === true;
   const stream = jobStream(deps.services);
   const reader = deps.readers.take();
   let open = true;

@@ -5,7 +5,7 @@
  */
 import busboy from 'busboy';
 import type { Request } from 'express';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
 import { SNIFF_BYTES } from '../core/mime.js';
 import type { StagedObject, StagingStore } from '../core/staging.js';
@@ -52,94 +52,114 @@ function addField(fields: Record<string, FieldValue>, name: string, value: strin
   }
 }
 
-export function parseUpload(req: Request, opts: { staging: StagingStore; stagingKey: string; maxBytes: number }): Promise<ParsedUpload> {
+export interface UploadOptions {
+  staging: StagingStore;
+  stagingKey: string;
+  maxBytes: number;
+}
+
+/** The form's fields and its one file, staged under `stagingKey`; nothing is left staged when it fails. */
+export async function parseUpload(req: Request, opts: UploadOptions): Promise<ParsedUpload> {
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
-    return Promise.reject(
-      new BadRequestError('Expected a multipart/form-data body with a "file" part and a "purpose" field.', {
-        code: 'invalid_content_type',
-      }),
-    );
+    throw new BadRequestError('Expected a multipart/form-data body with a "file" part and a "purpose" field.', {
+      code: 'invalid_content_type',
+    });
   }
-  return new Promise<ParsedUpload>((resolve, reject) => {
-    const fields: Record<string, FieldValue> = {};
-    let file: ParsedUpload['file'] = null;
-    let writing: Promise<void> | null = null;
-    let current: HeadCapture | null = null;
-    let failure: Error | null = null;
-    let bb: busboy.Busboy;
-    const fail = (err: Error) => {
-      failure ??= err;
-    };
-    try {
-      bb = busboy({
-        headers: req.headers,
-        defParamCharset: 'utf8',
-        limits: { fileSize: opts.maxBytes, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
-      });
-    } catch (err) {
-      reject(new BadRequestError(`Malformed multipart request: ${(err as Error).message}`, { code: 'invalid_multipart' }));
-      return;
-    }
-    bb.on('file', (name, stream, info) => {
-      if (name !== 'file' || writing) {
-        stream.resume();
-        fail(
-          new BadRequestError(
-            name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`,
-            { param: name },
-          ),
-        );
-        return;
-      }
-      const capture = new HeadCapture();
-      current = capture;
-      capture.on('error', () => {}); // reported through the staging write's promise
-      // Errors end the staging pipeline through `capture`; the part itself is drained by busboy.
-      stream.on('error', (err: Error) => capture.destroy(err));
-      stream.on('limit', () => {
-        const err = new PayloadTooLargeError(`The file is larger than the maximum of ${opts.maxBytes} bytes.`);
-        fail(err);
-        stream.unpipe(capture);
-        capture.destroy(err);
-        stream.resume();
-      });
-      writing = opts.staging.write(opts.stagingKey, stream.pipe(capture)).then(
-        (staged) => {
-          file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '', head: capture.head() };
-        },
-        (err: Error) => fail(err instanceof PayloadTooLargeError ? err : (failure ?? err)),
-      );
+  let bb: busboy.Busboy;
+  try {
+    bb = busboy({
+      headers: req.headers,
+      defParamCharset: 'utf8',
+      limits: { fileSize: opts.maxBytes, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
     });
+  } catch (err) {
+    throw new BadRequestError(`Malformed multipart request: ${(err as Error).message}`, { code: 'invalid_multipart' });
+  }
+  return new UploadReader(req, bb, opts).done;
+}
+
+/**
+ * One upload being read. The first error is kept and answered once the staging write has
+ * settled, so a refused upload never leaves bytes behind; later errors are its consequences.
+ */
+class UploadReader {
+  readonly done: Promise<ParsedUpload>;
+  private settle!: { resolve: (p: ParsedUpload) => void; reject: (err: Error) => void };
+  private readonly fields: Record<string, FieldValue> = {};
+  private file: ParsedUpload['file'] = null;
+  private writing: Promise<void> | null = null;
+  private current: HeadCapture | null = null;
+  private failure: Error | null = null;
+  private finished = false;
+
+  constructor(
+    req: Request,
+    bb: busboy.Busboy,
+    private readonly opts: UploadOptions,
+  ) {
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    bb.on('file', (name, stream, info) => this.onFile(name, stream, info));
     bb.on('field', (name, value, info) => {
-      if (info.valueTruncated) fail(new BadRequestError(`Field "${name}" is too long.`, { param: name }));
-      else addField(fields, name, value);
+      if (info.valueTruncated) this.fail(new BadRequestError(`Field "${name}" is too long.`, { param: name }));
+      else addField(this.fields, name, value);
     });
-    bb.on('partsLimit', () => fail(new BadRequestError('Too many parts in the multipart body.')));
-    bb.on('fieldsLimit', () => fail(new BadRequestError('Too many fields in the multipart body.')));
-    bb.on('filesLimit', () => fail(new BadRequestError('Send exactly one file part.', { param: 'file' })));
-    const abort = (err: Error) => {
-      fail(err);
-      current?.destroy(err);
-      void finish();
-    };
+    bb.on('partsLimit', () => this.fail(new BadRequestError('Too many parts in the multipart body.')));
+    bb.on('fieldsLimit', () => this.fail(new BadRequestError('Too many fields in the multipart body.')));
+    bb.on('filesLimit', () => this.fail(new BadRequestError('Send exactly one file part.', { param: 'file' })));
     bb.on('error', (err: Error) =>
-      abort(new BadRequestError(`Malformed multipart request: ${err.message}`, { code: 'invalid_multipart' })),
+      this.abort(new BadRequestError(`Malformed multipart request: ${err.message}`, { code: 'invalid_multipart' })),
     );
-    let finished = false;
-    const finish = async () => {
-      if (finished) return;
-      finished = true;
-      await writing;
-      if (failure) {
-        await opts.staging.delete(opts.stagingKey).catch(() => {});
-        reject(failure);
-      } else resolve({ fields, file });
-    };
-    bb.on('close', () => void finish());
+    bb.on('close', () => void this.finish());
     req.on('close', () => {
-      if (!req.complete) abort(new BadRequestError('The request was aborted before the upload completed.'));
+      if (!req.complete) this.abort(new BadRequestError('The request was aborted before the upload completed.'));
     });
     req.pipe(bb);
-  });
+  }
+
+  private fail(err: Error) {
+    this.failure ??= err;
+  }
+
+  private onFile(name: string, stream: Readable, info: busboy.FileInfo) {
+    if (name !== 'file' || this.writing) {
+      stream.resume();
+      const message = name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`;
+      this.fail(new BadRequestError(message, { param: name }));
+      return;
+    }
+    const capture = new HeadCapture();
+    this.current = capture;
+    capture.on('error', () => {}); // reported through the staging write's promise
+    // Errors end the staging pipeline through `capture`; the part itself is drained by busboy.
+    stream.on('error', (err: Error) => capture.destroy(err));
+    stream.on('limit', () => {
+      const err = new PayloadTooLargeError(`The file is larger than the maximum of ${this.opts.maxBytes} bytes.`);
+      this.fail(err);
+      stream.unpipe(capture);
+      capture.destroy(err);
+      stream.resume();
+    });
+    this.writing = this.opts.staging.write(this.opts.stagingKey, stream.pipe(capture)).then(
+      (staged) => {
+        this.file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '', head: capture.head() };
+      },
+      (err: Error) => this.fail(err instanceof PayloadTooLargeError ? err : (this.failure ?? err)),
+    );
+  }
+
+  private abort(err: Error) {
+    this.fail(err);
+    this.current?.destroy(err);
+    void this.finish();
+  }
+
+  private async finish() {
+    if (this.finished) return;
+    this.finished = true;
+    await this.writing;
+    if (!this.failure) return this.settle.resolve({ fields: this.fields, file: this.file });
+    await this.opts.staging.delete(this.opts.stagingKey).catch(() => {});
+    this.settle.reject(this.failure);
+  }
 }

@@ -51,18 +51,7 @@ export class ChangeWaiter {
     const fn = (message: string) => {
       if (worthAsking(message)) wake();
     };
-    let channel = this.channels.get(name);
-    if (!channel) {
-      const made: Channel = { fns: new Set(), subscribed: Promise.resolve() };
-      // A subscription that failed is forgotten, so the next waiter of the channel tries again.
-      made.subscribed = this.sub.subscribe(name).catch((err: unknown) => {
-        if (this.channels.get(name) === made) this.channels.delete(name);
-        throw err;
-      });
-      this.channels.set(name, made);
-      channel = made;
-    }
-    const mine = channel;
+    const mine = this.join(name);
     mine.fns.add(fn);
     const onAbort = () => wake();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -90,12 +79,30 @@ export class ChangeWaiter {
       return false;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      mine.fns.delete(fn);
-      // The last waiter of this subscription ends it (not one a later waiter made since).
-      if (mine.fns.size === 0 && this.channels.get(name) === mine) {
-        this.channels.delete(name);
-        await this.sub.unsubscribe(name).catch(() => {});
-      }
+      await this.leave(name, mine, fn);
+    }
+  }
+
+  /** The channel's subscription, shared by its waiters; made by the first. */
+  private join(name: string): Channel {
+    const existing = this.channels.get(name);
+    if (existing) return existing;
+    const made: Channel = { fns: new Set(), subscribed: Promise.resolve() };
+    // A subscription that failed is forgotten, so the next waiter of the channel tries again.
+    made.subscribed = this.sub.subscribe(name).catch((err: unknown) => {
+      if (this.channels.get(name) === made) this.channels.delete(name);
+      throw err;
+    });
+    this.channels.set(name, made);
+    return made;
+  }
+
+  /** The last waiter of a subscription ends it (not one a later waiter made since). */
+  private async leave(name: string, mine: Channel, fn: (message: string) => void) {
+    mine.fns.delete(fn);
+    if (mine.fns.size === 0 && this.channels.get(name) === mine) {
+      this.channels.delete(name);
+      await this.sub.unsubscribe(name).catch(() => {});
     }
   }
 }

@@ -6,26 +6,22 @@
 import { isFinalJob, jobEvent, type JobRecord } from '../core/records/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import type { Services } from '../core/services.js';
+import type { ChatRequest, ValidatedChat } from '../providers/gemini/chat-request.js';
 import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
 
-/** A validated chat request, as the record keeps it. */
-export interface ChatRequest {
-  model: string;
-  body: Record<string, unknown>;
-  stream: boolean;
-  fileIds: string[];
-  imageUrls: string[];
-  inlineBytes: number;
-  inputTokens: number;
-}
+/**
+ * The request a job's record keeps: the body as `validateChatRequest` checked it (records are
+ * stored below the layer that knows the request's type, so it is typed again here, once).
+ */
+export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request as unknown as ChatRequest;
 
 /** A new job's record, queued: for an interactive request, or for a batch's request line. */
 export function newJobRecord(p: {
   id: string;
   tenant: string;
-  chat: ChatRequest;
+  chat: ValidatedChat;
   webhookUrl?: string | null;
   line?: { batchId: string; customId: string; index: number };
 }): JobRecord {
@@ -36,14 +32,14 @@ export function newJobRecord(p: {
     type: 'chat.completion',
     status: 'queued',
     model: chat.model.replace(/^models\//, ''),
-    request: chat.body,
+    request: chat.body as unknown as Record<string, unknown>,
     file_ids: chat.fileIds,
     image_urls: chat.imageUrls,
     inline_bytes: chat.inlineBytes,
     input_tokens: chat.inputTokens,
     // A batch line's answer goes to the output file, never to a stream.
     stream: line ? false : chat.stream,
-    metadata: (chat.body.metadata as Record<string, string> | undefined) ?? null,
+    metadata: chat.body.metadata ?? null,
     attempts: 0,
     created_at: Math.floor(Date.now() / 1000),
     started_at: null,

@@ -27,8 +27,8 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
+import { INLINE_LIMIT_BYTES } from '../providers/gemini/chat-request.js';
 import {
-  INLINE_LIMIT_BYTES,
   toChatCompletion,
   toChunks,
   toGeminiRequest,
@@ -40,7 +40,7 @@ import {
 import { fetchImage } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, wakeLine } from './batch.js';
-import { announceIfFinal, announceJobFinal, completionIds } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 
@@ -233,7 +233,7 @@ async function callAndRecord(
         }),
       );
     }
-    const request = toGeminiRequest(rec.request, inputs.files, inputs.images);
+    const request = toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
     const ids = completionIds(rec);
     let answer: { result: Record<string, unknown>; promptTokens: number | undefined };
     try {

@@ -3,7 +3,7 @@ import { BadRequestError, UpstreamError } from '../core/errors.js';
 import { fetch } from 'undici';
 import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
-import { INLINE_LIMIT_BYTES } from '../providers/gemini/mapping.js';
+import { INLINE_LIMIT_BYTES } from '../providers/gemini/chat-request.js';
 
 const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
 
