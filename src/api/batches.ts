@@ -18,6 +18,7 @@ import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
+import { nowSeconds } from '../core/time.js';
 
 const ENDPOINTS = ['/v1/chat/completions'];
 const MAX_WINDOW_SECONDS = 24 * 3600;
@@ -92,7 +93,7 @@ export function batchesRouter(deps: ApiDeps): Router {
         completionWindow: body.completion_window as string,
         windowSeconds: window,
         metadata,
-        createdAt: Math.floor(Date.now() / 1000),
+        createdAt: nowSeconds(),
       }),
       idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
       fingerprintOf: [body],
@@ -119,7 +120,7 @@ export function batchesRouter(deps: ApiDeps): Router {
   r.post('/:id/cancel', async (req, res) => {
     const { tenant, admin } = principal(res);
     const rec = await batches.getOwned(req.params.id, tenant, admin);
-    await batches.transition(rec.id, { status: 'cancelling', cancelling_at: Math.floor(Date.now() / 1000) });
+    await batches.transition(rec.id, { status: 'cancelling', cancelling_at: nowSeconds() });
     const now = await batches.getOwned(rec.id, tenant, admin);
     if (now.status !== 'cancelling' && now.status !== 'cancelled') {
       throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, { code: 'batch_not_cancellable' });

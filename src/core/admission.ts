@@ -33,6 +33,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
 import { withScripts, type Scripted } from './scripts/index.js';
+import { nowSeconds } from './time.js';
 
 /** How far ahead an interactive call may book its turn (the worker waits this long at most). */
 export const HORIZON_MS = 1000;
@@ -220,7 +221,7 @@ export class Admission {
 
   private async flushCounts(): Promise<void> {
     if (this.counts.size === 0) return;
-    const sec = Math.floor(Date.now() / 1000);
+    const sec = nowSeconds();
     const pipe = this.redis.pipeline();
     for (const [model, n] of this.counts) pipe.incrby(this.key(model, `:ok:${sec}`), n).expire(this.key(model, `:ok:${sec}`), 10);
     this.counts.clear();

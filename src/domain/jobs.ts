@@ -10,6 +10,7 @@ import type { ChatRequest, ValidatedChat } from '../providers/gemini/chat-reques
 import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
+import { nowSeconds } from '../core/time.js';
 
 /**
  * The request a job's record keeps: the body as `validateChatRequest` checked it (records are
@@ -41,7 +42,7 @@ export function newJobRecord(p: {
     stream: line ? false : chat.stream,
     metadata: chat.body.metadata ?? null,
     attempts: 0,
-    created_at: Math.floor(Date.now() / 1000),
+    created_at: nowSeconds(),
     started_at: null,
     finished_at: null,
     result: null,
@@ -79,7 +80,7 @@ export async function announceIfFinal(services: Services, jobId: string): Promis
 export async function cancelJob(services: Services, rec: JobRecord): Promise<boolean> {
   const cancelled = await services.jobs.transition(rec.id, {
     status: 'cancelled',
-    finished_at: Math.floor(Date.now() / 1000),
+    finished_at: nowSeconds(),
   });
   if (!cancelled) return false;
   await services.queues.generate.remove(rec.id).catch(() => 0);

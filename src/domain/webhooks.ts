@@ -11,10 +11,10 @@ import { newId } from '../core/ids.js';
 import { DELIVER_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 import type { EventType, WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
+import { nowSeconds } from '../core/time.js';
 
 /** How long a rotated-out secret keeps signing beside the new one, so receivers can switch without a gap. */
 export const ROTATION_OVERLAP_SECONDS = 24 * 3600;
-const now = () => Math.floor(Date.now() / 1000);
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
 export interface EndpointFields {
@@ -31,8 +31,8 @@ export async function createEndpoint(services: Services, tenant: string, fields:
     tenant,
     status: 'enabled',
     ...fields,
-    secrets: [{ secret, created_at: now(), expires_at: null }],
-    created_at: now(),
+    secrets: [{ secret, created_at: nowSeconds(), expires_at: null }],
+    created_at: nowSeconds(),
     failing_since: null,
     disabled_at: null,
     disabled_reason: null,
@@ -46,14 +46,14 @@ export async function changeEndpoint(services: Services, e: WebhookEndpoint, fie
   if (enabled === undefined) return void (await services.endpoints.update(e.id, fields));
   const status = enabled
     ? { status: 'enabled' as const, disabled_at: null, disabled_reason: null, failing_since: null }
-    : { status: 'disabled' as const, disabled_at: now(), disabled_reason: 'disabled by request' };
+    : { status: 'disabled' as const, disabled_at: nowSeconds(), disabled_reason: 'disabled by request' };
   await services.endpoints.transition(e.id, { ...fields, ...status });
 }
 
 /** A new secret; the current ones keep signing for the overlap. Answers the new secret. */
 export async function rotateSecret(services: Services, e: WebhookEndpoint): Promise<string> {
   const secret = newSecret();
-  const t = now();
+  const t = nowSeconds();
   const kept = e.secrets
     .filter((s) => s.expires_at === null || s.expires_at > t)
     .map((s) => ({ ...s, expires_at: Math.min(s.expires_at ?? Infinity, t + ROTATION_OVERLAP_SECONDS) }));
@@ -72,15 +72,15 @@ export async function retryDelivery(services: Services, d: WebhookDelivery): Pro
 
 /** Marks an endpoint failing; one failing past FERRY_WEBHOOK_DISABLE_AFTER_SECONDS is disabled. */
 export async function markFailing(services: Services, id: string, since: number | null) {
-  if (!since) return void (await services.endpoints.update(id, { failing_since: now() }));
-  if (now() - since >= services.config.webhookDisableAfterSeconds) {
+  if (!since) return void (await services.endpoints.update(id, { failing_since: nowSeconds() }));
+  if (nowSeconds() - since >= services.config.webhookDisableAfterSeconds) {
     await disableEndpoint(services, id, `deliveries have failed since ${new Date(since * 1000).toISOString()}`);
   }
 }
 
 /** Disables an endpoint and records why; the tenant's other endpoints get a `webhook_endpoint.disabled` event. */
 export async function disableEndpoint(services: Services, id: string, reason: string) {
-  const at = now();
+  const at = nowSeconds();
   const e = await services.endpoints.transitionGet(
     id,
     { status: 'disabled', disabled_at: at, disabled_reason: reason },
@@ -113,7 +113,7 @@ export interface EmitInput {
 }
 
 export function payloadOf(services: Services, id: string, type: EventType, data: Record<string, unknown>): string {
-  const created_at = Math.floor(Date.now() / 1000);
+  const created_at = nowSeconds();
   const full = JSON.stringify({ id, type, created_at, data });
   if (Buffer.byteLength(full) <= services.config.webhookMaxPayloadBytes) return full;
   // Too large: the object without its result; the receiver fetches it.
@@ -151,7 +151,7 @@ export async function emit(services: Services, input: EmitInput): Promise<number
       payload,
       attempts: [],
       retries: 0,
-      created_at: Math.floor(Date.now() / 1000),
+      created_at: nowSeconds(),
       finished_at: null,
     };
     const existing = await deliveries.get(delivery.id);

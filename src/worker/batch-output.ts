@@ -17,11 +17,11 @@ import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type Request
 import { newFileRecord, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import type { StagedObject } from '../core/staging.js';
+import { nowSeconds } from '../core/time.js';
 
 export type Ending = 'completed' | 'expired' | 'cancelled';
 
 const READ_CHUNK = 200;
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Thrown when a batch that should be complete still has an open line: the finalize job is retried. */
 export class LinesStillOpen extends Error {}
@@ -50,7 +50,7 @@ async function finalLine(
   if (ending === 'completed') throw new LinesStillOpen(`line ${index} of ${batch.id} is still ${rec.status}`);
   const { code, message } = CLOSED[ending];
   const error = { message, type: 'invalid_request_error', param: null, code, status: 409 };
-  await services.jobs.transition(rec.id, { status: 'cancelled', error, finished_at: now() });
+  await services.jobs.transition(rec.id, { status: 'cancelled', error, finished_at: nowSeconds() });
   return services.jobs.get(rec.id);
 }
 

@@ -25,11 +25,11 @@ import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { feed, releaseGate } from '../domain/batches.js';
 import { newJobRecord } from '../domain/jobs.js';
+import { nowSeconds } from '../core/time.js';
 
 export type { BatchJobData } from '../core/queues.js';
 
 const CREATE_CHUNK = 500;
-const now = () => Math.floor(Date.now() / 1000);
 
 export function batchProcessor(services: Services) {
   return async (job: Job<BatchJobData>): Promise<unknown> => {
@@ -81,7 +81,7 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
 async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
   const failed = await services.batches.transitionGet(
     batchId,
-    { status: 'failed', failed_at: now(), errors: { object: 'list', data: errors } },
+    { status: 'failed', failed_at: nowSeconds(), errors: { object: 'list', data: errors } },
     { from },
   );
   if (failed) await announce(services, failed);
@@ -137,7 +137,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
     }
   }
   await createLineRecords(services, batch, chunk);
-  const started = await batches.transition(batchId, { status: 'in_progress', in_progress_at: now(), total });
+  const started = await batches.transition(batchId, { status: 'in_progress', in_progress_at: nowSeconds(), total });
   const after = await batches.get(batchId);
   if (!started && after?.status !== 'in_progress') {
     // Cancelled or expired while validating: its lines never run.
@@ -219,7 +219,7 @@ export async function wakeLine(services: Services, jobId: string): Promise<WakeR
 /** Claims the batch for `ending` (or finds it claimed by an earlier run of this job), writes its files and ends it. */
 async function end(services: Services, batchId: string, ending: Ending): Promise<unknown> {
   const { batches } = services;
-  const t = now();
+  const t = nowSeconds();
   if (ending === 'completed') {
     const current = await batches.get(batchId);
     if (current?.status === 'in_progress') {
@@ -244,7 +244,7 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
       ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
       : await writeResults(services, batch, ending);
   const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
-  const ended = await batches.transitionGet(batchId, { status: ending, [at]: now(), ...results }, { from: [batch.status] });
+  const ended = await batches.transitionGet(batchId, { status: ending, [at]: nowSeconds(), ...results }, { from: [batch.status] });
   if (ended) await announce(services, ended);
   await releaseGate(services, batchId);
   if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);

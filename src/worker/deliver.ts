@@ -14,6 +14,7 @@ import { activeSecrets, type DeliveryAttempt, type WebhookDelivery } from '../co
 import type { DeliverJobData } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 import { disableEndpoint, markFailing } from '../domain/webhooks.js';
+import { nowSeconds } from '../core/time.js';
 
 /** Signs `payload` with every active secret (several during a rotation), space-separated. */
 export function signatures(secrets: string[], msgId: string, at: Date, payload: string): string {
@@ -56,10 +57,9 @@ async function send(
 export function deliverProcessor(services: Services) {
   const agent = guardedAgent(services.config.allowPrivateNetworks);
   const { deliveries, endpoints, config } = services;
-  const now = () => Math.floor(Date.now() / 1000);
 
   const finish = async (d: WebhookDelivery, status: 'succeeded' | 'failed', attempts: DeliveryAttempt[]) => {
-    await deliveries.transition(d.id, { status, attempts, finished_at: now() });
+    await deliveries.transition(d.id, { status, attempts, finished_at: nowSeconds() });
     webhookDeliveries.inc({ outcome: status === 'succeeded' ? 'delivered' : 'dead_letter', endpoint: d.endpoint_id ?? 'webhook_url' });
   };
 
@@ -68,7 +68,10 @@ export function deliverProcessor(services: Services) {
     if (!d || d.status !== 'pending') return { skipped: d?.status ?? 'gone' };
     const endpoint = d.endpoint_id ? await endpoints.get(d.endpoint_id) : null;
     if (d.endpoint_id && (!endpoint || endpoint.status === 'disabled')) {
-      await finish(d, 'failed', [...d.attempts, { at: now(), status_code: null, error: 'endpoint disabled or deleted', duration_ms: 0 }]);
+      await finish(d, 'failed', [
+        ...d.attempts,
+        { at: nowSeconds(), status_code: null, error: 'endpoint disabled or deleted', duration_ms: 0 },
+      ]);
       return { skipped: 'endpoint disabled' };
     }
     const signer = endpoint ?? (await endpoints.get(d.signing_endpoint_id));
@@ -76,7 +79,7 @@ export function deliverProcessor(services: Services) {
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     const started = Date.now();
     const { statusCode, error } = await send(agent, config.webhookTimeoutSeconds * 1000, d, secrets);
-    const attempt: DeliveryAttempt = { at: now(), status_code: statusCode, error, duration_ms: Date.now() - started };
+    const attempt: DeliveryAttempt = { at: nowSeconds(), status_code: statusCode, error, duration_ms: Date.now() - started };
     webhookAttemptSeconds.observe({ outcome: statusCode && statusCode < 300 ? 'success' : 'failure' }, attempt.duration_ms / 1000);
     const attempts = [...d.attempts, attempt];
 
@@ -109,6 +112,6 @@ export function webhookBackoffMs(schedule: number[], attemptsMade: number): numb
 /** A delivery job that will not run again (stalled too often, or an error outside an attempt): a dead letter. */
 export async function onDeliveryFailedForGood(services: Services, job: Job<DeliverJobData>, err: Error): Promise<void> {
   const id = job.data.deliveryId;
-  await services.deliveries.transition(id, { status: 'failed', finished_at: Math.floor(Date.now() / 1000) });
+  await services.deliveries.transition(id, { status: 'failed', finished_at: nowSeconds() });
   services.logger.warn({ delivery_id: id, err: err.message }, 'webhook delivery ended without a final attempt');
 }

@@ -24,6 +24,7 @@ import type { Services } from '../core/services.js';
 import { withScripts } from '../core/scripts/index.js';
 import { fileUsability } from '../domain/files.js';
 import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './upload.js';
+import { nowSeconds } from '../core/time.js';
 
 export interface GeminiCopy {
   fileUri: string;
@@ -45,8 +46,6 @@ const SIGNED_URL_TTL_MS = 30 * 60_000;
 const EXPIRY_MARGIN_SECONDS = 3600;
 const LOCK_TTL_MS = 30_000;
 const POLL_MS = 250;
-
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord): Promise<GeminiCopy> {
   const rec = fileRecord;

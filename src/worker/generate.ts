@@ -43,6 +43,7 @@ import { WorkerSlots, wakeLine } from './batch.js';
 import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
+import { nowSeconds } from '../core/time.js';
 
 export interface GenerateDeps {
   services: Services;
@@ -53,7 +54,6 @@ export interface GenerateDeps {
   admission: Admission;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
 /** Statuses a job waits in; it leaves them when it starts. */
 const WAITING_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota'];
 
@@ -218,7 +218,7 @@ async function callAndRecord(
   const { jobId } = plan;
   // Attempts count every try: failed ones (BullMQ's count) and those Gemini sent back for quota.
   const attempts = job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
-  const rec = await jobs.transitionGet(jobId, { status: 'running', attempts }, { initial: { started_at: now() } });
+  const rec = await jobs.transitionGet(jobId, { status: 'running', attempts }, { initial: { started_at: nowSeconds() } });
   if (!rec) return await notOpen(services, jobId);
   let streamed = false;
   try {
@@ -304,7 +304,7 @@ async function recordSuccess(services: Services, rec: JobRecord, result: Record<
   const { jobs } = services;
   // The tenant's endpoints are read in the same round trip as the result is stored (the
   // record connection pipelines commands issued together); a batch line has no event of its own.
-  const done = { status: 'succeeded' as const, result, finished_at: now(), error: null };
+  const done = { status: 'succeeded' as const, result, finished_at: nowSeconds(), error: null };
   const [stored, endpoints] = await Promise.all([
     jobs.transition(rec.id, done),
     // Not read (Redis failed here): the event reads them itself, or logs why it could not.
@@ -400,7 +400,7 @@ async function handleFailure(
   }
   const e = asFerryError(err);
   const error = { ...e.toBody().error, status: e.status };
-  await services.jobs.transition(rec.id, { status: 'failed', error, finished_at: now() });
+  await services.jobs.transition(rec.id, { status: 'failed', error, finished_at: nowSeconds() });
   if (rec.stream) await jobStream(services).end(rec.id, { kind: 'error', error });
   await announceIfFinal(services, rec.id);
   throw new UnrecoverableError(e.message);
@@ -414,7 +414,7 @@ export async function onGenerateJobFailedForGood(services: Services, job: Job<Ge
       ? err
       : new FerryError(`The job failed: ${err.message}`, { status: 502, type: 'server_error', code: 'job_failed' });
   const error = { ...e.toBody().error, status: e.status };
-  if (await services.jobs.transition(jobId, { status: 'failed', error, finished_at: now() })) {
+  if (await services.jobs.transition(jobId, { status: 'failed', error, finished_at: nowSeconds() })) {
     if ((await services.jobs.get(jobId))?.stream) await jobStream(services).end(jobId, { kind: 'error', error });
   }
   await announceIfFinal(services, jobId);

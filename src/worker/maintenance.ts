@@ -7,6 +7,7 @@
 import { reconcilePending } from '../core/enqueue.js';
 import { MAINTENANCE_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
+import { nowSeconds } from '../core/time.js';
 
 export const SWEEP_SCHEDULER_ID = 'sweep-content';
 
@@ -17,7 +18,7 @@ export function maintenanceProcessor(services: Services) {
   });
 }
 
-export async function sweepExpiredContent(services: Services, now = Math.floor(Date.now() / 1000)) {
+export async function sweepExpiredContent(services: Services, now = nowSeconds()) {
   const { files, staging } = services;
   let deleted = 0;
   for (;;) {

@@ -20,6 +20,7 @@ import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
+import { nowSeconds } from '../core/time.js';
 
 export interface UploadDeps {
   services: Services;
@@ -33,8 +34,6 @@ export type ByteSource = ((start: number, end: number) => Readable | AsyncIterab
 
 /** Reused for every read of one upload (see SequentialReader). */
 const READ_BUFFER_BYTES = 1 << 20;
-
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export function uploadProcessor(deps: UploadDeps) {
   return async (job: Job<QueueData['upload']>): Promise<unknown> => {

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
 import { RecordStore, type Lifecycle, type ListOptions, type ScoredEntry } from './store.js';
+import { nowSeconds } from '../time.js';
 
 export type FileStatus = 'uploaded' | 'processed' | 'error';
 export type Storage = 'gemini' | 'azure_storage' | 'local';
@@ -55,7 +56,7 @@ export function newFileRecord(f: {
   display_name?: string;
   webhook_url?: string | null;
 }): FileRecord {
-  const now = Math.floor(Date.now() / 1000);
+  const now = nowSeconds();
   const local = f.storage === 'local';
   return {
     id: f.id,

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
 import { RecordStore, type Lifecycle } from './store.js';
+import { nowSeconds } from '../time.js';
 
 export const EVENT_TYPES = [
   'file.processed',
@@ -63,7 +64,7 @@ export interface WebhookDelivery {
   finished_at: number | null;
 }
 
-export const activeSecrets = (e: WebhookEndpoint, now = Math.floor(Date.now() / 1000)) =>
+export const activeSecrets = (e: WebhookEndpoint, now = nowSeconds()) =>
   e.secrets.filter((s) => s.expires_at === null || s.expires_at > now).map((s) => s.secret);
 
 /** An endpoint is switched on and off by its owner, and off by failing deliveries. */
