@@ -1,6 +1,7 @@
 /** The state shared by all handlers of one emulator instance. */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BatchStore } from './batches.js';
 import type { FaultDecision, FaultInjector } from './faults.js';
 import type { FileStore } from './files.js';
 import type { LatencyModel } from './latency.js';
@@ -19,6 +20,7 @@ export interface ResolvedOptions {
   quiet: boolean;
   maxFileBytes: number;
   maxRequestBytes: number;
+  maxKeptFileBytes: number;
 }
 
 export interface EmulatorContext {
@@ -33,6 +35,8 @@ export interface EmulatorContext {
   quota: QuotaEnforcer;
   /** Service time of generate calls. */
   latency: LatencyModel;
+  /** Batch Mode jobs and their setting. */
+  batches: BatchStore;
 }
 
 export interface RequestInfo {

@@ -1,5 +1,6 @@
 /** Emulator controls over HTTP (/_emulator/...), for tests that run the emulator in another process. */
 
+import { endBatch } from './batches.js';
 import type { EmulatorContext, Handler } from './context.js';
 import { notFound } from './errors.js';
 import { validateFaultRules } from './faults.js';
@@ -9,10 +10,12 @@ import type { LatencySetting, QuotaSetting } from './types.js';
 const CONTROL_BODY_LIMIT = 1024 * 1024;
 
 /**
- * Forgets files, upload sessions, stats, faults and quota usage. The quota and latency settings
- * stay: they describe the production conditions a run is made under, not its state.
+ * Forgets files, upload sessions, batches, stats, faults and quota usage. The quota and latency
+ * settings and the batch schedule stay: they describe the production conditions a run is made
+ * under, not its state. The batch setting's failKeys and endState are faults and are forgotten.
  */
 export function resetState(ctx: EmulatorContext): void {
+  ctx.batches.clear();
   ctx.files.clear();
   ctx.uploads.clear();
   ctx.stats.reset();
@@ -53,5 +56,23 @@ export const handleReset: Handler = async (ctx, _req, res) => {
 
 export const handleExpireFile: Handler = async (ctx, _req, res, { params }) => {
   if (!ctx.files.expire(params.id)) throw notFound(`File files/${params.id} does not exist.`);
+  sendJson(res, 200, {});
+};
+
+export const handleGetBatchSetting: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.batches.getSetting());
+
+/** Changes the fields given (the others keep their value) and answers the whole setting. */
+export const handlePutBatchSetting: Handler = async (ctx, req, res) => {
+  ctx.batches.update(await readJson(req, CONTROL_BODY_LIMIT));
+  sendJson(res, 200, ctx.batches.getSetting());
+};
+
+export const handleExpireBatch: Handler = async (ctx, _req, res, { params }) => {
+  await endBatch(ctx, params.id, 'EXPIRED');
+  sendJson(res, 200, {});
+};
+
+export const handleFailBatch: Handler = async (ctx, _req, res, { params }) => {
+  await endBatch(ctx, params.id, 'FAILED');
   sendJson(res, 200, {});
 };

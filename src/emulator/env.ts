@@ -1,17 +1,20 @@
 /**
- * Quota and latency of the standalone emulator from its environment, so a benchmark can run it
- * under production conditions without code:
+ * Quota, latency and batch schedule of the standalone emulator from its environment, so a
+ * benchmark can run it under production conditions without code:
  *
  *   FERRY_EMULATOR_RPM, FERRY_EMULATOR_TPM             per-model limits of every model (0 = unlimited)
  *   FERRY_EMULATOR_LATENCY_MS                          fixed service time of generate calls, or
  *   FERRY_EMULATOR_LATENCY_MEDIAN_MS + _P99_MS         a lognormal one
+ *   FERRY_EMULATOR_BATCH_PENDING_MS                    how long a new batch stays PENDING (default 200)
+ *   FERRY_EMULATOR_BATCH_RUNNING_MS                    then how long it stays RUNNING (default 500)
  *
- * Unset or empty variables leave the emulator's default (unlimited, no delay).
+ * Unset or empty variables leave the emulator's default (unlimited, no delay, the batch defaults).
  */
 
 import { ConfigError } from '../core/config.js';
+import { MAX_BATCH_PERIOD_MS } from './batches.js';
 import { MAX_LATENCY_MS } from './latency.js';
-import type { EmulatorOptions, LatencySetting, QuotaSetting } from './types.js';
+import type { BatchSetting, EmulatorOptions, LatencySetting, QuotaSetting } from './types.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -31,17 +34,26 @@ function readNumber(env: Env, name: string, what: string, ok: (n: number) => boo
 const limit = (env: Env, name: string) =>
   readNumber(env, name, 'a non-negative integer (0 = unlimited)', (n) => Number.isSafeInteger(n) && n >= 0);
 
-const millis = (env: Env, name: string, positive: boolean) =>
+const millis = (env: Env, name: string, positive: boolean, max = MAX_LATENCY_MS) =>
   readNumber(
     env,
     name,
-    `a number of milliseconds in ${positive ? '(0' : '[0'}, ${MAX_LATENCY_MS}]`,
-    (n) => Number.isFinite(n) && (positive ? n > 0 : n >= 0) && n <= MAX_LATENCY_MS,
+    `a number of milliseconds in ${positive ? '(0' : '[0'}, ${max}]`,
+    (n) => Number.isFinite(n) && (positive ? n > 0 : n >= 0) && n <= max,
   );
 
+function batchSchedule(env: Env): Partial<BatchSetting> | undefined {
+  const pendingMs = millis(env, 'FERRY_EMULATOR_BATCH_PENDING_MS', false, MAX_BATCH_PERIOD_MS);
+  const runningMs = millis(env, 'FERRY_EMULATOR_BATCH_RUNNING_MS', false, MAX_BATCH_PERIOD_MS);
+  if (pendingMs === undefined && runningMs === undefined) return undefined;
+  return { ...(pendingMs !== undefined ? { pendingMs } : {}), ...(runningMs !== undefined ? { runningMs } : {}) };
+}
+
 /** Throws a ConfigError naming the variable when one is malformed or set with a variable it excludes. */
-export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency'> {
-  const out: { quota?: QuotaSetting; latency?: LatencySetting } = {};
+export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency' | 'batches'> {
+  const out: { quota?: QuotaSetting; latency?: LatencySetting; batches?: Partial<BatchSetting> } = {};
+  const batches = batchSchedule(env);
+  if (batches) out.batches = batches;
   const rpm = limit(env, 'FERRY_EMULATOR_RPM');
   const tpm = limit(env, 'FERRY_EMULATOR_TPM');
   if (rpm !== undefined || tpm !== undefined) out.quota = { ...(rpm !== undefined ? { rpm } : {}), ...(tpm !== undefined ? { tpm } : {}) };

@@ -7,9 +7,10 @@ import { FAULT_KINDS, ROUTES, type FaultRule, type RouteName } from './types.js'
 
 const DEFAULT_LATENCY_MS = 1000;
 
-/** What to do with one request: wait `latencyMs`, then apply `rule` (a non-latency fault) if any. */
+/** What to do with one request: wait `latencyMs`, then apply `rule` (a non-latency fault) if any; hold its answer `answerDelayMs`. */
 export interface FaultDecision {
   latencyMs: number;
+  answerDelayMs: number;
   rule?: FaultRule;
 }
 
@@ -48,7 +49,7 @@ export class FaultInjector {
    * fault applied. Rules that do not fire keep their count.
    */
   decide(route: RouteName): FaultDecision {
-    const decision: FaultDecision = { latencyMs: 0 };
+    const decision: FaultDecision = { latencyMs: 0, answerDelayMs: 0 };
     for (const active of this.rules) {
       const { rule } = active;
       if (active.remaining <= 0 || (rule.route !== '*' && rule.route !== route)) continue;
@@ -58,7 +59,9 @@ export class FaultInjector {
       if (p < 1 && this.random() >= p) continue;
       active.remaining -= 1;
       this.stats.countFault(route);
-      if (isLatency) {
+      if (isLatency && rule.afterHandler) {
+        decision.answerDelayMs += rule.latencyMs ?? DEFAULT_LATENCY_MS;
+      } else if (isLatency) {
         decision.latencyMs += rule.latencyMs ?? DEFAULT_LATENCY_MS;
       } else {
         decision.latencyMs += rule.latencyMs ?? 0;
@@ -113,6 +116,9 @@ export function validateFaultRules(input: unknown): FaultRule[] {
     checkNumber(rule, 'latencyMs', where, 0, Infinity);
     checkNumber(rule, 'retryAfterSeconds', where, 0, Infinity);
     checkNumber(rule, 'resetAfterBytes', where, 0, Infinity, true);
+    if (rule.afterHandler !== undefined && typeof rule.afterHandler !== 'boolean') {
+      throw new RpcError(400, `${where}.afterHandler must be true or false.`);
+    }
     return { ...rule } as unknown as FaultRule;
   });
 }

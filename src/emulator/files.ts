@@ -1,7 +1,10 @@
-/** File resources: the store and the files.get / files.list / files.delete handlers. */
+/** File resources: the store and the files.get / files.list / files.delete / files.download handlers. */
 
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Handler } from './context.js';
 import { invalidArgument, notFound, RpcError } from './errors.js';
 import { sendJson } from './http.js';
@@ -16,6 +19,8 @@ const MAX_PAGE_SIZE = 100;
 const FAIL_PREFIX = 'fail-processing';
 
 export type FileState = 'PROCESSING' | 'ACTIVE' | 'FAILED';
+/** UPLOADED: sent by a client; GENERATED: written by the API (batch responses), the only kind it lets clients download. */
+export type FileSource = 'UPLOADED' | 'GENERATED';
 
 export interface StoredFile {
   id: string;
@@ -29,6 +34,9 @@ export interface StoredFile {
   expiresAt: number;
   seq: number;
   storePath?: string;
+  source: FileSource;
+  /** The bytes, when held in memory (generated files, small uploads); else they are at storePath, if anywhere. */
+  content?: Buffer[];
 }
 
 export interface NewFile {
@@ -38,6 +46,8 @@ export interface NewFile {
   sizeBytes: number;
   sha256Hex: string;
   storePath?: string;
+  source?: FileSource;
+  content?: Buffer[];
 }
 
 export interface FileResource {
@@ -50,8 +60,9 @@ export interface FileResource {
   expirationTime: string;
   sha256Hash: string;
   uri: string;
+  downloadUri?: string;
   state: FileState;
-  source: 'UPLOADED';
+  source: FileSource;
   error?: { code: number; message: string };
 }
 
@@ -94,10 +105,13 @@ export class FileStore {
       sizeBytes: init.sizeBytes,
       sha256Hex: init.sha256Hex,
       createdAt: now,
-      readyAt: now + this.timing.processingDelayMs,
+      // Files the API writes itself need no processing.
+      readyAt: init.source === 'GENERATED' ? now : now + this.timing.processingDelayMs,
       expiresAt: now + this.timing.fileTtlMs,
       seq: ++this.seq,
       storePath: init.storePath,
+      source: init.source ?? 'UPLOADED',
+      content: init.content,
     };
     this.files.set(id, file);
     return file;
@@ -137,6 +151,12 @@ export class FileStore {
     this.seq = 0;
   }
 
+  /** A stream of the file's bytes, or undefined when the emulator did not keep them. */
+  contentOf(file: StoredFile): Readable | undefined {
+    if (file.content) return Readable.from(file.content, { objectMode: false });
+    return file.storePath ? createReadStream(file.storePath) : undefined;
+  }
+
   toResource(file: StoredFile, baseUrl: string, now = Date.now()): FileResource {
     const state = stateOf(file, now);
     const resource: FileResource = {
@@ -153,8 +173,9 @@ export class FileStore {
       // issue #381, whose sha256Hash "MTgzNjUw…ZQ==" decodes to the hex string "183650e2…5a8e".
       sha256Hash: Buffer.from(file.sha256Hex, 'utf8').toString('base64'),
       uri: `${baseUrl}/v1beta/files/${file.id}`,
+      ...(file.source === 'GENERATED' ? { downloadUri: `${baseUrl}/download/v1beta/files/${file.id}:download?alt=media` } : {}),
       state,
-      source: 'UPLOADED',
+      source: file.source,
     };
     if (state === 'FAILED') {
       resource.error = { code: 3, message: 'The file could not be processed (display name starts with "fail-processing").' };
@@ -200,7 +221,23 @@ export const handleListFiles: Handler = async (ctx, _req, res, { url, baseUrl })
   sendJson(res, 200, body);
 };
 
-function parsePageSize(raw: string | null): number {
+/**
+ * The bytes of a generated file, streamed (large batch outputs are never joined into one buffer).
+ * Like Gemini, uploaded files cannot be downloaded.
+ */
+export const handleDownloadFile: Handler = async (ctx, _req, res, { params, url }) => {
+  if (url.searchParams.get('alt') !== 'media') throw invalidArgument('files.download needs ?alt=media.');
+  const file = ctx.files.get(params.id);
+  if (!file) throw noSuchFile(params.id);
+  if (file.source !== 'GENERATED') throw invalidArgument(`Only generated files can be downloaded; files/${file.id} was uploaded.`);
+  const bytes = ctx.files.contentOf(file);
+  if (!bytes) throw new RpcError(500, `The bytes of files/${file.id} are not held by the emulator.`);
+  res.writeHead(200, { 'Content-Type': file.mimeType, 'Content-Length': String(file.sizeBytes) });
+  // A client that goes away mid-download only ends its own response.
+  await pipeline(bytes, res).catch(() => res.destroy());
+};
+
+export function parsePageSize(raw: string | null): number {
   if (raw === null || raw === '') return DEFAULT_PAGE_SIZE;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw invalidArgument(`Invalid value at 'page_size' (TYPE_INT32), "${raw}"`);
@@ -208,9 +245,9 @@ function parsePageSize(raw: string | null): number {
   return Math.min(n, MAX_PAGE_SIZE);
 }
 
-const encodePageToken = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
+export const encodePageToken = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
 
-function decodePageToken(token: string): number {
+export function decodePageToken(token: string): number {
   const match = /^seq:(\d+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
   if (!match) throw invalidArgument('Invalid page token.');
   return Number(match[1]);

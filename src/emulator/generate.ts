@@ -61,7 +61,8 @@ function candidateJson(c: Candidate, text: string | undefined, last: boolean): R
   return out;
 }
 
-function responseJson(reply: Reply, candidates = reply.candidates.map((c) => candidateJson(c, c.text, true)), last = true) {
+/** A GenerateContentResponse as Gemini writes it (also each response of a batch). */
+export function responseJson(reply: Reply, candidates = reply.candidates.map((c) => candidateJson(c, c.text, true)), last = true) {
   return {
     ...(reply.promptFeedback ? { promptFeedback: reply.promptFeedback } : {}),
     ...(candidates.length ? { candidates } : {}),

@@ -1,8 +1,11 @@
-/** A local Gemini Developer API emulator: resumable uploads, files and generateContent on the real wire protocol. */
+/** A local Gemini Developer API emulator: resumable uploads, files, generateContent and Batch Mode on the real wire protocol. */
 
 export { emulatorOptionsFromEnv } from './env.js';
 export { startEmulator } from './server.js';
 export type {
+  BatchCounters,
+  BatchEndState,
+  BatchSetting,
   Emulator,
   EmulatorOptions,
   EmulatorStats,

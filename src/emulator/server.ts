@@ -4,13 +4,26 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkApiKey } from './auth.js';
+import {
+  BatchStore,
+  endBatch,
+  handleCancelBatch,
+  handleCreateBatch,
+  handleDeleteBatch,
+  handleGetBatch,
+  handleListBatches,
+} from './batches.js';
 import type { EmulatorContext, Handler, RequestInfo, ResolvedOptions } from './context.js';
 import {
+  handleExpireBatch,
   handleExpireFile,
+  handleFailBatch,
+  handleGetBatchSetting,
   handleGetFaults,
   handleGetLatency,
   handleGetQuota,
   handleGetStats,
+  handlePutBatchSetting,
   handlePutFaults,
   handlePutLatency,
   handlePutQuota,
@@ -19,7 +32,7 @@ import {
 } from './control.js';
 import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
-import { FileStore, handleDeleteFile, handleGetFile, handleListFiles } from './files.js';
+import { FileStore, handleDeleteFile, handleDownloadFile, handleGetFile, handleListFiles } from './files.js';
 import { handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
 import { LatencyModel } from './latency.js';
@@ -62,6 +75,13 @@ const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/files/(?<id>[^/:]+)$`), route: 'files.get', handler: handleGetFile },
   { methods: ['DELETE'], pattern: new RegExp(`^/${VERSION}/files/(?<id>[^/:]+)$`), route: 'files.delete', handler: handleDeleteFile },
   {
+    // The SDK downloads from /v1beta/files/x:download, the REST reference names /download/v1beta/files/x:download.
+    methods: ['GET'],
+    pattern: new RegExp(`^(?:/download)?/${VERSION}/files/(?<id>[^/:]+):download$`),
+    route: 'files.download',
+    handler: handleDownloadFile,
+  },
+  {
     methods: ['POST'],
     pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):generateContent$`),
     route: 'generate',
@@ -73,6 +93,21 @@ const ROUTE_TABLE: RouteSpec[] = [
     route: 'stream',
     handler: handleStreamGenerate,
   },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):batchGenerateContent$`),
+    route: 'batches.create',
+    handler: handleCreateBatch,
+  },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/batches$`), route: 'batches.list', handler: handleListBatches },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/batches/(?<id>[^/:]+)$`), route: 'batches.get', handler: handleGetBatch },
+  { methods: ['DELETE'], pattern: new RegExp(`^/${VERSION}/batches/(?<id>[^/:]+)$`), route: 'batches.delete', handler: handleDeleteBatch },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/batches/(?<id>[^/:]+):cancel$`),
+    route: 'batches.cancel',
+    handler: handleCancelBatch,
+  },
   { methods: ['GET'], pattern: /^\/_emulator\/stats$/, handler: handleGetStats },
   { methods: ['GET'], pattern: /^\/_emulator\/faults$/, handler: handleGetFaults },
   { methods: ['PUT'], pattern: /^\/_emulator\/faults$/, handler: handlePutFaults },
@@ -82,6 +117,10 @@ const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['PUT'], pattern: /^\/_emulator\/latency$/, handler: handlePutLatency },
   { methods: ['POST'], pattern: /^\/_emulator\/reset$/, handler: handleReset },
   { methods: ['POST'], pattern: /^\/_emulator\/files\/(?<id>[^/]+)\/expire$/, handler: handleExpireFile },
+  { methods: ['GET'], pattern: /^\/_emulator\/batches$/, handler: handleGetBatchSetting },
+  { methods: ['PUT'], pattern: /^\/_emulator\/batches$/, handler: handlePutBatchSetting },
+  { methods: ['POST'], pattern: /^\/_emulator\/batches\/(?<id>[^/]+)\/expire$/, handler: handleExpireBatch },
+  { methods: ['POST'], pattern: /^\/_emulator\/batches\/(?<id>[^/]+)\/fail$/, handler: handleFailBatch },
 ];
 
 const SESSION_ROUTES: Record<string, { route: RouteName; handler: Handler }> = {
@@ -145,6 +184,7 @@ async function handleRequest(ctx: EmulatorContext, req: IncomingMessage, res: Se
       if (needsApiKey(match)) checkApiKey(ctx.opts.apiKey, req, url);
       const decision = ctx.faults.decide(match.route);
       if (decision.latencyMs > 0) await sleep(decision.latencyMs);
+      if (decision.answerDelayMs > 0) holdAnswer(res, decision.answerDelayMs);
       if (decision.rule?.kind === 'reset' && match.route !== 'upload.chunk') return void req.socket.destroy();
       if (decision.rule && match.route !== 'upload.chunk') throw faultError(decision.rule);
       // Chunk faults are applied by the chunk handler, which counts the bytes it receives.
@@ -159,6 +199,17 @@ async function handleRequest(ctx: EmulatorContext, req: IncomingMessage, res: Se
     if (res.headersSent || res.destroyed) res.destroy();
     else sendError(res, error);
   }
+}
+
+/** The answer goes out `ms` after the handler ends it: the request has taken effect, its answer is late. */
+function holdAnswer(res: ServerResponse, ms: number): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.end = ((...args: unknown[]) => {
+    setTimeout(() => {
+      if (!res.destroyed) end(...args);
+    }, ms);
+    return res;
+  }) as ServerResponse['end'];
 }
 
 /** Counts a generate call in flight until its response closes (answered, cut or abandoned). */
@@ -188,6 +239,7 @@ function resolveOptions(o: EmulatorOptions): ResolvedOptions {
     quiet: o.quiet ?? false,
     maxFileBytes: o.maxFileBytes ?? 2 * 1024 ** 3,
     maxRequestBytes: o.maxRequestBytes ?? 20 * 1024 ** 2,
+    maxKeptFileBytes: o.maxKeptFileBytes ?? 64 * 1024 ** 2,
   };
 }
 
@@ -211,6 +263,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     uploads: new UploadStore(),
     quota: new QuotaEnforcer(options.quota, stats),
     latency: new LatencyModel(options.latency, opts.seed),
+    batches: new BatchStore(options.batches),
   };
   if (options.faults) ctx.faults.set(options.faults);
 
@@ -245,8 +298,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setFaults: (rules) => ctx.faults.set(rules),
     setQuota: (quota) => ctx.quota.set(quota),
     setLatency: (latency) => ctx.latency.set(latency),
+    setBatchSetting: (setting) => ctx.batches.update(setting),
     reset: () => resetState(ctx),
     expireFile: (name) => void ctx.files.expire(name),
+    expireBatch: (name) => endBatch(ctx, name, 'EXPIRED'),
+    failBatch: (name) => endBatch(ctx, name, 'FAILED'),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

@@ -1,10 +1,18 @@
 /** Counters the emulator exposes through stats() and GET /_emulator/stats. */
 
-import { ROUTES, type EmulatorStats, type GenerateModelStats, type GenerateRequestRecord, type RouteName } from './types.js';
+import {
+  ROUTES,
+  type BatchCounters,
+  type EmulatorStats,
+  type GenerateModelStats,
+  type GenerateRequestRecord,
+  type RouteName,
+} from './types.js';
 
 const KEPT_GENERATE_REQUESTS = 100;
 
 const zeroPerRoute = (): Record<string, number> => Object.fromEntries(ROUTES.map((r) => [r, 0]));
+const zeroBatches = (): BatchCounters => ({ created: 0, linesAnswered: 0, linesFailed: 0 });
 
 export class StatsCollector {
   private bytesBySession: Record<string, number> = {};
@@ -15,6 +23,7 @@ export class StatsCollector {
   private generateRequests: GenerateRequestRecord[] = [];
   /** A Map: model names come from request paths and must not reach an object's prototype. */
   private generateByModel = new Map<string, GenerateModelStats>();
+  private batches = zeroBatches();
 
   countRequest(route: RouteName): void {
     this.requests[route] += 1;
@@ -59,6 +68,15 @@ export class StatsCollector {
     this.modelStats(model).refusedForQuota += 1;
   }
 
+  countBatchCreated(): void {
+    this.batches.created += 1;
+  }
+
+  countBatchLine(failed: boolean): void {
+    this.batches.linesAnswered += 1;
+    if (failed) this.batches.linesFailed += 1;
+  }
+
   private modelStats(model: string): GenerateModelStats {
     let s = this.generateByModel.get(model);
     if (!s) {
@@ -76,6 +94,7 @@ export class StatsCollector {
       faultsInjected: this.faultsInjected,
       generateRequests: this.generateRequests,
       generateByModel: Object.fromEntries(this.generateByModel),
+      batches: this.batches,
     });
   }
 
@@ -86,6 +105,7 @@ export class StatsCollector {
     this.requests = zeroPerRoute();
     this.faultsInjected = zeroPerRoute();
     this.generateRequests = [];
+    this.batches = zeroBatches();
     // Calls still in flight end after the reset: they stay counted, so inFlight never goes negative.
     const inFlight = [...this.generateByModel].filter(([, s]) => s.inFlight > 0);
     this.generateByModel = new Map(

@@ -10,6 +10,12 @@ export const ROUTES = [
   'files.delete',
   'generate',
   'stream',
+  'batches.create',
+  'batches.get',
+  'batches.list',
+  'batches.cancel',
+  'batches.delete',
+  'files.download',
 ] as const;
 
 /** A named API route; faults, request counts and fault counts are keyed by it. */
@@ -27,6 +33,11 @@ export interface FaultRule {
   count?: number;
   /** For 'latency' (default 1000 ms there); with any other kind it is waited before the fault. */
   latencyMs?: number;
+  /**
+   * For 'latency': wait after the request has taken effect, before its answer goes out (a batch
+   * created whose answer comes late, or never if the caller dies meanwhile). Default: before.
+   */
+  afterHandler?: boolean;
   /** For '429': sets a Retry-After header and a google.rpc.RetryInfo detail. */
   retryAfterSeconds?: number;
   /** For 'reset' on upload.chunk: cut the connection after this many body bytes (default: half the chunk). */
@@ -57,6 +68,27 @@ export interface QuotaSetting extends QuotaLimits {
  */
 export type LatencySetting = { kind: 'fixed'; ms: number } | { kind: 'lognormal'; medianMs: number; p99Ms: number };
 
+/** The states a batch ends in. */
+export type BatchEndState = 'SUCCEEDED' | 'FAILED' | 'EXPIRED';
+
+/**
+ * How batches (Batch Mode) progress. A batch takes the setting in force when it is created; its
+ * state is computed from its timestamps, so no timer runs.
+ */
+export interface BatchSetting {
+  /** How long a new batch stays BATCH_STATE_PENDING; default 200 ms. */
+  pendingMs: number;
+  /** How long it then stays BATCH_STATE_RUNNING, its lines answered evenly over the period; default 500 ms. */
+  runningMs: number;
+  /** Lines with these keys are answered with an error line (400 INVALID_ARGUMENT) instead of a response; default none. */
+  failKeys: string[];
+  /**
+   * Where the schedule ends: SUCCEEDED (default); FAILED (runs, then fails with an error and no
+   * output); EXPIRED (stays pending for both periods, then expires with no output).
+   */
+  endState: BatchEndState;
+}
+
 export interface EmulatorOptions {
   /** Default 127.0.0.1. */
   host?: string;
@@ -83,6 +115,13 @@ export interface EmulatorOptions {
   quota?: QuotaSetting;
   /** Service time of generate calls; default none. Kept across reset(). */
   latency?: LatencySetting;
+  /** Batch Mode schedule and line faults; fields left out take their defaults. */
+  batches?: Partial<BatchSetting>;
+  /**
+   * Without storeDir, uploads up to this size are kept in memory, so that a batch can read its
+   * input file; larger ones keep only their metadata. Default 64 MiB.
+   */
+  maxKeptFileBytes?: number;
 }
 
 export interface GenerateRequestRecord {
@@ -114,6 +153,17 @@ export interface EmulatorStats {
   generateRequests: GenerateRequestRecord[];
   /** Generate calls per model (the model as in the path, without "models/"). */
   generateByModel: Record<string, GenerateModelStats>;
+  /** Batch Mode; batch lines are not generate calls and are counted only here. */
+  batches: BatchCounters;
+}
+
+export interface BatchCounters {
+  /** batches.create calls that made a batch. */
+  created: number;
+  /** Lines given an answer, a response or an error line. */
+  linesAnswered: number;
+  /** Of those, the error lines. */
+  linesFailed: number;
 }
 
 export interface Emulator {
@@ -125,9 +175,22 @@ export interface Emulator {
   /** Replaces the quota setting and starts every model with a full allowance. */
   setQuota(quota: QuotaSetting): void;
   setLatency(latency: LatencySetting): void;
-  /** Forget files, sessions, stats, faults and quota usage (the quota and latency settings stay). */
+  /** Changes the given fields of the batch setting (for batches created from now on). */
+  setBatchSetting(setting: Partial<BatchSetting>): void;
+  /**
+   * Forget files, sessions, batches, stats, faults and quota usage. The quota and latency settings
+   * and the batch schedule stay; the batch setting's failKeys and endState go back to their defaults.
+   */
   reset(): void;
   /** Make a file vanish as if its time to live had passed. */
   expireFile(name: string): void;
+  /**
+   * Ends a pending or running batch (name "batches/x" or "x") as EXPIRED: the lines answered so far
+   * are its output, the others stay unanswered. Rejects with a 404 or 400 RpcError when the batch
+   * is unknown or has already ended.
+   */
+  expireBatch(name: string): Promise<void>;
+  /** Ends a pending or running batch as FAILED, with an error and no output; rejects like expireBatch. */
+  failBatch(name: string): Promise<void>;
   close(): Promise<void>;
 }

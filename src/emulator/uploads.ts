@@ -37,12 +37,20 @@ interface UploadSession {
   busy: boolean;
   storePath?: string;
   file?: StoredFile;
+  /**
+   * The accepted bytes, kept in memory while the upload is small enough (maxKeptFileBytes) and
+   * there is no store directory, so that a batch can read its input file; undefined otherwise.
+   */
+  kept?: Buffer[];
 }
 
 export class UploadStore {
   private sessions = new Map<string, UploadSession>();
 
-  create(init: Pick<UploadSession, 'requestedId' | 'displayName' | 'mimeType' | 'declaredSize'>, storeDir?: string): UploadSession {
+  create(
+    init: Pick<UploadSession, 'requestedId' | 'displayName' | 'mimeType' | 'declaredSize' | 'kept'>,
+    storeDir?: string,
+  ): UploadSession {
     const id = randomBytes(24).toString('base64url');
     const session: UploadSession = {
       ...init,
@@ -132,6 +140,7 @@ export const handleUploadStart: Handler = async (ctx, req, res, { baseUrl }) => 
       displayName: file.displayName,
       mimeType: file.mimeType ?? header(req, 'x-goog-upload-header-content-type') ?? 'application/octet-stream',
       declaredSize,
+      kept: ctx.opts.storeDir || (declaredSize ?? 0) > ctx.opts.maxKeptFileBytes ? undefined : [],
     },
     ctx.opts.storeDir,
   );
@@ -192,7 +201,7 @@ export const handleUploadChunk: Handler = async (ctx, req, res, { url, baseUrl, 
   session.busy = true;
   let received: Received | undefined;
   try {
-    received = await receiveChunk(session, req, offset, countBytes);
+    received = await receiveChunk(session, req, offset, countBytes, ctx.opts.maxKeptFileBytes);
   } finally {
     session.busy = false;
   }
@@ -205,6 +214,7 @@ export const handleUploadChunk: Handler = async (ctx, req, res, { url, baseUrl, 
 
   session.hash = received.hash;
   session.persisted = total;
+  session.kept = received.parts && session.kept ? session.kept.concat(received.parts) : undefined;
   if (!finalize) return sendEmpty(res, 200, statusHeaders(session));
   const file = await finalizeSession(ctx, session);
   sendJson(res, 200, { file: ctx.files.toResource(file, baseUrl) }, statusHeaders(session));
@@ -239,7 +249,9 @@ async function finalizeSession(ctx: EmulatorContext, session: UploadSession): Pr
     mimeType: session.mimeType,
     sizeBytes: session.persisted,
     sha256Hex: session.hash.digest('hex'),
+    content: session.kept,
   });
+  session.kept = undefined;
   session.status = 'final';
   session.file = file;
   ctx.stats.linkSessionToFile(session.id, `files/${file.id}`);
@@ -257,6 +269,8 @@ interface Received {
   bytes: number;
   hash: Hash;
   storeFailed: boolean;
+  /** The chunk's pieces while the upload is still within `keepLimit` bytes (the session keeps its bytes). */
+  parts?: Buffer[];
 }
 
 /**
@@ -269,10 +283,12 @@ function receiveChunk(
   req: IncomingMessage,
   offset: number,
   countBytes: (n: number) => void,
+  keepLimit: number,
 ): Promise<Received | undefined> {
   return new Promise((resolve) => {
     if (req.destroyed) return resolve(undefined);
     const hash = session.hash.copy();
+    let parts = session.kept ? ([] as Buffer[]) : undefined;
     let bytes = 0;
     let ended = false;
     let storeFailed = false;
@@ -290,6 +306,8 @@ function receiveChunk(
       bytes += buf.length;
       hash.update(buf);
       countBytes(buf.length);
+      if (parts && offset + bytes > keepLimit) parts = undefined;
+      parts?.push(buf);
       if (sink && !sink.write(buf)) {
         req.pause();
         sink.once('drain', resumeReq);
@@ -297,7 +315,7 @@ function receiveChunk(
     });
     req.once('end', () => {
       ended = true;
-      const done = () => resolve({ bytes, hash, storeFailed });
+      const done = () => resolve({ bytes, hash, storeFailed, parts });
       if (sink) sink.end(done);
       else done();
     });
@@ -346,6 +364,7 @@ export const handleUploadCancel: Handler = async (ctx, _req, res, { url }) => {
   if (session.status === 'final') throw invalidArgument('The upload session is already final.', statusHeaders(session));
   if (session.status === 'active') {
     session.status = 'cancelled';
+    session.kept = undefined;
     discardPart(session);
   }
   sendEmpty(res, 200, statusHeaders(session));
