@@ -4,23 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
-import type { Batch } from 'openai/resources/batches';
 import type { Job } from 'bullmq';
 import { batchProcessor, type BatchJobData } from '../src/worker/batch.js';
 import { KEYS, eventually, spawnFerry, startFerry, type Ferry } from './harness.js';
-
-const MODEL = 'gemini-2.0-flash';
-const FINAL = ['completed', 'failed', 'expired', 'cancelled'];
-
-type Line = Record<string, unknown>;
-const request = (id: string, text = `question ${id}`): Line => ({
-  custom_id: id,
-  method: 'POST',
-  url: '/v1/chat/completions',
-  body: { model: MODEL, messages: [{ role: 'user', content: text }] },
-});
-const requests = (n: number, prefix = 'r') => Array.from({ length: n }, (_, i) => request(`${prefix}-${i}`));
-const idsOf = (ls: Line[]) => ls.map((l) => l.custom_id as string);
+import { createBatch, idsOf, lines, MODEL, request, requests, results, waitFinal, type Line } from './batch-helpers.js';
 
 /** Runs `fn` while every completion takes `ms` at the model. */
 async function slowModel<T>(ferry: Ferry, ms: number, fn: () => Promise<T>): Promise<T> {
@@ -34,44 +21,6 @@ async function slowModel<T>(ferry: Ferry, ms: number, fn: () => Promise<T>): Pro
 
 const linesDone = (client: OpenAI, id: string, n: number) =>
   eventually(async () => ((await client.batches.retrieve(id)).request_counts?.completed ?? 0) >= n, 40_000, `${n} lines done`);
-
-async function createBatch(client: OpenAI, lines: Array<Line | string>, window = '24h', metadata?: Record<string, string>): Promise<Batch> {
-  const text = lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
-  const input = await client.files.create({ file: await toFile(Buffer.from(`${text}\n`), 'input.jsonl'), purpose: 'batch' });
-  return client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: window as '24h', metadata });
-}
-
-async function waitFinal(client: OpenAI, id: string, seconds = 60): Promise<Batch> {
-  const deadline = Date.now() + seconds * 1000;
-  let b = await client.batches.retrieve(id);
-  while (!FINAL.includes(b.status) && Date.now() < deadline) b = await client.batches.retrieve(id, { query: { wait: 5 } });
-  return b;
-}
-
-async function lines(client: OpenAI, fileId: string | null | undefined): Promise<any[]> {
-  if (!fileId) return [];
-  const text = await (await client.files.content(fileId)).text();
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
-
-/** Output and error lines; asserts each custom_id appears exactly once across both. */
-async function results(client: OpenAI, b: Batch, ids: string[]) {
-  const out = await lines(client, b.output_file_id);
-  const err = await lines(client, b.error_file_id);
-  const seen = [...out, ...err].map((l) => l.custom_id).sort();
-  assert.deepEqual(seen, [...ids].sort(), 'every custom_id exactly once across output and error files');
-  assert.deepEqual(b.request_counts, { total: ids.length, completed: out.length, failed: err.length });
-  for (const l of out) {
-    assert.equal(l.error, null);
-    assert.equal(l.response.status_code, 200);
-    assert.equal(l.response.body.object, 'chat.completion');
-  }
-  for (const l of err) assert.equal(l.response, null);
-  return { out, err };
-}
 
 /** Webhook events received, by type and batch id. */
 class Events {

@@ -4,6 +4,7 @@
  * src/worker/batch.ts); the worker validates every line before anything runs.
  */
 import { Router } from 'express';
+import { BATCH_EXECUTIONS, type BatchExecution } from '../core/config.js';
 import { BadRequestError, ConflictError, GoneError } from '../core/errors.js';
 import { enqueueBatch } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
@@ -36,6 +37,16 @@ export function windowSeconds(value: unknown): number {
   return seconds;
 }
 
+/** `execution`: how the lines run; absent, FERRY_BATCH_EXECUTION decides. */
+function batchExecution(v: unknown, fallback: BatchExecution): BatchExecution {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v === 'string' && (BATCH_EXECUTIONS as readonly string[]).includes(v)) return v as BatchExecution;
+  throw new BadRequestError(
+    '"execution" must be "direct" (each line a live call) or "gemini_batch" (Gemini Batch Mode, half price, up to 24 h).',
+    { param: 'execution' },
+  );
+}
+
 function checkMetadata(v: unknown): Record<string, string> | null {
   if (v === undefined || v === null) return null;
   const ok =
@@ -60,7 +71,7 @@ export function batchesRouter(deps: ApiDeps): Router {
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const known = ['input_file_id', 'endpoint', 'completion_window', 'metadata'];
+    const known = ['input_file_id', 'endpoint', 'completion_window', 'metadata', 'execution'];
     const unknown = Object.keys(body).find((k) => !known.includes(k));
     if (unknown) throw new BadRequestError(`Unsupported parameter "${unknown}".`, { param: unknown });
     if (typeof body.input_file_id !== 'string' || !body.input_file_id)
@@ -69,6 +80,7 @@ export function batchesRouter(deps: ApiDeps): Router {
       throw new BadRequestError(`"endpoint" must be one of: ${ENDPOINTS.join(', ')}.`, { param: 'endpoint' });
     }
     const window = windowSeconds(body.completion_window);
+    const execution = batchExecution(body.execution, config.batch.execution);
     const metadata = checkMetadata(body.metadata);
     const input = await files.getOwned(body.input_file_id, tenant);
     if (input.purpose !== 'batch')
@@ -94,6 +106,7 @@ export function batchesRouter(deps: ApiDeps): Router {
         windowSeconds: window,
         metadata,
         createdAt: nowSeconds(),
+        execution,
       }),
       idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
       fingerprintOf: [body],

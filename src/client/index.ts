@@ -42,15 +42,19 @@ async function submitCommand(args: string[]): Promise<number> {
       storage: { type: 'string' },
       out: { type: 'string', short: 'o' },
       'completion-window': { type: 'string', default: '24h' },
+      execution: { type: 'string' },
     },
   });
   if (values.help || positionals.length === 0 || !values.prompt) {
     throw new UsageError(
-      'usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--out results.jsonl]',
+      'usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--execution gemini_batch] [--out results.jsonl]',
     );
   }
   if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
     throw new UsageError('--storage takes "azure_storage" (or "gemini", the default)');
+  }
+  if (values.execution !== undefined && values.execution !== 'direct' && values.execution !== 'gemini_batch') {
+    throw new UsageError('--execution takes "direct" (each document a live call) or "gemini_batch" (Gemini Batch Mode, half price)');
   }
   const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
   return submit(client, {
@@ -60,6 +64,7 @@ async function submitCommand(args: string[]): Promise<number> {
     storage: values.storage,
     out: values.out,
     window: values['completion-window'],
+    execution: values.execution,
   });
 }
 

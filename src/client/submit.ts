@@ -25,6 +25,8 @@ export interface SubmitOptions {
   storage?: string;
   out?: string;
   window: string;
+  /** `direct` or `gemini_batch`; absent, the service's default (FERRY_BATCH_EXECUTION). */
+  execution?: string;
 }
 
 const FINAL = ['completed', 'failed', 'expired', 'cancelled'];
@@ -125,7 +127,9 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
       endpoint: '/v1/chat/completions',
       completion_window: opts.window as '24h',
       metadata: { source: 'ferry submit', documents: String(ok.length) },
-    });
+      // Ferry's field beside OpenAI's: the SDK passes it through as it is.
+      ...(opts.execution ? { execution: opts.execution } : {}),
+    } as Parameters<typeof client.batches.create>[0]);
     process.stderr.write(`Batch ${batch.id} created (${ok.length} documents); "npx ferry status ${batch.id}" shows it later.\n`);
     batch = await waitForBatch(client, batch.id);
     if (batch.status === 'failed') {

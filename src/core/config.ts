@@ -65,6 +65,8 @@ export interface Config {
     workerSlots: number;
     maxLines: number;
     maxBytes: number;
+    /** A batch's `execution` when its request names none. */
+    execution: BatchExecution;
   };
   logLevel: string;
   metricsPort: number;
@@ -114,6 +116,18 @@ function url(env: Env, name: string): string | undefined {
     throw new ConfigError(name, `expected a URL, got "${raw}"`);
   }
   return raw.replace(/\/+$/, '');
+}
+
+/** How a batch's lines run: each a live call on Ferry's workers, or one Gemini Batch Mode job per model. */
+export const BATCH_EXECUTIONS = ['direct', 'gemini_batch'] as const;
+export type BatchExecution = (typeof BATCH_EXECUTIONS)[number];
+
+function batchExecution(env: NodeJS.ProcessEnv): BatchExecution {
+  const v = str(env, 'FERRY_BATCH_EXECUTION') ?? 'direct';
+  if (!(BATCH_EXECUTIONS as readonly string[]).includes(v)) {
+    throw new ConfigError('FERRY_BATCH_EXECUTION', `expected direct or gemini_batch, got "${v}"`);
+  }
+  return v as BatchExecution;
 }
 
 /** `key:tenant` pairs, comma- or newline-separated. */
@@ -246,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
       workerSlots: batchWorkerSlots,
       maxLines: int(env, 'FERRY_BATCH_MAX_LINES', 50_000, 1, 1_000_000),
       maxBytes: int(env, 'FERRY_BATCH_MAX_BYTES', 200 * MIB, 1),
+      execution: batchExecution(env),
     },
     logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
     metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),

@@ -62,6 +62,13 @@ export function registerQueueDepth(read: DepthReader): () => void {
   return () => depthReaders.delete(read);
 }
 
+export const batchLines = new client.Counter({
+  name: 'ferry_batch_lines_total',
+  help: 'Lines of ended batches, by how they ran (direct or gemini_batch) and how they ended (completed or failed)',
+  labelNames: ['execution', 'outcome'] as const,
+  registers: [registry],
+});
+
 export const webhookDeliveries = new client.Counter({
   name: 'ferry_webhook_deliveries_total',
   help: 'Webhook delivery outcomes (delivered, retry, dead_letter) by endpoint',

@@ -19,9 +19,17 @@ export const MAINTENANCE_JOB = 'sweep';
 /**
  * Job names on the batch queue. `finalize` is the parent of a batch's flow:
  * its children are `expand`, every line's generate job, and `gate`, which
- * stays pending until the last line has been handed out.
+ * stays pending until the last line has been handed out (or, on Gemini Batch
+ * Mode, until the `gemini` job has recorded every line's answer).
  */
-export const BATCH_JOBS = { expand: 'expand', gate: 'gate', finalize: 'finalize', cancel: 'cancel', expire: 'expire' } as const;
+export const BATCH_JOBS = {
+  expand: 'expand',
+  gate: 'gate',
+  finalize: 'finalize',
+  cancel: 'cancel',
+  expire: 'expire',
+  gemini: 'gemini',
+} as const;
 export type BatchJobName = (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS];
 
 /** Deterministic job ids: an enqueue repeated for the same file or batch never duplicates. */
@@ -63,9 +71,11 @@ export interface DeliverJobData {
   deliveryId: string;
 }
 
-/** A batch's expand, gate, finalize, cancel or expire job (batch queue). */
+/** A batch's expand, gate, finalize, cancel, expire or gemini job (batch queue). */
 export interface BatchJobData {
   batchId: string;
+  /** The `gemini` job: how often it has asked Gemini for its batches' state (its polling backs off). */
+  polls?: number;
 }
 
 /** The data each queue's jobs carry: the queue handles and the processors are typed by it. */

@@ -4,6 +4,7 @@
  * status, which hands out the next. The worker's batch jobs, the generate processor and the
  * API's cancel all end lines through here.
  */
+import type { BatchExecution } from '../core/config.js';
 import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
 import { lineJobId, type BatchRecord, type LineState } from '../core/records/batches.js';
 import type { JobRecord } from '../core/records/jobs.js';
@@ -19,6 +20,7 @@ export function newBatchRecord(p: {
   windowSeconds: number;
   metadata: BatchRecord['metadata'];
   createdAt: number;
+  execution: BatchExecution;
 }): BatchRecord {
   return {
     id: p.id,
@@ -44,6 +46,8 @@ export function newBatchRecord(p: {
     ending: null,
     request_counts: null,
     usage: null,
+    execution: p.execution,
+    gemini_batches: null,
   };
 }
 
@@ -58,8 +62,9 @@ export const BATCH_LINE_PRIORITY = 100;
  */
 export async function feed(services: Services, batchId: string, state?: LineState): Promise<void> {
   const { batches, queues, config } = services;
-  const { status, total } = await batches.progress(batchId);
-  if (status !== 'in_progress') return;
+  const { status, total, execution } = await batches.progress(batchId);
+  // On Gemini Batch Mode the lines run at Gemini: nothing is handed to the generate queue.
+  if (status !== 'in_progress' || execution !== 'direct') return;
   const s = state ?? (await batches.lineState(batchId));
   const end = Math.min(total, s.completed + s.failed + config.batch.concurrency);
   // Handed out a few at a time (one add for several lines), except the last ones.

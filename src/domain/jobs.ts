@@ -5,6 +5,7 @@
  */
 import { isFinalJob, jobEvent, type JobRecord } from '../core/records/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
+import { FerryError, UpstreamError } from '../core/errors.js';
 import type { Services } from '../core/services.js';
 import type { ChatRequest, ValidatedChat } from '../providers/gemini/chat-request.js';
 import { emitSafely } from './webhooks.js';
@@ -87,4 +88,35 @@ export async function cancelJob(services: Services, rec: JobRecord): Promise<boo
   if (rec.stream) await jobStream(services).end(rec.id, { kind: 'cancelled' });
   await announceIfFinal(services, rec.id);
   return true;
+}
+
+/**
+ * A job's failure as the API shows it: Gemini's own verdict on the request (400, 403, 404) is the
+ * caller's to see; exhausted transient failures are a 502; anything else an internal error.
+ */
+export function failureOf(err: unknown): FerryError {
+  if (err instanceof UpstreamError) {
+    const s = err.upstreamStatus;
+    if (s !== null && s >= 400 && s < 500 && s !== 408 && s !== 429) {
+      return new FerryError(err.message, {
+        status: s,
+        type: s === 403 ? 'permission_error' : 'invalid_request_error',
+        code: err.code,
+        param: null,
+      });
+    }
+    return err;
+  }
+  if (err instanceof FerryError) return err;
+  return new FerryError(`The job failed: ${(err as Error)?.message ?? String(err)}`, {
+    status: 500,
+    type: 'server_error',
+    code: 'internal_error',
+  });
+}
+
+/** The error a job record keeps: the API's error body and its HTTP status. */
+export function jobErrorOf(err: unknown): NonNullable<JobRecord['error']> {
+  const e = failureOf(err);
+  return { ...e.toBody().error, status: e.status };
 }

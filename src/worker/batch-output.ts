@@ -87,7 +87,7 @@ function errorLine(rec: JobRecord | null, id: string): string {
 }
 
 /** A JSONL file being streamed into the staging store. */
-class JsonlSink {
+export class JsonlSink {
   private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });
   readonly done: Promise<StagedObject>;
   lines = 0;

@@ -18,11 +18,13 @@
 import type { Job } from 'bullmq';
 import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
-import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord } from '../core/records/batches.js';
-import type { Services } from '../core/services.js';
+import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
+import { upstreamJobOptions, type Services } from '../core/services.js';
 import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
+import { cancelGeminiBatches, failUnanswered, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
+import { batchLines } from '../core/metrics.js';
 import { feed, releaseGate } from '../domain/batches.js';
 import { newJobRecord } from '../domain/jobs.js';
 import { nowSeconds } from '../core/time.js';
@@ -31,18 +33,22 @@ export type { BatchJobData } from '../core/queues.js';
 
 const CREATE_CHUNK = 500;
 
-export function batchProcessor(services: Services) {
-  return async (job: Job<BatchJobData>): Promise<unknown> => {
+/** The batch queue's processor; `gemini` (Gemini Batch Mode) is needed by batches that run there. */
+export function batchProcessor(services: Services, gemini?: GeminiBatchDeps) {
+  return async (job: Job<BatchJobData>, token?: string): Promise<unknown> => {
     const { batchId } = job.data;
     switch (job.name as BatchJobName) {
       case BATCH_JOBS.expand:
         return expand(services, batchId);
+      case BATCH_JOBS.gemini:
+        if (!gemini) throw new Error('this process runs no Gemini Batch Mode');
+        return runGeminiBatch(gemini, job, token);
       case BATCH_JOBS.finalize:
-        return end(services, batchId, 'completed');
+        return end(services, batchId, 'completed', gemini);
       case BATCH_JOBS.expire:
-        return end(services, batchId, 'expired');
+        return end(services, batchId, 'expired', gemini);
       case BATCH_JOBS.cancel:
-        return end(services, batchId, 'cancelled');
+        return end(services, batchId, 'cancelled', gemini);
       default:
         return { released: batchId };
     }
@@ -70,6 +76,7 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
     await fail(services, job.data.batchId, [error]);
     return;
   }
+  if (job.name === BATCH_JOBS.gemini) return closeUnanswered(services, job.data.batchId, err);
   const owned = OWNED_BY[job.name as BatchJobName];
   if (!owned || err instanceof LinesStillOpen) return;
   const batch = await services.batches.get(job.data.batchId);
@@ -97,7 +104,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
   if (!batch || (batch.status !== 'validating' && batch.status !== 'in_progress')) return { skipped: batch?.status ?? 'gone' };
   if (batch.status === 'in_progress') {
     // Run again after a crash past validation: every record exists; make sure lines are out.
-    await feed(services, batchId);
+    await start(services, batch);
     return { lines: batch.total };
   }
   const input = await files.get(batch.input_file_id);
@@ -144,8 +151,16 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
     if (after) await closeLines(services, after, total, after.cancelling_at ? 'cancelled' : 'expired');
     return { skipped: after?.status ?? 'gone' };
   }
-  await feed(services, batchId);
+  await start(services, after!);
   return { lines: total };
+}
+
+/** Lines out: to the generate queue (direct), or to the `gemini` job that runs them on Gemini Batch Mode. */
+async function start(services: Services, batch: BatchRecord): Promise<void> {
+  if ((batch.execution ?? 'direct') === 'direct') return feed(services, batch.id);
+  if (!batch.total) return releaseGate(services, batch.id);
+  const jobId = jobIds.batch(BATCH_JOBS.gemini, batch.id);
+  await services.queues.batch.add(BATCH_JOBS.gemini, { batchId: batch.id }, { ...upstreamJobOptions(services.config), jobId });
 }
 
 async function createLineRecords(services: Services, batch: BatchRecord, lines: RequestLine[]): Promise<void> {
@@ -217,7 +232,34 @@ export async function wakeLine(services: Services, jobId: string): Promise<WakeR
 // The end: completed, expired or cancelled
 
 /** Claims the batch for `ending` (or finds it claimed by an earlier run of this job), writes its files and ends it. */
-async function end(services: Services, batchId: string, ending: Ending): Promise<unknown> {
+async function end(services: Services, batchId: string, ending: Ending, gemini?: GeminiBatchDeps): Promise<unknown> {
+  const batch = await claim(services, batchId, ending);
+  if (!batch) {
+    // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
+    const now = await services.batches.get(batchId);
+    if (now && isFinalBatch(now) && now.status === ending) await announce(services, now);
+    return { skipped: now?.status ?? 'gone' };
+  }
+  const onGemini = batch.execution === 'gemini_batch' ? gemini : undefined;
+  if (onGemini && ending !== 'completed') await stopGemini(onGemini, batch);
+  const results =
+    batch.total === null
+      ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
+      : await writeResults(services, batch, ending);
+  const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
+  const ended = await services.batches.transitionGet(batchId, { status: ending, [at]: nowSeconds(), ...results }, { from: [batch.status] });
+  if (ended) {
+    countLines(ended, results.request_counts);
+    await announce(services, ended);
+  }
+  if (onGemini) await removeGeminiBatches(onGemini, batch);
+  await releaseGate(services, batchId);
+  if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);
+  return { [ending]: results.request_counts };
+}
+
+/** The batch if it is (now) this ending's to end: every line done, the window passed, or cancelling. */
+async function claim(services: Services, batchId: string, ending: Ending): Promise<BatchRecord | null> {
   const { batches } = services;
   const t = nowSeconds();
   if (ending === 'completed') {
@@ -233,22 +275,32 @@ async function end(services: Services, batchId: string, ending: Ending): Promise
   if (ending === 'expired') await batches.transition(batchId, { status: 'finalizing', ending, finalizing_at: t });
   const batch = await batches.get(batchId);
   const mine = ending === 'cancelled' ? batch?.status === 'cancelling' : batch?.status === 'finalizing' && batch.ending === ending;
-  if (!batch || !mine) {
-    // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
-    if (batch && isFinalBatch(batch) && batch.status === ending) await announce(services, batch);
-    return { skipped: batch?.status ?? 'gone' };
-  }
+  return mine ? batch : null;
+}
 
-  const results =
-    batch.total === null
-      ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }
-      : await writeResults(services, batch, ending);
-  const at = { completed: 'completed_at', expired: 'expired_at', cancelled: 'cancelled_at' }[ending];
-  const ended = await batches.transitionGet(batchId, { status: ending, [at]: nowSeconds(), ...results }, { from: [batch.status] });
-  if (ended) await announce(services, ended);
+/** A cancelled or expired batch on Gemini Batch Mode: Gemini stops its batches, and the job asking after them goes. */
+async function stopGemini(gemini: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
+  await cancelGeminiBatches(gemini, batch);
+  await gemini.services.queues.batch.remove(jobIds.batch(BATCH_JOBS.gemini, batch.id)).catch(() => 0);
+}
+
+function countLines(batch: BatchRecord, counts: RequestCounts): void {
+  const execution = batch.execution ?? 'direct';
+  batchLines.inc({ execution, outcome: 'completed' }, counts.completed);
+  batchLines.inc({ execution, outcome: 'failed' }, counts.failed);
+}
+
+/**
+ * The `gemini` job failed for good (Gemini kept failing): the lines it had not answered fail, and
+ * the gate opens, so the batch completes with them in its error file rather than waiting for its window.
+ */
+async function closeUnanswered(services: Services, batchId: string, err: Error): Promise<void> {
+  const batch = await services.batches.get(batchId);
+  if (batch?.status !== 'in_progress') return;
+  const message = `Gemini Batch Mode did not answer this request: ${err.message}`;
+  const error = { message, type: 'server_error', param: null, code: 'gemini_batch_failed', status: 502 };
+  await failUnanswered(services, batch, error);
   await releaseGate(services, batchId);
-  if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);
-  return { [ending]: results.request_counts };
 }
 
 /** The batch's event, from the record as it ended. */

@@ -47,7 +47,11 @@ const EXPIRY_MARGIN_SECONDS = 3600;
 const LOCK_TTL_MS = 30_000;
 const POLL_MS = 250;
 
-export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord): Promise<GeminiCopy> {
+/**
+ * The Gemini copy of a processed file. `until` (unix seconds): the copy must still be there then,
+ * as a batch run on Gemini Batch Mode needs; a signed URL, short-lived, is then not an option.
+ */
+export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord, until?: number): Promise<GeminiCopy> {
   const rec = fileRecord;
   const use = fileUsability(rec.id, rec, null);
   if (!use.usable) throw use.error;
@@ -55,11 +59,12 @@ export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord)
     throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, { code: 'file_not_ready' });
   }
   const { config } = deps.services;
-  if (rec.storage === 'azure_storage' && config.azure.handoff === 'signed_url' && rec.bytes <= GEMINI_EXTERNAL_URL_MAX_BYTES) {
+  const signed = config.azure.handoff === 'signed_url' && until === undefined;
+  if (rec.storage === 'azure_storage' && signed && rec.bytes <= GEMINI_EXTERNAL_URL_MAX_BYTES) {
     const fileUri = await requireAzure(deps).signedReadUrl(blobPath(rec), SIGNED_URL_TTL_MS);
     return { fileUri, mimeType: rec.mime_type };
   }
-  return cachedOrTransferred(deps, rec);
+  return cachedOrTransferred(deps, rec, until ?? 0);
 }
 
 function blobPath(rec: FileRecord): string {
@@ -67,28 +72,29 @@ function blobPath(rec: FileRecord): string {
   return rec.azure_blob_path;
 }
 
-/** The recorded copy if Gemini still holds it ACTIVE and it is not about to expire. */
-async function liveCopy(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy | null> {
-  if (!rec.gemini_name || !rec.gemini_expires_at || rec.gemini_expires_at - nowSeconds() < EXPIRY_MARGIN_SECONDS) return null;
+/** The recorded copy if Gemini still holds it ACTIVE and it will not expire soon (nor before `until`). */
+async function liveCopy(deps: UploadDeps, rec: FileRecord, until: number): Promise<GeminiCopy | null> {
+  const needed = Math.max(nowSeconds() + EXPIRY_MARGIN_SECONDS, until);
+  if (!rec.gemini_name || !rec.gemini_expires_at || rec.gemini_expires_at < needed) return null;
   const file = await deps.gemini.files.get(rec.gemini_name);
   const fileUri = file?.uri ?? rec.gemini_uri;
   return file?.state === 'ACTIVE' && fileUri ? { fileUri, mimeType: rec.mime_type } : null;
 }
 
-async function cachedOrTransferred(deps: UploadDeps, first: FileRecord): Promise<GeminiCopy> {
+async function cachedOrTransferred(deps: UploadDeps, first: FileRecord, until: number): Promise<GeminiCopy> {
   const { files, config } = deps.services;
   const lock = new CopyLock(deps.services, first.id);
   const deadline = Date.now() + config.activeWaitSeconds * 1000;
   let rec = first;
   for (;;) {
-    const live = await liveCopy(deps, rec);
+    const live = await liveCopy(deps, rec, until);
     if (live) return live;
     if (await lock.acquire()) {
       try {
         // Someone may have finished a copy between our look and the lock.
         const current = await files.get(rec.id);
         if (!current) throw new GoneError(`File '${rec.id}' was deleted.`);
-        return (await liveCopy(deps, current)) ?? (await transfer(deps, current));
+        return (await liveCopy(deps, current, until)) ?? (await transfer(deps, current));
       } finally {
         await lock.release();
       }

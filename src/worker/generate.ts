@@ -27,7 +27,6 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { INLINE_LIMIT_BYTES } from '../providers/gemini/chat-request.js';
 import {
   toChatCompletion,
   toChunks,
@@ -37,10 +36,10 @@ import {
   type FetchedImage,
   type ResolvedFile,
 } from '../providers/gemini/mapping.js';
-import { fetchImage } from './images.js';
+import { fetchImages } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { WorkerSlots, wakeLine } from './batch.js';
-import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds, failureOf } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 import { nowSeconds } from '../core/time.js';
@@ -186,7 +185,10 @@ interface Inputs {
 async function prepareInputs(deps: GenerateDeps, rec: JobRecord, files: FileRecord[]): Promise<Inputs> {
   const copies = new Map<string, ResolvedFile>();
   for (const f of files) copies.set(f.id, await deps.geminiCopy(f));
-  return { files: copies, images: await fetchImages(deps.services, rec) };
+  const images = await fetchImages(deps.services.config.allowPrivateNetworks, rec).catch((err) => {
+    throw err instanceof PayloadTooLargeError ? new JobFailure(err) : err;
+  });
+  return { files: copies, images };
 }
 
 interface Turn {
@@ -342,47 +344,8 @@ async function readyFiles(services: Services, rec: JobRecord): Promise<FileRecor
   return waiting ? null : files;
 }
 
-/** Fetches the request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
-async function fetchImages(services: Services, rec: JobRecord): Promise<Map<string, FetchedImage>> {
-  const out = new Map<string, FetchedImage>();
-  let total = rec.inline_bytes;
-  for (const url of rec.image_urls) {
-    const img = await fetchImage(url, services.config.allowPrivateNetworks);
-    total += Math.floor((img.data.length * 3) / 4);
-    if (total > INLINE_LIMIT_BYTES) {
-      throw new JobFailure(
-        new PayloadTooLargeError(
-          `The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
-          { param: 'messages' },
-        ),
-      );
-    }
-    out.set(url, img);
-  }
-  return out;
-}
-
 function asFerryError(err: unknown): FerryError {
-  if (err instanceof JobFailure) return err.error;
-  if (err instanceof UpstreamError) {
-    const s = err.upstreamStatus;
-    // Gemini's own verdict on the request (400, 403, 404) is the caller's to see; exhausted transient failures are a 502.
-    if (s !== null && s >= 400 && s < 500 && s !== 408 && s !== 429) {
-      return new FerryError(err.message, {
-        status: s,
-        type: s === 403 ? 'permission_error' : 'invalid_request_error',
-        code: err.code,
-        param: null,
-      });
-    }
-    return err;
-  }
-  if (err instanceof FerryError) return err;
-  return new FerryError(`The job failed: ${(err as Error)?.message ?? String(err)}`, {
-    status: 500,
-    type: 'server_error',
-    code: 'internal_error',
-  });
+  return err instanceof JobFailure ? err.error : failureOf(err);
 }
 
 async function handleFailure(

@@ -1,5 +1,6 @@
 /** Fetches an http(s) image named in a chat request, through the SSRF guard, to send it inline. */
-import { BadRequestError, UpstreamError } from '../core/errors.js';
+import { BadRequestError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
+import type { JobRecord } from '../core/records/jobs.js';
 import { fetch } from 'undici';
 import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
@@ -43,4 +44,22 @@ export async function fetchImage(url: string, allowPrivate: boolean): Promise<Fe
     chunks.push(Buffer.from(c as Uint8Array));
   }
   return { mimeType: type, data: Buffer.concat(chunks).toString('base64') };
+}
+
+/** Fetches a request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
+export async function fetchImages(allowPrivate: boolean, rec: JobRecord): Promise<Map<string, FetchedImage>> {
+  const out = new Map<string, FetchedImage>();
+  let total = rec.inline_bytes;
+  for (const url of rec.image_urls) {
+    const img = await fetchImage(url, allowPrivate);
+    total += Math.floor((img.data.length * 3) / 4);
+    if (total > INLINE_LIMIT_BYTES) {
+      throw new PayloadTooLargeError(
+        `The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
+        { param: 'messages' },
+      );
+    }
+    out.set(url, img);
+  }
+  return out;
 }

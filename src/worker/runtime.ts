@@ -105,7 +105,12 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
       (job, err) => onGenerateJobFailedForGood(services, job, err),
     ),
     make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency, (job, err) => onDeliveryFailedForGood(services, job, err)),
-    make(QUEUES.batch, batchProcessor(services), BATCH_JOB_CONCURRENCY, (job, err) => onBatchJobFailedForGood(services, job, err)),
+    make(
+      QUEUES.batch,
+      batchProcessor(services, { services, gemini, geminiCopy: (f, until) => ensureGeminiCopy({ services, gemini, azure }, f, until) }),
+      BATCH_JOB_CONCURRENCY,
+      (job, err) => onBatchJobFailedForGood(services, job, err),
+    ),
   );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await scheduleMaintenance(services);

@@ -9,6 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { base62, derivedId } from '../ids.js';
+import type { BatchExecution } from '../config.js';
 import type { Keys } from '../redis.js';
 import { withScripts, type Scripted } from '../scripts/index.js';
 import { RecordStore, type Lifecycle, type ScoredEntry } from './store.js';
@@ -80,6 +81,27 @@ export interface BatchRecord {
   /** Set when the batch ends: exactly what its output and error files hold. */
   request_counts: RequestCounts | null;
   usage: BatchUsage | null;
+  /** How its lines run (absent on batches made before the choice existed: direct). */
+  execution?: BatchExecution;
+  /** Gemini Batch Mode: one Gemini batch per model of its lines. */
+  gemini_batches?: GeminiBatchRef[] | null;
+}
+
+/** One Gemini batch of a Ferry batch run on Gemini Batch Mode: the lines of one model. */
+export interface GeminiBatchRef {
+  model: string;
+  /** How many of the batch's lines ask this model. */
+  lines: number;
+  /** The uploaded input file (`files/…`) and the Gemini batch (`batches/…`), once made. */
+  input_file: string | null;
+  name: string | null;
+  /** Gemini's state as last read (PENDING, RUNNING, SUCCEEDED, …), or PREPARING before it exists. */
+  state: string;
+  succeeded: number;
+  failed: number;
+  responses_file: string | null;
+  /** Its lines' records hold their answers (or errors): nothing more to read from Gemini. */
+  collected: boolean;
 }
 
 export interface LineState {
@@ -151,17 +173,36 @@ export class BatchStore extends RecordStore<BatchRecord> {
     return this.scripts.ferryRaiseFed(this.linesKey(id), to);
   }
 
-  /** The batch's status and line total, read without the rest of the record. */
-  async progress(id: string): Promise<{ status: BatchStatus | null; total: number }> {
-    const [status, total] = await this.redis.hmget(this.key(id), 'status', 'total');
-    return { status: status ? (JSON.parse(status) as BatchStatus) : null, total: total ? Number(JSON.parse(total) ?? 0) : 0 };
+  /** The batch's status, line total and execution, read without the rest of the record. */
+  async progress(id: string): Promise<{ status: BatchStatus | null; total: number; execution: BatchExecution }> {
+    const [status, total, execution] = await this.redis.hmget(this.key(id), 'status', 'total', 'execution');
+    return {
+      status: status ? (JSON.parse(status) as BatchStatus) : null,
+      total: total ? Number(JSON.parse(total) ?? 0) : 0,
+      execution: execution ? (JSON.parse(execution) as BatchExecution) : 'direct',
+    };
   }
 
-  /** `request_counts`: frozen once the batch has ended, live from the counters before. */
+  /**
+   * `request_counts`: frozen once the batch has ended, live from the counters before; on Gemini
+   * Batch Mode, also from the progress Gemini reports before the answers are read.
+   */
   async counts(rec: BatchRecord): Promise<RequestCounts> {
     if (rec.request_counts) return rec.request_counts;
     const s = await this.lineState(rec.id);
-    return { total: rec.total ?? 0, completed: s.completed, failed: s.failed };
+    const gemini = rec.gemini_batches ?? [];
+    const reported = (pick: (g: GeminiBatchRef) => number) => gemini.reduce((n, g) => n + pick(g), 0);
+    return {
+      total: rec.total ?? 0,
+      completed: Math.max(
+        s.completed,
+        reported((g) => g.succeeded),
+      ),
+      failed: Math.max(
+        s.failed,
+        reported((g) => g.failed),
+      ),
+    };
   }
 }
 
@@ -189,6 +230,8 @@ export function batchObject(rec: BatchRecord, counts: RequestCounts) {
     request_counts: counts,
     metadata: rec.metadata,
     usage: rec.usage,
+    execution: rec.execution ?? 'direct',
+    ...(rec.gemini_batches ? { gemini_batches: rec.gemini_batches.map((g) => ({ model: g.model, name: g.name, state: g.state })) } : {}),
   };
 }
 

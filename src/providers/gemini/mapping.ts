@@ -33,6 +33,36 @@ export function toGeminiRequest(
   return { model: body.model.replace(/^models\//, ''), contents, config };
 }
 
+/** Fields of the SDK's GenerateContentConfig that REST carries under `generationConfig`. */
+const GENERATION_FIELDS = [
+  'temperature',
+  'topP',
+  'maxOutputTokens',
+  'stopSequences',
+  'candidateCount',
+  'seed',
+  'presencePenalty',
+  'frequencyPenalty',
+  'responseMimeType',
+  'responseJsonSchema',
+] as const;
+
+/**
+ * The same request in REST's shape (a GenerateContentRequest, as a Batch Mode input line holds
+ * it): the SDK moves these fields itself for a live call; a batch's input file is written here.
+ */
+export function toRestRequest(req: GeminiRequest): Record<string, unknown> {
+  const { systemInstruction, tools, toolConfig } = req.config;
+  const generationConfig = Object.fromEntries(GENERATION_FIELDS.filter((k) => req.config[k] !== undefined).map((k) => [k, req.config[k]]));
+  return {
+    contents: req.contents,
+    ...(systemInstruction ? { systemInstruction } : {}),
+    ...(tools ? { tools } : {}),
+    ...(toolConfig ? { toolConfig } : {}),
+    ...(Object.keys(generationConfig).length ? { generationConfig } : {}),
+  };
+}
+
 /** The conversation as Gemini's turns: system text apart, consecutive turns of one role merged, tool answers as function responses. */
 function toContents(messages: ChatMessage[], parts: PartMapper): { system: Part[]; contents: Content[] } {
   const system: Part[] = [];

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
+import type { Batch } from 'openai/resources/batches';
+import { KEYS, eventually, spawnFerry, startFerry, type Ferry } from './harness.js';
+import { createBatch, idsOf, MODEL, request, requests, results, waitFinal, type Line } from './batch-helpers.js';
+
+type GeminiBatched = Batch & { execution: string; gemini_batches?: Array<{ model: string; name: string | null; state: string }> };
+
+const generateCalls = (ferry: Ferry) => (ferry.emulator.stats().requests.generate ?? 0) + (ferry.emulator.stats().requests.stream ?? 0);
+
+/** The emulator's batches, as Gemini lists them. */
+async function geminiBatches(ferry: Ferry): Promise<Array<{ name: string; metadata: { state: string; displayName: string } }>> {
+  const res = await fetch(`${ferry.emulator.url}/v1beta/batches?pageSize=100`, { headers: { 'x-goog-api-key': 'emulator-key' } });
+  return ((await res.json()) as { operations?: [] }).operations ?? [];
+}
+
+const retrieve = async (client: OpenAI, id: string) => (await client.batches.retrieve(id)) as GeminiBatched;
+
+/** Waits until the batch's Gemini batch exists, and answers its name. */
+const submitted = (client: OpenAI, id: string) =>
+  eventually(async () => (await retrieve(client, id)).gemini_batches?.[0]?.name, 30_000, 'the Gemini batch to be created');
+
+async function uploadDocument(client: OpenAI, text: string): Promise<string> {
+  const f = await client.files.create({ file: await toFile(Buffer.from(text), 'doc.txt'), purpose: 'user_data' });
+  await eventually(async () => (await client.files.retrieve(f.id)).status === 'processed', 20_000, 'the document to be processed');
+  return f.id;
+}
+
+describe('batches on Gemini Batch Mode', () => {
+  let ferry: Ferry;
+  let client: OpenAI;
+
+  before(async () => {
+    ferry = await startFerry({
+      env: { FERRY_BATCH_MAX_LINES: '2000', FERRY_BATCH_MAX_BYTES: String(2 * 1024 * 1024) },
+      emulator: { batches: { pendingMs: 200, runningMs: 500 } },
+    });
+    client = ferry.client();
+  });
+  after(() => ferry.close());
+
+  test('1,000 lines: the same files as direct, every custom_id once, no generateContent call', { timeout: 120_000 }, async () => {
+    const docId = await uploadDocument(client, 'the contents of a document');
+    const withFile = (id: string): Line => ({
+      ...request(id),
+      body: {
+        model: MODEL,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: `about ${id}` },
+              { type: 'file', file: { file_id: docId } },
+            ],
+          },
+        ],
+      },
+    });
+    const input = requests(1000, 'g').map((l, i) => (i % 100 === 7 ? withFile(String(l.custom_id)) : l));
+    ferry.emulator.setBatchSetting({ failKeys: ['g-13'] });
+    const callsBefore = generateCalls(ferry);
+    const created = (await createBatch(client, input, '24h', undefined, 'gemini_batch')) as GeminiBatched;
+    assert.equal(created.execution, 'gemini_batch');
+    const b = (await waitFinal(client, created.id, 100)) as GeminiBatched;
+    assert.equal(b.status, 'completed');
+    const { out, err } = await results(client, b, idsOf(input));
+    assert.equal(out.length, 999);
+    assert.deepEqual(
+      err.map((l) => l.custom_id),
+      ['g-13'],
+    );
+    // As a direct line that Gemini answers 400.
+    assert.equal(err[0].error.code, 'upstream_400');
+    assert.match(err[0].error.message, /Gemini answered 400/);
+    assert.match(out[0].id, /^batch_req_/);
+    assert.match(out[0].response.request_id, /^job-/);
+    assert.match(out[0].response.body.choices[0].message.content, /text=question g-0$/);
+    assert.ok(
+      out.some((l) => l.custom_id === 'g-7' && /file/.test(JSON.stringify(l.response.body))),
+      'a line with a file is answered',
+    );
+    assert.equal(generateCalls(ferry), callsBefore, 'no line was a live generateContent call');
+    assert.equal(ferry.emulator.stats().batches.created, 1);
+    assert.equal(b.gemini_batches?.length, 1);
+    assert.match(String(b.gemini_batches?.[0].name), /^batches\//);
+    assert.equal(
+      (b as any).usage.total_tokens,
+      out.reduce((s, l) => s + l.response.body.usage.total_tokens, 0),
+    );
+    // The Gemini batch and its files go once Ferry's files are written.
+    await eventually(async () => (await geminiBatches(ferry)).length === 0, 10_000, 'the Gemini batch to be deleted');
+  });
+
+  test('a direct batch of the same lines writes lines of the same shape', { timeout: 60_000 }, async () => {
+    ferry.emulator.setBatchSetting({ failKeys: [] });
+    const input = requests(5, 's');
+    const direct = await waitFinal(client, (await createBatch(client, input, '24h', undefined, 'direct')).id);
+    const gemini = await waitFinal(client, (await createBatch(client, input, '24h', undefined, 'gemini_batch')).id);
+    const shape = (l: any) => JSON.stringify(l, (_k, v) => (v === null || typeof v !== 'object' ? typeof v : v));
+    const a = (await results(client, direct, idsOf(input))).out;
+    const b = (await results(client, gemini, idsOf(input))).out;
+    assert.deepEqual(b.map(shape), a.map(shape));
+    assert.equal((direct as GeminiBatched).execution, 'direct');
+  });
+
+  test('cancel: the Gemini batch is cancelled and every line is batch_cancelled', { timeout: 60_000 }, async () => {
+    ferry.emulator.setBatchSetting({ pendingMs: 60_000 });
+    try {
+      const input = requests(20, 'c');
+      const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+      const name = await submitted(client, created.id);
+      await client.batches.cancel(created.id);
+      const b = await waitFinal(client, created.id);
+      assert.equal(b.status, 'cancelled');
+      const { err } = await results(client, b, idsOf(input));
+      assert.ok(err.every((l) => l.error.code === 'batch_cancelled'));
+      const seen = ferry.emulator.stats().requests['batches.cancel'] ?? 0;
+      assert.ok(seen >= 1, `Gemini was asked to cancel ${name}`);
+    } finally {
+      ferry.emulator.setBatchSetting({ pendingMs: 200 });
+    }
+  });
+
+  test('the completion window passing: unanswered lines are batch_expired, the batch expired', { timeout: 60_000 }, async () => {
+    ferry.emulator.setBatchSetting({ pendingMs: 60_000 });
+    try {
+      const input = requests(10, 'w');
+      const created = await createBatch(client, input, '3s', undefined, 'gemini_batch');
+      await submitted(client, created.id);
+      const b = await waitFinal(client, created.id);
+      assert.equal(b.status, 'expired');
+      const { err } = await results(client, b, idsOf(input));
+      assert.equal(err.length, 10);
+      assert.ok(err.every((l) => l.error.code === 'batch_expired'));
+    } finally {
+      ferry.emulator.setBatchSetting({ pendingMs: 200 });
+    }
+  });
+
+  test("Gemini's batch expiring (48 h) makes its lines batch_expired", { timeout: 60_000 }, async () => {
+    ferry.emulator.setBatchSetting({ pendingMs: 60_000 });
+    try {
+      const input = requests(10, 'x');
+      const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+      await ferry.emulator.expireBatch(await submitted(client, created.id));
+      const b = await waitFinal(client, created.id, 90);
+      assert.equal(b.status, 'completed');
+      const { err } = await results(client, b, idsOf(input));
+      assert.ok(err.length === 10 && err.every((l) => l.error.code === 'batch_expired'));
+    } finally {
+      ferry.emulator.setBatchSetting({ pendingMs: 200 });
+    }
+  });
+
+  test('another tenant gets 404; a malformed execution is a 400 naming it', async () => {
+    const created = await createBatch(client, requests(1, 't'), '24h', undefined, 'gemini_batch');
+    await assert.rejects(ferry.client(KEYS.b).batches.retrieve(created.id), { status: 404 });
+    for (const execution of ['fast', 1, '']) {
+      const res = await ferry.fetch('/v1/batches', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          input_file_id: created.input_file_id,
+          endpoint: '/v1/chat/completions',
+          completion_window: '24h',
+          execution,
+        }),
+      });
+      assert.equal(res.status, 400);
+      const body = await res.json();
+      assert.equal(body.error.param, 'execution');
+      assert.match(body.error.message, /gemini_batch/);
+    }
+    await waitFinal(client, created.id);
+  });
+});
+
+describe('Gemini Batch Mode with workers killed', () => {
+  let ferry: Ferry;
+  let client: OpenAI;
+
+  before(async () => {
+    ferry = await startFerry({ workers: false, emulator: { batches: { pendingMs: 200, runningMs: 3000 } } });
+    client = ferry.client();
+  });
+  after(() => ferry.close());
+
+  const stop = async (w: ReturnType<typeof spawnFerry>, signal: NodeJS.Signals) => {
+    w.kill(signal);
+    if (w.exitCode === null) await new Promise((r) => w.once('exit', r));
+  };
+
+  /** Runs a batch, killing its worker at `killWhen`; a second worker finishes it. */
+  async function survives(killWhen: (batchId: string) => Promise<unknown>) {
+    const createdBefore = ferry.emulator.stats().batches.created;
+    const first = spawnFerry('worker', ferry.env);
+    const input = requests(200, `k${createdBefore}`);
+    const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+    await killWhen(created.id);
+    await stop(first, 'SIGKILL');
+    const second = spawnFerry('worker', ferry.env);
+    try {
+      const b = await waitFinal(client, created.id, 90);
+      assert.equal(b.status, 'completed');
+      const { out } = await results(client, b, idsOf(input));
+      assert.equal(out.length, 200);
+      assert.equal(ferry.emulator.stats().batches.created, createdBefore + 1, 'exactly one Gemini batch');
+    } finally {
+      await stop(second, 'SIGTERM');
+    }
+  }
+
+  test('killed while its Gemini batch runs: the next worker asks after the same one', { timeout: 120_000 }, async () => {
+    // Recorded, and being asked after: Gemini's batch runs for 3 s.
+    await survives((id) => submitted(client, id));
+  });
+
+  test('killed between creating the Gemini batch and recording it: the next worker finds it', { timeout: 120_000 }, async () => {
+    // Gemini makes the batch, and the answer takes 5 s: the worker dies before it can record it.
+    ferry.emulator.setFaults([{ route: 'batches.create', kind: 'latency', latencyMs: 5000, afterHandler: true, count: 1 }]);
+    const before = ferry.emulator.stats().batches.created;
+    await survives(() => eventually(async () => ferry.emulator.stats().batches.created === before + 1, 30_000, 'a Gemini batch'));
+    await eventually(async () => (await geminiBatches(ferry)).length === 0, 10_000, 'the Gemini batch deleted once the files are written');
+  });
+});
