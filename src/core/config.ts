@@ -30,11 +30,15 @@ export interface Config {
   redisUrl: string;
   /** True when REDIS_URL was not given: development may start a local redis-server. */
   redisUrlDefaulted: boolean;
+  /** REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster, used instead of REDIS_URL; null for one Redis. */
+  redisClusterNodes: string[] | null;
   prefix: string;
   apiKeys: Map<string, string>;
   adminKey: string | undefined;
   gemini: { apiKey: string | undefined; baseUrl: string | undefined };
   stagingDir: string;
+  /** FERRY_STAGING_CONTAINER: staged bytes live in this Azure Blob container (the AZURE_STORAGE_* account) instead of `stagingDir`. */
+  stagingContainer: string | undefined;
   dataDir: string;
   maxFileBytes: number;
   uploadChunkBytes: number;
@@ -116,6 +120,48 @@ function url(env: Env, name: string): string | undefined {
     throw new ConfigError(name, `expected a URL, got "${raw}"`);
   }
   return raw.replace(/\/+$/, '');
+}
+
+/** REDIS_CLUSTER_NODES: comma-separated redis:// or rediss:// URLs of some of the cluster's nodes. */
+function clusterNodes(env: Env): string[] | null {
+  const raw = str(env, 'REDIS_CLUSTER_NODES');
+  if (raw === undefined) return null;
+  const nodes = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of nodes) {
+    let ok = false;
+    try {
+      ok = /^rediss?:$/.test(new URL(n).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new ConfigError('REDIS_CLUSTER_NODES', `expected comma-separated redis:// or rediss:// URLs, got "${n}"`);
+  }
+  if (nodes.length === 0) throw new ConfigError('REDIS_CLUSTER_NODES', 'names no node');
+  return nodes;
+}
+
+/** FERRY_STAGING_CONTAINER: a valid container name, in an Azure account the AZURE_STORAGE_* settings name. */
+function stagingContainer(env: Env): string | undefined {
+  const name = str(env, 'FERRY_STAGING_CONTAINER');
+  if (name === undefined) return undefined;
+  if (!AZURE_CONTAINER.test(name)) {
+    throw new ConfigError(
+      'FERRY_STAGING_CONTAINER',
+      `"${name}" is not a valid container name (3-63 lowercase letters, digits and single hyphens)`,
+    );
+  }
+  const account =
+    str(env, 'AZURE_STORAGE_CONNECTION_STRING') ?? str(env, 'AZURE_STORAGE_ACCOUNT_NAME') ?? str(env, 'AZURE_STORAGE_ENDPOINT');
+  if (!account) {
+    throw new ConfigError(
+      'FERRY_STAGING_CONTAINER',
+      'needs an Azure account: set AZURE_STORAGE_ACCOUNT_NAME (with AZURE_STORAGE_ACCOUNT_KEY) or AZURE_STORAGE_CONNECTION_STRING',
+    );
+  }
+  return name;
 }
 
 /** How a batch's lines run: each a live call on Ferry's workers, or one Gemini Batch Mode job per model. */
@@ -226,12 +272,14 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST') ?? (production ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 8080, 0, 65535),
     redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
-    redisUrlDefaulted: redisUrl === undefined,
+    redisUrlDefaulted: redisUrl === undefined && clusterNodes(env) === null,
+    redisClusterNodes: clusterNodes(env),
     prefix,
     apiKeys,
     adminKey: str(env, 'FERRY_ADMIN_KEY'),
     gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL') },
     stagingDir: path.resolve(str(env, 'FERRY_STAGING_DIR') ?? path.join(dataDir, 'staging')),
+    stagingContainer: stagingContainer(env),
     dataDir,
     maxFileBytes: int(env, 'FERRY_MAX_FILE_BYTES', GEMINI_MAX_FILE_BYTES, 1),
     uploadChunkBytes: chunk,
