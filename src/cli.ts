@@ -152,7 +152,8 @@ function startedLines(
     lines.push(
       `Gemini:  ${config.gemini.apiKey ? (target.baseUrl ?? 'Google (generativelanguage.googleapis.com)') : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`,
     );
-  lines.push(`Redis:   ${config.redisUrl}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
+  const redis = config.redisClusterNodes ? `Redis Cluster via ${config.redisClusterNodes.join(', ')}` : config.redisUrl;
+  lines.push(`Redis:   ${redis}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
   if (s.devKey && api) lines.push(`API key: ${s.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   if (api) {
     lines.push(

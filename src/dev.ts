@@ -38,6 +38,8 @@ const HOW_TO_GET_REDIS = [
 
 /** Makes sure Redis answers; in development starts a local redis-server (AOF on, under the data dir) if needed. */
 export async function ensureRedis(config: Config, logger: Logger): Promise<ChildProcess | null> {
+  // A cluster is reached through its nodes, and its client waits for them: nothing to start here.
+  if (config.redisClusterNodes) return null;
   if (await redisAnswers(config.redisUrl)) return null;
   if (config.production || !config.redisUrlDefaulted) {
     throw new StartupError(`Redis does not answer at ${config.redisUrl}.\n${HOW_TO_GET_REDIS}`);

@@ -7,6 +7,8 @@ import { ChangeWaiter } from '../src/core/events.js';
 import { createRedis, deleteByPrefix, Keys } from '../src/core/redis.js';
 import { JobStore, type JobRecord } from '../src/core/records/jobs.js';
 
+const target = { redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', redisClusterNodes: null };
+
 const keys = new Keys(`ferry-test-${randomBytes(5).toString('hex')}`);
 let pub: Redis;
 let sub: Redis;
@@ -14,8 +16,8 @@ let waiter: ChangeWaiter;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(() => {
-  pub = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  sub = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', 'subscriber');
+  pub = createRedis(target);
+  sub = createRedis(target, 'subscriber');
   waiter = new ChangeWaiter(sub, keys);
 });
 after(async () => {
@@ -76,7 +78,7 @@ test('waiters sharing a channel: one that ends at once leaves the other subscrib
 test('a record\'s change publishes its status after it; its removal publishes "1"', async () => {
   const jobs = new JobStore(pub, keys, 60);
   const id = `job-${randomBytes(8).toString('hex')}`;
-  const listener = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', 'subscriber');
+  const listener = createRedis(target, 'subscriber');
   const messages: string[] = [];
   listener.on('message', (_c: string, m: string) => messages.push(m));
   await listener.subscribe(keys.channel(jobs.topic(id)));

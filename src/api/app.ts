@@ -102,12 +102,12 @@ export async function startApi(
   opts: { port: number; host: string; workersReady: () => Promise<boolean> },
 ): Promise<RunningApi> {
   const { config } = services;
-  const sub = createRedis(config.redisUrl, 'subscriber');
+  const sub = createRedis(config, 'subscriber');
   logErrors(sub, services.logger, 'subscriber connection');
   const deps: ApiDeps = {
     services,
     waiter: new ChangeWaiter(sub, services.keys),
-    readers: new BlockingReaders(config.redisUrl),
+    readers: new BlockingReaders(config),
     ring: new KeyRing(config.apiKeys, config.adminKey),
     workersReady: opts.workersReady,
   };

@@ -222,10 +222,18 @@ export class Admission {
   private async flushCounts(): Promise<void> {
     if (this.counts.size === 0) return;
     const sec = nowSeconds();
-    const pipe = this.redis.pipeline();
-    for (const [model, n] of this.counts) pipe.incrby(this.key(model, `:ok:${sec}`), n).expire(this.key(model, `:ok:${sec}`), 10);
+    // One transaction per model: each model's keys share a slot, different models' need not.
+    const counts = [...this.counts];
     this.counts.clear();
-    await pipe.exec();
+    await Promise.all(
+      counts.map(([model, n]) =>
+        this.redis
+          .multi()
+          .incrby(this.key(model, `:ok:${sec}`), n)
+          .expire(this.key(model, `:ok:${sec}`), 10)
+          .exec(),
+      ),
+    );
   }
 
   /** The state of every model this process has asked about (for /metrics). */

@@ -122,6 +122,14 @@ function url(env: Env, name: string): string | undefined {
   return raw.replace(/\/+$/, '');
 }
 
+const isRedisUrl = (s: string) => {
+  try {
+    return /^rediss?:$/.test(new URL(s).protocol);
+  } catch {
+    return false;
+  }
+};
+
 /** REDIS_CLUSTER_NODES: comma-separated redis:// or rediss:// URLs of some of the cluster's nodes. */
 function clusterNodes(env: Env): string[] | null {
   const raw = str(env, 'REDIS_CLUSTER_NODES');
@@ -131,13 +139,7 @@ function clusterNodes(env: Env): string[] | null {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const n of nodes) {
-    let ok = false;
-    try {
-      ok = /^rediss?:$/.test(new URL(n).protocol);
-    } catch {
-      ok = false;
-    }
-    if (!ok) throw new ConfigError('REDIS_CLUSTER_NODES', `expected comma-separated redis:// or rediss:// URLs, got "${n}"`);
+    if (!isRedisUrl(n)) throw new ConfigError('REDIS_CLUSTER_NODES', `expected comma-separated redis:// or rediss:// URLs, got "${n}"`);
   }
   if (nodes.length === 0) throw new ConfigError('REDIS_CLUSTER_NODES', 'names no node');
   return nodes;
@@ -231,6 +233,13 @@ export function loadConfig(env: Env = process.env): Config {
   const prefix = str(env, 'FERRY_REDIS_PREFIX') ?? 'ferry';
   if (!/^[A-Za-z0-9_{}.:-]{1,64}$/.test(prefix)) {
     throw new ConfigError('FERRY_REDIS_PREFIX', 'use letters, digits, "_", "-", ".", ":" and {hash tags}');
+  }
+  // On a cluster Ferry tags its keys itself; a tag in the prefix would put every key in one slot.
+  if (/[{}]/.test(prefix) && str(env, 'REDIS_CLUSTER_NODES')) {
+    throw new ConfigError(
+      'FERRY_REDIS_PREFIX',
+      'takes no {hash tag} with REDIS_CLUSTER_NODES: Ferry tags each key so that they spread over the masters',
+    );
   }
 
   const scheduleRaw = str(env, 'FERRY_WEBHOOK_RETRY_SCHEDULE') ?? '0,5,300,1800,7200,18000,36000,36000';

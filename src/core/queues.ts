@@ -9,6 +9,17 @@ export const QUEUES = {
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/**
+ * The BullMQ prefix of a queue. On one Redis, the configured prefix. On a Redis Cluster, the
+ * prefix and a hash tag per queue (BullMQ's scripts need all keys of a queue in one slot), so
+ * queues spread over the masters; a batch's flow has its parent on the batch queue and its
+ * lines on the generate queue, and BullMQ keeps a flow in one slot, so those two share a tag.
+ */
+export function queuePrefix(config: { prefix: string; redisClusterNodes: string[] | null }, queue: QueueName): string {
+  if (!config.redisClusterNodes) return config.prefix;
+  return `${config.prefix}:{${queue === QUEUES.batch ? QUEUES.generate : queue}}`;
+}
+
 /** Job names on the upload queue. */
 export const UPLOAD_JOBS = { upload: 'upload', remove: 'remove' } as const;
 /** The one job name of the generate, deliver and maintenance queues. */

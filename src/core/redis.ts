@@ -1,8 +1,14 @@
-/** The one Redis connection factory, and the key names Ferry's own records use. */
-import { Redis, type RedisOptions } from 'ioredis';
+/** The one Redis connection factory (one Redis, or a Redis Cluster), and the key names Ferry's own records use. */
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
 
 export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
+
+/** Where Redis is: REDIS_URL, or REDIS_CLUSTER_NODES (which wins when set). */
+export interface RedisTarget {
+  redisUrl: string;
+  redisClusterNodes: string[] | null;
+}
 
 /**
  * Workers and subscribers block, so they need `maxRetriesPerRequest: null`
@@ -15,9 +21,15 @@ export type RedisRole = 'client' | 'queue' | 'worker' | 'subscriber';
  * Redis per command. BullMQ gets `queue` connections without it: its scripts
  * are few per job and it is not built or tested for auto-pipelining.
  */
-export function createRedis(url: string, role: RedisRole = 'client', extra: RedisOptions = {}): Redis {
+export function createRedis(target: RedisTarget, role: RedisRole = 'client', extra: RedisOptions = {}): Redis {
+  const options = connectionOptions(role, extra);
+  if (!target.redisClusterNodes) return new Redis(target.redisUrl, options);
+  return createCluster(target.redisClusterNodes, options);
+}
+
+function connectionOptions(role: RedisRole, extra: RedisOptions): RedisOptions {
   const answers = role === 'client' || role === 'queue';
-  return new Redis(url, {
+  return {
     // While Redis is down a request must fail within seconds (a 503 the SDKs retry), not wait for
     // reconnects that back off ever longer: a command waiting for the connection fails when the
     // next reconnect attempt (at most a second apart) fails, and any command fails after
@@ -30,8 +42,40 @@ export function createRedis(url: string, role: RedisRole = 'client', extra: Redi
     connectionName: `ferry-${role}`,
     enableAutoPipelining: role === 'client',
     ...extra,
-  });
+  };
 }
+
+/**
+ * A Redis Cluster client from some of its nodes (it learns the rest). Typed as a Redis: the
+ * commands and scripts Ferry uses are the same on both, each sent to the node of its key (every
+ * multi-key command Ferry and BullMQ send keeps its keys in one slot, see Keys and queuePrefix).
+ */
+function createCluster(urls: string[], options: RedisOptions): Redis {
+  const nodes: ClusterNode[] = urls.map((u) => {
+    const url = new URL(u);
+    return { host: url.hostname, port: Number(url.port || 6379) };
+  });
+  const first = new URL(urls[0]);
+  const auth = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  const { enableAutoPipelining, retryStrategy, ...redisOptions } = options;
+  const cluster = new Cluster(nodes, {
+    redisOptions: { ...redisOptions, ...auth },
+    enableAutoPipelining,
+    clusterRetryStrategy: retryStrategy as (times: number) => number,
+    enableReadyCheck: true,
+    // A command sent while the slots are being learned waits for them rather than failing.
+    enableOfflineQueue: true,
+    slotsRefreshTimeout: 3000,
+  });
+  return cluster as unknown as Redis;
+}
+
+/** Whether a connection is a cluster client. */
+export const isCluster = (redis: Redis): boolean => redis instanceof Cluster || (redis as { isCluster?: boolean }).isCluster === true;
 
 /** The longest a record or queue command may take before it counts as Redis being unavailable. */
 export const COMMAND_TIMEOUT_MS = 3000;
@@ -70,13 +114,13 @@ export class BlockingReaders {
   private readonly idle: Redis[] = [];
   private closed = false;
   constructor(
-    private readonly url: string,
+    private readonly target: RedisTarget,
     private readonly maxIdle = 32,
   ) {}
   take(): Redis {
     const r = this.idle.pop();
     if (r) return r;
-    const fresh = createRedis(this.url, 'subscriber');
+    const fresh = createRedis(this.target, 'subscriber');
     fresh.on('error', () => {});
     return fresh;
   }
@@ -92,15 +136,23 @@ export class BlockingReaders {
 }
 
 /**
- * Every key Ferry writes, named in one place (BullMQ's queues name their own, under the same
- * prefix). A prefix such as `{ferry}` is a Redis Cluster hash tag: all keys then live in one
- * slot, which BullMQ's multi-key scripts require.
+ * Every key Ferry writes, named in one place (BullMQ's queues name their own: queuePrefix in
+ * queues.ts). On a Redis Cluster keys carry hash tags, so that each multi-key command keeps its
+ * keys in one slot while records spread over every master: a record, and its batch's line
+ * counters, are tagged by the record's id; a model's admission keys by project and model.
  */
 export class Keys {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    /** Keys for a Redis Cluster: with hash tags. */
+    readonly cluster = false,
+  ) {}
+  private tag(s: string) {
+    return this.cluster ? `{${s}}` : s;
+  }
   /** A record's hash: `file`, `job`, `batch`, … and its id. */
   record(kind: string, id: string) {
-    return `${this.prefix}:${kind}:${id}`;
+    return `${this.prefix}:${kind}:${this.tag(id)}`;
   }
   /** A tenant's index of records of a kind, optionally one of its secondary indexes. */
   tenantIndex(tenant: string, kind: string, sub?: string) {
@@ -127,7 +179,7 @@ export class Keys {
   }
   /** A model's admission state under one Gemini project (a digest of its key), and its parts. */
   quota(project: string, model: string, part = '') {
-    return `${this.prefix}:quota:${project}:${model}${part}`;
+    return `${this.prefix}:quota:${this.tag(`${project}:${model}`)}${part}`;
   }
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
@@ -144,14 +196,18 @@ export class Keys {
   }
 }
 
-/** Deletes every key under a prefix (tests, and `ferry` maintenance). */
+/** Deletes every key under a prefix (tests, and `ferry` maintenance), on every master of a cluster. */
 export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
+  const nodes = isCluster(redis) ? (redis as unknown as Cluster).nodes('master') : [redis];
   let n = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) n += await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      // One key per command: keys of a page may live in different slots.
+      n += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
+    } while (cursor !== '0');
+  }
   return n;
 }

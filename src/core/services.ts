@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { createRedis, Keys, logErrors } from './redis.js';
-import { QUEUES, type QueueData, type QueueName } from './queues.js';
+import { QUEUES, queuePrefix, type QueueData, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { BatchStore } from './records/batches.js';
@@ -47,16 +47,16 @@ export function upstreamJobOptions(config: Config): JobsOptions {
 export function createQueue<Q extends QueueName>(name: Q, config: Config, connection: Redis): Queue<QueueData[Q]> {
   return new Queue<QueueData[Q]>(name, {
     connection,
-    prefix: config.prefix,
+    prefix: queuePrefix(config, name),
     defaultJobOptions: upstreamJobOptions(config),
   });
 }
 
 export async function createServices(config: Config, logger: Logger): Promise<Services> {
-  const redis = createRedis(config.redisUrl, 'client');
+  const redis = createRedis(config, 'client');
   logErrors(redis, logger, 'records connection');
-  const keys = new Keys(config.prefix);
-  const queueRedis = createRedis(config.redisUrl, 'queue');
+  const keys = new Keys(config.prefix, config.redisClusterNodes !== null);
+  const queueRedis = createRedis(config, 'queue');
   logErrors(queueRedis, logger, 'queue connection');
   const queues = {
     upload: createQueue(QUEUES.upload, config, queueRedis),
@@ -65,7 +65,8 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     maintenance: createQueue(QUEUES.maintenance, config, queueRedis),
     batch: createQueue(QUEUES.batch, config, queueRedis),
   };
-  const flows = new FlowProducer({ connection: queueRedis, prefix: config.prefix });
+  // Flows are batches: their jobs live under the batch queue's prefix (its slot on a cluster).
+  const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config, QUEUES.batch) });
   // Without a listener BullMQ writes each connection error to stderr with its stack.
   for (const [name, q] of Object.entries(queues)) logErrors(q, logger, `${name} queue`);
   logErrors(flows, logger, 'flow producer');

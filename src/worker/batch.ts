@@ -166,9 +166,7 @@ async function start(services: Services, batch: BatchRecord): Promise<void> {
 async function createLineRecords(services: Services, batch: BatchRecord, lines: RequestLine[]): Promise<void> {
   if (lines.length === 0) return;
   const ids = lines.map((l) => lineJobId(batch.id, l.index));
-  const pipe = services.redis.pipeline();
-  for (const id of ids) pipe.exists(services.jobs.key(id));
-  const exists = ((await pipe.exec()) ?? []).map(([, n]) => n === 1);
+  const exists = (await Promise.all(ids.map((id) => services.redis.exists(services.jobs.key(id))))).map((n) => n === 1);
   await Promise.all(
     lines.map((l, k) => {
       if (exists[k]) return undefined;

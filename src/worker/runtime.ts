@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { createRedis, logErrors } from '../core/redis.js';
 import { jobDuration, registerAdmissionRates } from '../core/metrics.js';
 import { Admission } from '../core/admission.js';
-import { QUEUES, type QueueName } from '../core/queues.js';
+import { QUEUES, queuePrefix, type QueueName } from '../core/queues.js';
 import { retryDelayMs } from '../core/retry.js';
 import type { Services } from '../core/services.js';
 import { createAzureProvider, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
@@ -49,7 +49,7 @@ function queueWorker(
   const { queue, onFailedForGood } = spec;
   const worker = new Worker(queue, spec.processor, {
     connection,
-    prefix: config.prefix,
+    prefix: queuePrefix(config, queue),
     concurrency: spec.concurrency,
     lockDuration: config.jobLockMs,
     stalledInterval: config.jobLockMs,
@@ -83,7 +83,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
   const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
   const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
-  const connection = createRedis(config.redisUrl, 'worker');
+  const connection = createRedis(config, 'worker');
   logErrors(connection, logger, 'worker connection');
 
   const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: FailureHandler) =>

@@ -156,8 +156,8 @@ export class BatchStore extends RecordStore<BatchRecord> {
     await super.create(rec, scored);
   }
 
-  protected override onRemove(m: ReturnType<Redis['multi']>, rec: BatchRecord): void {
-    m.del(this.linesKey(rec.id), this.doneKey(rec.id));
+  protected override partsOf(rec: BatchRecord): string[] {
+    return [this.linesKey(rec.id), this.doneKey(rec.id)];
   }
 
   /** Counts line `index` as completed or failed, once (a repeated call changes nothing); answers the counters. */

@@ -113,8 +113,8 @@ export class FileStore extends RecordStore<FileRecord> {
     await super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }]);
   }
 
-  protected override onRemove(m: ReturnType<Redis['multi']>, rec: FileRecord): void {
-    m.zrem(this.keys.contentExpiry(), rec.id);
+  protected override setsOf(): string[] {
+    return [this.keys.contentExpiry()];
   }
 
   listFiles(tenant: string, opts: ListOptions & { purpose?: string }) {

@@ -113,18 +113,18 @@ export class RecordStore<T extends BaseRecord> {
   }
 
   /**
-   * Writes a new record in one step, its id joining each of `scored` with the score given there
-   * (the pending set of core/enqueue.ts, a file's content expiry).
+   * Writes a new record, its id joining each of `scored` with the score given there (the pending
+   * set of core/enqueue.ts, a file's content expiry), and the tenant's indexes. Those keys live in
+   * other slots of a cluster than the record, so they are written first and the record last: a
+   * crash in between leaves an id without a record, which lists and maintenance drop.
    */
   async create(rec: T, scored: ScoredEntry[] = []): Promise<void> {
-    const keys = [
-      this.key(rec.id),
-      this.index(rec.tenant),
-      ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub)),
-      ...scored.map((e) => e.key),
-    ];
-    const scores = scored.map((e) => e.score);
-    await this.redis.ferryCreate(keys.length, ...keys, this.retentionSeconds, rec.id, scored.length, ...scores, ...encode(rec));
+    const indexes = [this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
+    await Promise.all([
+      ...scored.map((e) => this.redis.zadd(e.key, e.score, rec.id)),
+      ...indexes.map((index) => this.redis.zadd(index, 0, rec.id)),
+    ]);
+    await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, ...encode(rec));
   }
 
   async get(id: string): Promise<T | null> {
@@ -180,15 +180,25 @@ export class RecordStore<T extends BaseRecord> {
   async remove(id: string): Promise<T | null> {
     const rec = await this.get(id);
     if (!rec) return null;
-    const m = this.redis.multi().del(this.key(id)).zrem(this.index(rec.tenant), id);
-    for (const sub of this.secondary(rec)) m.zrem(this.index(rec.tenant, sub), id);
-    await this.onRemove(m, rec);
-    await m.exec();
+    // One command per key: on a cluster the record, its indexes and its parts live in different slots.
+    const indexes = [this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
+    await Promise.all([
+      ...[this.key(id), ...this.partsOf(rec)].map((key) => this.redis.del(key)),
+      ...[...indexes, ...this.setsOf(rec)].map((set) => this.redis.zrem(set, id)),
+    ]);
     await publishChange(this.redis, this.keys, this.topic(id));
     return rec;
   }
 
-  protected onRemove(_m: ReturnType<Redis['multi']>, _rec: T): void | Promise<void> {}
+  /** Keys that belong to a record beside its hash, removed with it. */
+  protected partsOf(_rec: T): string[] {
+    return [];
+  }
+
+  /** Sorted sets besides its indexes that hold the record's id, which it leaves when removed. */
+  protected setsOf(_rec: T): string[] {
+    return [];
+  }
 
   /** A page of the tenant's records (of one secondary index if `sub` is given), optionally filtered. */
   async list(tenant: string, opts: ListOptions & { sub?: string; where?: (rec: T) => boolean }): Promise<{ data: T[]; has_more: boolean }> {
@@ -202,12 +212,11 @@ export class RecordStore<T extends BaseRecord> {
           ? await this.redis.zrangebylex(index, cursor ? `(${cursor}` : '-', '+', 'LIMIT', 0, want)
           : await this.redis.zrevrangebylex(index, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, want);
       if (ids.length === 0) break;
-      const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hgetall(this.key(id));
-      const rows = (await pipe.exec()) ?? [];
+      // Sent together (the records connection pipelines them; on a cluster, per node).
+      const rows = await Promise.all(ids.map((id) => this.redis.hgetall(this.key(id))));
       const gone: string[] = [];
       for (let i = 0; i < ids.length && data.length <= opts.limit; i++) {
-        const rec = decode<T>(rows[i][1] as Record<string, string>);
+        const rec = decode<T>(rows[i]);
         if (!rec) gone.push(ids[i]);
         else if (!opts.where || opts.where(rec)) data.push(rec);
         cursor = ids[i];

@@ -10,9 +10,9 @@ import { ACQUIRE } from './limits.js';
 import { RELEASE, RENEW } from './locks.js';
 import { CREATE, TRANSITION, UPDATE_IF_EXISTS } from './records.js';
 
-/** numberOfKeys undefined: the first argument says how many keys follow. */
-const COMMANDS: Record<string, { numberOfKeys?: number; lua: string }> = {
-  ferryCreate: { lua: CREATE },
+/** Every script names its keys (each in one slot of a cluster: see Keys). */
+const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
+  ferryCreate: { numberOfKeys: 1, lua: CREATE },
   ferryHsetIfExists: { numberOfKeys: 1, lua: UPDATE_IF_EXISTS },
   ferryTransition: { numberOfKeys: 1, lua: TRANSITION },
   ferryMarkLine: { numberOfKeys: 2, lua: MARK_LINE },
@@ -27,7 +27,7 @@ const COMMANDS: Record<string, { numberOfKeys?: number; lua: string }> = {
 
 /** A connection with Ferry's scripts as commands. */
 export type Scripted = Redis & {
-  ferryCreate(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  ferryCreate(key: string, ttlSeconds: number, ...fields: string[]): Promise<number>;
   ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
   ferryTransition(
     key: string,

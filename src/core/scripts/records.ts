@@ -4,18 +4,13 @@
 const PUBLISH_STATUS = `redis.call('PUBLISH', ARGV[1], redis.call('HGET', KEYS[1], 'status') or '1')`;
 
 /**
- * HSET the record and ZADD it to each index; ARGV[1] is the TTL, ARGV[2] the id, ARGV[3] the
- * number n of scored sets. KEYS[2..] are the indexes (score 0), the last n keys the scored sets,
- * whose scores are ARGV[4..3+n]; the record's fields follow. (Nothing waits on a record that did
- * not exist, so a creation publishes nothing.)
+ * HSET a new record with its TTL, ARGV[1]. (Its index entries are written before it, by separate
+ * commands: on a cluster they live in other slots. Nothing waits on a record that did not exist,
+ * so a creation publishes nothing.)
  */
 export const CREATE = `
-local n = tonumber(ARGV[3])
-local last = #KEYS - n
-for i = 1, n do redis.call('ZADD', KEYS[last + i], ARGV[3 + i], ARGV[2]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-for i = 2, last do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 return 1`;
 
 /** HSET only while the record exists. */
