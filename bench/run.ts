@@ -13,6 +13,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   azure: () => import('./azure.js'),
   batch: () => import('./batch.js'),
   quota: () => import('./quota.js'),
+  machines: () => import('./machines.js'),
 };
 
 const USAGE = `Usage: npm run bench [-- <section>...]\nSections: ${Object.keys(SECTIONS).join(', ')}`;
