@@ -10,6 +10,9 @@
  *   BENCH_RUNTIME=tsx    run the sources through tsx instead of compiled JavaScript (see bench/lib.ts)
  *   BENCH_UPLOAD_ROUNDS  Ferry uploads, each followed by another plain copy (default 1); the
  *                        best of each kind is compared, which steadies figures on a busy machine
+ *   BENCH_UPLOAD_STAGING=azure  staging in Azurite (FERRY_STAGING_CONTAINER) instead of a
+ *                        directory; the worker leg is also compared with a plain range-by-range
+ *                        read of the same staged blob from the same Azurite (bench/staging-azure.ts)
  *
  * The environment passes through to every process, so e.g. FERRY_UPLOAD_CHUNK_BYTES or
  * GLIBC_TUNABLES (malloc trimming, which decides how many page faults 1 MiB read buffers
@@ -44,6 +47,7 @@ import {
   type Section,
   type Stack,
 } from './lib.js';
+import { startAzureStaging } from './staging-azure.js';
 
 const DEFAULT_BYTES = 1024 ** 3;
 const WORKER_RATIO_TARGET = 0.9;
@@ -298,7 +302,10 @@ const section: Section = {
     const sha256 = await writeRandomFile(file, size);
     log(`source file: ${fmtMB(size)} (${size} bytes) of random bytes, written in ${fmtMs(now() - tw)}; sha256 ${sha256.slice(0, 16)}…`);
 
+    const azureStaging = process.env.BENCH_UPLOAD_STAGING?.trim() === 'azure' ? await startAzureStaging(scope) : null;
+    if (azureStaging) log('staging: Azurite (BENCH_UPLOAD_STAGING=azure), FERRY_STAGING_CONTAINER set for the API and the worker');
     const stack = await startStack(scope, {
+      env: azureStaging?.env,
       nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
       // The emulator's request log (info) is what the chunk timings below are read from.
       emulatorEnv: { FERRY_LOG_LEVEL: 'info' },
@@ -328,6 +335,7 @@ const section: Section = {
 
     const plains: PlainRun[] = [];
     const ferries: FerryRun[] = [];
+    const rangeReads: number[] = [];
     const plain = async () => {
       const p = await plainCopy(stack, file, size, sha256);
       plains.push(p);
@@ -358,6 +366,15 @@ const section: Section = {
           (up.gap_ms ? `; gap between chunk requests median ${up.gap_ms.median} ms, p90 ${up.gap_ms.p90} ms, max ${up.gap_ms.max} ms` : ''),
       );
       await quiet();
+      if (azureStaging) {
+        rangeReads.push(await azureStaging.readRanges(f.id, size, chunkBytes));
+        row(
+          `Azurite read #${rangeReads.length}`,
+          rangeReads[rangeReads.length - 1],
+          `the staged blob, ${fmtMB(chunkBytes)} ranges one after another`,
+        );
+        await quiet();
+      }
       await plain();
     }
 
@@ -385,6 +402,14 @@ const section: Section = {
     log(`ferry worker leg${best(ferries.length)}          ${fmtRate(mbps(size, ferry.workerMs))}`);
     log(`worker leg / plain copy     ${workerRatio.toFixed(2)}   target ≥ ${WORKER_RATIO_TARGET}   ${verdict(workerOk)}`);
     log(`end-to-end / plain copy     ${e2eRatio.toFixed(2)}   (informative: the API stages the whole file before the worker starts)`);
+    const bestReadMs = rangeReads.length ? Math.min(...rangeReads) : null;
+    const readRatio = bestReadMs === null ? null : bestReadMs / ferry.workerMs;
+    if (bestReadMs !== null && readRatio !== null) {
+      log(`Azurite range read${best(rangeReads.length)}     ${fmtRate(mbps(size, bestReadMs))}`);
+      log(
+        `worker leg / Azurite read   ${readRatio.toFixed(2)}   target ≥ ${WORKER_RATIO_TARGET}   ${verdict(readRatio >= WORKER_RATIO_TARGET)}`,
+      );
+    }
     rssRow('api', true);
     rssRow('worker', true);
     rssRow('emulator', false);
@@ -417,7 +442,21 @@ const section: Section = {
       },
       ferry: ferryJson(ferry),
       ...(ferries.length > 1 ? { ferry_runs: ferries.map(ferryJson) } : {}),
-      ratios: { worker_vs_plain: round(workerRatio, 3), e2e_vs_plain: round(e2eRatio, 3) },
+      ratios: {
+        worker_vs_plain: round(workerRatio, 3),
+        e2e_vs_plain: round(e2eRatio, 3),
+        ...(readRatio !== null ? { worker_vs_azurite_read: round(readRatio, 3) } : {}),
+      },
+      ...(bestReadMs !== null
+        ? {
+            staging: 'azure',
+            azurite_range_read: {
+              runs_ms: rangeReads.map((ms) => round(ms)),
+              best_ms: round(bestReadMs),
+              best_mbps: round(mbps(size, bestReadMs)),
+            },
+          }
+        : {}),
       peak_rss_mb: { api: toMB(rss.api), worker: toMB(rss.worker), emulator: toMB(rss.emulator) },
       startup_peak_rss_mb: { api: toMB(idle.api), worker: toMB(idle.worker), emulator: toMB(idle.emulator) },
       targets: {

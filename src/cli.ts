@@ -21,6 +21,7 @@ const serverModules = async () => ({
   ...(await import('./api/app.js')),
   ...(await import('./worker/runtime.js')),
   ...(await import('./emulator/index.js')),
+  ...(await import('./providers/azure/staging.js')),
 });
 
 const USAGE = `Usage: npx ferry <command>   (from this folder; or ferry, once installed on your PATH)
@@ -94,7 +95,7 @@ async function runEmulator(config: Config, logger: Logger, stops: Stoppable[]): 
 
 async function run(command: string): Promise<void> {
   let config = loadConfig();
-  const { createLogger, createServices, startApi, startWorkers } = await serverModules();
+  const { createLogger, createServices, startApi, startWorkers, createBlobStagingStore } = await serverModules();
   const logger = createLogger(config.logLevel);
   const stops: Stoppable[] = [];
   // Installed first: a signal during start-up still stops what has started, in order.
@@ -106,7 +107,9 @@ async function run(command: string): Promise<void> {
   if (redisChild) stops.push({ name: 'redis-server', stop: async () => void redisChild.kill('SIGTERM') });
   const dev = withDevKey(config);
   config = dev.config;
-  const services: Services = await createServices(config, logger);
+  // FERRY_STAGING_CONTAINER: staged bytes in a blob container every API and worker machine reaches.
+  const blobStaging = config.stagingContainer ? createBlobStagingStore(config) : null;
+  const services: Services = await createServices(config, logger, { staging: blobStaging ?? undefined });
   stops.push({ name: 'redis', stop: () => services.close() });
 
   let runtime: WorkerRuntime | null = null;
@@ -133,14 +136,22 @@ async function run(command: string): Promise<void> {
     stops.push({ name: 'api', stop: () => a.close() });
   }
 
-  banner(startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey }));
+  const staging = blobStaging ? `Azure Blob container ${blobStaging.location}` : null;
+  banner(startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey, staging }));
 }
 
 /** What the banner says once started: where the API listens, which Gemini, which Redis, which keys. */
 function startedLines(
   command: string,
   config: Config,
-  s: { api: RunningApi | null; target: GeminiTarget | null; redisStarted: boolean; devKey: string | null | undefined },
+  s: {
+    api: RunningApi | null;
+    target: GeminiTarget | null;
+    redisStarted: boolean;
+    devKey: string | null | undefined;
+    /** Where staged bytes live when not in FERRY_STAGING_DIR. */
+    staging: string | null;
+  },
 ): string[] {
   const { api, target } = s;
   const lines = [`Ferry ${command} is running`];
@@ -154,6 +165,11 @@ function startedLines(
     );
   const redis = config.redisClusterNodes ? `Redis Cluster via ${config.redisClusterNodes.join(', ')}` : config.redisUrl;
   lines.push(`Redis:   ${redis}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
+  lines.push(
+    s.staging
+      ? `Staging: ${s.staging} (FERRY_STAGING_CONTAINER)`
+      : `Staging: ${config.stagingDir} (this machine; FERRY_STAGING_CONTAINER shares it)`,
+  );
   if (s.devKey && api) lines.push(`API key: ${s.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   if (api) {
     lines.push(

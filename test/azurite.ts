@@ -3,7 +3,8 @@
  * devDependency, so no Docker is needed) on a free port, in memory: nothing
  * is written to disk, and the process runs in a temporary directory. Plus a
  * small proxy that can delay answers, so a test can stop a worker in the
- * middle of an upload.
+ * middle of an upload, and that logs every request with the bytes it carried
+ * each way, so a test can see which bytes passed between Ferry and the service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -85,6 +86,21 @@ export async function startAzurite(): Promise<Azurite> {
   throw new Error('Azurite (node_modules/.bin/azurite-blob) did not start');
 }
 
+/** One request through the proxy, logged once its answer is complete. */
+export interface ProxiedRequest {
+  method: string;
+  /** The decoded path: /{account}/{container}/{blob}. */
+  path: string;
+  /** The `comp` query parameter (block, blocklist, metadata, …), '' without one. */
+  comp: string;
+  /** The x-ms-copy-source header (a copy by the service), '' without one. */
+  copySource: string;
+  status: number;
+  /** Body bytes sent to the service, and answered by it. */
+  sentBytes: number;
+  receivedBytes: number;
+}
+
 export interface DelayProxy {
   /** The target endpoint's URL form through the proxy (same path). */
   endpoint: string;
@@ -92,15 +108,37 @@ export interface DelayProxy {
   delayMs: number;
   /** How many of the next Put Block requests are answered 503 ServerBusy instead of being forwarded. */
   failBlocks: number;
+  /** How many of the next Put Block List (commit) requests are forwarded, then answered 400 as if the commit had failed. */
+  failCommits: number;
+  /** Every request answered so far, in the order the answers completed. */
+  log: ProxiedRequest[];
   close(): Promise<void>;
 }
 
 /** Forwards everything to `endpoint`; answers to Put Block requests wait `delayMs` first, or fail while `failBlocks` lasts. */
 export async function startDelayProxy(endpoint: string): Promise<DelayProxy> {
   const target = new URL(endpoint);
-  const proxy: DelayProxy = { endpoint: '', delayMs: 0, failBlocks: 0, close: async () => {} };
+  const proxy: DelayProxy = { endpoint: '', delayMs: 0, failBlocks: 0, failCommits: 0, log: [], close: async () => {} };
   const server = http.createServer((req, res) => {
-    const putBlock = new URL(req.url ?? '/', target).searchParams.get('comp') === 'block';
+    const url = new URL(req.url ?? '/', target);
+    const comp = url.searchParams.get('comp') ?? '';
+    const putBlock = comp === 'block';
+    const entry: ProxiedRequest = {
+      method: req.method ?? '',
+      path: decodeURIComponent(url.pathname),
+      comp,
+      copySource: String(req.headers['x-ms-copy-source'] ?? ''),
+      status: 0,
+      sentBytes: 0,
+      receivedBytes: 0,
+    };
+    req.on('data', (c: Buffer) => (entry.sentBytes += c.length));
+    res.on('finish', () => {
+      entry.status = res.statusCode;
+      proxy.log.push(entry);
+    });
+    const failCommit = comp === 'blocklist' && req.method === 'PUT' && proxy.failCommits > 0;
+    if (failCommit) proxy.failCommits--;
     if (putBlock && proxy.failBlocks > 0) {
       proxy.failBlocks--;
       req.resume();
@@ -110,9 +148,18 @@ export async function startDelayProxy(endpoint: string): Promise<DelayProxy> {
     const up = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        // Counted only once the answer is forwarded: a listener attached earlier would start the flow before the pipe.
+        const count = () => answer.on('data', (c: Buffer) => (entry.receivedBytes += c.length));
+        if (failCommit) {
+          count();
+          answer.resume();
+          answer.on('end', () => res.writeHead(400, { 'x-ms-error-code': 'InvalidBlockList' }).end());
+          return;
+        }
         setTimeout(
           () => {
             res.writeHead(answer.statusCode ?? 502, answer.headers);
+            count();
             answer.pipe(res);
           },
           putBlock ? proxy.delayMs : 0,

@@ -16,6 +16,7 @@ import { loadConfig, type Config } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { deleteByPrefix } from '../src/core/redis.js';
 import { createServices, type Services } from '../src/core/services.js';
+import { createBlobStagingStore } from '../src/providers/azure/staging.js';
 import { startApi, type RunningApi } from '../src/api/app.js';
 import { startWorkers, type WorkerRuntime } from '../src/worker/runtime.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../src/emulator/index.js';
@@ -69,7 +70,8 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
   // Written to a file beside the test's data (the log of a failing test is in `tmp` until close), not to the test output.
   const logFile = pino.destination({ dest: path.join(tmp, 'ferry.log'), sync: false, mkdir: true });
   const logger = createLogger(config.logLevel, logFile);
-  const services = await createServices(config, logger);
+  const staging = config.stagingContainer ? createBlobStagingStore(config) : undefined;
+  const services = await createServices(config, logger, { staging });
   const runtime =
     opts.workers === false ? null : await startWorkers(services, { apiKey: config.gemini.apiKey!, baseUrl: config.gemini.baseUrl });
   const api = await startApi(services, {

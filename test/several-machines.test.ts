@@ -16,6 +16,9 @@ import { createBatch, idsOf, requests, results, waitFinal } from './batch-helper
 import { KEYS, eventually, freePort, spawnFerry } from './harness.js';
 import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
 
+/** Neither exited nor ended by a signal (a process killed by one keeps a null exitCode). */
+const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
 interface Proc {
   name: string;
   child: ChildProcess;
@@ -75,8 +78,9 @@ describe('two API and three worker processes, sharing only a Redis Cluster and a
   });
 
   after(async () => {
-    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGTERM');
-    await Promise.all(procs.map((p) => (p.child.exitCode === null ? new Promise((r) => p.child.once('exit', r)) : null)));
+    const running = procs.filter((p) => alive(p.child));
+    for (const p of running) p.child.kill('SIGTERM');
+    await Promise.all(running.map((p) => (alive(p.child) ? new Promise((r) => p.child.once('exit', r)) : null)));
     await emulator?.close();
     await azurite?.stop();
     await cluster?.stop();
@@ -120,7 +124,7 @@ describe('two API and three worker processes, sharing only a Redis Cluster and a
       );
       const victim = procs.find((p) => p.name === 'worker-1')!;
       victim.child.kill('SIGKILL');
-      await new Promise((r) => (victim.child.exitCode === null ? victim.child.once('exit', r) : r(null)));
+      await new Promise((r) => (alive(victim.child) ? victim.child.once('exit', r) : r(null)));
       const b = await waitFinal(client(0), created.id, 100);
       assert.equal(b.status, 'completed');
       const { out } = await results(client(0), b, idsOf(input));
@@ -132,6 +136,6 @@ describe('two API and three worker processes, sharing only a Redis Cluster and a
   });
 
   test('every process but the one killed is still running', () => {
-    for (const p of procs) if (p.name !== 'worker-1') assert.equal(p.child.exitCode, null, `${p.name} is alive`);
+    for (const p of procs) if (p.name !== 'worker-1') assert.ok(alive(p.child), `${p.name} is alive`);
   });
 });

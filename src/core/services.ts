@@ -52,7 +52,8 @@ export function createQueue<Q extends QueueName>(name: Q, config: Config, connec
   });
 }
 
-export async function createServices(config: Config, logger: Logger): Promise<Services> {
+/** `staging`: where uploaded bytes wait (a blob container, built above core); a local directory by default. */
+export async function createServices(config: Config, logger: Logger, opts: { staging?: StagingStore } = {}): Promise<Services> {
   const redis = createRedis(config, 'client');
   logErrors(redis, logger, 'records connection');
   const keys = new Keys(config.prefix, config.redisClusterNodes !== null);
@@ -81,7 +82,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     idempotency: new Idempotency(redis, keys),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
-    staging: new LocalStagingStore(config.stagingDir),
+    staging: opts.staging ?? new LocalStagingStore(config.stagingDir),
     queues,
     flows,
     async close() {

@@ -17,6 +17,8 @@ import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
 import type { QueueData, RemoveJobData, UploadJobData } from '../core/queues.js';
 import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
+import { BlobStagingStore } from '../providers/azure/staging.js';
+import type { StagingStore } from '../core/staging.js';
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
@@ -132,26 +134,37 @@ async function requireStaged(services: Services, rec: FileRecord): Promise<ByteS
 
 const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floor((100 * done) / rec.bytes) : 0);
 
+/**
+ * Staged in a blob container of the target's own account: a read-only URL of the staged blob, for
+ * the service to copy it server-side (no byte passes through the worker). Null otherwise.
+ */
+function sameAccountSource(staging: StagingStore, azure: AzureBlobStore, key: string): ((ttlMs: number) => Promise<string>) | null {
+  if (!(staging instanceof BlobStagingStore) || staging.account !== azure.account) return null;
+  return (ttlMs) => staging.copySourceUrl(key, ttlMs);
+}
+
 async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
-  const { files } = deps.services;
+  const { files, staging } = deps.services;
   const azure = requireAzure(deps);
   if (!(await stagedBytesRetained(deps.services, rec))) throw new UnrecoverableError(NOT_RETAINED);
-  // Blocks go out several at a time, so each gets a stream of its own rather than a shared buffer.
-  const source = (start: number, end: number) => deps.services.staging.read(rec.staging_key, { start, end });
   // Recorded first, so that a file deleted mid-upload has its blob removed too.
   const path = rec.azure_blob_path ?? blobPathOf(rec);
   await files.update(rec.id, { provider_state: 'uploading', azure_blob_path: path });
-  const outcome = await azure.upload(path, {
+  const target = {
     size: rec.bytes,
     contentType: rec.mime_type,
     metadata: blobMetadataOf(rec),
-    source,
-    onProgress: async (done) => {
+    onProgress: async (done: number) => {
       const alive = await files.update(rec.id, { bytes_uploaded: done });
       if (alive) await job.updateProgress(percent(rec, done));
       return alive;
     },
-  });
+  };
+  const sourceUrl = sameAccountSource(staging, azure, rec.staging_key);
+  // Otherwise blocks go out several at a time, so each gets a stream of its own rather than a shared buffer.
+  const outcome = sourceUrl
+    ? await azure.copy(path, { ...target, sourceUrl })
+    : await azure.upload(path, { ...target, source: (start, end) => staging.read(rec.staging_key, { start, end }) });
   if (outcome === 'aborted') return { skipped: 'deleted' };
   const processed = await markProcessed(deps.services, rec.id, {
     provider_state: 'stored',
@@ -159,7 +172,7 @@ async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promi
     azure_url: azure.urlOf(path),
   });
   if (!processed) await azure.delete(path);
-  return { stored: path };
+  return { stored: path, ...(sourceUrl ? { copied: 'server-side' } : {}) };
 }
 
 async function uploadToGemini(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {

@@ -4,35 +4,39 @@
  * staged bytes are gone). The client is built on first use, and the
  * container created (when allowed) once per process.
  */
-import { PassThrough, type Readable } from 'node:stream';
-import { BlobSASPermissions, SASProtocol } from '@azure/storage-blob';
+import type { Readable } from 'node:stream';
 import type { Config } from '../../core/config.js';
-import { UpstreamError } from '../../core/errors.js';
-import { upstreamCalls } from '../../core/metrics.js';
-import { withRetry, type RetryPolicy } from '../../core/retry.js';
-import { uploadBlocks, type BlockUploadInput, type UploadOutcome } from './blocks.js';
-import { createAzureClients, type AzureClients } from './client.js';
-import { toAzureError, unlessBlobMissing } from './errors.js';
+import type { RetryPolicy } from '../../core/retry.js';
+import { uploadBlocks, type AzureCall, type BlockUploadInput, type UploadOutcome } from './blocks.js';
+import { azureCall } from './call.js';
+import { accountOf, containerCreator, createAzureClients, signedReadUrlOf, withoutQuery, type AzureClients } from './client.js';
+import { copyBlob, SYNC_COPY_MAX_BYTES, type CopyInput } from './copy.js';
+import { downloadStream } from './download.js';
+import { unlessBlobMissing } from './errors.js';
 import type { AzureSettings } from './settings.js';
 
 export { blobMetadataOf, blobPathOf } from './paths.js';
 export { describeMissing, missingAzureSettings } from './settings.js';
 export type { UploadOutcome } from './blocks.js';
-
-/** Allowance for clocks that disagree, on the start of a SAS. */
-const SAS_CLOCK_SKEW_MS = 5 * 60_000;
-
-const statusOf = (out: unknown) => String((out as { _response?: { status?: number } } | null)?._response?.status ?? 200);
+export type { CopyInput } from './copy.js';
 
 export class AzureBlobStore {
   private built: AzureClients | null = null;
-  private containerReady: Promise<void> | null = null;
+  /** Runs an SDK call under Ferry's retry policy, counting it in the metrics by operation and status. */
+  readonly call: AzureCall;
+  /** Creates the container if absent (FERRY_AZURE_CREATE_CONTAINER), once per process; a failure is tried again next time. */
+  readonly ensureContainer: () => Promise<void>;
+  /** The largest blob copied with one synchronous request (Copy Blob From URL's limit); larger ones are copied asynchronously. */
+  syncCopyMaxBytes = SYNC_COPY_MAX_BYTES;
 
   constructor(
     private readonly settings: AzureSettings,
     private readonly chunkBytes: number,
-    private readonly policy: RetryPolicy,
-  ) {}
+    policy: RetryPolicy,
+  ) {
+    this.call = azureCall(policy, settings.fileSystem);
+    this.ensureContainer = containerCreator(settings.createContainer, this.call, () => this.clients.container);
+  }
 
   private get clients(): AzureClients {
     return (this.built ??= createAzureClients(this.settings));
@@ -42,38 +46,14 @@ export class AzureBlobStore {
     return this.clients.container.getBlockBlobClient(path);
   }
 
-  /** Runs an SDK call under Ferry's retry policy, counting it in the metrics by operation and status. */
-  readonly call = <T>(operation: string, fn: () => Promise<T>): Promise<T> =>
-    withRetry({ provider: 'azure', operation }, this.policy, async () => {
-      try {
-        const out = await fn();
-        upstreamCalls.inc({ provider: 'azure', operation, status: statusOf(out) });
-        return out;
-      } catch (err) {
-        const e = toAzureError(err, this.settings.fileSystem);
-        upstreamCalls.inc({ provider: 'azure', operation, status: String(e.upstreamStatus ?? 'network') });
-        throw e;
-      }
-    });
-
-  /** Creates the container if absent (FERRY_AZURE_CREATE_CONTAINER), once per process; a failure is tried again next time. */
-  ensureContainer(): Promise<void> {
-    if (!this.settings.createContainer) return Promise.resolve();
-    this.containerReady ??= this.call('container.createIfNotExists', () => this.clients.container.createIfNotExists()).then(
-      () => undefined,
-      (err: unknown) => {
-        this.containerReady = null;
-        throw err;
-      },
-    );
-    return this.containerReady;
+  /** The account the container is in (see accountOf): a blob of the same account can be copied in server-side. */
+  get account(): string {
+    return accountOf(this.clients.service);
   }
 
   /** `https://{account}.blob.core.windows.net/{container}/{path}` (or the custom endpoint's form), never with a query or SAS. */
   urlOf(path: string): string {
-    const u = new URL(this.blob(path).url);
-    u.search = '';
-    return u.toString();
+    return withoutQuery(this.blob(path).url);
   }
 
   /** Writes the blob with resumable block staging (see blocks.ts). */
@@ -82,21 +62,21 @@ export class AzureBlobStore {
     return uploadBlocks(this.blob(path), this.call, this.chunkBytes, input);
   }
 
+  /** Writes the blob as a server-side copy of a blob in the same account (see copy.ts). */
+  async copy(path: string, input: CopyInput): Promise<UploadOutcome> {
+    await this.ensureContainer();
+    return copyBlob(this.blob(path), this.call, this.syncCopyMaxBytes, input);
+  }
+
   /** A stream of bytes [start, end] (inclusive) of the blob, answered at once and fed as the download arrives. */
   readRange(path: string, start: number, end: number): Readable {
-    const out = new PassThrough();
-    const fail = (err: unknown) => out.destroy(toAzureError(err, this.settings.fileSystem));
-    this.call('blob.download', () => this.blob(path).download(start, end - start + 1))
-      .then((res) => {
-        const body = res.readableStreamBody as Readable | undefined;
-        if (!body)
-          throw new UpstreamError('Azure Blob Storage answered a download without a body', { upstreamStatus: null, retryable: true });
-        body.on('error', fail);
-        out.on('close', () => body.destroy());
-        body.pipe(out);
-      })
-      .catch(fail);
-    return out;
+    return downloadStream(
+      this.call,
+      'blob.download',
+      this.blob(path),
+      { offset: start, count: end - start + 1 },
+      this.settings.fileSystem ?? '',
+    );
   }
 
   /** The whole blob as a stream with its length, or null when the blob does not exist. */
@@ -117,18 +97,7 @@ export class AzureBlobStore {
    * obtained through DefaultAzureCredential.
    */
   async signedReadUrl(path: string, ttlMs: number): Promise<string> {
-    const blob = this.blob(path);
-    const startsOn = new Date(Date.now() - SAS_CLOCK_SKEW_MS);
-    const expiresOn = new Date(Date.now() + ttlMs);
-    const options = {
-      permissions: BlobSASPermissions.parse('r'),
-      startsOn,
-      expiresOn,
-      protocol: blob.url.startsWith('https:') ? SASProtocol.Https : SASProtocol.HttpsAndHttp,
-    };
-    if (this.clients.sharedKey) return blob.generateSasUrl(options);
-    const key = await this.call('service.getUserDelegationKey', () => this.clients.service.getUserDelegationKey(startsOn, expiresOn));
-    return blob.generateUserDelegationSasUrl(options, key);
+    return signedReadUrlOf(this.clients, this.blob(path), ttlMs, this.call);
   }
 }
 

@@ -1,0 +1,41 @@
+/**
+ * The upload section's variant with staging in Azure Blob Storage
+ * (BENCH_UPLOAD_STAGING=azure): Azurite from the npm package holds the staged
+ * bytes (FERRY_STAGING_CONTAINER), so the worker leg reads them from it. Its
+ * reference, in the same run: a plain read of the same staged blob from the
+ * same Azurite, range by range in upload-chunk-sized downloads, one after
+ * another, as the SDK does it (the bytes only counted).
+ */
+import { BlobServiceClient } from '@azure/storage-blob';
+import { startAzurite } from '../test/azurite.js';
+import { now, type Scope } from './lib.js';
+
+const CONTAINER = 'ferry-bench-staging';
+
+export interface AzureStaging {
+  /** Environment for the API and the worker. */
+  env: Record<string, string>;
+  /** Reads the staged blob `key` (`size` bytes) range by range; answers the milliseconds it took. */
+  readRanges(key: string, size: number, rangeBytes: number): Promise<number>;
+}
+
+export async function startAzureStaging(scope: Scope): Promise<AzureStaging> {
+  const azurite = await startAzurite();
+  scope.defer('stop azurite', () => azurite.stop());
+  const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
+  return {
+    env: { FERRY_STAGING_CONTAINER: CONTAINER, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
+    async readRanges(key, size, rangeBytes) {
+      const blob = container.getBlobClient(key);
+      const t0 = now();
+      let read = 0;
+      for (let offset = 0; offset < size; offset += rangeBytes) {
+        const res = await blob.download(offset, Math.min(rangeBytes, size - offset));
+        for await (const chunk of res.readableStreamBody!) read += (chunk as Buffer).length;
+      }
+      const ms = now() - t0;
+      if (read !== size) throw new Error(`plain range read: ${read} bytes of the staged blob, not ${size}`);
+      return ms;
+    },
+  };
+}

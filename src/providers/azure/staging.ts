@@ -1,0 +1,236 @@
+/**
+ * Staged bytes in an Azure Blob container (FERRY_STAGING_CONTAINER) instead
+ * of a local directory, so that API and worker processes on different
+ * machines share them through the storage account as they share Redis. Same
+ * account and credential as the Azure provider (AZURE_STORAGE_*); one block
+ * blob per staging key.
+ *
+ * Writes stream: the source is cut into blocks of a few MiB, a few staged at
+ * once, hashed and counted on the way, and the block list is committed at the
+ * end. Memory stays at the blocks in flight whatever the file's size, and a
+ * write that fails before its commit leaves nothing visible (Azure discards
+ * uncommitted blocks); one that fails at or after its commit deletes the blob.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { RestError, type BlockBlobClient } from '@azure/storage-blob';
+import type { Config } from '../../core/config.js';
+import type { RetryPolicy } from '../../core/retry.js';
+import type { SequentialReader, StagedObject, StagingStore } from '../../core/staging.js';
+import type { AzureCall } from './blocks.js';
+import { azureCall } from './call.js';
+import { accountOf, containerCreator, createAzureClients, signedReadUrlOf, withoutQuery, type AzureClients } from './client.js';
+import { downloadStream } from './download.js';
+import type { AzureSettings } from './settings.js';
+import { BlobReader } from './staging-reader.js';
+
+const MIB = 1024 * 1024;
+
+export interface BlobStagingOptions {
+  /** Bytes of each staged block (the last one may be shorter). */
+  blockBytes?: number;
+  /** Blocks of one write being staged at once. */
+  blocksInFlight?: number;
+  /** Download size of a sequential reader. */
+  readSegmentBytes?: number;
+  /** Segments a sequential reader downloads ahead of the one being read. */
+  readSegmentsAhead?: number;
+}
+
+const DEFAULTS: Required<BlobStagingOptions> = { blockBytes: 4 * MIB, blocksInFlight: 4, readSegmentBytes: 8 * MIB, readSegmentsAhead: 1 };
+
+/** Errors that mean the blob is not there (its container neither): absent, as a missing file is for the local store. */
+function isAbsent(err: unknown): boolean {
+  const e = err as RestError & { details?: { errorCode?: string } };
+  const code = e?.details?.errorCode ?? e?.code;
+  return err instanceof RestError && e.statusCode === 404 && (code === 'BlobNotFound' || code === 'ContainerNotFound');
+}
+
+async function unlessAbsent<T>(call: Promise<T>): Promise<T | null> {
+  try {
+    return await call;
+  } catch (err) {
+    if (isAbsent(err)) return null;
+    throw err;
+  }
+}
+
+export class BlobStagingStore implements StagingStore {
+  private built: AzureClients | null = null;
+  private readonly call: AzureCall;
+  private readonly ensureContainer: () => Promise<void>;
+  private readonly opts: Required<BlobStagingOptions>;
+
+  constructor(
+    private readonly settings: AzureSettings,
+    readonly container: string,
+    policy: RetryPolicy,
+    opts: BlobStagingOptions = {},
+  ) {
+    this.opts = { ...DEFAULTS, ...opts };
+    this.call = azureCall(policy, container);
+    this.ensureContainer = containerCreator(settings.createContainer, this.call, () => this.clients.container);
+  }
+
+  private get clients(): AzureClients {
+    return (this.built ??= createAzureClients(this.settings, this.container));
+  }
+
+  private blob(key: string): BlockBlobClient {
+    if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`invalid staging key ${key}`);
+    return this.clients.container.getBlockBlobClient(key);
+  }
+
+  /** The account the container is in (see accountOf): the Azure provider copies from it server-side when it is its own. */
+  get account(): string {
+    return accountOf(this.clients.service);
+  }
+
+  /** The container's URL (no query, so no SAS), for the start-up banner. */
+  get location(): string {
+    return withoutQuery(this.clients.container.url);
+  }
+
+  async write(key: string, source: Readable): Promise<StagedObject> {
+    const blob = this.blob(key);
+    const blocks = new BlockWriter(blob, this.call, this.opts);
+    try {
+      await this.ensureContainer();
+      for await (const chunk of source) await blocks.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+      await blocks.flush();
+    } catch (err) {
+      source.destroy();
+      await blocks.settle();
+      throw err;
+    }
+    try {
+      await this.call('staging.commitBlockList', () => blob.commitBlockList(blocks.ids));
+    } catch (err) {
+      // The commit may have taken effect with its answer lost: nothing half-written stays visible.
+      await this.call('staging.delete', () => blob.deleteIfExists()).catch(() => {});
+      throw err;
+    }
+    return { bytes: blocks.bytes, sha256: blocks.hash.digest('hex') };
+  }
+
+  read(key: string, range?: { start: number; end: number }): Readable {
+    const span = range ? { offset: range.start, count: range.end - range.start + 1 } : { offset: 0 };
+    return downloadStream(this.call, 'staging.download', this.blob(key), span, this.container);
+  }
+
+  reader(key: string, buffer: Buffer): SequentialReader {
+    const blob = this.blob(key);
+    const source = {
+      name: key,
+      size: () => this.size(key),
+      open: async (offset: number, count: number) => downloadStream(this.call, 'staging.download', blob, { offset, count }, this.container),
+    };
+    return new BlobReader(source, buffer, this.opts.readSegmentBytes, this.opts.readSegmentsAhead);
+  }
+
+  async size(key: string): Promise<number | null> {
+    const blob = this.blob(key);
+    const props = await this.call('staging.getProperties', () => unlessAbsent(blob.getProperties()));
+    return props?.contentLength ?? null;
+  }
+
+  async delete(key: string): Promise<void> {
+    const blob = this.blob(key);
+    await this.call('staging.delete', () => unlessAbsent(blob.deleteIfExists()));
+  }
+
+  /**
+   * A URL through which the service itself reads the staged blob, for a server-side copy out of
+   * it: a read-only SAS valid for `ttlMs`, or, when the connection string authenticates with a
+   * SAS of its own (no key to sign with), the blob's URL under that SAS, which only ever goes back
+   * to the same account.
+   */
+  copySourceUrl(key: string, ttlMs: number): Promise<string> {
+    const blob = this.blob(key);
+    if (!this.clients.sharedKey && new URL(blob.url).searchParams.has('sig')) return Promise.resolve(blob.url);
+    return signedReadUrlOf(this.clients, blob, ttlMs, this.call);
+  }
+}
+
+/**
+ * The blocks of one write: pieces are gathered until a block's worth, which
+ * is then staged while the next is gathered; taking more waits while
+ * `blocksInFlight` are staging. Full blocks are copied into buffers of the
+ * write that are used again once staged, so a large upload does not allocate
+ * (and fault in) a fresh block of memory every few MiB; a small upload never
+ * takes one. Block ids carry a random tag of this write, so two writes of the
+ * same key never mix their blocks.
+ */
+class BlockWriter {
+  readonly ids: string[] = [];
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  private readonly tag = randomBytes(4).toString('hex');
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly free: Buffer[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: { err: unknown } | null = null;
+
+  constructor(
+    private readonly blob: BlockBlobClient,
+    private readonly call: AzureCall,
+    private readonly opts: Required<BlobStagingOptions>,
+  ) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    for (let rest = chunk; rest.length > 0;) {
+      const take = Math.min(rest.length, this.opts.blockBytes - this.pendingBytes);
+      this.pending.push(rest.subarray(0, take));
+      this.pendingBytes += take;
+      rest = rest.subarray(take);
+      if (this.pendingBytes === this.opts.blockBytes) await this.stage();
+    }
+  }
+
+  /** Stages what is gathered and waits for every block. */
+  async flush(): Promise<void> {
+    if (this.pendingBytes > 0) await this.stage();
+    await this.settle();
+    if (this.failure) throw this.failure.err;
+  }
+
+  /** Waits for the blocks in flight, whatever their outcome. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async stage(): Promise<void> {
+    while (this.inFlight.size >= this.opts.blocksInFlight && !this.failure) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.err;
+    const full = this.pendingBytes === this.opts.blockBytes;
+    const buffer = full ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.opts.blockBytes)) : null;
+    const body = buffer ? gather(this.pending, buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    // The same length for every index below a million (a blob holds at most 50,000 blocks), as Azure requires.
+    const id = Buffer.from(`${this.tag}-${String(this.ids.length).padStart(6, '0')}`).toString('base64');
+    this.ids.push(id);
+    const staged: Promise<void> = this.call('staging.stageBlock', () => this.blob.stageBlock(id, body, body.length))
+      .then(
+        () => void (buffer && this.free.push(buffer)),
+        (err: unknown) => void (this.failure ??= { err }),
+      )
+      .finally(() => this.inFlight.delete(staged));
+    this.inFlight.add(staged);
+  }
+}
+
+function gather(pieces: Buffer[], into: Buffer): Buffer {
+  let at = 0;
+  for (const p of pieces) at += p.copy(into, at);
+  return into.subarray(0, at);
+}
+
+export function createBlobStagingStore(config: Config, opts?: BlobStagingOptions): BlobStagingStore {
+  if (!config.stagingContainer) throw new Error('FERRY_STAGING_CONTAINER is not set');
+  const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  return new BlobStagingStore(config.azure, config.stagingContainer, policy, opts);
+}
