@@ -154,6 +154,25 @@ describe('batches on Gemini Batch Mode', () => {
     }
   });
 
+  test('a line whose file is still on its way to Gemini waits for it, and the batch completes', { timeout: 60_000 }, async () => {
+    ferry.emulator.setBatchSetting({ failKeys: [] });
+    ferry.emulator.setFaults([{ route: 'upload.start', kind: 'latency', latencyMs: 1500, count: 1 }]);
+    const f = await client.files.create({ file: await toFile(Buffer.from('a late document'), 'late.txt'), purpose: 'user_data' });
+    assert.equal(f.status, 'uploaded');
+    const input: Line[] = [
+      {
+        ...request('late-0'),
+        body: { model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: f.id } }] }] },
+      },
+      request('late-1'),
+    ];
+    const b = await waitFinal(client, (await createBatch(client, input, '24h', undefined, 'gemini_batch')).id);
+    assert.equal(b.status, 'completed');
+    const { out } = await results(client, b, idsOf(input));
+    assert.deepEqual(out.map((l) => l.custom_id).sort(), ['late-0', 'late-1']);
+    assert.equal((await client.files.retrieve(f.id)).status, 'processed');
+  });
+
   test('another tenant gets 404; a malformed execution is a 400 naming it', async () => {
     const created = await createBatch(client, requests(1, 't'), '24h', undefined, 'gemini_batch');
     await assert.rejects(ferry.client(KEYS.b).batches.retrieve(created.id), { status: 404 });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { LocalStagingStore } from '../src/core/staging.js';
+import { JsonlSink } from '../src/worker/batch-output.js';
 
 let dir: string;
 let store: LocalStagingStore;
@@ -51,4 +52,12 @@ test('a range past the end of the staged bytes is an error, not short data', asy
   } finally {
     await reader.close();
   }
+});
+
+test('a JSONL sink aborted before the store has taken up its stream fails its write and nothing else', async () => {
+  // The local store makes its directory first: the abort lands before the stream has a reader.
+  const sink = new JsonlSink(store, 'aborted');
+  sink.abort(new Error('asked again later'));
+  await assert.rejects(sink.done);
+  assert.equal(await store.size('aborted'), null);
 });

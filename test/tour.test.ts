@@ -12,7 +12,8 @@ import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
+import type { BatchCreateParams } from 'openai/resources/batches';
 import { Redis } from 'ioredis';
 import { deleteByPrefix } from '../src/core/redis.js';
 import { freePort } from './harness.js';
@@ -230,6 +231,40 @@ describe('a tour of `npm start`', () => {
     assert.equal((await call('batch list', 'GET', '/v1/batches?limit=5')).json.object, 'list');
     assert.equal((await call('cancel an ended batch', 'POST', `/v1/batches/${batch.id}/cancel`)).status, 409);
     assert.equal((await call('batch without input', 'POST', '/v1/batches', { json: { endpoint: '/v1/chat/completions' } })).status, 400);
+  });
+
+  test('a Gemini Batch Mode batch whose file was uploaded just before, as ferry submit sends them', async () => {
+    const doc = await sdk().files.create({ file: await toFile(Buffer.from('a contract'), 'contract.txt'), purpose: 'user_data' });
+    const line = (id: string, content: unknown) =>
+      JSON.stringify({
+        custom_id: id,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: MODEL, messages: [{ role: 'user', content }] },
+      });
+    const jsonl = [line('doc', [{ type: 'file', file: { file_id: doc.id } }]), line('text', 'a haiku')].join('\n');
+    const input = await sdk().files.create({ file: await toFile(Buffer.from(jsonl), 'requests.jsonl'), purpose: 'batch' });
+    const batch = await sdk().batches.create({
+      input_file_id: input.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      execution: 'gemini_batch',
+    } as BatchCreateParams);
+    let done = await call('gemini batch wait', 'GET', `/v1/batches/${batch.id}?wait=30`);
+    for (let polls = 1; !['completed', 'failed', 'expired', 'cancelled'].includes(done.json.status) && polls < 10; polls++) {
+      done = await call('gemini batch wait', 'GET', `/v1/batches/${batch.id}?wait=30`);
+    }
+    assert.equal(done.json.status, 'completed');
+    assert.equal(done.json.execution, 'gemini_batch');
+    const out = await call('gemini batch output', 'GET', `/v1/files/${done.json.output_file_id}/content`);
+    assert.deepEqual(
+      out.text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).custom_id)
+        .sort(),
+      ['doc', 'text'],
+    );
   });
 
   test('webhook endpoints and deliveries', async () => {

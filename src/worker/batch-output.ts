@@ -16,7 +16,7 @@ import { isFinalJob } from '../core/records/jobs.js';
 import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type RequestCounts } from '../core/records/batches.js';
 import { newFileRecord, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
-import type { StagedObject } from '../core/staging.js';
+import type { StagedObject, StagingStore } from '../core/staging.js';
 import { nowSeconds } from '../core/time.js';
 
 export type Ending = 'completed' | 'expired' | 'cancelled';
@@ -92,10 +92,13 @@ export class JsonlSink {
   readonly done: Promise<StagedObject>;
   lines = 0;
   constructor(
-    services: Services,
+    staging: StagingStore,
     readonly id: string,
   ) {
-    this.done = services.staging.write(id, this.stream);
+    // An abort may come before the staging store has attached to the stream (it first makes its
+    // directory or container); the error is the aborting caller's own and reaches `done` anyway.
+    this.stream.on('error', () => {});
+    this.done = staging.write(id, this.stream);
     this.done.catch(() => {});
   }
   async write(line: string) {
@@ -124,8 +127,8 @@ function addUsage(total: BatchUsage, usage: unknown) {
  */
 export async function writeResults(services: Services, batch: BatchRecord, ending: Ending): Promise<BatchResults> {
   const total = batch.total ?? 0;
-  const out = new JsonlSink(services, batchFileId(batch.id, 'output'));
-  const err = new JsonlSink(services, batchFileId(batch.id, 'error'));
+  const out = new JsonlSink(services.staging, batchFileId(batch.id, 'output'));
+  const err = new JsonlSink(services.staging, batchFileId(batch.id, 'error'));
   const usage: BatchUsage = {
     input_tokens: 0,
     output_tokens: 0,

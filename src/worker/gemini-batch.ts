@@ -165,7 +165,7 @@ async function closeEmptyGroup(services: Services, batch: BatchRecord, groups: G
 /** The group's lines as Gemini's input JSONL, staged and then uploaded; null when no line could be written. */
 async function uploadInput(deps: GeminiBatchDeps, batch: BatchRecord, g: GeminiBatchRef): Promise<string | null> {
   const { services, gemini } = deps;
-  const sink = new JsonlSink(services, derivedId('file', batch.id, `gemini-input-${g.model}`));
+  const sink = new JsonlSink(services.staging, derivedId('file', batch.id, `gemini-input-${g.model}`));
   try {
     for await (const line of inputLines(deps, batch, g.model)) await sink.write(line);
   } catch (err) {
