@@ -25,6 +25,7 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
     res.json({ ok: true });
   });
   app.get('/boom', (_req, res) => void res.status(503).json({ error: 'x' }));
+  app.get('/slow', (_req, res) => void setTimeout(() => res.end(), 500));
   // A mounted sub-app (as Bull Board is) swaps the request's prototype for its own while it answers.
   const sub = express();
   sub.get('/page', (req, res) => {
@@ -37,6 +38,7 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
   try {
     await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, lines);
   } finally {
+    server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }
 }
@@ -71,6 +73,21 @@ test('a 5xx is logged at error; a malformed request id is replaced', async () =>
     assert.equal(lines.length, 1);
     assert.equal(lines[0].level, 50);
     assert.deepEqual(lines[0].res, { statusCode: 503 });
+  });
+});
+
+test('a request the client hangs up on is logged at warn, not as an error', async () => {
+  await withApp('info', async (url, lines) => {
+    const hangUp = new AbortController();
+    const pending = fetch(`${url}/slow`, { signal: hangUp.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    hangUp.abort();
+    await assert.rejects(pending);
+    await new Promise((r) => setTimeout(r, 50));
+    const aborted = lines.filter((l) => l.msg === 'request aborted');
+    assert.equal(aborted.length, 1);
+    assert.equal(aborted[0].level, 40);
+    assert.deepEqual(aborted[0].res, { statusCode: null });
   });
 });
 
