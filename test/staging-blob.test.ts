@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { BlobServiceClient, StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import OpenAI, { toFile } from 'openai';
@@ -166,6 +166,14 @@ describe('the blob staging store', () => {
     );
     await assert.rejects(store.write('cut', failing), /the client went away/);
     assert.equal(await store.size('cut'), null);
+
+    // Failing before the store reads it: a new store first makes sure of its container.
+    const config = loadConfig({ AZURE_STORAGE_CONNECTION_STRING: proxiedConnectionString(), FERRY_STAGING_CONTAINER: CONTAINER });
+    const early = new PassThrough();
+    const writing = createBlobStagingStore(config).write('early', early);
+    early.destroy(new Error('the caller gave up'));
+    await assert.rejects(writing, /the caller gave up/);
+    assert.equal(await store.size('early'), null);
 
     const since = proxy.log.length;
     proxy.failCommits = 1;

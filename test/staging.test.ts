@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { LocalStagingStore } from '../src/core/staging.js';
 import { JsonlSink } from '../src/worker/batch-output.js';
@@ -54,8 +54,16 @@ test('a range past the end of the staged bytes is an error, not short data', asy
   }
 });
 
+test('a source that fails before the store reads it fails the write, leaves nothing and raises nothing else', async () => {
+  // The store makes its directory first: the failure lands before the stream has a reader.
+  const source = new PassThrough();
+  const writing = store.write('early', source);
+  source.destroy(new Error('the caller gave up'));
+  await assert.rejects(writing, /the caller gave up/);
+  assert.equal(await store.size('early'), null);
+});
+
 test('a JSONL sink aborted before the store has taken up its stream fails its write and nothing else', async () => {
-  // The local store makes its directory first: the abort lands before the stream has a reader.
   const sink = new JsonlSink(store, 'aborted');
   sink.abort(new Error('asked again later'));
   await assert.rejects(sink.done);

@@ -41,6 +41,14 @@ export interface SequentialReader {
 }
 
 /** Counts and hashes bytes flowing through it. */
+/**
+ * Stores first make a directory or a container, then read: a source that fails meanwhile would
+ * raise an unhandled error. Its error still reaches the reading that follows, and so the caller.
+ */
+export function holdEarlyErrors(source: Readable): Readable {
+  return source.on('error', () => {});
+}
+
 export class HashingCounter extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
@@ -60,6 +68,7 @@ export class LocalStagingStore implements StagingStore {
   }
 
   async write(key: string, source: Readable): Promise<StagedObject> {
+    holdEarlyErrors(source);
     await mkdir(this.dir, { recursive: true });
     const final = this.pathOf(key);
     const tmp = `${final}.${randomBytes(6).toString('hex')}.part`;

@@ -95,9 +95,6 @@ export class JsonlSink {
     staging: StagingStore,
     readonly id: string,
   ) {
-    // An abort may come before the staging store has attached to the stream (it first makes its
-    // directory or container); the error is the aborting caller's own and reaches `done` anyway.
-    this.stream.on('error', () => {});
     this.done = staging.write(id, this.stream);
     this.done.catch(() => {});
   }

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import type { Config } from '../../core/config.js';
 import type { RetryPolicy } from '../../core/retry.js';
-import type { SequentialReader, StagedObject, StagingStore } from '../../core/staging.js';
+import { holdEarlyErrors, type SequentialReader, type StagedObject, type StagingStore } from '../../core/staging.js';
 import type { AzureCall } from './blocks.js';
 import { azureCall } from './call.js';
 import { accountOf, containerCreator, createAzureClients, signedReadUrlOf, withoutQuery, type AzureClients } from './client.js';
@@ -92,6 +92,7 @@ export class BlobStagingStore implements StagingStore {
   }
 
   async write(key: string, source: Readable): Promise<StagedObject> {
+    holdEarlyErrors(source);
     const blob = this.blob(key);
     const blocks = new BlockWriter(blob, this.call, this.opts);
     try {
