@@ -35,6 +35,28 @@ test('a bad value names the variable', () => {
   refuses({ FERRY_WEBHOOK_RETRY_SCHEDULE: '0,soon' }, 'FERRY_WEBHOOK_RETRY_SCHEDULE');
   refuses({ AZURE_STORAGE_FILE_SYSTEM: 'Bad_Name' }, 'AZURE_STORAGE_FILE_SYSTEM');
   refuses({ FERRY_API_KEYS_FILE: '/nonexistent/keys' }, 'FERRY_API_KEYS_FILE');
+  refuses({ FERRY_BATCH_EXECUTION: 'cheap' }, 'FERRY_BATCH_EXECUTION');
+  refuses({ REDIS_CLUSTER_NODES: 'redis://127.0.0.1:7000,127.0.0.1:7001' }, 'REDIS_CLUSTER_NODES');
+  refuses({ REDIS_CLUSTER_NODES: ' , ' }, 'REDIS_CLUSTER_NODES');
+  const azurite = 'UseDevelopmentStorage=true';
+  refuses({ FERRY_STAGING_CONTAINER: 'Staging_Area', AZURE_STORAGE_CONNECTION_STRING: azurite }, 'FERRY_STAGING_CONTAINER');
+  refuses({ FERRY_STAGING_CONTAINER: 'staging' }, 'FERRY_STAGING_CONTAINER');
+});
+
+test('the several-machines settings: a cluster instead of REDIS_URL, staging in a container, the batch execution', () => {
+  const c = loadConfig({
+    REDIS_CLUSTER_NODES: 'redis://10.0.0.1:6379, rediss://10.0.0.2:6380',
+    FERRY_STAGING_CONTAINER: 'ferry-staging',
+    AZURE_STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true',
+    FERRY_BATCH_EXECUTION: 'gemini_batch',
+  });
+  assert.deepEqual(c.redisClusterNodes, ['redis://10.0.0.1:6379', 'rediss://10.0.0.2:6380']);
+  assert.equal(c.stagingContainer, 'ferry-staging');
+  assert.equal(c.batch.execution, 'gemini_batch');
+  const d = loadConfig({});
+  assert.equal(d.redisClusterNodes, null);
+  assert.equal(d.stagingContainer, undefined);
+  assert.equal(d.batch.execution, 'direct');
 });
 
 test('production refuses to start without a Gemini key and API keys', () => {
