@@ -244,3 +244,153 @@ describe('Gemini Batch Mode with workers killed', () => {
     await eventually(async () => (await geminiBatches(ferry)).length === 0, 10_000, 'the Gemini batch deleted once the files are written');
   });
 });
+
+describe('Gemini Batch Mode at odd moments', () => {
+  let ferry: Ferry;
+  let client: OpenAI;
+
+  before(async () => {
+    ferry = await startFerry({
+      // Two tries per call, and two failing polls in a row give up: outages fit in a test.
+      env: { FERRY_UPSTREAM_ATTEMPTS: '2' },
+      emulator: { batches: { pendingMs: 200, runningMs: 500 } },
+    });
+    client = ferry.client();
+  });
+  after(() => ferry.close());
+
+  const calls = (route: string) => ferry.emulator.stats().requests[route] ?? 0;
+  /** What Gemini still holds of a Ferry batch: its Gemini batches and input files, by display name. */
+  async function leftOnGemini(batchId: string): Promise<string[]> {
+    const files = await fetch(`${ferry.emulator.url}/v1beta/files?pageSize=100`, { headers: { 'x-goog-api-key': 'emulator-key' } });
+    const inputs = (((await files.json()) as { files?: Array<{ name: string; displayName?: string }> }).files ?? []).filter((f) =>
+      f.displayName?.startsWith(`ferry-${batchId}`),
+    );
+    const batches = (await geminiBatches(ferry)).filter((op) => op.metadata.displayName.startsWith(`ferry-${batchId}`));
+    return [...inputs.map((f) => `${f.name} (input)`), ...batches.map((op) => `${op.name} ${op.metadata.state}`)];
+  }
+  async function withSettings(faults: Parameters<Ferry['emulator']['setFaults']>[0], pendingMs: number, fn: () => Promise<void>) {
+    ferry.emulator.setFaults(faults);
+    ferry.emulator.setBatchSetting({ pendingMs });
+    try {
+      await fn();
+    } finally {
+      ferry.emulator.setFaults([]);
+      ferry.emulator.setBatchSetting({ pendingMs: 200 });
+    }
+  }
+  async function cancelledWhile(route: 'batches.create' | 'upload.chunk', prefix: string) {
+    const before = calls(route);
+    const input = requests(5, prefix);
+    const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+    await eventually(async () => calls(route) > before, 30_000, `${route} under way`);
+    await client.batches.cancel(created.id);
+    const b = await waitFinal(client, created.id);
+    assert.equal(b.status, 'cancelled');
+    assert.ok((await results(client, b, idsOf(input))).err.every((l) => l.error.code === 'batch_cancelled'));
+    return created.id;
+  }
+
+  test('cancelled while Gemini creates its batch (the answer late): that Gemini batch is stopped and deleted', { timeout: 60_000 }, () =>
+    withSettings([{ route: 'batches.create', kind: 'latency', latencyMs: 3000, afterHandler: true, count: 1 }], 60_000, async () => {
+      const id = await cancelledWhile('batches.create', 'late-create');
+      await eventually(async () => (await leftOnGemini(id)).length === 0, 15_000, 'nothing of the batch left on Gemini');
+    }),
+  );
+
+  test('cancelled while its input goes up: no Gemini batch is made, the input file goes', { timeout: 60_000 }, () =>
+    withSettings([{ route: 'upload.chunk', kind: 'latency', latencyMs: 2500, count: 1 }], 60_000, async () => {
+      const created = ferry.emulator.stats().batches.created;
+      const id = await cancelledWhile('upload.chunk', 'late-input');
+      // The upload's answer comes after the cancel; then the job looks again.
+      await eventually(
+        async () => (await ferry.services.batches.get(id))?.gemini_batches?.every((g) => g.collected) === true,
+        15_000,
+        'the gemini job to have looked again',
+      );
+      assert.deepEqual(await leftOnGemini(id), []);
+      assert.equal(ferry.emulator.stats().batches.created, created);
+    }),
+  );
+
+  test("a 429 on create waits Gemini's Retry-After before asking again", { timeout: 60_000 }, () =>
+    withSettings([{ route: 'batches.create', kind: '429', retryAfterSeconds: 4, count: 1 }], 200, async () => {
+      const before = calls('batches.create');
+      const input = requests(3, 'retry-after');
+      const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+      await eventually(async () => calls('batches.create') > before, 30_000, 'the first create');
+      const refusedAt = Date.now();
+      await eventually(async () => calls('batches.create') > before + 1, 30_000, 'the second create');
+      assert.ok(Date.now() - refusedAt >= 3500, `asked again after ${Date.now() - refusedAt} ms, not after Retry-After's 4 s`);
+      assert.equal((await waitFinal(client, created.id)).status, 'completed');
+    }),
+  );
+
+  test('short Gemini outages while it waits, more of them than attempts, do not fail the lines', { timeout: 90_000 }, () =>
+    // Gemini's batch stays pending for 20 s: both outages come while Ferry asks after it.
+    withSettings([], 20_000, async () => {
+      const input = requests(5, 'outages');
+      const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+      await submitted(client, created.id);
+      for (let outage = 0; outage < 2; outage++) {
+        // One poll fails both its tries (500, 500); the next one gets through.
+        const gets = calls('batches.get');
+        ferry.emulator.setFaults([{ route: 'batches.get', kind: '500', count: 2 }]);
+        await eventually(async () => calls('batches.get') >= gets + 3, 30_000, `outage ${outage + 1} and a poll after it`);
+      }
+      const b = await waitFinal(client, created.id, 60);
+      assert.equal(b.status, 'completed');
+      const { out, err } = await results(client, b, idsOf(input));
+      assert.equal(out.length, 5, `answered by Gemini, but: ${JSON.stringify(err.map((l) => l.error))}`);
+    }),
+  );
+
+  test('Gemini failing poll after poll fails the lines, and Gemini is asked to stop that batch', { timeout: 90_000 }, () =>
+    withSettings([], 60_000, async () => {
+      const input = requests(5, 'gives-up');
+      const created = await createBatch(client, input, '24h', undefined, 'gemini_batch');
+      await submitted(client, created.id);
+      const cancels = calls('batches.cancel');
+      ferry.emulator.setFaults([{ route: 'batches.get', kind: '500' }]);
+      const b = await waitFinal(client, created.id, 60);
+      ferry.emulator.setFaults([]);
+      assert.equal(b.status, 'completed');
+      const { err } = await results(client, b, idsOf(input));
+      assert.ok(err.length === 5 && err.every((l) => l.error.code === 'gemini_batch_failed'));
+      assert.ok(calls('batches.cancel') > cancels, 'Gemini was asked to cancel the batch whose lines failed');
+    }),
+  );
+
+  test("a file's Gemini copy renewed for a later batch stays for the batch still running on it", { timeout: 90_000 }, async () => {
+    const f = await client.files.create({ file: await toFile(Buffer.from('a shared document'), 'shared.txt'), purpose: 'user_data' });
+    await eventually(async () => (await client.files.retrieve(f.id)).status === 'processed', 20_000, 'the document processed');
+    const about = (id: string): Line => ({
+      ...request(id),
+      body: {
+        model: MODEL,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: id },
+              { type: 'file', file: { file_id: f.id } },
+            ],
+          },
+        ],
+      },
+    });
+    ferry.emulator.setBatchSetting({ pendingMs: 6000 });
+    const first = await createBatch(client, [about('first')], '24h', undefined, 'gemini_batch');
+    await submitted(client, first.id);
+    ferry.emulator.setBatchSetting({ pendingMs: 200 });
+    const copy = (await ferry.services.files.get(f.id))!.gemini_name;
+    // A day later the copy has two hours left: enough for the first batch, not for a new 24 h one.
+    await ferry.services.files.update(f.id, { gemini_expires_at: Math.floor(Date.now() / 1000) + 7200 });
+    const second = await waitFinal(client, (await createBatch(client, [about('second')], '24h', undefined, 'gemini_batch')).id);
+    assert.equal(second.status, 'completed');
+    assert.notEqual((await ferry.services.files.get(f.id))!.gemini_name, copy, 'a new copy for the second batch');
+    const done = await waitFinal(client, first.id, 60);
+    const { out, err } = await results(client, done, ['first']);
+    assert.equal(out.length, 1, `the first batch's line: ${JSON.stringify(err.map((l) => l.error))}`);
+  });
+});

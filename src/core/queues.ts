@@ -87,6 +87,8 @@ export interface BatchJobData {
   batchId: string;
   /** The `gemini` job: how often it has asked Gemini for its batches' state (its polling backs off). */
   polls?: number;
+  /** The `gemini` job: Gemini's transient failures in a row (as many as the job's attempts give up). */
+  failures?: number;
 }
 
 /** The data each queue's jobs carry: the queue handles and the processors are typed by it. */

@@ -239,7 +239,9 @@ async function end(services: Services, batchId: string, ending: Ending, gemini?:
     return { skipped: now?.status ?? 'gone' };
   }
   const onGemini = batch.execution === 'gemini_batch' ? gemini : undefined;
-  if (onGemini && ending !== 'completed') await stopGemini(onGemini, batch);
+  // Completed with a Gemini batch never collected: its job gave up and failed those lines, so Gemini stops too.
+  const uncollected = (batch.gemini_batches ?? []).some((g) => g.name && !g.collected);
+  if (onGemini && (ending !== 'completed' || uncollected)) await stopGemini(onGemini, batch);
   const results =
     batch.total === null
       ? { output_file_id: null, error_file_id: null, request_counts: { total: 0, completed: 0, failed: 0 }, usage: null }

@@ -15,7 +15,7 @@
  * Then it opens the gate, and `finalize` writes the output and error files exactly as for a direct
  * batch. Every step repeats safely from what the records say, so a worker killed anywhere resumes.
  */
-import { DelayedError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { UpstreamError } from '../core/errors.js';
 import { derivedId } from '../core/ids.js';
 import type { BatchJobData } from '../core/queues.js';
@@ -49,37 +49,90 @@ export const displayNameOf = (batchId: string, model: string) => `ferry-${batchI
 
 /** Thrown to ask Gemini again after `ms`, the job parked meanwhile. */
 class AskAgain extends Error {
-  constructor(readonly ms: number) {
+  constructor(
+    readonly ms: number,
+    /** Gemini named the delay (Retry-After): kept as given, not shortened by the poll schedule. */
+    readonly exact = false,
+    /** Gemini failed (a 5xx, the network): counted, and a run of them gives up. */
+    readonly failure: UpstreamError | null = null,
+  ) {
     super(`asking Gemini again in ${ms} ms`);
   }
 }
 
+/**
+ * A batch may wait a day on Gemini, asked after a thousand times: a failure now and then must not
+ * add up to the job's attempts. So a transient failure parks the job like a poll, and only as many
+ * failures in a row as the job has attempts give up (the lines then fail: onBatchJobFailedForGood).
+ */
 export async function runGeminiBatch(deps: GeminiBatchDeps, job: Job<BatchJobData>, token?: string): Promise<unknown> {
   try {
     return await advance(deps, job.data.batchId);
   } catch (err) {
-    if (!(err instanceof AskAgain)) throw err;
+    const again = askAgainOn(err);
+    if (!again) throw err;
+    const failures = again.failure ? (job.data.failures ?? 0) + 1 : 0;
+    if (again.failure && failures >= (job.opts.attempts ?? 1)) throw new UnrecoverableError(again.failure.message);
     const polls = (job.data.polls ?? 0) + 1;
-    await job.updateData({ ...job.data, polls });
-    await job.moveToDelayed(Date.now() + Math.min(err.ms, pollDelayMs(polls)), token);
+    await job.updateData({ ...job.data, polls, failures });
+    await job.moveToDelayed(Date.now() + delayOf(again, polls, failures), token);
     throw new DelayedError();
   }
 }
 
+/** The errors that park the job: its own asks, Gemini's quota (never a failure) and transient failures. */
+function askAgainOn(err: unknown): AskAgain | null {
+  if (err instanceof AskAgain) return err;
+  if (!(err instanceof UpstreamError)) return null;
+  if (err.upstreamStatus === 429) return new AskAgain(err.retryAfterMs ?? 60_000, err.retryAfterMs !== null);
+  return err.retryable ? new AskAgain(err.retryAfterMs ?? 0, err.retryAfterMs !== null, err) : null;
+}
+
+function delayOf(again: AskAgain, polls: number, failures: number): number {
+  if (again.exact) return again.ms;
+  return again.failure ? failureDelayMs(failures) : Math.min(again.ms, pollDelayMs(polls));
+}
+
 /** 1 s, growing by half each time, at most a minute: quick for small batches, cheap for long ones. */
 const pollDelayMs = (polls: number) => Math.min(1000 * 1.5 ** Math.min(polls, 20), 60_000);
+/** 2 s, doubling, at most a minute: ten failures in a row span about five minutes. */
+const failureDelayMs = (failures: number) => Math.min(2000 * 2 ** (failures - 1), 60_000);
 
 async function advance(deps: GeminiBatchDeps, batchId: string): Promise<unknown> {
   const { batches } = deps.services;
   const batch = await batches.get(batchId);
-  if (!batch || batch.status !== 'in_progress') return { skipped: batch?.status ?? 'gone' };
+  if (!batch || batch.status !== 'in_progress') return stopLate(deps, batch);
   const groups = batch.gemini_batches ?? (await planGroups(deps.services, batch));
-  for (const g of groups) if (!g.collected && !g.name) await submit(deps, batch, groups, g);
+  for (const g of groups) {
+    if (g.collected || g.name) continue;
+    await submit(deps, batch, groups, g);
+    const now = await batches.get(batchId);
+    if (now?.status !== 'in_progress') return stopLate(deps, now);
+  }
   let open = 0;
   for (const g of groups) if (!g.collected && !(await followUp(deps, batch, groups, g))) open++;
   if (open > 0) throw new AskAgain(60_000);
   await releaseGate(deps.services, batchId);
   return { gemini_batches: groups.map((g) => g.name) };
+}
+
+/**
+ * The batch was cancelled or ran out of time while this job was sending: the ending's job stopped
+ * the Gemini batches it saw, and what this job made or uploaded after it looked is stopped here.
+ */
+async function stopLate(deps: GeminiBatchDeps, batch: BatchRecord | null): Promise<unknown> {
+  const late = (batch?.gemini_batches ?? []).filter((g) => !g.collected && (g.name || g.input_file));
+  if (batch && late.length && batch.status !== 'validating') {
+    const mine = { ...batch, gemini_batches: late };
+    await cancelGeminiBatches(deps, mine);
+    await removeGeminiBatches(deps, mine);
+    await saveGroups(
+      deps.services,
+      batch.id,
+      (batch.gemini_batches ?? []).map((g) => (late.includes(g) ? { ...g, collected: true } : g)),
+    );
+  }
+  return { skipped: batch?.status ?? 'gone' };
 }
 
 const saveGroups = (services: Services, batchId: string, groups: GeminiBatchRef[]) =>
@@ -125,6 +178,8 @@ async function submit(deps: GeminiBatchDeps, batch: BatchRecord, groups: GeminiB
     g.input_file = await uploadInput(deps, batch, g);
     if (!g.input_file) return void (await closeEmptyGroup(services, batch, groups, g));
     await saveGroups(services, batch.id, groups);
+    // Cancelled or out of time while the input went up: no Gemini batch is made for it.
+    if ((await services.batches.get(batch.id))?.status !== 'in_progress') return;
   }
   const displayName = displayNameOf(batch.id, g.model);
   const made = (await gemini.batches.findByDisplayName(displayName)) ?? (await createOrWait(deps, batch, groups, g, displayName));
@@ -145,9 +200,8 @@ async function createOrWait(
   try {
     return await deps.gemini.batches.create(g.model, g.input_file!, displayName);
   } catch (err) {
-    if (!(err instanceof UpstreamError)) throw err;
-    if (err.upstreamStatus === 429) throw new AskAgain(err.retryAfterMs ?? 60_000);
-    if (err.retryable) throw err;
+    // Gemini's quota or a transient failure: asked again later (runGeminiBatch).
+    if (!(err instanceof UpstreamError) || err.upstreamStatus === 429 || err.retryable) throw err;
     await closeGroup(deps.services, batch, g, { status: 'failed', error: jobErrorOf(err) });
     Object.assign(g, { state: 'FAILED', collected: true });
     await saveGroups(deps.services, batch.id, groups);
@@ -229,16 +283,30 @@ async function copiesFor(deps: GeminiBatchDeps, rec: JobRecord, copies: Map<stri
 
 /** Lines go from queued to running once their Gemini batch exists: they are being answered there. */
 async function markRunning(services: Services, batch: BatchRecord, model: string) {
+  await inChunks(lineRecords(services, batch), ({ rec }) =>
+    rec?.model === model && rec.status === 'queued' ? startLine(services, rec) : null,
+  );
+}
+
+/**
+ * `work` for each item, up to LINE_CHUNK of them at once. When the items fail midway (a download
+ * cut off, Redis gone), the work under way is still awaited: none of it is left to reject unheard.
+ */
+async function inChunks<T>(items: AsyncIterable<T>, work: (item: T) => Promise<unknown> | null): Promise<void> {
   let pending: Promise<unknown>[] = [];
-  for await (const { rec } of lineRecords(services, batch)) {
-    if (rec?.model !== model || rec.status !== 'queued') continue;
-    pending.push(startLine(services, rec));
-    if (pending.length >= LINE_CHUNK) {
-      await Promise.all(pending);
-      pending = [];
+  try {
+    for await (const item of items) {
+      const p = work(item);
+      if (p) pending.push(p);
+      if (pending.length >= LINE_CHUNK) {
+        await Promise.all(pending);
+        pending = [];
+      }
     }
+    await Promise.all(pending);
+  } finally {
+    await Promise.allSettled(pending);
   }
-  await Promise.all(pending);
 }
 
 const startLine = (services: Services, rec: JobRecord) =>
@@ -272,18 +340,12 @@ async function followUp(deps: GeminiBatchDeps, batch: BatchRecord, groups: Gemin
 async function collect(deps: GeminiBatchDeps, batch: BatchRecord, g: GeminiBatchRef, file: string, unanswered: LineEnd): Promise<void> {
   const { services } = deps;
   const index = await lineIndexes(services, batch, g.model);
-  let pending: Promise<void>[] = [];
-  for await (const line of deps.gemini.batches.responses(file)) {
+  await inChunks(deps.gemini.batches.responses(file), (line) => {
     const i = index.get(String(line.key));
-    if (i === undefined) continue;
+    if (i === undefined) return null;
     index.delete(String(line.key));
-    pending.push(recordAnswer(services, batch, i, line));
-    if (pending.length >= LINE_CHUNK) {
-      await Promise.all(pending);
-      pending = [];
-    }
-  }
-  await Promise.all(pending);
+    return recordAnswer(services, batch, i, line);
+  });
   for (const i of index.values()) {
     const rec = await services.jobs.get(lineJobId(batch.id, i));
     await endLine(services, batch.id, i, rec, unanswered);

@@ -116,7 +116,9 @@ async function cachedOrTransferred(deps: UploadDeps, first: FileRecord, until: n
 async function transfer(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy> {
   const { files } = deps.services;
   const source = await sourceOf(deps, rec);
-  if (rec.gemini_name) await deps.gemini.files.delete(rec.gemini_name).catch(() => {});
+  // A copy still alive may be what a running Gemini batch or a call in flight reads: it expires on its own.
+  const alive = rec.gemini_expires_at !== null && rec.gemini_expires_at > nowSeconds();
+  if (rec.gemini_name && !alive) await deps.gemini.files.delete(rec.gemini_name).catch(() => {});
   await files.update(rec.id, { gemini_name: null, gemini_uri: null, gemini_expires_at: null });
   const file = await sendToGemini(deps, rec, source);
   if (!file) throw new GoneError(`File '${rec.id}' was deleted.`);

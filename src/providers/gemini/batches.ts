@@ -133,8 +133,14 @@ export class GeminiBatches {
   async *responses(fileName: string): AsyncGenerator<GeminiBatchLine> {
     const res = await this.send('files.download', 'GET', `download/v1beta/${fileName}:download?alt=media`);
     const lines = createInterface({ input: res.body, crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line.trim()) yield JSON.parse(line) as GeminiBatchLine;
+    try {
+      for await (const line of lines) {
+        if (line.trim()) yield JSON.parse(line) as GeminiBatchLine;
+      }
+    } finally {
+      // A reader that stops early (its work failed) leaves no download holding a connection.
+      lines.close();
+      res.body.destroy();
     }
   }
 
