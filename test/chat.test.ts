@@ -378,6 +378,49 @@ describe('chat completions', () => {
     ferry.emulator.setFaults([]);
   });
 
+  test("an image URL that cannot be read is the request's 400, or a retried 502 when its server cut it off", async () => {
+    const img = http.createServer((q, s) => {
+      if (q.url === '/missing') return void s.writeHead(404).end();
+      if (q.url === '/loop') return void s.writeHead(302, { location: '/loop' }).end();
+      // Says 1,000 bytes, sends 8, and hangs up.
+      s.writeHead(200, { 'content-type': 'image/png', 'content-length': '1000' });
+      s.write(Buffer.from('89504e470d0a1a0a', 'hex'), () => s.destroy());
+    });
+    await new Promise<void>((r) => img.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(img.address() as any).port}`;
+    const open = await startFerry({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1', FERRY_UPSTREAM_ATTEMPTS: '1' } });
+    const ask = async (path: string) => {
+      const res = await open.fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: MODEL,
+          messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${base}${path}` } }] }],
+        }),
+      });
+      return { status: res.status, error: (await res.json()).error };
+    };
+    try {
+      for (const [path, said] of [
+        ['/missing', /answered 404/],
+        ['/loop', /redirects too often/],
+      ] as const) {
+        const { status, error } = await ask(path);
+        assert.equal(status, 400, path);
+        assert.equal(error.code, 'image_url_unreadable');
+        assert.equal(error.param, 'messages');
+        assert.match(error.message, said);
+      }
+      const cut = await ask('/short.png');
+      assert.equal(cut.status, 502);
+      assert.equal(cut.error.code, 'upstream_unreachable');
+      assert.match(cut.error.message, /stopped sending/);
+    } finally {
+      await open.close();
+      img.close();
+    }
+  });
+
   test('image URLs are fetched through the SSRF guard', async () => {
     const img = http.createServer((_q, s) => s.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.from('89504e470d0a1a0a', 'hex')));
     await new Promise<void>((r) => img.listen(0, '127.0.0.1', () => r()));
@@ -426,6 +469,7 @@ describe('chat completions: bad input is a 4xx naming the problem', () => {
   const cases: Array<[string, () => unknown, number, string]> = [
     ['unknown model', () => ({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }), 400, 'model'],
     ['empty messages', () => ({ model: MODEL, messages: [] }), 400, 'messages'],
+    ['only a system message', () => ({ model: MODEL, messages: [{ role: 'system', content: 'be brief' }] }), 400, 'messages'],
     ['wrong types', () => ({ model: MODEL, messages: [{ role: 'user', content: 'x' }], temperature: 'hot' }), 400, 'temperature'],
     ['unknown parameter', () => ({ ...user('x'), logprobs: true }), 400, 'logprobs'],
     ['unknown file id', () => user([{ type: 'file', file: { file_id: 'file-nope' } }]), 404, 'messages'],

@@ -50,3 +50,13 @@ test('an error answer keeps its status and Google error body; a cut connection i
   const again = await client.ai.models.generateContent({ model: 'gemini-2.0-flash', contents: 'after the reset' });
   assert.match(again.text ?? '', /after the reset/);
 });
+
+test('the SDK refusing a request before sending it fails at once; a network failure is tried again', () => {
+  const refused = toGeminiError(new Error('contents are required'));
+  assert.equal(refused.retryable, false);
+  assert.equal(refused.upstreamStatus, 400);
+  assert.match(refused.message, /contents are required/);
+  const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+  assert.equal(toGeminiError(reset).retryable, true);
+  assert.equal(toGeminiError(new TypeError('fetch failed', { cause: reset })).retryable, true);
+});

@@ -1,5 +1,5 @@
 /** Fetches an http(s) image named in a chat request, through the SSRF guard, to send it inline. */
-import { BadRequestError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
+import { BadRequestError, isRetryableStatus, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import { fetch } from 'undici';
 import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
@@ -20,30 +20,56 @@ export async function fetchImage(url: string, allowPrivate: boolean): Promise<Fe
     if (cause instanceof BlockedAddressError) {
       throw new BadRequestError(`Image URL ${url} is not allowed: ${cause.message}`, { param: 'messages', code: 'url_not_allowed' });
     }
+    if (/redirect count exceeded/.test(cause?.message ?? '')) {
+      throw new BadRequestError(`Image URL ${url} redirects too often (a loop?); give the image's own address.`, {
+        param: 'messages',
+        code: 'image_url_unreadable',
+      });
+    }
     throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, {
       upstreamStatus: null,
       retryable: true,
       provider: 'http',
     });
   }
-  if (!res.ok)
-    throw new UpstreamError(`Image URL ${url} answered ${res.status}`, {
-      upstreamStatus: res.status,
-      retryable: res.status >= 500,
-      provider: 'http',
-    });
+  if (!res.ok) return refused(url, res.status);
   const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (!type.startsWith('image/'))
     throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, { param: 'messages' });
+  return { mimeType: type, data: (await bodyOf(url, res.body)).toString('base64') };
+}
+
+/** A status the image's server answered: its own trouble is tried again; a refusal is the request's. */
+function refused(url: string, status: number): never {
+  if (isRetryableStatus(status)) {
+    throw new UpstreamError(`Image URL ${url} answered ${status}`, { upstreamStatus: status, retryable: true, provider: 'http' });
+  }
+  throw new BadRequestError(`Image URL ${url} answered ${status}: give an address that serves the image without credentials.`, {
+    param: 'messages',
+    code: 'image_url_unreadable',
+  });
+}
+
+async function bodyOf(url: string, body: AsyncIterable<Uint8Array> | null): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of res.body ?? []) {
-    size += (c as Buffer).length;
-    if (size > INLINE_LIMIT_BYTES)
-      throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, { param: 'messages' });
-    chunks.push(Buffer.from(c as Uint8Array));
+  try {
+    for await (const c of body ?? []) {
+      size += c.length;
+      if (size > INLINE_LIMIT_BYTES)
+        throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, { param: 'messages' });
+      chunks.push(Buffer.from(c));
+    }
+  } catch (err) {
+    if (err instanceof BadRequestError) throw err;
+    // Cut off midway (the server closed early or sent less than it said): tried again later.
+    throw new UpstreamError(`Image URL ${url} stopped sending: ${(err as Error).message}`, {
+      upstreamStatus: null,
+      retryable: true,
+      provider: 'http',
+    });
   }
-  return { mimeType: type, data: Buffer.concat(chunks).toString('base64') };
+  return Buffer.concat(chunks);
 }
 
 /** Fetches a request's http(s) images; with its inline parts they must stay under Gemini's request limit. */

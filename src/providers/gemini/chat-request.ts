@@ -131,6 +131,10 @@ export function validateChatRequest(input: unknown): ValidatedChat {
   if (!Array.isArray(input.messages) || input.messages.length === 0) bad('"messages" must be a non-empty array.', 'messages');
   const found = new Found();
   input.messages.forEach((m: unknown, i: number) => checkMessage(m, `messages[${i}]`, found));
+  // System and developer messages become Gemini's system instruction: with nothing else, no contents.
+  if (input.messages.every((m: { role?: unknown }) => m.role === 'system' || m.role === 'developer')) {
+    bad('"messages" needs a user, assistant or tool message besides system and developer ones.', 'messages');
+  }
   found.checkLimits();
   const body = input as unknown as ChatRequest;
   return {

@@ -63,6 +63,11 @@ export function toGeminiError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
   if (err instanceof ApiError) return geminiHttpError(err.status, err.message);
   const e = err as NodeJS.ErrnoException;
+  // A plain Error with no code and no cause is the SDK refusing the request before sending it:
+  // asking again cannot help. Network failures carry a code or a cause (fetch failed: ECONNRESET).
+  if (e instanceof Error && e.constructor === Error && !e.code && !e.cause) {
+    return new UpstreamError(`Gemini's client refused the request: ${e.message}`, { upstreamStatus: 400, retryable: false });
+  }
   const reason = e?.cause instanceof Error ? `${e.message}: ${e.cause.message}` : String(e?.message ?? err);
   return new UpstreamError(`Gemini could not be reached: ${reason}`, { upstreamStatus: null, retryable: true });
 }
