@@ -164,6 +164,16 @@ describe('a tour of `npm start`', () => {
     assert.equal(done.json.status, 'processed');
     assert.equal((await call('file list', 'GET', '/v1/files?limit=5&order=asc')).json.object, 'list');
     assert.equal((await call('file content', 'GET', `/v1/files/${fileId}/content`)).text, 'Ferry tour notes.\n'.repeat(100));
+    // A download read halfway and dropped, as a closed tab does: a warning, not an error line.
+    const big = await sdk().files.create({ file: await toFile(Buffer.alloc(16 * 1024 * 1024, 'a'), 'big.txt'), purpose: 'user_data' });
+    const dropped = new AbortController();
+    const download = await fetch(`${base}/v1/files/${big.id}/content`, {
+      headers: { authorization: `Bearer ${KEY_A}` },
+      signal: dropped.signal,
+    });
+    await download.body!.getReader().read();
+    dropped.abort();
+    await new Promise((r) => setTimeout(r, 200));
     assert.equal((await call('file as JSON', 'POST', '/v1/files', { json: { purpose: 'user_data' } })).status, 400);
     assert.equal((await call('bad list limit', 'GET', '/v1/files?limit=0')).status, 400);
     assert.equal((await call('unknown file', 'GET', '/v1/files/file-nope')).status, 404);

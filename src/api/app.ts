@@ -73,6 +73,8 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
           : isRedisUnavailable(err)
             ? storeUnavailable()
             : err;
+  // The client hung up while the answer streamed: the request log has it as aborted, at warn.
+  if (res.headersSent && (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return void res.destroy();
   const { status, body } = toErrorBody(normalized);
   if (normalized instanceof UnavailableError) requestLogger(req).warn({ err: (err as Error).message }, 'request failed: unavailable');
   else if (status >= 500) requestLogger(req).error({ err }, 'request failed');
