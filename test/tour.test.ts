@@ -363,8 +363,34 @@ describe('a tour of `npm start`', () => {
     );
   });
 
-  test('SIGTERM to npm reaches the service: it stops cleanly and exits 0', async () => {
+  test('SIGTERM to npm reaches the service: callers waiting get their job ids, then it stops cleanly and exits 0', async () => {
+    // The embedded emulator answers after 3 s: a synchronous and a streamed completion are waiting when the signal comes.
+    const emulator = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"no GEMINI_API_KEY/.exec(stdout)?.[1];
+    assert.ok(emulator, 'the emulator address is in the log');
+    const latency = await fetch(`${emulator}/_emulator/latency`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'fixed', ms: 3000 }),
+    });
+    assert.equal(latency.status, 200);
+    const ask = (stream: boolean) =>
+      fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, stream, messages: [{ role: 'user', content: 'slow' }] }),
+      });
+    const sync = ask(false);
+    const streamed = await ask(true);
+    await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGTERM');
+    const waited = await sync;
+    assert.equal(waited.status, 202);
+    const job = (await waited.json()) as { id: string; status: string };
+    assert.match(job.id, /^job-/);
+    assert.equal(waited.headers.get('location'), `/v1/jobs/${job.id}`);
+    const events = await streamed.text();
+    assert.match(events, /"code":"server_stopping"/);
+    assert.match(events, new RegExp(`GET /v1/jobs/${streamed.headers.get('x-ferry-job-id')}`));
     assert.equal(await exited, 0);
     assert.equal(
       await fetch(`${base}/healthz`).then(

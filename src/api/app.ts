@@ -106,12 +106,14 @@ export async function startApi(
   const { config } = services;
   const sub = createRedis(config, 'subscriber');
   logErrors(sub, services.logger, 'subscriber connection');
+  const stopping = new AbortController();
   const deps: ApiDeps = {
     services,
     waiter: new ChangeWaiter(sub, services.keys),
     readers: new BlockingReaders(config),
     ring: new KeyRing(config.apiKeys, config.adminKey),
     workersReady: opts.workersReady,
+    stopping: stopping.signal,
   };
   const { app, close: closeApp } = createApp(deps);
   const server = http.createServer(app);
@@ -129,6 +131,8 @@ export async function startApi(
     server,
     url: `http://${host}:${addr.port}`,
     async close() {
+      // Callers waiting on a job get its id now (202, or a stream's last event), not a dropped connection.
+      stopping.abort();
       await new Promise<void>((resolve) => {
         // Connections still answering become idle a moment later: close those too, not after the keep-alive timeout.
         const idle = setInterval(() => server.closeIdleConnections(), 100);

@@ -16,7 +16,7 @@ import { validateChatRequest } from '../providers/gemini/chat-request.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
-import { jobStream } from '../domain/job-stream.js';
+import { jobStream, type StreamEntry } from '../domain/job-stream.js';
 import { chatRequestOf, completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
@@ -81,56 +81,82 @@ async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobR
   const reader = deps.readers.take();
   let open = true;
   let reading = false;
+  const interrupt = () => {
+    // A client gone, or the API stopping, mid-read: the blocked read ends with its connection.
+    if (reading) reader.disconnect();
+  };
   res.on('close', () => {
     open = false;
-    // A client gone mid-read: the blocked read ends with its connection.
-    if (reading) reader.disconnect();
+    interrupt();
   });
+  deps.stopping.addEventListener('abort', interrupt, { once: true });
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
   res.flushHeaders();
-  const send = (data: unknown) => res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
-  const ids = completionIds(rec);
+  const send: Send = (data) => void res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
   let last = '0';
   try {
-    while (open) {
+    while (open && !deps.stopping.aborted) {
       reading = true;
       const batch = await stream.read(reader, rec.id, last, KEEPALIVE_MS);
       reading = false;
       if (!batch) {
-        // Nothing new: a job that has ended without a final entry (its stream expired, or it
-        // failed outside the worker's hands) is answered from its record instead of waiting on.
-        const now = await deps.services.jobs.get(rec.id);
-        if (!now || isFinalJob(now)) {
-          if (now?.status === 'succeeded') send('[DONE]');
-          else
-            send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
-          return;
-        }
+        if (await answeredFromRecord(deps, rec, send)) return;
         res.write(': keep-alive\n\n');
         continue;
       }
       last = batch.last;
-      for (const entry of batch.entries) {
-        if (entry.kind === 'chunk') send(entry.chunk);
-        else if (entry.kind === 'usage') {
-          if (includeUsage) send({ ...ids, object: 'chat.completion.chunk', choices: [], usage: entry.usage });
-        } else if (entry.kind === 'done') {
-          send('[DONE]');
-          return;
-        } else {
-          const error =
-            entry.kind === 'error'
-              ? entry.error
-              : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
-          send({ error: { message: error.message, type: error.type, param: error.param, code: error.code } });
-          return;
-        }
-      }
+      if (relayEntries(batch.entries, rec, includeUsage, send)) return;
     }
+    if (open) send({ error: restarting(rec) });
   } catch (err) {
-    if (open) requestLogger(req).warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
+    if (open && deps.stopping.aborted) send({ error: restarting(rec) });
+    else if (open) requestLogger(req).warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
   } finally {
+    deps.stopping.removeEventListener('abort', interrupt);
     deps.readers.give(reader, !reading);
     if (open) res.end();
   }
 }
+
+type Send = (data: unknown) => void;
+
+/**
+ * Nothing new: a job that has ended without a final entry (its stream expired, or it failed
+ * outside the worker's hands) is answered from its record instead of waited on.
+ */
+async function answeredFromRecord(deps: ApiDeps, rec: JobRecord, send: Send): Promise<boolean> {
+  const now = await deps.services.jobs.get(rec.id);
+  if (now && !isFinalJob(now)) return false;
+  if (now?.status === 'succeeded') send('[DONE]');
+  else send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
+  return true;
+}
+
+/** Sends the worker's entries as events; answers whether the stream has ended. */
+function relayEntries(entries: StreamEntry[], rec: JobRecord, includeUsage: boolean, send: Send): boolean {
+  for (const entry of entries) {
+    if (entry.kind === 'chunk') send(entry.chunk);
+    else if (entry.kind === 'usage') {
+      if (includeUsage) send({ ...completionIds(rec), object: 'chat.completion.chunk', choices: [], usage: entry.usage });
+    } else if (entry.kind === 'done') {
+      send('[DONE]');
+      return true;
+    } else {
+      const error =
+        entry.kind === 'error'
+          ? entry.error
+          : { message: `Job '${rec.id}' was cancelled.`, type: 'invalid_request_error', code: 'job_cancelled', param: null };
+      send({ error: { message: error.message, type: error.type, param: error.param, code: error.code } });
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The last event of a stream cut short by the API stopping: the job goes on, and where to read it. */
+const restarting = (rec: JobRecord) => ({
+  message: `This Ferry API is stopping; job '${rec.id}' goes on, and GET /v1/jobs/${rec.id} answers its result.`,
+  type: 'server_error',
+  param: null,
+  code: 'server_stopping',
+});

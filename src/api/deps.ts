@@ -10,4 +10,6 @@ export interface ApiDeps {
   readers: BlockingReaders;
   ring: KeyRing;
   workersReady: () => Promise<boolean>;
+  /** Aborted when the API shuts down: waits answer with what they have, streams say where the job goes on. */
+  stopping: AbortSignal;
 }

@@ -34,7 +34,7 @@ export async function waitUntilFinal<T extends BaseRecord>(
       if (now) latest = now;
       return !now || isFinal(now);
     },
-    ac.signal,
+    AbortSignal.any([ac.signal, deps.stopping]),
     // A change to a status that is not final (progress, running) is not worth a read.
     (message) => {
       const status = statusIn(message);
