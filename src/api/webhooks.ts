@@ -30,8 +30,9 @@ function parseDescription(v: unknown): string | null {
 
 /** Checks a webhook URL as given (scheme and address, SSRF guard); answers it normalised. */
 export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'): Promise<string> {
-  if (typeof url !== 'string' || url.length > 2048)
-    throw new BadRequestError(`"${param}" must be an http(s) URL.`, { param: param, code: 'invalid_url' });
+  if (typeof url !== 'string') throw new BadRequestError(`"${param}" must be an http(s) URL.`, { param: param, code: 'invalid_url' });
+  if (url.length > 2048)
+    throw new BadRequestError(`"${param}" is ${url.length} characters long; at most 2048 are allowed.`, { param, code: 'invalid_url' });
   return (await assertPublicUrl(url, deps.services.config.allowPrivateNetworks, param)).toString();
 }
 

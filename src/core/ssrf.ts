@@ -30,9 +30,12 @@ for (const [addr, bits] of [
 ] as const)
   blocked.addSubnet(addr, bits, 'ipv4');
 for (const [addr, bits] of [
-  ['::', 128],
-  ['::1', 128],
+  // IPv4-compatible (deprecated), which holds :: and ::1.
+  ['::', 96],
   ['64:ff9b::', 96],
+  // Teredo and 6to4 carry an IPv4 address inside (obfuscated, or any of them): both long deprecated.
+  ['2001::', 32],
+  ['2002::', 16],
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7],
@@ -73,6 +76,8 @@ export async function assertPublicUrl(raw: string, allowPrivate: boolean, param 
   }
   if (url.username || url.password)
     throw new BadRequestError('URLs with credentials are not allowed.', { param: param, code: 'invalid_url' });
+  if (url.port === '0')
+    throw new BadRequestError(`"${raw}" names port 0, which nothing listens on.`, { param: param, code: 'invalid_url' });
   if (allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
