@@ -366,6 +366,35 @@ describe('bad input gets a clear 4xx in the error shape, and the server keeps se
     assert.deepEqual(left, []);
   });
 
+  test('the message says what to change: escapes, charset, the body, the file part, the batch input, the size', async () => {
+    const json = (body: string, type = 'application/json') =>
+      ferry.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': type }, body });
+    const form = new FormData();
+    form.append('purpose', 'user_data');
+    form.append('file', 'contents without a filename');
+    const cases: Array<[string, Promise<Response>, number, string, RegExp]> = [
+      ['a broken escape', ferry.fetch('/v1/files/%E0%A4%A'), 400, 'invalid_url_encoding', /percent-encode/],
+      ['latin1', json('{}', 'application/json; charset=latin1'), 415, 'unsupported_charset', /send the body as UTF-8/],
+      ['null', json('null'), 400, 'invalid_json', /must be a JSON object/],
+      ['a file part without a filename', ferry.fetch('/v1/files', { method: 'POST', body: form }), 400, 'invalid_request', /no filename/],
+      ['over the body limit', json(`{"model":"${'x'.repeat(33 * 1024 * 1024)}"}`), 413, 'request_too_large', /larger than \d+ bytes/],
+    ];
+    for (const [name, call, status, code, message] of cases) {
+      const res = await call;
+      assert.equal(res.status, status, name);
+      const { error } = await res.json();
+      assert.equal(error.code, code, name);
+      assert.match(error.message, message, name);
+    }
+    const batch = await ferry.fetch('/v1/batches', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }),
+    });
+    assert.equal(batch.status, 404);
+    assert.equal((await batch.json()).error.param, 'input_file_id');
+  });
+
   test('the SDK maps the errors to its classes', async () => {
     const c = ferry.client();
     await assert.rejects(c.files.retrieve('file-nope'), OpenAI.NotFoundError);

@@ -14,6 +14,7 @@ import {
   storeUnavailable,
   toErrorBody,
   UnavailableError,
+  UnsupportedMediaTypeError,
 } from '../core/errors.js';
 import { ChangeWaiter } from '../core/events.js';
 import { BlockingReaders, createRedis, isRedisUnavailable, logErrors } from '../core/redis.js';
@@ -53,26 +54,46 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   return { app, close: ops.close };
 }
 
+/** Errors raised by Express and its body parsers, as Ferry's own: what to change, in OpenAI's shape. */
+function fromExpress(err: unknown): unknown {
+  const e = err as { type?: string; status?: number; message?: string; body?: string; limit?: number; expose?: boolean };
+  if (e?.type === 'entity.parse.failed') return new BadRequestError(parseFailure(e), { code: 'invalid_json' });
+  if (e?.type === 'entity.too.large') {
+    return new PayloadTooLargeError(
+      `The request body is larger than ${e.limit} bytes. Upload large media with POST /v1/files and reference it by file_id.`,
+      { param: null, code: 'request_too_large' },
+    );
+  }
+  if (e?.type === 'charset.unsupported') {
+    return new UnsupportedMediaTypeError(`${e.message}: send the body as UTF-8 (Content-Type: application/json; charset=utf-8).`, {
+      param: null,
+      code: 'unsupported_charset',
+    });
+  }
+  if (err instanceof URIError || (e?.status === 400 && /decode param/.test(e.message ?? ''))) {
+    return new BadRequestError(`The URL holds a malformed %-escape (${e.message}); percent-encode it as UTF-8.`, {
+      code: 'invalid_url_encoding',
+    });
+  }
+  if (e?.status && e.status >= 400 && e.status < 500 && e.expose) {
+    // Other client errors of the parsers (an encoding they cannot read, say).
+    return new FerryError(e.message ?? 'Bad request', { status: e.status, type: 'invalid_request_error', code: 'invalid_request' });
+  }
+  return isRedisUnavailable(err) ? storeUnavailable() : err;
+}
+
+/** `null` or `[1]` parse, but are not a request: say what the body must be. */
+function parseFailure(e: { body?: string; message?: string }): string {
+  try {
+    JSON.parse(e.body ?? '');
+    return 'The body must be a JSON object, like {"model": …, "messages": […]}.';
+  } catch {
+    return `The body is not valid JSON: ${e.message}`;
+  }
+}
+
 function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction) {
-  const e = err as { type?: string; status?: number; message?: string };
-  // body-parser's errors (bad JSON, too large) carry a status and type of their own.
-  const normalized =
-    e?.type === 'entity.parse.failed'
-      ? new BadRequestError(`The body is not valid JSON: ${e.message}`, { code: 'invalid_json' })
-      : e?.type === 'entity.too.large'
-        ? new PayloadTooLargeError('The request body is too large. Upload large media with POST /v1/files and reference it by file_id.', {
-            param: null,
-          })
-        : e?.status && e.status >= 400 && e.status < 500 && ((e as { expose?: boolean }).expose || err instanceof URIError)
-          ? // Other client errors raised by Express and its parsers (charset, encoding, bad URL escapes).
-            new FerryError(e.message ?? 'Bad request', {
-              status: e.status,
-              type: 'invalid_request_error',
-              code: typeof e.type === 'string' ? e.type : null,
-            })
-          : isRedisUnavailable(err)
-            ? storeUnavailable()
-            : err;
+  const normalized = fromExpress(err);
   // The client hung up while the answer streamed: the request log has it as aborted, at warn.
   if (res.headersSent && (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return void res.destroy();
   const { status, body } = toErrorBody(normalized);

@@ -82,7 +82,7 @@ export function batchesRouter(deps: ApiDeps): Router {
     const window = windowSeconds(body.completion_window);
     const execution = batchExecution(body.execution, config.batch.execution);
     const metadata = checkMetadata(body.metadata);
-    const input = await files.getOwned(body.input_file_id, tenant);
+    const input = await files.getOwned(body.input_file_id, tenant, false, 'input_file_id');
     if (input.purpose !== 'batch')
       throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, {
         param: 'input_file_id',

@@ -134,7 +134,13 @@ async function buildRecord(
 ): Promise<FileRecord> {
   const { config } = deps.services;
   const { fields, file } = parsed;
-  if (!file) throw new BadRequestError('No file part: send the file in a multipart part named "file".', { param: 'file' });
+  if (!file) {
+    // A part without a filename arrives as a plain field.
+    const why = fields.file
+      ? 'The "file" part has no filename: send it as a file (Content-Disposition: form-data; name="file"; filename="…").'
+      : 'No file part: send the file in a multipart part named "file".';
+    throw new BadRequestError(why, { param: 'file' });
+  }
   const purpose = one(fields, 'purpose');
   if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', { param: 'purpose' });
   if (!PURPOSES.includes(purpose)) {

@@ -132,10 +132,11 @@ export class RecordStore<T extends BaseRecord> {
   }
 
   /** The record if it belongs to the tenant (or the caller is admin); otherwise 404, never 403. */
-  async getOwned(id: string, tenant: string, admin = false): Promise<T> {
+  /** The tenant's record (any for the admin), else a 404 naming `param`: the request field that gave the id. */
+  async getOwned(id: string, tenant: string, admin = false, param = `${this.kind}_id`): Promise<T> {
     // Only well-formed ids reach Redis: other names could meet keys that are not records.
     const rec = RECORD_ID.test(id) ? await this.get(id) : null;
-    if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, { param: `${this.kind}_id` });
+    if (!rec || (!admin && rec.tenant !== tenant)) throw new NotFoundError(`No such ${this.kind}: '${id}'`, { param });
     return rec;
   }
 
