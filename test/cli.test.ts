@@ -106,5 +106,22 @@ describe('ferry submit and ferry status', () => {
     const missing = await ferryCli(ferry, ['status', 'batch_nope']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /404/);
+    // A window the service would refuse is refused before anything is uploaded.
+    const uploadsBefore = (await ferry.client().files.list({ limit: 1000 })).data.length;
+    const window = await ferryCli(ferry, ['submit', ferry.tmp, '-p', 'x', '--completion-window', '48h']);
+    assert.equal(window.code, 2);
+    assert.match(window.stderr, /--completion-window: "completion_window" must be "24h"/);
+    assert.equal((await ferry.client().files.list({ limit: 1000 })).data.length, uploadsBefore);
+  });
+
+  test('a service it cannot reach, or that refuses every document, exits with 1', async () => {
+    const doc = path.join(ferry.tmp, 'alone.txt');
+    await writeFile(doc, 'a document');
+    const away = await ferryCli(ferry, ['submit', doc, '-p', 'x', '--base-url', 'http://127.0.0.1:1']);
+    assert.equal(away.code, 1);
+    assert.match(away.stderr, /no document was accepted: Connection error/);
+    const wrongKey = await ferryCli(ferry, ['submit', doc, '-p', 'x'], { FERRY_API_KEY: 'sk-wrong' });
+    assert.equal(wrongKey.code, 1);
+    assert.match(wrongKey.stderr, /no document was accepted: 401/);
   });
 });

@@ -11,7 +11,7 @@ import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { BATCH_JOBS, jobIds } from '../core/queues.js';
-import { batchObject, isFinalBatch, type BatchRecord } from '../core/records/batches.js';
+import { batchObject, isFinalBatch, windowSeconds, type BatchRecord } from '../core/records/batches.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { newBatchRecord } from '../domain/batches.js';
@@ -22,20 +22,6 @@ import { listPage, listQuery, waitSeconds } from './params.js';
 import { nowSeconds } from '../core/time.js';
 
 const ENDPOINTS = ['/v1/chat/completions'];
-const MAX_WINDOW_SECONDS = 24 * 3600;
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
-
-/** `24h` as OpenAI; shorter windows such as `1h` or `90s` are accepted too. */
-export function windowSeconds(value: unknown): number {
-  const m = typeof value === 'string' ? /^(\d{1,6})([smh])$/.exec(value) : null;
-  const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
-  if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
-    throw new BadRequestError('"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").', {
-      param: 'completion_window',
-    });
-  }
-  return seconds;
-}
 
 /** `execution`: how the lines run; absent, FERRY_BATCH_EXECUTION decides. */
 function batchExecution(v: unknown, fallback: BatchExecution): BatchExecution {

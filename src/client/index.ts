@@ -4,6 +4,7 @@ import { APIError } from 'openai';
 import { connect, UsageError } from './connect.js';
 import { batchLine } from './progress.js';
 import { submit } from './submit.js';
+import { windowSeconds } from '../core/records/batches.js';
 
 const COMMON = {
   'base-url': { type: 'string' },
@@ -56,6 +57,12 @@ async function submitCommand(args: string[]): Promise<number> {
   if (values.execution !== undefined && values.execution !== 'direct' && values.execution !== 'gemini_batch') {
     throw new UsageError('--execution takes "direct" (each document a live call) or "gemini_batch" (Gemini Batch Mode, half price)');
   }
+  // Checked before any upload: a refusal after them would waste them.
+  try {
+    windowSeconds(values['completion-window']);
+  } catch (err) {
+    throw new UsageError(`--completion-window: ${(err as Error).message}`);
+  }
   const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
   return submit(client, {
     paths: positionals,
@@ -77,7 +84,8 @@ export async function runClient(command: string, args: string[]): Promise<number
       process.stderr.write(`ferry ${command}: ${(err as Error).message}\n`);
       return 2;
     }
-    const detail = err instanceof APIError ? `${err.status ?? 'network'}: ${err.message}` : ((err as Error)?.message ?? String(err));
+    // The SDK's message already begins with the status.
+    const detail = err instanceof APIError ? err.message : ((err as Error)?.message ?? String(err));
     process.stderr.write(`ferry ${command}: ${detail}\n`);
     return 1;
   }

@@ -149,5 +149,10 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
     `${counts.completed} of ${docs.length} documents answered, ${failed} not; ${written} result lines${opts.out ? ` in ${opts.out}` : ''}.\n`,
   );
   if (batch && batch.status !== 'completed') return 1;
+  // Not one document taken: the service could not be reached, or refused them all (a wrong key).
+  if (!batch) {
+    process.stderr.write(`ferry submit: no document was accepted: ${uploaded.find((d) => d.error)?.error ?? 'no answer'}\n`);
+    return 1;
+  }
   return failed > 0 ? 3 : 0;
 }

@@ -8,6 +8,7 @@
  *   seen final twice (a retried job, a crash after its result) counts once.
  */
 import type { Redis } from 'ioredis';
+import { BadRequestError } from '../errors.js';
 import { base62, derivedId } from '../ids.js';
 import type { BatchExecution } from '../config.js';
 import type { Keys } from '../redis.js';
@@ -239,4 +240,19 @@ export function batchObject(rec: BatchRecord, counts: RequestCounts) {
 export function batchEvent(rec: BatchRecord, counts: RequestCounts) {
   const type = `batch.${rec.status}` as 'batch.completed' | 'batch.failed' | 'batch.expired' | 'batch.cancelled';
   return { type, tenant: rec.tenant, objectId: rec.id, data: batchObject(rec, counts) as Record<string, unknown>, webhookUrl: null };
+}
+
+const MAX_WINDOW_SECONDS = 24 * 3600;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/** A batch's `completion_window` ("24h", or shorter: "30m", "90s") in seconds; anything else is a 400 naming it. */
+export function windowSeconds(value: unknown): number {
+  const m = typeof value === 'string' ? /^(\d{1,6})([smh])$/.exec(value) : null;
+  const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
+  if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
+    throw new BadRequestError('"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").', {
+      param: 'completion_window',
+    });
+  }
+  return seconds;
 }
