@@ -398,7 +398,7 @@ describe('chat completions', () => {
           messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${base}${path}` } }] }],
         }),
       });
-      return { status: res.status, error: (await res.json()).error };
+      return { status: res.status, error: (await res.json()).error, jobId: res.headers.get('x-ferry-job-id') };
     };
     try {
       for (const [path, said] of [
@@ -415,6 +415,10 @@ describe('chat completions', () => {
       assert.equal(cut.status, 502);
       assert.equal(cut.error.code, 'upstream_unreachable');
       assert.match(cut.error.message, /stopped sending/);
+      // The fetch was the job's one try, and its record counts it.
+      const job = await (await open.fetch(`/v1/jobs/${cut.jobId}`)).json();
+      assert.equal(job.status, 'failed');
+      assert.equal(job.attempts, 1);
     } finally {
       await open.close();
       img.close();

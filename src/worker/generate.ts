@@ -117,6 +117,8 @@ async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJ
       try {
         inputs = await prepareInputs(deps, plan.rec, plan.files);
       } catch (err) {
+        // Fetching the inputs is part of the try (an image URL that failed, say): the record counts it.
+        await deps.services.jobs.update(plan.rec.id, { attempts: tryNumber(job) });
         return await handleFailure(deps, job, plan.rec, err, false);
       }
     }
@@ -182,6 +184,9 @@ interface Inputs {
   images: Map<string, FetchedImage>;
 }
 
+/** This try's number, counting the tries a quota 429 sent back (they spend no attempt of the job). */
+const tryNumber = (job: Job<GenerateJobData>) => job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
+
 async function prepareInputs(deps: GenerateDeps, rec: JobRecord, files: FileRecord[]): Promise<Inputs> {
   const copies = new Map<string, ResolvedFile>();
   for (const f of files) copies.set(f.id, await deps.geminiCopy(f));
@@ -219,8 +224,7 @@ async function callAndRecord(
   const { jobs } = services;
   const { jobId } = plan;
   // Attempts count every try: failed ones (BullMQ's count) and those Gemini sent back for quota.
-  const attempts = job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
-  const rec = await jobs.transitionGet(jobId, { status: 'running', attempts }, { initial: { started_at: nowSeconds() } });
+  const rec = await jobs.transitionGet(jobId, { status: 'running', attempts: tryNumber(job) }, { initial: { started_at: nowSeconds() } });
   if (!rec) return await notOpen(services, jobId);
   let streamed = false;
   try {
