@@ -114,6 +114,7 @@ describe('batches on Gemini Batch Mode', () => {
       await client.batches.cancel(created.id);
       const b = await waitFinal(client, created.id);
       assert.equal(b.status, 'cancelled');
+      assert.equal((b as GeminiBatched).gemini_batches?.[0].state, 'CANCELLED');
       const { err } = await results(client, b, idsOf(input));
       assert.ok(err.every((l) => l.error.code === 'batch_cancelled'));
       const seen = ferry.emulator.stats().requests['batches.cancel'] ?? 0;

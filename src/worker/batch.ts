@@ -281,6 +281,7 @@ async function claim(services: Services, batchId: string, ending: Ending): Promi
 /** A cancelled or expired batch on Gemini Batch Mode: Gemini stops its batches, and the job asking after them goes. */
 async function stopGemini(gemini: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
   await cancelGeminiBatches(gemini, batch);
+  if (batch.gemini_batches) await gemini.services.batches.update(batch.id, { gemini_batches: batch.gemini_batches });
   await gemini.services.queues.batch.remove(jobIds.batch(BATCH_JOBS.gemini, batch.id)).catch(() => 0);
 }
 

@@ -436,7 +436,13 @@ const noAnswer = (): NonNullable<JobRecord['error']> => ({
 /** Asks Gemini to stop the batch's Gemini batches (the Ferry batch is cancelled or out of time). */
 export async function cancelGeminiBatches(deps: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
   for (const g of batch.gemini_batches ?? []) {
-    if (g.name && !g.collected) await deps.gemini.batches.cancel(g.name).catch((err) => logCleanup(deps, batch, err));
+    if (!g.name || g.collected) continue;
+    // The group shows it (its caller saves the groups): the batch object no longer says PENDING.
+    const cancelled = await deps.gemini.batches.cancel(g.name).then(
+      () => true,
+      (err) => logCleanup(deps, batch, err),
+    );
+    if (cancelled) g.state = 'CANCELLED';
   }
 }
 
