@@ -362,6 +362,18 @@ describe('Gemini Batch Mode at odd moments', () => {
     }),
   );
 
+  test('the window ending after Gemini answered but before Ferry asked again: the answers are kept', { timeout: 60_000 }, () =>
+    // Gemini answers within a second; Ferry's first ask is told to come back in 10 s; the window is 3 s.
+    withSettings([{ route: 'batches.get', kind: '429', retryAfterSeconds: 10, count: 1 }], 200, async () => {
+      const input = requests(5, 'paid-for');
+      const created = await createBatch(client, input, '3s', undefined, 'gemini_batch');
+      const b = await waitFinal(client, created.id);
+      assert.equal(b.status, 'expired');
+      const { out, err } = await results(client, b, idsOf(input));
+      assert.equal(out.length, 5, `answered by Gemini, but: ${JSON.stringify(err.map((l) => l.error.code))}`);
+    }),
+  );
+
   test("a file's Gemini copy renewed for a later batch stays for the batch still running on it", { timeout: 90_000 }, async () => {
     const f = await client.files.create({ file: await toFile(Buffer.from('a shared document'), 'shared.txt'), purpose: 'user_data' });
     await eventually(async () => (await client.files.retrieve(f.id)).status === 'processed', 20_000, 'the document processed');

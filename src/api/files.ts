@@ -125,6 +125,14 @@ export function filesRouter(deps: ApiDeps): Router {
   return r;
 }
 
+/** An upload without its file: a part without a filename arrives as a plain field, and is named so. */
+function noFilePart(fields: Record<string, unknown>): BadRequestError {
+  const why = fields.file
+    ? 'The "file" part has no filename: send it as a file (Content-Disposition: form-data; name="file"; filename="…").'
+    : 'No file part: send the file in a multipart part named "file".';
+  return new BadRequestError(why, { param: 'file' });
+}
+
 async function buildRecord(
   deps: ApiDeps,
   tenant: string,
@@ -134,13 +142,7 @@ async function buildRecord(
 ): Promise<FileRecord> {
   const { config } = deps.services;
   const { fields, file } = parsed;
-  if (!file) {
-    // A part without a filename arrives as a plain field.
-    const why = fields.file
-      ? 'The "file" part has no filename: send it as a file (Content-Disposition: form-data; name="file"; filename="…").'
-      : 'No file part: send the file in a multipart part named "file".';
-    throw new BadRequestError(why, { param: 'file' });
-  }
+  if (!file) throw noFilePart(fields);
   const purpose = one(fields, 'purpose');
   if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', { param: 'purpose' });
   if (!PURPOSES.includes(purpose)) {

@@ -23,7 +23,14 @@ import { upstreamJobOptions, type Services } from '../core/services.js';
 import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
-import { cancelGeminiBatches, failUnanswered, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
+import {
+  cancelGeminiBatches,
+  collectFinished,
+  failUnanswered,
+  removeGeminiBatches,
+  runGeminiBatch,
+  type GeminiBatchDeps,
+} from './gemini-batch.js';
 import { batchLines } from '../core/metrics.js';
 import { feed, releaseGate } from '../domain/batches.js';
 import { newJobRecord } from '../domain/jobs.js';
@@ -278,8 +285,9 @@ async function claim(services: Services, batchId: string, ending: Ending): Promi
   return mine ? batch : null;
 }
 
-/** A cancelled or expired batch on Gemini Batch Mode: Gemini stops its batches, and the job asking after them goes. */
+/** A cancelled or expired batch on Gemini Batch Mode: what Gemini has answered is collected, it stops the rest, and the job asking after them goes. */
 async function stopGemini(gemini: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
+  await collectFinished(gemini, batch);
   await cancelGeminiBatches(gemini, batch);
   if (batch.gemini_batches) await gemini.services.batches.update(batch.id, { gemini_batches: batch.gemini_batches });
   await gemini.services.queues.batch.remove(jobIds.batch(BATCH_JOBS.gemini, batch.id)).catch(() => 0);

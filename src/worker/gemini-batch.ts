@@ -433,6 +433,20 @@ const noAnswer = (): NonNullable<JobRecord['error']> => ({
 // ---------------------------------------------------------------------------
 // Cancel, and the end
 
+/**
+ * The batch ends (cancelled, out of time) between Gemini finishing and this job asking again:
+ * the answers Gemini gave are paid for, so they are collected before the other lines are closed.
+ */
+export async function collectFinished(deps: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
+  const groups = batch.gemini_batches ?? [];
+  for (const g of groups) {
+    if (!g.name || g.collected) continue;
+    await followUp(deps, batch, groups, g).catch((err: Error) =>
+      deps.services.logger.warn({ err: err.message, batch_id: batch.id }, 'could not collect a finished Gemini batch'),
+    );
+  }
+}
+
 /** Asks Gemini to stop the batch's Gemini batches (the Ferry batch is cancelled or out of time). */
 export async function cancelGeminiBatches(deps: GeminiBatchDeps, batch: BatchRecord): Promise<void> {
   for (const g of batch.gemini_batches ?? []) {
