@@ -174,6 +174,18 @@ describe('a tour of `npm start`', () => {
     await download.body!.getReader().read();
     dropped.abort();
     await new Promise((r) => setTimeout(r, 200));
+    // A wrong key on an upload streamed from disk: the client is still sending when the 401 comes.
+    const wrong = new OpenAI({ apiKey: 'sk-wrong', baseURL: `${base}/v1`, maxRetries: 0 });
+    const refusals = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        wrong.files.create({ file: createReadStream(src), purpose: 'user_data' }).then(
+          () => 'accepted',
+          (err: InstanceType<typeof OpenAI.APIError>) =>
+            err.status ? String(err.status) : `${err.message} ${(err.cause as Error)?.message}`,
+        ),
+      ),
+    );
+    assert.deepEqual([...new Set(refusals)], ['401'], 'a 401, not a connection reset');
     assert.equal((await call('file as JSON', 'POST', '/v1/files', { json: { purpose: 'user_data' } })).status, 400);
     assert.equal((await call('bad list limit', 'GET', '/v1/files?limit=0')).status, 400);
     assert.equal((await call('unknown file', 'GET', '/v1/files/file-nope')).status, 404);

@@ -104,14 +104,31 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     res.destroy();
     return;
   }
-  if (!req.complete) {
-    // The client is still sending a body we will not read: answer, then drop the connection.
-    res.setHeader('Connection', 'close');
-    req.resume();
-  }
+  if (!req.complete) unreadBody(req, res);
   // The SDKs retry a 503 after this long.
   if (status === 503) res.setHeader('Retry-After', '2');
   res.status(status).json(body);
+}
+
+/** Up to this much of a refused request's body is read, so that its client sees the answer. */
+const DRAIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The client is still sending a body Ferry will not use (a wrong key on an upload, say). Closing
+ * at once would reset a client still writing, which then reports a connection error instead of
+ * the answer: a small body is read to its end, and only a large one drops the connection.
+ */
+function unreadBody(req: Request, res: Response) {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > DRAIN_BYTES) res.setHeader('Connection', 'close');
+  else {
+    let seen = 0;
+    req.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DRAIN_BYTES) req.socket.destroy();
+    });
+  }
+  req.resume();
 }
 
 export interface RunningApi {
