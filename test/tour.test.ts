@@ -5,7 +5,7 @@
  * user can reach may answer 5xx, write a stack trace or take the process down.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -129,6 +129,12 @@ describe('a tour of `npm start`', () => {
     assert.match(stderr, /Listens: 127\.0\.0\.1 only/);
     assert.match(stderr, /dashboard at http:\/\/127\.0\.0\.1:\d+\/admin\/queues/);
     assert.match(stderr, /WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows/);
+  });
+
+  test('npx ferry runs the built command, as the README says', () => {
+    const run = spawnSync('npx', ['ferry', 'submit'], { cwd: root, encoding: 'utf8' });
+    assert.equal(run.status, 2, `npx ferry: ${run.stderr}`);
+    assert.match(run.stderr, /usage: npx ferry submit/);
   });
 
   test('without a key: operations answer, everything else is 401 or 404', async () => {
