@@ -23,14 +23,7 @@ import { upstreamJobOptions, type Services } from '../core/services.js';
 import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
-import {
-  cancelGeminiBatches,
-  collectFinished,
-  failUnanswered,
-  removeGeminiBatches,
-  runGeminiBatch,
-  type GeminiBatchDeps,
-} from './gemini-batch.js';
+import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
 import { batchLines } from '../core/metrics.js';
 import { feed, releaseGate } from '../domain/batches.js';
 import { newJobRecord } from '../domain/jobs.js';
@@ -83,7 +76,10 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
     await fail(services, job.data.batchId, [error]);
     return;
   }
-  if (job.name === BATCH_JOBS.gemini) return closeUnanswered(services, job.data.batchId, err);
+  if (job.name === BATCH_JOBS.gemini) {
+    await giveUp(services, job.data.batchId, err);
+    return;
+  }
   const owned = OWNED_BY[job.name as BatchJobName];
   if (!owned || err instanceof LinesStillOpen) return;
   const batch = await services.batches.get(job.data.batchId);
@@ -297,19 +293,6 @@ function countLines(batch: BatchRecord, counts: RequestCounts): void {
   const execution = batch.execution ?? 'direct';
   batchLines.inc({ execution, outcome: 'completed' }, counts.completed);
   batchLines.inc({ execution, outcome: 'failed' }, counts.failed);
-}
-
-/**
- * The `gemini` job failed for good (Gemini kept failing): the lines it had not answered fail, and
- * the gate opens, so the batch completes with them in its error file rather than waiting for its window.
- */
-async function closeUnanswered(services: Services, batchId: string, err: Error): Promise<void> {
-  const batch = await services.batches.get(batchId);
-  if (batch?.status !== 'in_progress') return;
-  const message = `Gemini Batch Mode did not answer this request: ${err.message}`;
-  const error = { message, type: 'server_error', param: null, code: 'gemini_batch_failed', status: 502 };
-  await failUnanswered(services, batch, error);
-  await releaseGate(services, batchId);
 }
 
 /** The batch's event, from the record as it ended. */

@@ -15,7 +15,7 @@
  * Then it opens the gate, and `finalize` writes the output and error files exactly as for a direct
  * batch. Every step repeats safely from what the records say, so a worker killed anywhere resumes.
  */
-import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import { UpstreamError } from '../core/errors.js';
 import { derivedId } from '../core/ids.js';
 import type { BatchJobData } from '../core/queues.js';
@@ -72,7 +72,8 @@ export async function runGeminiBatch(deps: GeminiBatchDeps, job: Job<BatchJobDat
     const again = askAgainOn(err);
     if (!again) throw err;
     const failures = again.failure ? (job.data.failures ?? 0) + 1 : 0;
-    if (again.failure && failures >= (job.opts.attempts ?? 1)) throw new UnrecoverableError(again.failure.message);
+    // Given up inside the job, not from its failed event: a process dying meanwhile runs it again.
+    if (again.failure && failures >= (job.opts.attempts ?? 1)) return giveUp(deps.services, job.data.batchId, again.failure);
     const polls = (job.data.polls ?? 0) + 1;
     await job.updateData({ ...job.data, polls, failures });
     await job.moveToDelayed(Date.now() + delayOf(again, polls, failures), token);
@@ -394,9 +395,19 @@ async function closeGroup(services: Services, batch: BatchRecord, g: GeminiBatch
 }
 
 /** Every line not yet answered fails with `error` (the job asking Gemini gave up). */
-export async function failUnanswered(services: Services, batch: BatchRecord, error: NonNullable<JobRecord['error']>): Promise<void> {
+/**
+ * Gemini kept failing: the lines not answered fail, and the gate opens, so the batch completes with
+ * them in its error file (and Gemini is asked to stop its batch) rather than waiting for its window.
+ */
+export async function giveUp(services: Services, batchId: string, err: Error): Promise<{ gave_up: string } | undefined> {
+  const batch = await services.batches.get(batchId);
+  if (batch?.status !== 'in_progress') return;
+  const message = `Gemini Batch Mode did not answer this request: ${err.message}`;
+  const error = { message, type: 'server_error', param: null, code: 'gemini_batch_failed', status: 502 };
   for await (const { index, rec } of lineRecords(services, batch))
     await endLine(services, batch.id, index, rec, { status: 'failed', error });
+  await releaseGate(services, batchId);
+  return { gave_up: err.message };
 }
 
 /** How lines end when their Gemini batch ended without answers. */
