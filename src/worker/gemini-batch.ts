@@ -240,7 +240,11 @@ async function uploadInput(deps: GeminiBatchDeps, batch: BatchRecord, g: GeminiB
       session: null,
       onProgress: async () => true,
     });
-    await gemini.files.waitUntilProcessed(file.name, services.config.activeWaitSeconds * 1000);
+    // A file Gemini would not make ACTIVE is not left behind for the next try to duplicate.
+    await gemini.files.waitUntilProcessed(file.name, services.config.activeWaitSeconds * 1000).catch(async (err: Error) => {
+      await gemini.files.delete(file.name).catch(() => {});
+      throw err;
+    });
     return file.name;
   } finally {
     await services.staging.delete(sink.id);
@@ -329,7 +333,9 @@ async function followUp(deps: GeminiBatchDeps, batch: BatchRecord, groups: Gemin
   // An expired or cancelled batch may hold the answers it gave before it ended: they count.
   const unanswered = state === 'SUCCEEDED' ? { status: 'failed' as const, error: noAnswer() } : endOf(state, now);
   if (now?.responsesFile) {
+    // Recorded before reading it: an ending that comes meanwhile deletes it with the rest.
     g.responses_file = now.responsesFile;
+    await saveGroups(services, batch.id, groups);
     await collect(deps, batch, g, now.responsesFile, unanswered);
   } else await closeGroup(services, batch, g, unanswered);
   g.collected = true;
