@@ -28,6 +28,23 @@ async function uploadDocument(client: OpenAI, text: string): Promise<string> {
   return f.id;
 }
 
+/** A batch line asking `text` about the file `fileId`. */
+const lineAbout = (id: string, text: string, fileId: string): Line => ({
+  ...request(id),
+  body: {
+    model: MODEL,
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text },
+          { type: 'file', file: { file_id: fileId } },
+        ],
+      },
+    ],
+  },
+});
+
 describe('batches on Gemini Batch Mode', () => {
   let ferry: Ferry;
   let client: OpenAI;
@@ -43,21 +60,7 @@ describe('batches on Gemini Batch Mode', () => {
 
   test('1,000 lines: the same files as direct, every custom_id once, no generateContent call', { timeout: 120_000 }, async () => {
     const docId = await uploadDocument(client, 'the contents of a document');
-    const withFile = (id: string): Line => ({
-      ...request(id),
-      body: {
-        model: MODEL,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: `about ${id}` },
-              { type: 'file', file: { file_id: docId } },
-            ],
-          },
-        ],
-      },
-    });
+    const withFile = (id: string) => lineAbout(id, `about ${id}`, docId);
     const input = requests(1000, 'g').map((l, i) => (i % 100 === 7 ? withFile(String(l.custom_id)) : l));
     ferry.emulator.setBatchSetting({ failKeys: ['g-13'] });
     const callsBefore = generateCalls(ferry);
@@ -377,21 +380,7 @@ describe('Gemini Batch Mode at odd moments', () => {
   test("a file's Gemini copy renewed for a later batch stays for the batch still running on it", { timeout: 90_000 }, async () => {
     const f = await client.files.create({ file: await toFile(Buffer.from('a shared document'), 'shared.txt'), purpose: 'user_data' });
     await eventually(async () => (await client.files.retrieve(f.id)).status === 'processed', 20_000, 'the document processed');
-    const about = (id: string): Line => ({
-      ...request(id),
-      body: {
-        model: MODEL,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: id },
-              { type: 'file', file: { file_id: f.id } },
-            ],
-          },
-        ],
-      },
-    });
+    const about = (id: string) => lineAbout(id, id, f.id);
     ferry.emulator.setBatchSetting({ pendingMs: 6000 });
     const first = await createBatch(client, [about('first')], '24h', undefined, 'gemini_batch');
     await submitted(client, first.id);
