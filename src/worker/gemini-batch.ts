@@ -63,7 +63,7 @@ class AskAgain extends Error {
 /**
  * A batch may wait a day on Gemini, asked after a thousand times: a failure now and then must not
  * add up to the job's attempts. So a transient failure parks the job like a poll, and only as many
- * failures in a row as the job has attempts give up (the lines then fail: onBatchJobFailedForGood).
+ * failures in a row as the job has attempts give up (the lines then fail: giveUp).
  */
 export async function runGeminiBatch(deps: GeminiBatchDeps, job: Job<BatchJobData>, token?: string): Promise<unknown> {
   try {
