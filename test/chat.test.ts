@@ -363,6 +363,33 @@ describe('chat completions', () => {
     }
   });
 
+  test('many callers waiting at once, synchronous and streamed, raise no listener warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    ferry.emulator.setLatency({ kind: 'fixed', ms: 300 });
+    try {
+      const c = ferry.client();
+      const ask = (i: number) => c.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: `w${i}` }] });
+      const stream = async (i: number) => {
+        for await (const _ of await c.chat.completions.create({
+          model: MODEL,
+          stream: true,
+          messages: [{ role: 'user', content: `s${i}` }],
+        }));
+      };
+      await Promise.all([...Array.from({ length: 12 }, (_, i) => ask(i)), ...Array.from({ length: 12 }, (_, i) => stream(i))]);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      ferry.emulator.setLatency({ kind: 'fixed', ms: 0 });
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(
+      warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+      [],
+    );
+  });
+
   test('a 400 from upstream fails the job at once with the upstream message', async () => {
     ferry.emulator.setFaults([{ route: 'generate', kind: '400', count: 1 }]);
     const res = await ferry.fetch('/v1/chat/completions', {

@@ -5,6 +5,7 @@
  * calls Gemini or Azure.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import {
   BadRequestError,
@@ -145,6 +146,8 @@ export async function startApi(
   const sub = createRedis(config, 'subscriber');
   logErrors(sub, services.logger, 'subscriber connection');
   const stopping = new AbortController();
+  // Every waiting caller listens for the stop, by design: no count of them is a leak.
+  setMaxListeners(0, stopping.signal);
   const deps: ApiDeps = {
     services,
     waiter: new ChangeWaiter(sub, services.keys),

@@ -22,25 +22,32 @@ export async function waitUntilFinal<T extends BaseRecord>(
   res: Response,
 ): Promise<T> {
   if (seconds <= 0 || isFinal(rec)) return rec;
+  // A client gone, or the API stopping (the caller then answers with what it has), ends the wait.
   const ac = new AbortController();
-  const onClose = () => ac.abort();
-  res.on('close', onClose);
+  const stop = () => ac.abort();
+  res.on('close', stop);
+  deps.stopping.addEventListener('abort', stop);
+  if (deps.stopping.aborted) stop();
   let latest = rec;
-  await deps.waiter.waitFor(
-    store.topic(rec.id),
-    seconds * 1000,
-    async () => {
-      const now = await store.get(rec.id);
-      if (now) latest = now;
-      return !now || isFinal(now);
-    },
-    AbortSignal.any([ac.signal, deps.stopping]),
-    // A change to a status that is not final (progress, running) is not worth a read.
-    (message) => {
-      const status = statusIn(message);
-      return status === null || isFinal({ ...rec, status });
-    },
-  );
-  res.off('close', onClose);
+  try {
+    await deps.waiter.waitFor(
+      store.topic(rec.id),
+      seconds * 1000,
+      async () => {
+        const now = await store.get(rec.id);
+        if (now) latest = now;
+        return !now || isFinal(now);
+      },
+      ac.signal,
+      // A change to a status that is not final (progress, running) is not worth a read.
+      (message) => {
+        const status = statusIn(message);
+        return status === null || isFinal({ ...rec, status });
+      },
+    );
+  } finally {
+    res.off('close', stop);
+    deps.stopping.removeEventListener('abort', stop);
+  }
   return latest;
 }
