@@ -130,7 +130,6 @@ class UploadReader {
     }
     const capture = new HeadCapture();
     this.current = capture;
-    capture.on('error', () => {}); // reported through the staging write's promise
     // Errors end the staging pipeline through `capture`; the part itself is drained by busboy.
     stream.on('error', (err: Error) => capture.destroy(err));
     stream.on('limit', () => {

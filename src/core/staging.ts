@@ -40,7 +40,6 @@ export interface SequentialReader {
   close(): Promise<void>;
 }
 
-/** Counts and hashes bytes flowing through it. */
 /**
  * Stores first make a directory or a container, then read: a source that fails meanwhile would
  * raise an unhandled error. Its error still reaches the reading that follows, and so the caller.
@@ -49,6 +48,7 @@ export function holdEarlyErrors(source: Readable): Readable {
   return source.on('error', () => {});
 }
 
+/** Counts and hashes bytes flowing through it. */
 export class HashingCounter extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;

@@ -32,10 +32,13 @@ export async function fetchImage(url: string, allowPrivate: boolean): Promise<Fe
       provider: 'http',
     });
   }
-  if (!res.ok) return refused(url, res.status);
   const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
-  if (!type.startsWith('image/'))
+  if (!res.ok || !type.startsWith('image/')) {
+    // An answer not read is let go, not left holding its connection.
+    await res.body?.cancel().catch(() => {});
+    if (!res.ok) return refused(url, res.status);
     throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, { param: 'messages' });
+  }
   return { mimeType: type, data: (await bodyOf(url, res.body)).toString('base64') };
 }
 

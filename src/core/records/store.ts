@@ -131,8 +131,7 @@ export class RecordStore<T extends BaseRecord> {
     return decode<T>(await this.redis.hgetall(this.key(id)));
   }
 
-  /** The record if it belongs to the tenant (or the caller is admin); otherwise 404, never 403. */
-  /** The tenant's record (any for the admin), else a 404 naming `param`: the request field that gave the id. */
+  /** The record if it belongs to the tenant (or the caller is admin); otherwise 404, never 403, naming `param`: the request field that gave the id. */
   async getOwned(id: string, tenant: string, admin = false, param = `${this.kind}_id`): Promise<T> {
     // Only well-formed ids reach Redis: other names could meet keys that are not records.
     const rec = RECORD_ID.test(id) ? await this.get(id) : null;
