@@ -106,8 +106,10 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     return;
   }
   if (!req.complete) unreadBody(req, res);
-  // The SDKs retry a 503 after this long.
-  if (status === 503) res.setHeader('Retry-After', '2');
+  // The SDKs retry a 503 (and a 409) after this long.
+  const retryAfter = normalized instanceof FerryError ? normalized.retryAfterSeconds : null;
+  if (retryAfter !== null) res.setHeader('Retry-After', String(retryAfter));
+  else if (status === 503) res.setHeader('Retry-After', '2');
   res.status(status).json(body);
 }
 

@@ -61,7 +61,10 @@ export interface Config {
   generateConcurrency: number;
   tenantMaxRunning: number;
   jobRetentionSeconds: number;
+  /** A worker's lock on a running job; a dead worker's jobs run again within about this plus two stall checks (a quarter of it each). */
   jobLockMs: number;
+  /** How long an Idempotency-Key claim outlives its holder's last renewal (core/idempotency.ts). */
+  idempotencyLeaseMs: number;
   batch: {
     /** Lines of one batch queued or running at once, across all workers. */
     concurrency: number;
@@ -311,7 +314,8 @@ export function loadConfig(env: Env = process.env): Config {
     generateConcurrency,
     tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 0, 0, 100_000),
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
-    jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 30_000, 1000),
+    jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 8_000, 1000),
+    idempotencyLeaseMs: int(env, 'FERRY_IDEMPOTENCY_LEASE_MS', 10_000, 100, 600_000),
     batch: {
       concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 256, 1, 10_000),
       workerSlots: batchWorkerSlots,

@@ -16,8 +16,11 @@ import type { ScoredEntry } from './records/store.js';
 import type { Services } from './services.js';
 import { upstreamJobOptions } from './services.js';
 
-/** How long an id may stay pending before maintenance takes it for lost (an enqueue takes milliseconds). */
-export const PENDING_GRACE_MS = 30_000;
+/**
+ * How long an id may stay pending before maintenance takes it for lost. An enqueue takes
+ * milliseconds; one that is merely slow and meets maintenance queues the same job id, which runs once.
+ */
+export const PENDING_GRACE_MS = 5_000;
 
 export function pendingKey(services: Pick<Services, 'keys'>): string {
   return services.keys.enqueuePending();
@@ -60,6 +63,11 @@ export async function enqueueBatch(services: Services, rec: BatchRecord): Promis
     { ...job(BATCH_JOBS.finalize), children: [job(BATCH_JOBS.expand), job(BATCH_JOBS.gate, { delay: windowMs + 3600_000, attempts: 1 })] },
     job(BATCH_JOBS.expire, { delay: windowMs }),
   ]);
+}
+
+/** Whether the record's work may not be queued yet. */
+export async function isPending(services: Services, id: string): Promise<boolean> {
+  return (await services.redis.zscore(pendingKey(services), id)) !== null;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface ErrorBody {
 export interface ErrorOptions {
   param?: string | null;
   code?: string | null;
+  /** When the same request may succeed: sent as `Retry-After`, which the SDKs honour. */
+  retryAfterSeconds?: number;
 }
 
 export class FerryError extends Error {
@@ -18,6 +20,7 @@ export class FerryError extends Error {
   readonly type: string;
   readonly code: string | null;
   readonly param: string | null;
+  readonly retryAfterSeconds: number | null;
 
   constructor(message: string, opts: ErrorOptions & { status: number; type: string }) {
     super(message);
@@ -26,6 +29,7 @@ export class FerryError extends Error {
     this.type = opts.type;
     this.code = opts.code ?? null;
     this.param = opts.param ?? null;
+    this.retryAfterSeconds = opts.retryAfterSeconds ?? null;
   }
 
   toBody(): ErrorBody {
@@ -42,6 +46,7 @@ function kind(status: number, type: string, defaultCode: string | null, defaultP
         type,
         code: opts.code === undefined ? defaultCode : opts.code,
         param: opts.param === undefined ? defaultParam : opts.param,
+        retryAfterSeconds: opts.retryAfterSeconds,
       });
     }
   };

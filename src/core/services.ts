@@ -79,7 +79,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
     jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
     batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
-    idempotency: new Idempotency(redis, keys),
+    idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: opts.staging ?? new LocalStagingStore(config.stagingDir),

@@ -1,8 +1,9 @@
 /**
  * The maintenance queue: a scheduled pass that deletes staged bytes whose
  * retention has passed and queues again the work of records whose enqueue was
- * lost (core/enqueue.ts). A BullMQ job scheduler runs it once a minute across
- * all worker processes (never twice at once).
+ * lost (core/enqueue.ts). A BullMQ job scheduler runs it every few seconds across
+ * all worker processes (never twice at once), and each worker process runs it once as it starts,
+ * so that work an API accepted just before it died is queued within seconds of either.
  */
 import { reconcilePending } from '../core/enqueue.js';
 import { MAINTENANCE_JOB } from '../core/queues.js';
@@ -10,6 +11,8 @@ import type { Services } from '../core/services.js';
 import { nowSeconds } from '../core/time.js';
 
 export const SWEEP_SCHEDULER_ID = 'sweep-content';
+/** Maintenance runs this often: with PENDING_GRACE_MS, a lost enqueue is repaired within 10 s. */
+export const MAINTENANCE_EVERY_MS = 5_000;
 
 export function maintenanceProcessor(services: Services) {
   return async (): Promise<{ deleted: number; requeued: number; cleared: number }> => ({
@@ -36,10 +39,15 @@ export async function sweepExpiredContent(services: Services, now = nowSeconds()
   }
 }
 
+/** The pass a worker process runs as it starts; a failure is logged, and the schedule tries again. */
+export async function maintainOnStart(services: Services): Promise<void> {
+  await maintenanceProcessor(services)().catch((err: Error) => services.logger.warn({ err: err.message }, 'maintenance at start-up failed'));
+}
+
 export async function scheduleMaintenance(services: Services): Promise<void> {
   await services.queues.maintenance.upsertJobScheduler(
     SWEEP_SCHEDULER_ID,
-    { every: 60_000 },
+    { every: MAINTENANCE_EVERY_MS },
     { name: MAINTENANCE_JOB, opts: { removeOnComplete: 100, removeOnFail: 100, attempts: 1 } },
   );
 }

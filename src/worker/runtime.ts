@@ -13,7 +13,7 @@ import { retryDelayMs } from '../core/retry.js';
 import type { Services } from '../core/services.js';
 import { createAzureProvider, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/index.js';
-import { maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
+import { maintainOnStart, maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
 import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
 import { deliverProcessor, onDeliveryFailedForGood, webhookBackoffMs } from './deliver.js';
@@ -51,8 +51,10 @@ function queueWorker(
     connection,
     prefix: queuePrefix(config, queue),
     concurrency: spec.concurrency,
+    // A dead worker's job is moved back to wait by the first stall check after its lock expires
+    // and it was seen active without one: within jobLockMs plus two checks.
     lockDuration: config.jobLockMs,
-    stalledInterval: config.jobLockMs,
+    stalledInterval: Math.max(500, Math.round(config.jobLockMs / 4)),
     maxStalledCount: 10,
     settings: {
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
@@ -114,6 +116,8 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await scheduleMaintenance(services);
+  // Not awaited: after a long outage it may have much to do, and the workers run meanwhile.
+  const firstPass = maintainOnStart(services);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
 
   return {
@@ -122,7 +126,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     azure,
     running: () => workers.every((w) => w.isRunning()),
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all([firstPass, ...workers.map((w) => w.close())]);
       unregisterRates();
       admission.close();
       gemini.close();

@@ -146,15 +146,18 @@ export class BatchStore extends RecordStore<BatchRecord> {
     return this.keys.batchDone(id);
   }
 
-  override async create(rec: BatchRecord, scored: ScoredEntry[] = []): Promise<void> {
+  /** Its line counters start at zero, unless a batch under this id counts already (a create repeated after a crash). */
+  override async create(rec: BatchRecord, scored: ScoredEntry[] = []): Promise<boolean> {
+    const lines = this.linesKey(rec.id);
     await this.redis
       .multi()
-      .hset(this.linesKey(rec.id), 'fed', 0, 'completed', 0, 'failed', 0)
-      .expire(this.linesKey(rec.id), this.retention)
-      .setbit(this.doneKey(rec.id), 0, 0)
-      .expire(this.doneKey(rec.id), this.retention)
+      .hsetnx(lines, 'fed', 0)
+      .hsetnx(lines, 'completed', 0)
+      .hsetnx(lines, 'failed', 0)
+      .expire(lines, this.retention)
+      .set(this.doneKey(rec.id), '\0', 'EX', this.retention, 'NX')
       .exec();
-    await super.create(rec, scored);
+    return super.create(rec, scored);
   }
 
   protected override partsOf(rec: BatchRecord): string[] {

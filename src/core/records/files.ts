@@ -109,8 +109,8 @@ export class FileStore extends RecordStore<FileRecord> {
   }
 
   /** The record and its content-expiry entry in one step. */
-  override async create(rec: FileRecord, scored: ScoredEntry[] = []): Promise<void> {
-    await super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }]);
+  override async create(rec: FileRecord, scored: ScoredEntry[] = []): Promise<boolean> {
+    return super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }]);
   }
 
   protected override setsOf(): string[] {

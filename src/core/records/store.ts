@@ -116,15 +116,16 @@ export class RecordStore<T extends BaseRecord> {
    * Writes a new record, its id joining each of `scored` with the score given there (the pending
    * set of core/enqueue.ts, a file's content expiry), and the tenant's indexes. Those keys live in
    * other slots of a cluster than the record, so they are written first and the record last: a
-   * crash in between leaves an id without a record, which lists and maintenance drop.
+   * crash in between leaves an id without a record, which lists and maintenance drop. Answers
+   * false, writing no record, when one exists under the id already.
    */
-  async create(rec: T, scored: ScoredEntry[] = []): Promise<void> {
+  async create(rec: T, scored: ScoredEntry[] = []): Promise<boolean> {
     const indexes = [this.index(rec.tenant), ...this.secondary(rec).map((sub) => this.index(rec.tenant, sub))];
     await Promise.all([
       ...scored.map((e) => this.redis.zadd(e.key, e.score, rec.id)),
       ...indexes.map((index) => this.redis.zadd(index, 0, rec.id)),
     ]);
-    await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, ...encode(rec));
+    return (await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, ...encode(rec))) === 1;
   }
 
   async get(id: string): Promise<T | null> {

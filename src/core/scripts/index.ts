@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import { ADMIT, REFUSED, SUCCEEDED } from './admission.js';
 import { MARK_LINE, RAISE_FED } from './batches.js';
+import { CLAIM, FORGET, RELEASE_CLAIM, RENEW_CLAIM } from './idempotency.js';
 import { ACQUIRE } from './limits.js';
 import { RELEASE, RENEW } from './locks.js';
 import { CREATE, TRANSITION, UPDATE_IF_EXISTS } from './records.js';
@@ -23,6 +24,10 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
   ferryAdmitRefused: { numberOfKeys: 1, lua: REFUSED },
   ferryLockRenew: { numberOfKeys: 1, lua: RENEW },
   ferryLockRelease: { numberOfKeys: 1, lua: RELEASE },
+  ferryIdemClaim: { numberOfKeys: 1, lua: CLAIM },
+  ferryIdemRenew: { numberOfKeys: 1, lua: RENEW_CLAIM },
+  ferryIdemRelease: { numberOfKeys: 1, lua: RELEASE_CLAIM },
+  ferryIdemForget: { numberOfKeys: 1, lua: FORGET },
 };
 
 /** A connection with Ferry's scripts as commands. */
@@ -45,6 +50,10 @@ export type Scripted = Redis & {
   ferryAdmitRefused(h: string, ...args: (string | number)[]): Promise<number>;
   ferryLockRenew(key: string, token: string, ttlMs: string): Promise<number>;
   ferryLockRelease(key: string, token: string): Promise<number>;
+  ferryIdemClaim(key: string, fp: string, id: string, owner: string, leaseMs: number, ttlSeconds: number): Promise<[string, string, number]>;
+  ferryIdemRenew(key: string, owner: string, leaseMs: number): Promise<number>;
+  ferryIdemRelease(key: string, owner: string): Promise<number>;
+  ferryIdemForget(key: string, id: string): Promise<number>;
 };
 
 /** Adds the scripts to a connection (once: a connection that has them is answered as it is). */
