@@ -49,7 +49,11 @@ export async function acceptOnce<T extends BaseRecord>(services: Services, a: Ac
   const tenant = a.record.tenant;
   const fp = fingerprint(...a.fingerprintOf);
   const claim = await claimKey(services, a, key, fp);
-  if (claim.state === 'done') return { record: claim.record, created: false };
+  if (claim.state === 'done') {
+    // The first attempt may have died before queuing its work: a job id queues once, so ask again.
+    await resumeWork(services, a, claim.record);
+    return { record: claim.record, created: false };
+  }
   crashPoint('accept.claimed');
   const stopRenewing = idempotency.hold(tenant, key, claim.owner);
   const complete = (id: string) => idempotency.complete(tenant, key, fp, id);
