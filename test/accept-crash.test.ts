@@ -84,7 +84,10 @@ async function resend(kind: Kind, tenant: string, key: string) {
       return { ...out, conflicts, waitedMs: Date.now() - started };
     } catch (err) {
       if (!(err instanceof FerryError) || err.code !== 'idempotency_in_progress') throw err;
-      assert.ok(err.retryAfterSeconds! >= 1 && err.retryAfterSeconds! <= Math.ceil(LEASE_MS / 1000), `Retry-After ${err.retryAfterSeconds}`);
+      assert.ok(
+        err.retryAfterSeconds! >= 1 && err.retryAfterSeconds! <= Math.ceil(LEASE_MS / 1000),
+        `Retry-After ${err.retryAfterSeconds}`,
+      );
       conflicts++;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -147,7 +150,12 @@ test('a key left in progress by an earlier version (no lease, no id) is taken ov
   const tenant = 'crash-legacy';
   const { fingerprint } = await import('../src/core/idempotency.js');
   const body = { model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'Summarise the report.' }] };
-  await ferry.services.redis.set(ferry.services.keys.idempotency(tenant, 'old'), JSON.stringify({ fp: fingerprint(body), id: null }), 'EX', 86400);
+  await ferry.services.redis.set(
+    ferry.services.keys.idempotency(tenant, 'old'),
+    JSON.stringify({ fp: fingerprint(body), id: null }),
+    'EX',
+    86400,
+  );
   const out = await acceptRequest(ferry.services, { kind: 'job', tenant, key: 'old', batchInput });
   assert.equal(out.created, true);
   assert.equal((await entry(tenant, 'old')).id, out.record.id);
@@ -177,7 +185,11 @@ test('the same key with another body is still 422, and a live holder still 409 w
     stop();
   }
   await eventually(
-    () => acceptRequest(ferry.services, { kind: 'job', tenant, key: 'live2', batchInput }).then((a) => a.created, () => false),
+    () =>
+      acceptRequest(ferry.services, { kind: 'job', tenant, key: 'live2', batchInput }).then(
+        (a) => a.created,
+        () => false,
+      ),
     LEASE_MS + 2000,
     'the claim to lapse once no longer renewed',
   );

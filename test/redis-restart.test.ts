@@ -5,44 +5,16 @@
  * keeps the queues and records).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { eventually, freePort, spawnFerry } from './harness.js';
+import { startRedisServer, stopRedisServer } from './redis-server.js';
 
 const KEY = 'sk-restart';
-
-/** A real redis-server with its append-only file in `dir`, as the development default runs it. */
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', dir, '--save', ''], {
-    stdio: 'ignore',
-  });
-  await eventually(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-        s.on('data', (d) => {
-          s.destroy();
-          resolve(d.toString().startsWith('+PONG'));
-        });
-        s.on('error', () => resolve(false));
-      }),
-    10_000,
-    'redis-server to answer',
-  );
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM'); // redis-server writes its append-only file and exits
-  await exited;
-}
 
 let tmp: string;
 let redisPort: number;
@@ -54,7 +26,7 @@ let stderr = '';
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-restart-'));
   redisPort = await freePort();
-  redis = await startRedis(redisPort, tmp);
+  redis = await startRedisServer(redisPort, tmp);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   ferry = spawnFerry('all', {
@@ -88,7 +60,7 @@ after(async () => {
     ferry.kill('SIGKILL');
     await new Promise((r) => ferry.once('exit', r));
   }
-  await stopRedis(redis);
+  await stopRedisServer(redis);
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -117,13 +89,13 @@ test('a Redis restart under load: 503 within 5 s while it is down, every accepte
 
   await eventually(async () => accepted.length >= 50, 20_000, 'jobs accepted before the outage');
   const before = accepted.length;
-  await stopRedis(redis);
+  await stopRedisServer(redis);
   const down = Date.now();
   await new Promise((r) => setTimeout(r, 3000));
   await eventually(async () => refusals.length >= 8, 30_000, 'requests refused while Redis is down');
   const ready = await fetch(`${base}/readyz`);
   assert.equal(ready.status, 503);
-  redis = await startRedis(redisPort, tmp);
+  redis = await startRedisServer(redisPort, tmp);
   const downFor = Date.now() - down;
   await eventually(async () => accepted.length >= before + 50, 30_000, 'jobs accepted after the restart');
   sending = false;

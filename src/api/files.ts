@@ -67,7 +67,10 @@ export function filesRouter(deps: ApiDeps): Router {
       });
       if (!created) await staging.delete(id);
       else
-        requestLogger(req).info({ file_id: rec.id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage }, 'file accepted');
+        requestLogger(req).info(
+          { file_id: rec.id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage },
+          'file accepted',
+        );
       res.json(view(rec));
     } catch (err) {
       await staging.delete(id).catch(() => {});

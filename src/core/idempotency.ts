@@ -89,10 +89,13 @@ export class Idempotency {
   /** Renews the claim every third of its lease until the answer is called. */
   hold(tenant: string, key: string, owner: string): () => void {
     const k = this.keys.idempotency(tenant, key);
-    const timer = setInterval(() => {
-      // A renewal that fails (Redis away) changes nothing: the claim lapses and a resend takes it over.
-      this.redis.ferryIdemRenew(k, owner, this.leaseMs).catch(() => null);
-    }, Math.max(100, Math.floor(this.leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        // A renewal that fails (Redis away) changes nothing: the claim lapses and a resend takes it over.
+        this.redis.ferryIdemRenew(k, owner, this.leaseMs).catch(() => null);
+      },
+      Math.max(100, Math.floor(this.leaseMs / 3)),
+    );
     timer.unref();
     return () => clearInterval(timer);
   }

@@ -4,6 +4,7 @@
  * status, which hands out the next. The worker's batch jobs, the generate processor and the
  * API's cancel all end lines through here.
  */
+import { crashPoint } from '../core/crash-points.js';
 import type { BatchExecution } from '../core/config.js';
 import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
 import { lineJobId, type BatchRecord, type LineState } from '../core/records/batches.js';
@@ -97,5 +98,6 @@ export async function releaseGate(services: Services, batchId: string): Promise<
 export async function onLineFinal(services: Services, rec: JobRecord): Promise<void> {
   if (!rec.batch_id || rec.batch_line === undefined) return;
   const state = await services.batches.markLine(rec.batch_id, rec.batch_line, rec.status === 'succeeded' ? 'completed' : 'failed');
+  crashPoint('batch.line-counted');
   await feed(services, rec.batch_id, state);
 }

@@ -14,6 +14,7 @@
  * behind unprioritized jobs, and admission gives them only the quota's turns
  * that interactive calls leave (core/admission.ts).
  */
+import { crashPoint } from '../core/crash-points.js';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { GenerateContentParameters, GenerateContentResponse } from '@google/genai';
 import { Admission, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
@@ -248,8 +249,10 @@ async function callAndRecord(
       if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err);
       throw err;
     }
+    crashPoint('generate.answered');
     await deps.admission.succeeded(turn.req, turn.decision, answer.promptTokens).catch(() => {});
     await recordSuccess(services, rec, answer.result, release);
+    crashPoint('generate.announced');
     return { stored: true };
   } catch (err) {
     if (err instanceof Park) throw err;
@@ -319,6 +322,7 @@ async function recordSuccess(services: Services, rec: JobRecord, result: Record<
   // Job records change only by transitions, and this one applied: the record is the started one
   // with `done` (its `attempts` as this run set them, should a twin run after a stall have raised them).
   const final: JobRecord | null = stored ? { ...rec, ...done } : null;
+  crashPoint('generate.recorded');
   if (rec.stream) await jobStream(services).end(rec.id, { kind: stored ? 'done' : 'cancelled' });
   // A batch line's slot is freed before its hook hands out the next line, which may take it.
   if (rec.batch_id) await release();

@@ -41,7 +41,9 @@ export async function sweepExpiredContent(services: Services, now = nowSeconds()
 
 /** The pass a worker process runs as it starts; a failure is logged, and the schedule tries again. */
 export async function maintainOnStart(services: Services): Promise<void> {
-  await maintenanceProcessor(services)().catch((err: Error) => services.logger.warn({ err: err.message }, 'maintenance at start-up failed'));
+  await maintenanceProcessor(services)().catch((err: Error) =>
+    services.logger.warn({ err: err.message }, 'maintenance at start-up failed'),
+  );
 }
 
 export async function scheduleMaintenance(services: Services): Promise<void> {

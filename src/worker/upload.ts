@@ -7,6 +7,7 @@
  * blob already committed), and resumes a started upload from what the
  * upstream confirms (the Gemini session's offset, the blob's uncommitted blocks).
  */
+import { crashPoint } from '../core/crash-points.js';
 import type { Readable } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { FerryError, UpstreamError } from '../core/errors.js';
@@ -61,6 +62,7 @@ async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknow
   await files.update(fileId, { attempts: job.attemptsMade + 1, status_details: null });
   try {
     const out = await uploadTo(deps, rec, job);
+    crashPoint('upload.stored');
     await emitFileFinal(deps.services, fileId);
     return out;
   } catch (err) {

@@ -50,7 +50,14 @@ export type Scripted = Redis & {
   ferryAdmitRefused(h: string, ...args: (string | number)[]): Promise<number>;
   ferryLockRenew(key: string, token: string, ttlMs: string): Promise<number>;
   ferryLockRelease(key: string, token: string): Promise<number>;
-  ferryIdemClaim(key: string, fp: string, id: string, owner: string, leaseMs: number, ttlSeconds: number): Promise<[string, string, number]>;
+  ferryIdemClaim(
+    key: string,
+    fp: string,
+    id: string,
+    owner: string,
+    leaseMs: number,
+    ttlSeconds: number,
+  ): Promise<[string, string, number]>;
   ferryIdemRenew(key: string, owner: string, leaseMs: number): Promise<number>;
   ferryIdemRelease(key: string, owner: string): Promise<number>;
   ferryIdemForget(key: string, id: string): Promise<number>;
