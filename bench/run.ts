@@ -14,6 +14,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   batch: () => import('./batch.js'),
   quota: () => import('./quota.js'),
   machines: () => import('./machines.js'),
+  recovery: () => import('./recovery.js'),
 };
 
 const USAGE = `Usage: npm run bench [-- <section>...]\nSections: ${Object.keys(SECTIONS).join(', ')}`;

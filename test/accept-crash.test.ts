@@ -194,3 +194,21 @@ test('the same key with another body is still 422, and a live holder still 409 w
     'the claim to lapse once no longer renewed',
   );
 });
+
+test('a create or a claim that a reconnecting client sends again answers as the first time; another one does not', async () => {
+  const { withScripts } = await import('../src/core/scripts/index.js');
+  const redis = withScripts(ferry.services.redis);
+  const key = ferry.services.keys.record('job', newId('job'));
+  const fields = ['status', '"queued"', 'tenant', '"crash-replay"'];
+  assert.equal(await redis.ferryCreate(key, 60, '"token-1"', ...fields), 1);
+  assert.equal(await redis.ferryCreate(key, 60, '"token-1"', ...fields), 1, 'the same create, replayed');
+  assert.equal(await redis.ferryCreate(key, 60, '"token-2"', ...fields), 0, 'another create of the same id');
+  const rec = await ferry.services.jobs.get(key.slice(key.lastIndexOf(':') + 1));
+  assert.deepEqual(rec, { status: 'queued', tenant: 'crash-replay' }, 'the token is not part of the record');
+
+  const idem = ferry.services.keys.idempotency('crash-replay', 'k');
+  const first = await redis.ferryIdemClaim(idem, 'fp', 'job-1', 'owner-1', 60_000, 60);
+  assert.deepEqual(first.slice(0, 2), ['claimed', 'job-1']);
+  assert.deepEqual((await redis.ferryIdemClaim(idem, 'fp', 'job-1', 'owner-1', 60_000, 60)).slice(0, 2), ['claimed', 'job-1']);
+  assert.deepEqual((await redis.ferryIdemClaim(idem, 'fp', 'job-2', 'owner-2', 60_000, 60)).slice(0, 2), ['busy', 'job-1']);
+});

@@ -6,6 +6,7 @@
  * Every change publishes on the record's topic so long-polls wake; the message
  * is the record's status after it (as stored, JSON), or "1" when it was removed.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { publishChange } from '../events.js';
 import { NotFoundError } from '../errors.js';
@@ -63,10 +64,13 @@ function encode(patch: object): string[] {
   return args;
 }
 
+/** Kept in the hash for `create` alone (scripts/records.ts), never part of the record. */
+const CREATION_FIELD = '_creation';
+
 function decode<T>(hash: Record<string, string>): T | null {
   if (!hash || Object.keys(hash).length === 0) return null;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
+  for (const [k, v] of Object.entries(hash)) if (k !== CREATION_FIELD) out[k] = JSON.parse(v);
   return out as T;
 }
 
@@ -74,7 +78,7 @@ function decode<T>(hash: Record<string, string>): T | null {
 function decodeFlat<T>(flat: string[]): T | null {
   if (flat.length === 0) return null;
   const out: Record<string, unknown> = {};
-  for (let i = 0; i < flat.length; i += 2) out[flat[i]] = JSON.parse(flat[i + 1]);
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] !== CREATION_FIELD) out[flat[i]] = JSON.parse(flat[i + 1]);
   return out as T;
 }
 
@@ -125,7 +129,8 @@ export class RecordStore<T extends BaseRecord> {
       ...scored.map((e) => this.redis.zadd(e.key, e.score, rec.id)),
       ...indexes.map((index) => this.redis.zadd(index, 0, rec.id)),
     ]);
-    return (await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, ...encode(rec))) === 1;
+    const token = JSON.stringify(randomUUID());
+    return (await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, token, ...encode(rec))) === 1;
   }
 
   async get(id: string): Promise<T | null> {

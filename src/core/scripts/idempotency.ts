@@ -27,6 +27,8 @@ if id == cjson.null or id == nil then
   hold(ARGV[2]) return {'resumed', ARGV[2], 0}
 end
 if e.lease == nil then return {'done', id, 0} end
+-- This very claim, sent again by a client that reconnected before its answer came.
+if e.owner == ARGV[3] then return {'claimed', id, 0} end
 local left = tonumber(e.lease) - now
 if left > 0 then return {'busy', id, left} end
 hold(id)

@@ -32,7 +32,7 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
 
 /** A connection with Ferry's scripts as commands. */
 export type Scripted = Redis & {
-  ferryCreate(key: string, ttlSeconds: number, ...fields: string[]): Promise<number>;
+  ferryCreate(key: string, ttlSeconds: number, token: string, ...fields: string[]): Promise<number>;
   ferryHsetIfExists(key: string, channel: string, ...args: string[]): Promise<number>;
   ferryTransition(
     key: string,

@@ -4,14 +4,18 @@
 const PUBLISH_STATUS = `redis.call('PUBLISH', ARGV[1], redis.call('HGET', KEYS[1], 'status') or '1')`;
 
 /**
- * HSET a new record with its TTL, ARGV[1], unless one exists under its id (answers 0: two requests
- * that take over one Idempotency-Key make one record). Its index entries are written before it, by
- * separate commands: on a cluster they live in other slots. Nothing waits on a record that did not
- * exist, so a creation publishes nothing.
+ * HSET a new record with its TTL, ARGV[1], unless one exists under its id: two requests that take
+ * over one Idempotency-Key make one record. ARGV[2] is this creation's token, kept in the record's
+ * `_creation` field: a create that a reconnecting client sends again (its first answer lost) finds
+ * its own token and still answers 1; another's answers 0. The index entries are written before the
+ * record, by separate commands: on a cluster they live in other slots. Nothing waits on a record
+ * that did not exist, so a creation publishes nothing.
  */
 export const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGET', KEYS[1], '_creation') == ARGV[2] and 1 or 0
+end
+redis.call('HSET', KEYS[1], '_creation', ARGV[2], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
