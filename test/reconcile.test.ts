@@ -85,3 +85,24 @@ test('a file, a job and a batch whose jobs were lost are queued again and finish
   // Queued again, the work ran once.
   assert.equal((await services.queues.generate.getJobCounts('completed')).completed, 2);
 });
+
+test('work whose enqueue was lost is queued as soon as a worker process starts', { timeout: 60_000 }, async () => {
+  await workers?.close();
+  workers = null;
+  const { services } = ferry;
+  const res = await ferry.fetch('/v1/chat/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+    body: JSON.stringify({ model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'found at start-up' }] }),
+  });
+  const jobId = ((await res.json()) as { id: string }).id;
+  // The API died between the record and the queue: no job, the id pending since a minute ago.
+  await Promise.all(Object.values(services.queues).map((q) => q.obliterate({ force: true })));
+  await services.redis.zadd(pendingKey(services), Date.now() - 60_000, jobId);
+
+  const started = Date.now();
+  workers = await startWorkers(services, { apiKey: ferry.config.gemini.apiKey!, baseUrl: ferry.config.gemini.baseUrl });
+  await eventually(async () => (await services.jobs.get(jobId))?.status === 'succeeded', 20_000, 'the job to run');
+  assert.ok(Date.now() - started < 10_000, `queued and run within ${Date.now() - started} ms of the worker's start`);
+  assert.equal(await services.redis.zcard(pendingKey(services)), 0);
+});
