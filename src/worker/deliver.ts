@@ -5,6 +5,7 @@
  * `webhook-id` every time. After the last try the delivery is a dead letter,
  * listed by `GET /v1/webhook_deliveries?status=failed` and sent again on request.
  */
+import { isLastAttempt } from '../core/attempts.js';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import { request, type Dispatcher } from 'undici';
@@ -76,7 +77,7 @@ export function deliverProcessor(services: Services) {
     }
     const signer = endpoint ?? (await endpoints.get(d.signing_endpoint_id));
     const secrets = signer ? activeSecrets(signer) : [];
-    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const last = isLastAttempt(job);
     const started = Date.now();
     const { statusCode, error } = await send(agent, config.webhookTimeoutSeconds * 1000, d, secrets);
     const attempt: DeliveryAttempt = { at: nowSeconds(), status_code: statusCode, error, duration_ms: Date.now() - started };

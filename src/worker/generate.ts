@@ -21,7 +21,8 @@ import { Admission, type AdmissionRequest, type Decision, type Lane } from '../c
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import { TenantSlots } from '../core/limits.js';
 import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
-import { isRetryable, sleep } from '../core/retry.js';
+import { sleep } from '../core/retry.js';
+import { isLastAttempt, isTransient } from '../core/attempts.js';
 import type { JobRecord, JobStatus } from '../core/records/jobs.js';
 import { OPEN_JOB_STATUSES, isFinalJob } from '../core/records/jobs.js';
 import type { FileRecord } from '../core/records/files.js';
@@ -364,7 +365,7 @@ async function handleFailure(
   streamed: boolean,
 ): Promise<never> {
   const { services } = deps;
-  const retry = !(err instanceof JobFailure) && isRetryable(err) && !streamed && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  const retry = !(err instanceof JobFailure) && isTransient(err) && !streamed && !isLastAttempt(job);
   if (retry) {
     await services.jobs.transition(rec.id, { status: 'queued' }, { from: ['running'] });
     throw err;

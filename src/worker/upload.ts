@@ -11,7 +11,7 @@ import { crashPoint } from '../core/crash-points.js';
 import type { Readable } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { FerryError, UpstreamError } from '../core/errors.js';
-import { isRetryable } from '../core/retry.js';
+import { isLastAttempt, isTransient } from '../core/attempts.js';
 import { fileEvent, isFinalFile, type FileRecord } from '../core/records/files.js';
 import { emitSafely } from '../domain/webhooks.js';
 import type { Services } from '../core/services.js';
@@ -68,7 +68,7 @@ async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknow
   } catch (err) {
     if (err instanceof UploadAbortedError) return { skipped: 'deleted' };
     const message = err instanceof Error ? err.message : String(err);
-    const lastTry = !isRetryable(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const lastTry = !isTransient(err) || isLastAttempt(job);
     if (lastTry) {
       log.warn({ err: message }, 'upload failed');
       await markFailed(deps.services, fileId, message);
