@@ -245,7 +245,11 @@ test('killed anywhere, Redis restarted, Gemini failing: nothing lost, nothing tw
       },
       150_000,
       'every job to succeed',
-    );
+    ).catch(async (err) => {
+      const recs = await Promise.all(jobIds.map((id) => services.jobs.get(id)));
+      const open = recs.filter((r) => r?.status !== 'succeeded').map((r) => [r?.id, r?.status, r?.error?.message]);
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(open)}`);
+    });
     await eventually(
       async () => (await Promise.all(fileIds.map((id) => services.files.get(id)))).every((r) => r?.status === 'processed'),
       60_000,
@@ -262,7 +266,10 @@ test('killed anywhere, Redis restarted, Gemini failing: nothing lost, nothing tw
       },
       150_000,
       'the batch to complete',
-    );
+    ).catch(async (err) => {
+      const b = await services.batches.get(batchId);
+      throw new Error(`${(err as Error).message}: ${b?.status} ${JSON.stringify(await services.batches.counts(b!))}`);
+    });
 
     // Each key answers its one record, also now.
     assert.equal(new Set(jobIds).size, JOBS, 'one job per key');
