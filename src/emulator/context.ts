@@ -1,13 +1,13 @@
 /** The state shared by all handlers of one emulator instance. */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BatchStore } from './batches.js';
+import type { EmulatedBatches } from './batch-store.js';
 import type { FaultDecision, FaultInjector } from './faults.js';
-import type { FileStore } from './files.js';
+import type { EmulatedFiles } from './file-store.js';
 import type { LatencyModel } from './latency.js';
 import type { QuotaEnforcer } from './quota.js';
 import type { StatsCollector } from './stats.js';
-import type { UploadStore } from './uploads.js';
+import type { EmulatedUploads } from './upload-store.js';
 
 export interface ResolvedOptions {
   host: string;
@@ -29,14 +29,14 @@ export interface EmulatorContext {
   baseUrl: string;
   stats: StatsCollector;
   faults: FaultInjector;
-  files: FileStore;
-  uploads: UploadStore;
+  files: EmulatedFiles;
+  uploads: EmulatedUploads;
   /** Per-model rpm/tpm of generate calls. */
   quota: QuotaEnforcer;
   /** Service time of generate calls. */
   latency: LatencyModel;
   /** Batch Mode jobs and their setting. */
-  batches: BatchStore;
+  batches: EmulatedBatches;
 }
 
 export interface RequestInfo {

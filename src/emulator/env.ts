@@ -12,7 +12,7 @@
  */
 
 import { ConfigError } from '../core/config.js';
-import { MAX_BATCH_PERIOD_MS } from './batches.js';
+import { MAX_BATCH_PERIOD_MS } from './batch-store.js';
 import { MAX_LATENCY_MS } from './latency.js';
 import type { BatchSetting, EmulatorOptions, LatencySetting, QuotaSetting } from './types.js';
 

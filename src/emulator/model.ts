@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { failedPrecondition, invalidArgument } from './errors.js';
-import { fileIdOf, stateOf, type FileStore } from './files.js';
+import { fileIdOf, stateOf, type EmulatedFiles } from './file-store.js';
 
 /** Tokens charged per file or inline part, like an image on the real API. */
 const TOKENS_PER_MEDIA_PART = 258;
@@ -79,7 +79,7 @@ export const countWords = (text: string) => text.split(/\s+/).filter(Boolean).le
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validates the request like the real API and gathers what the model would see. */
-export function collectFacts(files: FileStore, model: string, body: unknown): PromptFacts {
+export function collectFacts(files: EmulatedFiles, model: string, body: unknown): PromptFacts {
   if (!isObject(body)) throw invalidArgument('Invalid JSON payload: the request body must be a JSON object.');
   const contents = body.contents;
   if (!Array.isArray(contents) || contents.length === 0) {
@@ -115,7 +115,7 @@ export function collectFacts(files: FileStore, model: string, body: unknown): Pr
   return facts;
 }
 
-function collectPart(files: FileStore, facts: PromptFacts, texts: string[], part: unknown, where: string): void {
+function collectPart(files: EmulatedFiles, facts: PromptFacts, texts: string[], part: unknown, where: string): void {
   if (!isObject(part)) throw invalidArgument(`* ${where}: a part must be an object.\n`);
   if (typeof part.text === 'string') texts.push(part.text);
   if (isObject(part.inlineData)) {
@@ -131,7 +131,7 @@ function collectPart(files: FileStore, facts: PromptFacts, texts: string[], part
   }
 }
 
-function fileFact(files: FileStore, fileData: Json, where: string): FileFact {
+function fileFact(files: EmulatedFiles, fileData: Json, where: string): FileFact {
   const uri = fileData.fileUri;
   if (typeof uri !== 'string' || !uri) throw invalidArgument(`* ${where}.file_data.file_uri: file uri must be specified.\n`);
   const file = files.get(uri);

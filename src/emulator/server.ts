@@ -4,15 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkApiKey } from './auth.js';
-import {
-  BatchStore,
-  endBatch,
-  handleCancelBatch,
-  handleCreateBatch,
-  handleDeleteBatch,
-  handleGetBatch,
-  handleListBatches,
-} from './batches.js';
+import { EmulatedBatches } from './batch-store.js';
+import { endBatch, handleCancelBatch, handleCreateBatch, handleDeleteBatch, handleGetBatch, handleListBatches } from './batches.js';
 import type { EmulatorContext, Handler, RequestInfo, ResolvedOptions } from './context.js';
 import {
   handleExpireBatch,
@@ -32,13 +25,15 @@ import {
 } from './control.js';
 import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
-import { FileStore, handleDeleteFile, handleDownloadFile, handleGetFile, handleListFiles } from './files.js';
+import { EmulatedFiles } from './file-store.js';
+import { handleDeleteFile, handleDownloadFile, handleGetFile, handleListFiles } from './files.js';
 import { handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
 import { LatencyModel } from './latency.js';
 import { QuotaEnforcer } from './quota.js';
 import { StatsCollector } from './stats.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
+import { EmulatedUploads } from './upload-store.js';
 import {
   handleUnknownUploadCommand,
   handleUploadCancel,
@@ -46,7 +41,6 @@ import {
   handleUploadQuery,
   handleUploadStart,
   parseUploadCommand,
-  UploadStore,
 } from './uploads.js';
 
 const HOURS = 3600_000;
@@ -259,11 +253,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     baseUrl: '',
     stats,
     faults: new FaultInjector(opts.seed, stats),
-    files: new FileStore(opts),
-    uploads: new UploadStore(),
+    files: new EmulatedFiles(opts),
+    uploads: new EmulatedUploads(),
     quota: new QuotaEnforcer(options.quota, stats),
     latency: new LatencyModel(options.latency, opts.seed),
-    batches: new BatchStore(options.batches),
+    batches: new EmulatedBatches(options.batches),
   };
   if (options.faults) ctx.faults.set(options.faults);
 

@@ -3,79 +3,22 @@
  * buffered), query and cancel.
  */
 
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { rename, truncate, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { EmulatorContext, Handler } from './context.js';
 import { invalidArgument, notFound, RpcError } from './errors.js';
 import { faultError } from './faults.js';
-import type { StoredFile } from './files.js';
+import type { StoredFile } from './file-store.js';
 import { drain, header, readJson, sendEmpty, sendError, sendJson } from './http.js';
+import { discardPart, type UploadSession } from './upload-store.js';
 
 /** Non-final chunks must be multiples of this (256 KiB). */
 export const CHUNK_GRANULARITY = 256 * 1024;
 const START_BODY_LIMIT = 1024 * 1024;
 const STORE_HIGH_WATER_MARK = 1024 * 1024;
-
-type SessionStatus = 'active' | 'final' | 'cancelled';
-
-interface UploadSession {
-  id: string;
-  /** File id the caller asked for (file.name in the start body), if any. */
-  requestedId?: string;
-  displayName?: string;
-  mimeType: string;
-  declaredSize?: number;
-  /** Bytes accepted so far; the only valid offset for the next chunk. */
-  persisted: number;
-  /** sha256 over the persisted bytes. */
-  hash: Hash;
-  status: SessionStatus;
-  /** A chunk is being received. */
-  busy: boolean;
-  storePath?: string;
-  file?: StoredFile;
-  /**
-   * The accepted bytes, kept in memory while the upload is small enough (maxKeptFileBytes) and
-   * there is no store directory, so that a batch can read its input file; undefined otherwise.
-   */
-  kept?: Buffer[];
-}
-
-export class UploadStore {
-  private sessions = new Map<string, UploadSession>();
-
-  create(
-    init: Pick<UploadSession, 'requestedId' | 'displayName' | 'mimeType' | 'declaredSize' | 'kept'>,
-    storeDir?: string,
-  ): UploadSession {
-    const id = randomBytes(24).toString('base64url');
-    const session: UploadSession = {
-      ...init,
-      id,
-      persisted: 0,
-      hash: createHash('sha256'),
-      status: 'active',
-      busy: false,
-      storePath: storeDir ? join(storeDir, `${id}.part`) : undefined,
-    };
-    this.sessions.set(id, session);
-    return session;
-  }
-
-  get(id: string | null): UploadSession | undefined {
-    return id ? this.sessions.get(id) : undefined;
-  }
-
-  clear(): void {
-    for (const session of this.sessions.values()) {
-      if (session.status === 'active') discardPart(session);
-    }
-    this.sessions.clear();
-  }
-}
 
 export type UploadCommand = 'start' | 'chunk' | 'query' | 'cancel' | 'unknown';
 
@@ -111,10 +54,6 @@ function parseByteCount(raw: string | undefined, what: string): number | undefin
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`Invalid ${what}: "${raw}".`);
   return n;
-}
-
-function discardPart(session: UploadSession): void {
-  if (session.storePath) rm(session.storePath, { force: true }).catch(() => {});
 }
 
 export const handleUploadStart: Handler = async (ctx, req, res, { baseUrl }) => {
