@@ -43,6 +43,68 @@ test('a bad value names the variable', () => {
   refuses({ FERRY_STAGING_CONTAINER: 'staging' }, 'FERRY_STAGING_CONTAINER');
 });
 
+test('with several bad values the first reported follows the order of checks', () => {
+  // Listed in the order loadConfig checks them; removing each restores its default, which is valid.
+  const env: Record<string, string> = {
+    FERRY_API_KEYS: 'just-a-key',
+    FERRY_API_KEYS_FILE: '/nonexistent/keys',
+    FERRY_UPLOAD_CHUNK_BYTES: String(1000 * 1000),
+    FERRY_REDIS_PREFIX: '{ferry}',
+    FERRY_WEBHOOK_RETRY_SCHEDULE: '0,soon',
+    AZURE_STORAGE_FILE_SYSTEM: 'Bad_Name',
+    FERRY_AZURE_HANDOFF: 'email',
+    FERRY_GENERATE_CONCURRENCY: '0',
+    FERRY_BATCH_WORKER_SLOTS: '300',
+    REDIS_URL: 'not a url',
+    FERRY_FILE_RETENTION_SECONDS: '10',
+    FERRY_CONTENT_RETENTION_SECONDS: String(365 * 86400),
+    PORT: 'eighty',
+    REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+    GEMINI_BASE_URL: 'ftp://example.com',
+    FERRY_STAGING_CONTAINER: 'Staging_Area',
+    FERRY_MAX_FILE_BYTES: '0',
+    FERRY_SYNC_WAIT_SECONDS: '4000',
+    FERRY_UPSTREAM_ATTEMPTS: '0',
+    FERRY_RETRY_BASE_MS: '0',
+    FERRY_RETRY_MAX_MS: '0',
+    FERRY_GEMINI_RPM: 'many',
+    FERRY_GEMINI_TPM: 'many',
+    FERRY_WEBHOOK_TIMEOUT_SECONDS: '0',
+    FERRY_WEBHOOK_MAX_PAYLOAD_BYTES: '10',
+    FERRY_WEBHOOK_DISABLE_AFTER_SECONDS: '0',
+    FERRY_DELIVER_CONCURRENCY: '0',
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'maybe',
+    FERRY_ACTIVE_WAIT_SECONDS: '0',
+    FERRY_UPLOAD_CONCURRENCY: '0',
+    FERRY_TENANT_MAX_RUNNING: 'many',
+    FERRY_JOB_RETENTION_SECONDS: '0',
+    FERRY_JOB_LOCK_MS: '0',
+    FERRY_IDEMPOTENCY_LEASE_MS: '0',
+    FERRY_BATCH_CONCURRENCY: '0',
+    FERRY_BATCH_MAX_LINES: '0',
+    FERRY_BATCH_MAX_BYTES: '0',
+    FERRY_BATCH_EXECUTION: 'cheap',
+    FERRY_METRICS_PORT: '70000',
+    FERRY_EMULATOR_PORT: '70000',
+    FERRY_EMULATOR_PROCESSING_MS: 'soon',
+    AZURE_STORAGE_ENDPOINT: 'nope',
+    FERRY_AZURE_CREATE_CONTAINER: 'maybe',
+  };
+  const expected = Object.keys(env);
+  const reported: string[] = [];
+  for (let i = 0; i <= expected.length; i++) {
+    try {
+      loadConfig(env);
+      break;
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      reported.push(e.variable);
+      delete env[e.variable];
+    }
+  }
+  assert.deepEqual(reported, expected);
+});
+
 test('the several-machines settings: a cluster instead of REDIS_URL, staging in a container, the batch execution', () => {
   const c = loadConfig({
     REDIS_CLUSTER_NODES: 'redis://10.0.0.1:6379, rediss://10.0.0.2:6380',

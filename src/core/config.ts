@@ -205,34 +205,39 @@ export function parseApiKeys(text: string, variable: string): Map<string, string
 
 const AZURE_CONTAINER = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
 
-export function loadConfig(env: Env = process.env): Config {
-  const production = env.NODE_ENV === 'production';
-  const dataDir = path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
-
-  let apiKeys = new Map<string, string>();
+/** FERRY_API_KEYS, else the file FERRY_API_KEYS_FILE names; none configured is an empty map. */
+function configuredApiKeys(env: Env): Map<string, string> {
+  const inline = str(env, 'FERRY_API_KEYS');
+  if (inline) return parseApiKeys(inline, 'FERRY_API_KEYS');
   const keysFile = str(env, 'FERRY_API_KEYS_FILE');
-  if (str(env, 'FERRY_API_KEYS')) apiKeys = parseApiKeys(str(env, 'FERRY_API_KEYS')!, 'FERRY_API_KEYS');
-  else if (keysFile) {
-    let text: string;
-    try {
-      text = readFileSync(keysFile, 'utf8');
-    } catch (e) {
-      throw new ConfigError('FERRY_API_KEYS_FILE', `cannot read ${keysFile}: ${(e as Error).message}`);
-    }
-    apiKeys = parseApiKeys(text, 'FERRY_API_KEYS_FILE');
+  if (!keysFile) return new Map<string, string>();
+  let text: string;
+  try {
+    text = readFileSync(keysFile, 'utf8');
+  } catch (e) {
+    throw new ConfigError('FERRY_API_KEYS_FILE', `cannot read ${keysFile}: ${(e as Error).message}`);
   }
+  return parseApiKeys(text, 'FERRY_API_KEYS_FILE');
+}
 
-  const geminiKey = str(env, 'GEMINI_API_KEY');
+/** Production never falls back to the emulator or to a generated development key. */
+function requireProductionCredentials(production: boolean, geminiKey: string | undefined, apiKeys: Map<string, string>): void {
   if (production && !geminiKey) throw new ConfigError('GEMINI_API_KEY', 'is required when NODE_ENV=production');
   if (production && apiKeys.size === 0) {
     throw new ConfigError('FERRY_API_KEYS', 'is required when NODE_ENV=production (or FERRY_API_KEYS_FILE)');
   }
+}
 
+/** Gemini's resumable upload takes chunks in whole multiples of its granularity. */
+function uploadChunkBytes(env: Env): number {
   const chunk = int(env, 'FERRY_UPLOAD_CHUNK_BYTES', 8 * MIB, GEMINI_CHUNK_GRANULARITY, 256 * MIB);
   if (chunk % GEMINI_CHUNK_GRANULARITY !== 0) {
     throw new ConfigError('FERRY_UPLOAD_CHUNK_BYTES', `must be a multiple of 262144 (256 KiB), got ${chunk}`);
   }
+  return chunk;
+}
 
+function redisPrefix(env: Env): string {
   const prefix = str(env, 'FERRY_REDIS_PREFIX') ?? 'ferry';
   if (!/^[A-Za-z0-9_{}.:-]{1,64}$/.test(prefix)) {
     throw new ConfigError('FERRY_REDIS_PREFIX', 'use letters, digits, "_", "-", ".", ":" and {hash tags}');
@@ -244,13 +249,19 @@ export function loadConfig(env: Env = process.env): Config {
       'takes no {hash tag} with REDIS_CLUSTER_NODES: Ferry tags each key so that they spread over the masters',
     );
   }
+  return prefix;
+}
 
+function webhookRetrySchedule(env: Env): number[] {
   const scheduleRaw = str(env, 'FERRY_WEBHOOK_RETRY_SCHEDULE') ?? '0,5,300,1800,7200,18000,36000,36000';
   const schedule = scheduleRaw.split(',').map((s) => s.trim());
   if (schedule.some((s) => !/^\d+(\.\d+)?$/.test(s))) {
     throw new ConfigError('FERRY_WEBHOOK_RETRY_SCHEDULE', 'expected comma-separated seconds, e.g. 0,5,300');
   }
+  return schedule.map(Number);
+}
 
+function azureFileSystem(env: Env): string | undefined {
   const fileSystem = str(env, 'AZURE_STORAGE_FILE_SYSTEM');
   if (fileSystem && !AZURE_CONTAINER.test(fileSystem)) {
     throw new ConfigError(
@@ -258,11 +269,19 @@ export function loadConfig(env: Env = process.env): Config {
       `"${fileSystem}" is not a valid container name (3-63 lowercase letters, digits and single hyphens)`,
     );
   }
+  return fileSystem;
+}
+
+function azureHandoff(env: Env): AzureHandoff {
   const handoff = str(env, 'FERRY_AZURE_HANDOFF') ?? 'transfer';
   if (handoff !== 'transfer' && handoff !== 'signed_url') {
     throw new ConfigError('FERRY_AZURE_HANDOFF', `expected transfer or signed_url, got "${handoff}"`);
   }
+  return handoff as AzureHandoff;
+}
 
+/** A worker's completion slots, and how many of them batch lines may take. */
+function completionSlots(env: Env): { generateConcurrency: number; batchWorkerSlots: number } {
   // Completions are network waits of seconds: a process runs hundreds at once so that model latency
   // never limits throughput; the Gemini quota does, through admission.
   const generateConcurrency = int(env, 'FERRY_GENERATE_CONCURRENCY', 256, 1, 1024);
@@ -270,45 +289,100 @@ export function loadConfig(env: Env = process.env): Config {
   if (batchWorkerSlots > generateConcurrency) {
     throw new ConfigError('FERRY_BATCH_WORKER_SLOTS', `cannot be more than FERRY_GENERATE_CONCURRENCY (${generateConcurrency})`);
   }
+  return { generateConcurrency, batchWorkerSlots };
+}
 
-  const redisUrl = url(env, 'REDIS_URL');
+/** A file record must outlive its content: the record is what says the bytes are gone. */
+function retentionSeconds(env: Env): Pick<Config, 'fileRetentionSeconds' | 'contentRetentionSeconds'> {
   const contentRetentionSeconds = int(env, 'FERRY_CONTENT_RETENTION_SECONDS', 7 * 86400, 60);
   const fileRetentionSeconds = int(env, 'FERRY_FILE_RETENTION_SECONDS', 30 * 86400, 60);
   if (contentRetentionSeconds > fileRetentionSeconds) {
     throw new ConfigError('FERRY_CONTENT_RETENTION_SECONDS', 'cannot be longer than FERRY_FILE_RETENTION_SECONDS');
   }
+  return { fileRetentionSeconds, contentRetentionSeconds };
+}
 
-  return Object.freeze({
-    production,
+function readListener(env: Env, production: boolean): Pick<Config, 'host' | 'port'> {
+  return {
     // Development listens on loopback only: its key is printed and the emulator answers for Gemini.
     host: str(env, 'HOST') ?? (production ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 8080, 0, 65535),
+  };
+}
+
+function readRedis(
+  env: Env,
+  redisUrl: string | undefined,
+  prefix: string,
+): Pick<Config, 'redisUrl' | 'redisUrlDefaulted' | 'redisClusterNodes' | 'prefix'> {
+  const nodes = clusterNodes(env);
+  return {
     redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
-    redisUrlDefaulted: redisUrl === undefined && clusterNodes(env) === null,
-    redisClusterNodes: clusterNodes(env),
+    redisUrlDefaulted: redisUrl === undefined && nodes === null,
+    redisClusterNodes: nodes,
     prefix,
-    apiKeys,
-    adminKey: str(env, 'FERRY_ADMIN_KEY'),
-    gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL') },
+  };
+}
+
+function readFiles(
+  env: Env,
+  chunk: number,
+): Pick<Config, 'stagingDir' | 'stagingContainer' | 'dataDir' | 'maxFileBytes' | 'uploadChunkBytes'> {
+  const dataDir = path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
+  return {
     stagingDir: path.resolve(str(env, 'FERRY_STAGING_DIR') ?? path.join(dataDir, 'staging')),
     stagingContainer: stagingContainer(env),
     dataDir,
     maxFileBytes: int(env, 'FERRY_MAX_FILE_BYTES', GEMINI_MAX_FILE_BYTES, 1),
     uploadChunkBytes: chunk,
-    syncWaitSeconds: int(env, 'FERRY_SYNC_WAIT_SECONDS', 60, 0, 3600),
+  };
+}
+
+function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' | 'retryMaxMs'> {
+  return {
     upstreamAttempts: int(env, 'FERRY_UPSTREAM_ATTEMPTS', 10, 1, 100),
     retryBaseMs: int(env, 'FERRY_RETRY_BASE_MS', 1000, 1),
     retryMaxMs: int(env, 'FERRY_RETRY_MAX_MS', 60_000, 1),
+  };
+}
+
+function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm'> {
+  return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
-    webhookRetrySchedule: schedule.map(Number),
+  };
+}
+
+type WebhookSettings =
+  | 'webhookRetrySchedule'
+  | 'webhookTimeoutSeconds'
+  | 'webhookMaxPayloadBytes'
+  | 'webhookDisableAfterSeconds'
+  | 'deliverConcurrency'
+  | 'allowPrivateNetworks';
+
+function readWebhooks(env: Env, schedule: number[]): Pick<Config, WebhookSettings> {
+  return {
+    webhookRetrySchedule: schedule,
     webhookTimeoutSeconds: int(env, 'FERRY_WEBHOOK_TIMEOUT_SECONDS', 15, 1, 300),
     webhookMaxPayloadBytes: int(env, 'FERRY_WEBHOOK_MAX_PAYLOAD_BYTES', 256 * 1024, 1024),
     webhookDisableAfterSeconds: int(env, 'FERRY_WEBHOOK_DISABLE_AFTER_SECONDS', 5 * 86400, 1),
     deliverConcurrency: int(env, 'FERRY_DELIVER_CONCURRENCY', 32, 1, 1024),
     allowPrivateNetworks: bool(env, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', false),
-    fileRetentionSeconds,
-    contentRetentionSeconds,
+  };
+}
+
+type WorkerSettings =
+  | 'activeWaitSeconds'
+  | 'uploadConcurrency'
+  | 'generateConcurrency'
+  | 'tenantMaxRunning'
+  | 'jobRetentionSeconds'
+  | 'jobLockMs'
+  | 'idempotencyLeaseMs';
+
+function readWorkers(env: Env, generateConcurrency: number): Pick<Config, WorkerSettings> {
+  return {
     activeWaitSeconds: int(env, 'FERRY_ACTIVE_WAIT_SECONDS', 1800, 1),
     uploadConcurrency: int(env, 'FERRY_UPLOAD_CONCURRENCY', 4, 1, 256),
     generateConcurrency,
@@ -316,27 +390,73 @@ export function loadConfig(env: Env = process.env): Config {
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 8_000, 1000),
     idempotencyLeaseMs: int(env, 'FERRY_IDEMPOTENCY_LEASE_MS', 10_000, 100, 600_000),
-    batch: {
-      concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 256, 1, 10_000),
-      workerSlots: batchWorkerSlots,
-      maxLines: int(env, 'FERRY_BATCH_MAX_LINES', 50_000, 1, 1_000_000),
-      maxBytes: int(env, 'FERRY_BATCH_MAX_BYTES', 200 * MIB, 1),
-      execution: batchExecution(env),
-    },
+  };
+}
+
+function readBatch(env: Env, workerSlots: number): Config['batch'] {
+  return {
+    concurrency: int(env, 'FERRY_BATCH_CONCURRENCY', 256, 1, 10_000),
+    workerSlots,
+    maxLines: int(env, 'FERRY_BATCH_MAX_LINES', 50_000, 1, 1_000_000),
+    maxBytes: int(env, 'FERRY_BATCH_MAX_BYTES', 200 * MIB, 1),
+    execution: batchExecution(env),
+  };
+}
+
+function readEmulator(env: Env): Config['emulator'] {
+  return {
+    port: int(env, 'FERRY_EMULATOR_PORT', 0, 0, 65535),
+    processingDelayMs: int(env, 'FERRY_EMULATOR_PROCESSING_MS', 500),
+  };
+}
+
+function readAzure(env: Env, fileSystem: string | undefined, handoff: AzureHandoff): Config['azure'] {
+  return {
+    accountName: str(env, 'AZURE_STORAGE_ACCOUNT_NAME'),
+    fileSystem,
+    accountKey: str(env, 'AZURE_STORAGE_ACCOUNT_KEY'),
+    connectionString: str(env, 'AZURE_STORAGE_CONNECTION_STRING'),
+    endpoint: url(env, 'AZURE_STORAGE_ENDPOINT'),
+    createContainer: bool(env, 'FERRY_AZURE_CREATE_CONTAINER', true),
+    handoff,
+  };
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production';
+  // The settings checked against each other or against production come first, and in this order,
+  // so that an environment with several bad values always reports the same one first.
+  const apiKeys = configuredApiKeys(env);
+  const geminiKey = str(env, 'GEMINI_API_KEY');
+  requireProductionCredentials(production, geminiKey, apiKeys);
+  const chunk = uploadChunkBytes(env);
+  const prefix = redisPrefix(env);
+  const schedule = webhookRetrySchedule(env);
+  const fileSystem = azureFileSystem(env);
+  const handoff = azureHandoff(env);
+  const slots = completionSlots(env);
+  const redisUrl = url(env, 'REDIS_URL');
+  const retention = retentionSeconds(env);
+
+  // Then each section in the order of Config's fields, which is also the order its values are checked in.
+  return Object.freeze({
+    production,
+    ...readListener(env, production),
+    ...readRedis(env, redisUrl, prefix),
+    apiKeys,
+    adminKey: str(env, 'FERRY_ADMIN_KEY'),
+    gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL') },
+    ...readFiles(env, chunk),
+    syncWaitSeconds: int(env, 'FERRY_SYNC_WAIT_SECONDS', 60, 0, 3600),
+    ...readRetries(env),
+    ...readGeminiQuota(env),
+    ...readWebhooks(env, schedule),
+    ...retention,
+    ...readWorkers(env, slots.generateConcurrency),
+    batch: readBatch(env, slots.batchWorkerSlots),
     logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
     metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),
-    emulator: {
-      port: int(env, 'FERRY_EMULATOR_PORT', 0, 0, 65535),
-      processingDelayMs: int(env, 'FERRY_EMULATOR_PROCESSING_MS', 500),
-    },
-    azure: {
-      accountName: str(env, 'AZURE_STORAGE_ACCOUNT_NAME'),
-      fileSystem,
-      accountKey: str(env, 'AZURE_STORAGE_ACCOUNT_KEY'),
-      connectionString: str(env, 'AZURE_STORAGE_CONNECTION_STRING'),
-      endpoint: url(env, 'AZURE_STORAGE_ENDPOINT'),
-      createContainer: bool(env, 'FERRY_AZURE_CREATE_CONTAINER', true),
-      handoff: handoff as AzureHandoff,
-    },
+    emulator: readEmulator(env),
+    azure: readAzure(env, fileSystem, handoff),
   });
 }
