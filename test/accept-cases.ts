@@ -12,7 +12,7 @@ import { nowSeconds } from '../src/core/time.js';
 import { acceptOnce, type Accepted } from '../src/domain/accept.js';
 import { newBatchRecord } from '../src/domain/batches.js';
 import { newJobRecord } from '../src/domain/jobs.js';
-import { validateChatRequest } from '../src/providers/gemini/chat-request.js';
+import { validateChatRequest } from '../src/openai/chat.js';
 
 export type Kind = 'job' | 'file' | 'batch';
 

@@ -4,14 +4,14 @@
  * src/worker/batch.ts); the worker validates every line before anything runs.
  */
 import { Router } from 'express';
-import { BATCH_EXECUTIONS, type BatchExecution } from '../core/config.js';
 import { BadRequestError, ConflictError, GoneError } from '../core/errors.js';
+import { batchObject, checkBatchCreate } from '../openai/batches.js';
 import { enqueueBatch } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { BATCH_JOBS, jobIds } from '../core/queues.js';
-import { batchObject, isFinalBatch, windowSeconds, type BatchRecord } from '../core/records/batches.js';
+import { isFinalBatch, type BatchRecord } from '../core/records/batches.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { newBatchRecord } from '../domain/batches.js';
@@ -20,32 +20,6 @@ import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 import { nowSeconds } from '../core/time.js';
-
-const ENDPOINTS = ['/v1/chat/completions'];
-
-/** `execution`: how the lines run; absent, FERRY_BATCH_EXECUTION decides. */
-function batchExecution(v: unknown, fallback: BatchExecution): BatchExecution {
-  if (v === undefined || v === null) return fallback;
-  if (typeof v === 'string' && (BATCH_EXECUTIONS as readonly string[]).includes(v)) return v as BatchExecution;
-  throw new BadRequestError(
-    '"execution" must be "direct" (each line a live call) or "gemini_batch" (Gemini Batch Mode, half price, up to 24 h).',
-    { param: 'execution' },
-  );
-}
-
-function checkMetadata(v: unknown): Record<string, string> | null {
-  if (v === undefined || v === null) return null;
-  const ok =
-    typeof v === 'object' &&
-    !Array.isArray(v) &&
-    Object.keys(v).length <= 16 &&
-    Object.entries(v).every(([k, val]) => k.length <= 64 && typeof val === 'string' && val.length <= 512);
-  if (!ok)
-    throw new BadRequestError('"metadata" must be an object of up to 16 string values (keys up to 64, values up to 512 characters).', {
-      param: 'metadata',
-    });
-  return v as Record<string, string>;
-}
 
 export function batchesRouter(deps: ApiDeps): Router {
   const { services } = deps;
@@ -56,19 +30,8 @@ export function batchesRouter(deps: ApiDeps): Router {
 
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const known = ['input_file_id', 'endpoint', 'completion_window', 'metadata', 'execution'];
-    const unknown = Object.keys(body).find((k) => !known.includes(k));
-    if (unknown) throw new BadRequestError(`Unsupported parameter "${unknown}".`, { param: unknown });
-    if (typeof body.input_file_id !== 'string' || !body.input_file_id)
-      throw new BadRequestError('"input_file_id" is required.', { param: 'input_file_id' });
-    if (typeof body.endpoint !== 'string' || !ENDPOINTS.includes(body.endpoint)) {
-      throw new BadRequestError(`"endpoint" must be one of: ${ENDPOINTS.join(', ')}.`, { param: 'endpoint' });
-    }
-    const window = windowSeconds(body.completion_window);
-    const execution = batchExecution(body.execution, config.batch.execution);
-    const metadata = checkMetadata(body.metadata);
-    const input = await files.getOwned(body.input_file_id, tenant, false, 'input_file_id');
+    const params = checkBatchCreate((req.body ?? {}) as Record<string, unknown>, config.batch.execution);
+    const input = await files.getOwned(params.input_file_id, tenant, false, 'input_file_id');
     if (input.purpose !== 'batch')
       throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, {
         param: 'input_file_id',
@@ -86,16 +49,16 @@ export function batchesRouter(deps: ApiDeps): Router {
       record: newBatchRecord({
         id: newId('batch', Date.now(), '_'),
         tenant,
-        endpoint: body.endpoint as string,
+        endpoint: params.endpoint,
         inputFileId: input.id,
-        completionWindow: body.completion_window as string,
-        windowSeconds: window,
-        metadata,
+        completionWindow: params.completion_window,
+        windowSeconds: params.windowSeconds,
+        metadata: params.metadata,
         createdAt: nowSeconds(),
-        execution,
+        execution: params.execution,
       }),
       idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
-      fingerprintOf: [body],
+      fingerprintOf: [req.body],
       enqueue: (batch) => enqueueBatch(services, batch),
     });
     if (created) requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');

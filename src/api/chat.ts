@@ -12,7 +12,7 @@ import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
-import { validateChatRequest } from '../providers/gemini/chat-request.js';
+import { validateChatRequest } from '../openai/chat.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';

@@ -7,37 +7,18 @@ import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
-import { fileObject, isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
+import { isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
+import { checkUploadParams, fileObject } from '../openai/files.js';
 import { createAzureProvider, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import { deleteFile } from '../domain/files.js';
 import { principal } from './auth.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
-import { parseUpload, type FieldValue } from './multipart.js';
+import { parseUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
-
-/** Purposes whose files go to the model; `batch` input stays with Ferry. */
-const MODEL_PURPOSES = ['user_data', 'assistants', 'vision', 'fine-tune', 'evals'];
-const PURPOSES = [...MODEL_PURPOSES, 'batch'];
-const STORAGES = ['gemini', 'azure_storage'];
-
-function one(fields: Record<string, FieldValue>, name: string): string | undefined {
-  const v = fields[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new BadRequestError(`"${name}" must be a single string.`, { param: name });
-  return v.trim();
-}
-
-function stringList(v: FieldValue | undefined, name: string): string[] {
-  if (v === undefined) return [];
-  const list = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : Object.values(v);
-  const out = list.map((s) => s.trim()).filter(Boolean);
-  if (out.some((s) => s.length > 200)) throw new BadRequestError(`"${name}" entries must be at most 200 characters.`, { param: name });
-  return out;
-}
 
 export function filesRouter(deps: ApiDeps): Router {
   const { files, staging, config } = deps.services;
@@ -146,51 +127,33 @@ async function buildRecord(
   const { config } = deps.services;
   const { fields, file } = parsed;
   if (!file) throw noFilePart(fields);
-  const purpose = one(fields, 'purpose');
-  if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', { param: 'purpose' });
-  if (!PURPOSES.includes(purpose)) {
-    throw new BadRequestError(`Unknown purpose "${purpose}"; expected one of: ${PURPOSES.join(', ')}.`, { param: 'purpose' });
-  }
+  const params = checkUploadParams(fields, req.query);
   if (file.bytes === 0) throw new BadRequestError('The file is empty.', { param: 'file' });
-  if (purpose === 'batch' && file.bytes > config.batch.maxBytes) {
+  if (params.purpose === 'batch' && file.bytes > config.batch.maxBytes) {
     throw new PayloadTooLargeError(`Batch input is limited to ${config.batch.maxBytes} bytes; this file has ${file.bytes}.`);
   }
-  const queryStorage = typeof req.query.target_storage === 'string' ? req.query.target_storage : undefined;
-  const storageName = one(fields, 'target_storage') || queryStorage || 'gemini';
-  if (!STORAGES.includes(storageName)) {
-    throw new BadRequestError(`Unknown target_storage "${storageName}"; expected "gemini" or "azure_storage".`, {
-      param: 'target_storage',
-    });
-  }
-  const missingAzure = storageName === 'azure_storage' ? missingAzureSettings(config.azure) : [];
+  const missingAzure = params.targetStorage === 'azure_storage' ? missingAzureSettings(config.azure) : [];
   if (missingAzure.length > 0)
     throw new BadRequestError(describeMissing(missingAzure), { param: 'target_storage', code: 'azure_storage_not_configured' });
-  const storage: Storage = purpose === 'batch' ? 'local' : (storageName as Storage);
-  const mime = await detectMimeType({
-    override: one(fields, 'mime_type'),
-    partType: file.partType,
-    filename: file.filename,
-    head: file.head,
-  });
+  const storage: Storage = params.purpose === 'batch' ? 'local' : params.targetStorage;
+  const mime = await detectMimeType({ override: params.mimeType, partType: file.partType, filename: file.filename, head: file.head });
   if (storage === 'gemini' && !isGeminiMimeType(mime)) {
     throw new UnsupportedMediaTypeError(
       `Gemini cannot take files of type "${mime}" ("${file.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
     );
   }
-  const webhookField = one(fields, 'webhook_url');
-  const webhookUrl = await requestWebhookUrl(deps, tenant, webhookField || undefined);
   return newFileRecord({
     id,
     tenant,
     filename: file.filename,
-    purpose,
+    purpose: params.purpose,
     bytes: file.bytes,
     sha256: file.sha256,
     mime_type: mime,
     storage,
     contentRetentionSeconds: config.contentRetentionSeconds,
-    target_model_names: stringList(fields.target_model_names, 'target_model_names'),
-    display_name: one(fields, 'display_name') || file.filename,
-    webhook_url: webhookUrl,
+    target_model_names: params.targetModelNames,
+    display_name: params.displayName || file.filename,
+    webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
   });
 }

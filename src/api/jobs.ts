@@ -1,7 +1,8 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, jobObject, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { jobObject } from '../openai/jobs.js';
 import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';

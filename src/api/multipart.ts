@@ -10,7 +10,7 @@ import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
 import { SNIFF_BYTES } from '../core/mime.js';
 import type { StagedObject, StagingStore } from '../core/staging.js';
 
-export type FieldValue = string | string[] | Record<string, string>;
+import type { FieldValue } from '../openai/files.js';
 
 export interface ParsedUpload {
   fields: Record<string, FieldValue>;

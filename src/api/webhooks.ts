@@ -5,28 +5,13 @@
  */
 import { Router } from 'express';
 import { BadRequestError } from '../core/errors.js';
-import { deliveryObject, endpointObject, EVENT_TYPES, type EventType } from '../core/records/webhooks.js';
+import { checkDeliveryStatus, checkEndpointParams, deliveryObject, endpointObject } from '../openai/webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
 import { changeEndpoint, createEndpoint, retryDelivery, rotateSecret, type EndpointFields } from '../domain/webhooks.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import type { ApiDeps } from './deps.js';
 import { listPage, listQuery } from './params.js';
-
-function parseEvents(v: unknown): EventType[] | null {
-  if (v === undefined || v === null) return null;
-  if (!Array.isArray(v) || v.length === 0 || v.some((e) => !EVENT_TYPES.includes(e))) {
-    throw new BadRequestError(`"events" must be a non-empty list of: ${EVENT_TYPES.join(', ')}.`, { param: 'events' });
-  }
-  return [...new Set(v as EventType[])];
-}
-
-function parseDescription(v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || v.length > 500)
-    throw new BadRequestError('"description" must be a string of at most 500 characters.', { param: 'description' });
-  return v;
-}
 
 /** Checks a webhook URL as given (scheme and address, SSRF guard); answers it normalised. */
 export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'): Promise<string> {
@@ -61,11 +46,11 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
 
   r.post('/', async (req, res) => {
     const { tenant } = principal(res);
-    const body = req.body ?? {};
+    const params = checkEndpointParams(req.body ?? {});
     const fields = {
-      url: await checkWebhookUrl(deps, body.url),
-      events: parseEvents(body.events),
-      description: parseDescription(body.description),
+      url: await checkWebhookUrl(deps, params.url),
+      events: params.events ?? null,
+      description: params.description ?? null,
     };
     const { endpoint, secret } = await createEndpoint(deps.services, tenant, fields);
     res.status(201).json(endpointObject(endpoint, secret));
@@ -84,14 +69,12 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   r.patch('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const e = await endpoints.getOwned(req.params.id, tenant, admin);
-    const body = req.body ?? {};
+    const params = checkEndpointParams(req.body ?? {});
     const fields: Partial<EndpointFields> = {};
-    if (body.url !== undefined) fields.url = await checkWebhookUrl(deps, body.url);
-    if (body.events !== undefined) fields.events = parseEvents(body.events);
-    if (body.description !== undefined) fields.description = parseDescription(body.description);
-    if (body.enabled !== undefined && typeof body.enabled !== 'boolean')
-      throw new BadRequestError('"enabled" must be true or false.', { param: 'enabled' });
-    await changeEndpoint(deps.services, e, fields, body.enabled);
+    if (params.url !== undefined) fields.url = await checkWebhookUrl(deps, params.url);
+    if (params.events !== undefined) fields.events = params.events;
+    if (params.description !== undefined) fields.description = params.description;
+    await changeEndpoint(deps.services, e, fields, params.enabled);
     res.json(endpointObject((await endpoints.get(e.id)) ?? e));
   });
 
@@ -119,9 +102,7 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
   r.get('/', async (req, res) => {
     const { tenant } = principal(res);
     const { status, endpoint_id } = req.query;
-    if (status !== undefined && !['pending', 'succeeded', 'failed'].includes(String(status))) {
-      throw new BadRequestError('"status" must be pending, succeeded or failed.', { param: 'status' });
-    }
+    checkDeliveryStatus(status);
     const page = await deliveries.list(tenant, {
       ...listQuery(req, 1000, 100),
       where: (d) => (!status || d.status === status) && (!endpoint_id || d.endpoint_id === endpoint_id),

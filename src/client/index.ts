@@ -4,7 +4,7 @@ import { APIError } from 'openai';
 import { connect, UsageError } from './connect.js';
 import { batchLine } from './progress.js';
 import { submit } from './submit.js';
-import { windowSeconds } from '../core/records/batches.js';
+import { windowSeconds } from '../openai/batches.js';
 
 const COMMON = {
   'base-url': { type: 'string' },

@@ -3,11 +3,12 @@
  * or a batch line), the ids its answer carries, what happens when it becomes final (its webhook
  * event, or for a batch line its count and the next line), and cancelling.
  */
-import { isFinalJob, jobEvent, type JobRecord } from '../core/records/jobs.js';
+import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
+import { jobEvent } from '../openai/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import type { Services } from '../core/services.js';
-import type { ChatRequest, ValidatedChat } from '../providers/gemini/chat-request.js';
+import type { ChatRequest, ValidatedChat } from '../openai/chat.js';
 import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
@@ -17,7 +18,7 @@ import { nowSeconds } from '../core/time.js';
  * The request a job's record keeps: the body as `validateChatRequest` checked it (records are
  * stored below the layer that knows the request's type, so it is typed again here, once).
  */
-export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request as unknown as ChatRequest;
+export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request;
 
 /** A new job's record, queued: for an interactive request, or for a batch's request line. */
 export function newJobRecord(p: {
@@ -34,7 +35,7 @@ export function newJobRecord(p: {
     type: 'chat.completion',
     status: 'queued',
     model: chat.model.replace(/^models\//, ''),
-    request: chat.body as unknown as Record<string, unknown>,
+    request: chat.body,
     file_ids: chat.fileIds,
     image_urls: chat.imageUrls,
     inline_bytes: chat.inlineBytes,

@@ -10,7 +10,8 @@ import { ConflictError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { DELIVER_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
-import type { EventType, WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
+import type { WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
+import type { EventType } from '../openai/webhooks.js';
 import { nowSeconds } from '../core/time.js';
 
 /** How long a rotated-out secret keeps signing beside the new one, so receivers can switch without a gap. */

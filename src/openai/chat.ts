@@ -9,7 +9,7 @@
  * to send instead, and the checks that span fields (a tool message answers an earlier call, the
  * inline bytes of all parts together) are a few lines here.
  */
-import { BadRequestError, PayloadTooLargeError } from '../../core/errors.js';
+import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
 
 /** Gemini's limit for a whole request with inline data (larger media goes through the Files API). */
 export const INLINE_LIMIT_BYTES = 20 * 1000 * 1000;
@@ -126,26 +126,30 @@ function bad(message: string, param: string): never {
 
 /** Checks a request body; answers it typed, with what the API and worker need to know of it. */
 export function validateChatRequest(input: unknown): ValidatedChat {
+  const found = new Found();
+  checkChatBody(input, found);
+  return {
+    body: input,
+    model: input.model,
+    stream: input.stream === true,
+    fileIds: [...found.fileIds],
+    imageUrls: [...found.imageUrls],
+    inlineBytes: found.inlineBytes,
+    inputTokens: estimateInputTokens(input),
+  };
+}
+
+/** Every field of a body checked; what its messages reference gathered in `found`. */
+function checkChatBody(input: unknown, found: Found): asserts input is ChatRequest {
   if (!isObj(input)) bad('The body must be a JSON object, sent with "Content-Type: application/json".', 'body');
   checkParameters(input);
   if (!Array.isArray(input.messages) || input.messages.length === 0) bad('"messages" must be a non-empty array.', 'messages');
-  const found = new Found();
   input.messages.forEach((m: unknown, i: number) => checkMessage(m, `messages[${i}]`, found));
   // System and developer messages become Gemini's system instruction: with nothing else, no contents.
   if (input.messages.every((m: { role?: unknown }) => m.role === 'system' || m.role === 'developer')) {
     bad('"messages" needs a user, assistant or tool message besides system and developer ones.', 'messages');
   }
   found.checkLimits();
-  const body = input as unknown as ChatRequest;
-  return {
-    body,
-    model: body.model,
-    stream: body.stream === true,
-    fileIds: [...found.fileIds],
-    imageUrls: [...found.imageUrls],
-    inlineBytes: found.inlineBytes,
-    inputTokens: estimateInputTokens(body),
-  };
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import type { BatchError, BatchRecord } from '../core/records/batches.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { fileUsability } from '../domain/files.js';
-import { validateChatRequest, type ValidatedChat } from '../providers/gemini/chat-request.js';
+import { validateChatRequest, type ValidatedChat } from '../openai/chat.js';
 
 /** At most this many problems are listed in `errors.data`. */
 export const MAX_LISTED_ERRORS = 100;

@@ -18,7 +18,8 @@
 import type { Job } from 'bullmq';
 import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
-import { batchEvent, isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
+import { batchEvent } from '../openai/batches.js';
+import { isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
 import { upstreamJobOptions, type Services } from '../core/services.js';
 import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';

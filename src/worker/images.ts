@@ -4,7 +4,7 @@ import type { JobRecord } from '../core/records/jobs.js';
 import { fetch } from 'undici';
 import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
-import { INLINE_LIMIT_BYTES } from '../providers/gemini/chat-request.js';
+import { INLINE_LIMIT_BYTES } from '../openai/chat.js';
 
 const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
 

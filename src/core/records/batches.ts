@@ -8,7 +8,6 @@
  *   seen final twice (a retried job, a crash after its result) counts once.
  */
 import type { Redis } from 'ioredis';
-import { BadRequestError } from '../errors.js';
 import { base62, derivedId } from '../ids.js';
 import type { BatchExecution } from '../config.js';
 import type { Keys } from '../redis.js';
@@ -208,54 +207,4 @@ export class BatchStore extends RecordStore<BatchRecord> {
       ),
     };
   }
-}
-
-/** The batch as the API shows it (and webhook events carry it). */
-export function batchObject(rec: BatchRecord, counts: RequestCounts) {
-  return {
-    id: rec.id,
-    object: 'batch' as const,
-    endpoint: rec.endpoint,
-    errors: rec.errors,
-    input_file_id: rec.input_file_id,
-    completion_window: rec.completion_window,
-    status: rec.status,
-    output_file_id: rec.output_file_id,
-    error_file_id: rec.error_file_id,
-    created_at: rec.created_at,
-    in_progress_at: rec.in_progress_at,
-    expires_at: rec.expires_at,
-    finalizing_at: rec.finalizing_at,
-    completed_at: rec.completed_at,
-    failed_at: rec.failed_at,
-    expired_at: rec.expired_at,
-    cancelling_at: rec.cancelling_at,
-    cancelled_at: rec.cancelled_at,
-    request_counts: counts,
-    metadata: rec.metadata,
-    usage: rec.usage,
-    execution: rec.execution ?? 'direct',
-    ...(rec.gemini_batches ? { gemini_batches: rec.gemini_batches.map((g) => ({ model: g.model, name: g.name, state: g.state })) } : {}),
-  };
-}
-
-/** The webhook event for a batch that reached a final status. */
-export function batchEvent(rec: BatchRecord, counts: RequestCounts) {
-  const type = `batch.${rec.status}` as 'batch.completed' | 'batch.failed' | 'batch.expired' | 'batch.cancelled';
-  return { type, tenant: rec.tenant, objectId: rec.id, data: batchObject(rec, counts) as Record<string, unknown>, webhookUrl: null };
-}
-
-const MAX_WINDOW_SECONDS = 24 * 3600;
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
-
-/** A batch's `completion_window` ("24h", or shorter: "30m", "90s") in seconds; anything else is a 400 naming it. */
-export function windowSeconds(value: unknown): number {
-  const m = typeof value === 'string' ? /^(\d{1,6})([smh])$/.exec(value) : null;
-  const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
-  if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
-    throw new BadRequestError('"completion_window" must be "24h" (or a shorter duration such as "1h", "30m" or "90s").', {
-      param: 'completion_window',
-    });
-  }
-  return seconds;
 }

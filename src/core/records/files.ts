@@ -130,39 +130,3 @@ export class FileStore extends RecordStore<FileRecord> {
     await this.redis.zrem(this.keys.contentExpiry(), id);
   }
 }
-
-/** The file as the API shows it (and webhook events carry it). */
-export function fileObject(rec: FileRecord, retentionSeconds: number) {
-  return {
-    id: rec.id,
-    object: 'file' as const,
-    bytes: rec.bytes,
-    created_at: rec.created_at,
-    expires_at: rec.created_at + retentionSeconds,
-    filename: rec.filename,
-    purpose: rec.purpose,
-    status: rec.status,
-    status_details: rec.status_details,
-    storage: rec.storage,
-    provider_state: rec.provider_state,
-    bytes_uploaded: rec.bytes_uploaded,
-    mime_type: rec.mime_type,
-    sha256: rec.sha256,
-    target_model_names: rec.target_model_names,
-    provider_file: rec.gemini_name,
-    uri: rec.storage === 'azure_storage' ? rec.azure_url : rec.gemini_uri,
-    provider_expires_at: rec.gemini_expires_at,
-    content_expires_at: rec.content_deleted ? null : rec.content_expires_at,
-  };
-}
-
-/** The webhook event for a file that reached a final status. */
-export function fileEvent(rec: FileRecord, retentionSeconds: number) {
-  return {
-    type: rec.status === 'processed' ? ('file.processed' as const) : ('file.failed' as const),
-    tenant: rec.tenant,
-    objectId: rec.id,
-    data: fileObject(rec, retentionSeconds) as Record<string, unknown>,
-    webhookUrl: rec.webhook_url ?? null,
-  };
-}

@@ -1,6 +1,7 @@
 /** Generation job records: what was asked, where it stands, and its result or error. */
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../errors.js';
+import type { ChatRequest } from '../../openai/chat.js';
 import type { Keys } from '../redis.js';
 import { RecordStore, type Lifecycle } from './store.js';
 
@@ -15,7 +16,7 @@ export interface JobRecord {
   status: JobStatus;
   model: string;
   /** The validated OpenAI request body. */
-  request: Record<string, unknown>;
+  request: ChatRequest;
   file_ids: string[];
   /** http(s) image URLs the worker fetches, and the request's inline bytes (both from validation). */
   image_urls: string[];
@@ -61,33 +62,4 @@ export class JobStore extends RecordStore<JobRecord> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
     super(redis, keys, { kind: 'job', retentionSeconds, lifecycle: JOB_LIFECYCLE });
   }
-}
-
-/** The job as the API shows it (and webhook events carry it). */
-export function jobObject(rec: JobRecord) {
-  return {
-    id: rec.id,
-    object: 'job' as const,
-    type: rec.type,
-    status: rec.status,
-    model: rec.model,
-    stream: rec.stream,
-    attempts: rec.attempts,
-    created_at: rec.created_at,
-    started_at: rec.started_at,
-    finished_at: rec.finished_at,
-    file_ids: rec.file_ids,
-    metadata: rec.metadata,
-    result: rec.result,
-    error: rec.error ? { message: rec.error.message, type: rec.error.type, param: rec.error.param, code: rec.error.code } : null,
-    batch_id: rec.batch_id,
-    custom_id: rec.custom_id,
-    webhook_url: rec.webhook_url,
-  };
-}
-
-/** The webhook event for a job that reached a final status. */
-export function jobEvent(rec: JobRecord) {
-  const type = `job.${rec.status}` as 'job.succeeded' | 'job.failed' | 'job.cancelled';
-  return { type, tenant: rec.tenant, objectId: rec.id, data: jobObject(rec) as Record<string, unknown>, webhookUrl: rec.webhook_url };
 }

@@ -3,20 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../redis.js';
 import { RecordStore, type Lifecycle } from './store.js';
 import { nowSeconds } from '../time.js';
-
-export const EVENT_TYPES = [
-  'file.processed',
-  'file.failed',
-  'job.succeeded',
-  'job.failed',
-  'job.cancelled',
-  'batch.completed',
-  'batch.failed',
-  'batch.expired',
-  'batch.cancelled',
-  'webhook_endpoint.disabled',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+import type { EventType } from '../../openai/webhooks.js';
 
 export interface SigningSecret {
   secret: string;
@@ -99,38 +86,4 @@ export class DeliveryStore extends RecordStore<WebhookDelivery> {
   constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
     super(redis, keys, { kind: 'webhook_delivery', retentionSeconds, lifecycle: DELIVERY_LIFECYCLE });
   }
-}
-
-/** The endpoint as the API shows it; its secret only when just made or rotated. */
-export function endpointObject(e: WebhookEndpoint, secret?: string) {
-  return {
-    id: e.id,
-    object: 'webhook_endpoint' as const,
-    url: e.url,
-    events: e.events,
-    description: e.description,
-    enabled: e.status === 'enabled',
-    status: e.status,
-    created_at: e.created_at,
-    failing_since: e.failing_since,
-    disabled_at: e.disabled_at,
-    disabled_reason: e.disabled_reason,
-    ...(secret ? { secret } : {}),
-  };
-}
-
-/** The delivery as the API shows it. */
-export function deliveryObject(d: WebhookDelivery) {
-  return {
-    id: d.id,
-    object: 'webhook_delivery' as const,
-    status: d.status,
-    event_id: d.event_id,
-    event_type: d.event_type,
-    endpoint_id: d.endpoint_id,
-    url: d.url,
-    attempts: d.attempts,
-    created_at: d.created_at,
-    finished_at: d.finished_at,
-  };
 }

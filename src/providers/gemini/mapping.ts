@@ -1,9 +1,9 @@
 /**
- * OpenAI chat completions ↔ Gemini generateContent: a checked request (chat-request.ts), its
+ * OpenAI chat completions ↔ Gemini generateContent: a checked request (openai/chat.ts), its
  * files resolved, as Gemini's request; Gemini's answers as `chat.completion` and its chunks.
  */
 import type { Content, GenerateContentConfig, GenerateContentResponse, Part } from '@google/genai';
-import { parseArguments, parseDataUrl, type ChatMessage, type ChatRequest, type ContentPart } from './chat-request.js';
+import { parseArguments, parseDataUrl, type ChatMessage, type ChatRequest, type ContentPart } from '../../openai/chat.js';
 
 export interface ResolvedFile {
   fileUri: string;
