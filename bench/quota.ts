@@ -48,6 +48,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ApiError, GoogleGenAI } from '@google/genai';
 import OpenAI, { toFile } from 'openai';
+import type { Batch } from 'openai/resources/batches';
 import {
   envInt,
   fmtMB,
@@ -441,6 +442,301 @@ interface ScenarioResult {
   targets: Record<string, boolean | null>;
 }
 
+/** A scenario's name, its ideal times and its timeout, from its configuration and its workload. */
+function planScenario(cfg: ScenarioConfig, lines: number, completions: number) {
+  const medianMs = LATENCIES[cfg.latency].medianMs;
+  const ideal = {
+    batch: idealSeconds(lines, medianMs),
+    completions: idealSeconds(completions, medianMs),
+    overall: idealSeconds(lines + completions, medianMs),
+  };
+  return {
+    cfg,
+    name: `${cfg.latency}/${cfg.workers}w/${cfg.mode}`,
+    lines,
+    completions,
+    medianMs,
+    ideal,
+    timeoutMs: (4 * ideal.overall + 60) * 1000,
+  };
+}
+
+type ScenarioPlan = ReturnType<typeof planScenario>;
+
+/** The scenario's stack, with tenant A's batch input uploaded and the emulator's counters reset. */
+async function startScenario(scope: Scope, log: (l?: string) => void, runtime: Runtime, cfg: ScenarioConfig, input: Buffer) {
+  const stack: Stack = await startStack(scope, {
+    runtime,
+    workers: cfg.workers,
+    emulatorEnv: { FERRY_EMULATOR_RPM: String(RPM), FERRY_EMULATOR_TPM: '', ...LATENCIES[cfg.latency].env },
+    env: { FERRY_API_KEYS: API_KEYS, ...MODE_ENV[cfg.mode] },
+  });
+  const agent = new http.Agent({ keepAlive: true });
+  scope.defer('close http agent', () => agent.destroy());
+  log(
+    `  pids: emulator ${stack.emulator.pid}, api ${stack.api.pid}, workers ${stack.workers.map((w) => w.pid).join(' ')}; redis prefix ${stack.prefix}`,
+  );
+
+  const clientA = new OpenAI({ apiKey: KEY_A, baseURL: `${stack.apiUrl}/v1`, maxRetries: 2, timeout: 600_000 });
+  const file = await clientA.files.create({ file: await toFile(input, 'quota-bench.jsonl'), purpose: 'batch' });
+  await settle(stack.procs, { timeoutMs: 20_000 });
+  await resetEmulator(stack.emulatorUrl);
+  return { stack, agent, clientA, inputFileId: file.id };
+}
+
+type ScenarioStack = Awaited<ReturnType<typeof startScenario>>;
+
+/**
+ * Tenant A's batch and tenant B's completions at the same time, until both are final or the
+ * timeout; then the emulator's counters and the peak RSS, read before anything stops.
+ */
+async function runTenants(log: (l?: string) => void, { stack, agent, clientA, inputFileId }: ScenarioStack, plan: ScenarioPlan) {
+  const t0 = now();
+  const deadline: Deadline = { at: t0 + plan.timeoutMs };
+  const created = await clientA.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  const bRun = steadyCompletions(stack.apiUrl, KEY_B, agent, plan.completions, B_PER_SECOND, deadline);
+  const a = await waitForBatch(log, stack, clientA, created, deadline);
+  const bOutcomes = await bRun;
+  const upstream = await modelStats(stack.emulatorUrl).catch(() => ({
+    answered2xx: 0,
+    refusedForQuota: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+  }));
+  // Peak RSS before anything stops (VmHWM is read from the live process).
+  const rss = {
+    workers: stack.workers.map((w) => w.peakRss()),
+    api: stack.api.peakRss(),
+    emulator: stack.emulator.peakRss(),
+  };
+  return { t0, created, ...a, bOutcomes, upstream, rss };
+}
+
+type TenantsRun = Awaited<ReturnType<typeof runTenants>>;
+
+/** Long-polls A's batch until it is final or `deadline` passes; a process that died ends B's wait too. */
+async function waitForBatch(log: (l?: string) => void, stack: Stack, clientA: OpenAI, created: Batch, deadline: Deadline) {
+  const alive = () => stack.procs.forEach((p) => p.assertAlive());
+  let batch = created;
+  let batchEndAt: number | null = null;
+  let batchProblem: string | null = null;
+  while (!FINAL_BATCH.has(batch.status)) {
+    const left = deadline.at - now();
+    if (left <= 0) break;
+    try {
+      alive();
+      batch = await clientA.batches.retrieve(created.id, { query: { wait: Math.max(1, Math.min(30, Math.floor(left / 1000))) } });
+    } catch (err) {
+      batchProblem = (err as Error).message;
+      log(`  batch poll failed: ${batchProblem.split('\n')[0]}`);
+      if (stack.procs.some((p) => !p.alive())) {
+        deadline.at = now(); // tenant B stops waiting too
+        break;
+      }
+      await sleep(1000);
+      continue;
+    }
+    if (FINAL_BATCH.has(batch.status)) batchEndAt = now();
+  }
+  return { batch, batchEndAt, batchProblem };
+}
+
+/**
+ * A's lines: every custom_id exactly once across the output and error files; from the batch's
+ * request_counts when it did not end by the timeout.
+ */
+async function checkLines(clientA: OpenAI, { batch, batchEndAt }: TenantsRun, lines: number) {
+  const counts = batch.request_counts ?? null;
+  const seen = new Map<string, number>();
+  let inErrorFile = 0;
+  const errorCodes: Record<string, number> = {};
+  /** Distinct expected custom_ids answered in the output file (a duplicate is not two answers). */
+  const answeredIds = new Set<string>();
+  let unknown = 0;
+  const expected = new Set(Array.from({ length: lines }, (_, i) => `line-${i}`));
+  const read = async (id: string | null | undefined, isError: boolean) => {
+    if (!id) return;
+    const text = await (await clientA.files.content(id)).text();
+    for (const l of text.split('\n')) {
+      if (!l.trim()) continue;
+      const r = JSON.parse(l) as { custom_id: string; response?: { status_code?: number } | null; error?: { code?: string } | null };
+      if (!expected.has(r.custom_id)) unknown++;
+      seen.set(r.custom_id, (seen.get(r.custom_id) ?? 0) + 1);
+      const answered = !isError && r.response?.status_code === 200 && !r.error;
+      if (answered) {
+        if (expected.has(r.custom_id)) answeredIds.add(r.custom_id);
+      } else {
+        inErrorFile++;
+        const code = r.error?.code ?? (r.response ? `status_${r.response.status_code}` : 'unknown');
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+      }
+    }
+  };
+  let exactlyOnce: boolean | null = null;
+  let missing = lines;
+  let duplicated = 0;
+  let filesRead = false;
+  let readProblem: string | null = null;
+  if (batchEndAt !== null) {
+    try {
+      await read(batch.output_file_id, false);
+      await read(batch.error_file_id, true);
+      missing = [...expected].filter((id) => !seen.has(id)).length;
+      duplicated = [...seen.values()].filter((c) => c > 1).length;
+      exactlyOnce = missing === 0 && duplicated === 0 && unknown === 0;
+      filesRead = true;
+    } catch (err) {
+      readProblem = `reading the batch files: ${(err as Error).message}`;
+    }
+  } else {
+    missing = lines - (counts?.completed ?? 0) - (counts?.failed ?? 0);
+    inErrorFile = counts?.failed ?? 0;
+  }
+  // Lost: every line without an answer in the output file (failed, errored, or missing).
+  // Without the files (timed out, or they could not be read), from the batch's request_counts.
+  const lost = lines - (filesRead ? answeredIds.size : Math.min(lines, counts?.completed ?? 0));
+  return { counts, inErrorFile, errorCodes, unknown, exactlyOnce, missing, duplicated, lost, readProblem };
+}
+
+/** Tenant B's outcomes counted, and the latencies of the jobs the API took. */
+function summarizeTenantB(bOutcomes: JobOutcome[], t0: number) {
+  const byOutcome: Record<string, number> = {};
+  for (const o of bOutcomes) byOutcome[o.outcome] = (byOutcome[o.outcome] ?? 0) + 1;
+  const finished = bOutcomes.filter((o) => o.outcome !== 'unfinished');
+  // Latency of every job the API took; unfinished ones count with the time they had so far (a
+  // lower bound). Refused POSTs and jobs never sent have none (they count as not succeeded).
+  const latencies = bOutcomes
+    .filter((o) => o.outcome !== 'refused' && o.sent !== false)
+    .map((o) => o.ms)
+    .sort((a, b) => a - b);
+  return {
+    byOutcome,
+    succeeded: byOutcome.succeeded ?? 0,
+    lastEnd: finished.length ? Math.max(...finished.map((o) => o.endAt)) - t0 : null,
+    firstProblem: bOutcomes.find((o) => o.outcome !== 'succeeded')?.detail ?? null,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.length ? latencies[latencies.length - 1] : null,
+  };
+}
+
+/** Everything one scenario found, unrounded: what its result and its report are made from. */
+interface Findings {
+  plan: ScenarioPlan;
+  run: TenantsRun;
+  lineCheck: Awaited<ReturnType<typeof checkLines>>;
+  tenantB: ReturnType<typeof summarizeTenantB>;
+}
+
+/** The times against the ideal, and the targets met; the mode decides how close to the ideal is enough. */
+function judgeScenario({ plan, run, lineCheck, tenantB }: Findings) {
+  const timedOut = run.batchEndAt === null || run.bOutcomes.some((o) => o.outcome === 'unfinished');
+  const batchEndMs = run.batchEndAt === null ? null : run.batchEndAt - run.t0;
+  const allDoneMs = timedOut || batchEndMs === null || tenantB.lastEnd === null ? null : Math.max(batchEndMs, tenantB.lastEnd);
+  const ratio = allDoneMs === null ? null : (plan.ideal.overall * 1000) / allDoneMs;
+  const share = share429(run.upstream);
+  const [minRatio, max429] = plan.cfg.mode === 'configured' ? [0.9, 0.02] : [0.8, 0.1];
+  const targets = {
+    time: ratio === null ? false : ratio >= minRatio,
+    share_429: share === null ? null : share <= max429,
+    nothing_lost: lineCheck.lost === 0 && tenantB.succeeded === plan.completions && lineCheck.exactlyOnce !== false,
+    completions_p99: tenantB.p99 === null ? null : tenantB.p99 <= 2 * plan.medianMs + 1000,
+    worker_rss: run.rss.workers.every((r) => r !== null) ? run.rss.workers.every((r) => r! < RSS_LIMIT) : null,
+  };
+  return { timedOut, batchEndMs, allDoneMs, ratio, share, minRatio, max429, targets };
+}
+
+type Judgement = ReturnType<typeof judgeScenario>;
+
+function scenarioResult({ plan, run, lineCheck, tenantB }: Findings, judged: Judgement): ScenarioResult {
+  const { cfg, ideal, completions } = plan;
+  const { batch, rss } = run;
+  const { counts } = lineCheck;
+  const { batchEndMs, ratio, share } = judged;
+  const { p50, p99, max } = tenantB;
+  return {
+    name: plan.name,
+    latency: cfg.latency,
+    workers: cfg.workers,
+    mode: cfg.mode,
+    timed_out: judged.timedOut,
+    timeout_s: round(plan.timeoutMs / 1000, 0),
+    ideal_s: { batch: round(ideal.batch), completions: round(ideal.completions), overall: round(ideal.overall) },
+    batch: {
+      id: run.created.id,
+      status: batch.status,
+      end_s: sec(batchEndMs),
+      ratio: batchEndMs === null ? null : round((ideal.overall * 1000) / batchEndMs, 3),
+      request_counts: counts ? { total: counts.total, completed: counts.completed, failed: counts.failed } : null,
+      validation_s: batch.in_progress_at ? batch.in_progress_at - batch.created_at : null,
+    },
+    all_done_s: sec(judged.allDoneMs),
+    ratio: ratio === null ? null : round(ratio, 3),
+    completions: {
+      sent: completions,
+      succeeded: tenantB.succeeded,
+      not_succeeded: completions - tenantB.succeeded,
+      by_outcome: tenantB.byOutcome,
+      p50_s: p50 === null ? null : round(p50 / 1000, 2),
+      p99_s: p99 === null ? null : round(p99 / 1000, 2),
+      max_s: max === null ? null : round(max / 1000, 2),
+      lower_bound: run.bOutcomes.some((o) => o.outcome === 'unfinished'),
+      last_end_s: sec(tenantB.lastEnd),
+      first_problem: tenantB.firstProblem,
+    },
+    upstream: { ...run.upstream, share_429: share === null ? null : round(share, 4) },
+    lines: {
+      lost: lineCheck.lost,
+      failed: counts?.failed ?? 0,
+      in_error_file: lineCheck.inErrorFile,
+      missing: lineCheck.missing,
+      duplicated: lineCheck.duplicated,
+      unknown: lineCheck.unknown,
+      exactly_once: lineCheck.exactlyOnce,
+      error_codes: lineCheck.errorCodes,
+    },
+    peak_rss_mb: {
+      workers: rss.workers.map((r) => (r === null ? null : round(r / MB))),
+      api: rss.api === null ? null : round(rss.api / MB),
+      emulator: rss.emulator === null ? null : round(rss.emulator / MB),
+    },
+    targets: judged.targets,
+  };
+}
+
+function logScenario(log: (l?: string) => void, { plan, run, lineCheck, tenantB }: Findings, judged: Judgement, result: ScenarioResult) {
+  const { cfg, lines, completions, medianMs, ideal } = plan;
+  const { batch, batchEndAt, upstream, rss } = run;
+  const { lost, inErrorFile, missing, duplicated, unknown, errorCodes, exactlyOnce } = lineCheck;
+  const { succeeded, byOutcome, p50, p99, max, lastEnd, firstProblem } = tenantB;
+  const { batchEndMs, allDoneMs, share, minRatio, max429, targets } = judged;
+  const lb = result.completions.lower_bound ? '≥ ' : '';
+  log(
+    `  ideal: batch alone (${lines}) ${ideal.batch.toFixed(1)} s, B alone (${completions}) ${ideal.completions.toFixed(1)} s, both (${lines + completions}) ${ideal.overall.toFixed(1)} s; timeout ${result.timeout_s} s`,
+  );
+  log(
+    `  A's batch: ${batchEndMs === null ? `still ${batch.status} at the timeout` : `${batch.status} at ${fmtS(batchEndMs)}`} (in progress ${result.batch.validation_s ?? 'n/a'} s after creation), ideal(${lines + completions})/batch end ${result.batch.ratio ?? 'n/a'}; request_counts ${JSON.stringify(result.batch.request_counts)}`,
+  );
+  log(
+    `  both done at ${allDoneMs === null ? `n/a (timed out after ${result.timeout_s} s)` : fmtS(allDoneMs)}: ideal/actual ${result.ratio ?? 'n/a'} (target ≥ ${minRatio}: ${verdict(targets.time)})`,
+  );
+  log(
+    `  B: ${succeeded}/${completions} succeeded ${JSON.stringify(byOutcome)}; latency p50 ${lb}${fmtS(p50)}, p99 ${lb}${fmtS(p99)}, max ${lb}${fmtS(max)} (target p99 ≤ ${((2 * medianMs + 1000) / 1000).toFixed(0)} s: ${verdict(targets.completions_p99)}${LATENCIES[cfg.latency].p99Ms > 2 * medianMs + 1000 ? `; the model's own p99 is ${LATENCIES[cfg.latency].p99Ms / 1000} s, above the target` : ''}); last ended at ${fmtS(lastEnd)}${firstProblem ? `; first problem: ${firstProblem}` : ''}`,
+  );
+  log(
+    `  upstream: ${upstream.answered2xx} answered, ${upstream.refusedForQuota} refused for quota = ${pct(share)} 429s (target ≤ ${max429 * 100}%: ${verdict(targets.share_429)}); peak in flight ${upstream.peakInFlight}`,
+  );
+  log(
+    `  lines: lost ${lost} (failed ${result.lines.failed}, in error file ${inErrorFile}, missing ${missing}, duplicated ${duplicated}, unknown ${unknown}${inErrorFile ? `; error codes ${JSON.stringify(errorCodes)}` : ''}); every custom_id exactly once: ${exactlyOnce ?? 'n/a'}${batchEndAt === null ? '; the batch did not end: lines not done by the timeout count as lost' : ''} (target nothing lost or failed: ${verdict(targets.nothing_lost)})`,
+  );
+  log(
+    `  peak RSS: workers ${rss.workers.map(fmtMB).join(', ')} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(rss.api)}, emulator ${fmtMB(rss.emulator)}`,
+  );
+  // The first problem met: polling the batch comes before reading its files.
+  const problem = run.batchProblem ?? lineCheck.readProblem;
+  if (problem) log(`  problem: ${problem.split('\n')[0]}`);
+}
+
 async function runScenario(
   log: (l?: string) => void,
   runtime: Runtime,
@@ -449,227 +745,20 @@ async function runScenario(
   completions: number,
   input: Buffer,
 ): Promise<ScenarioResult> {
-  const name = `${cfg.latency}/${cfg.workers}w/${cfg.mode}`;
-  const medianMs = LATENCIES[cfg.latency].medianMs;
-  const ideal = {
-    batch: idealSeconds(lines, medianMs),
-    completions: idealSeconds(completions, medianMs),
-    overall: idealSeconds(lines + completions, medianMs),
-  };
-  const timeoutMs = (4 * ideal.overall + 60) * 1000;
+  const plan = planScenario(cfg, lines, completions);
   const scope = new Scope();
   try {
-    const stack: Stack = await startStack(scope, {
-      runtime,
-      workers: cfg.workers,
-      emulatorEnv: { FERRY_EMULATOR_RPM: String(RPM), FERRY_EMULATOR_TPM: '', ...LATENCIES[cfg.latency].env },
-      env: { FERRY_API_KEYS: API_KEYS, ...MODE_ENV[cfg.mode] },
-    });
-    const agent = new http.Agent({ keepAlive: true });
-    scope.defer('close http agent', () => agent.destroy());
-    const alive = () => stack.procs.forEach((p) => p.assertAlive());
-    log(
-      `  pids: emulator ${stack.emulator.pid}, api ${stack.api.pid}, workers ${stack.workers.map((w) => w.pid).join(' ')}; redis prefix ${stack.prefix}`,
-    );
-
-    const clientA = new OpenAI({ apiKey: KEY_A, baseURL: `${stack.apiUrl}/v1`, maxRetries: 2, timeout: 600_000 });
-    const file = await clientA.files.create({ file: await toFile(input, 'quota-bench.jsonl'), purpose: 'batch' });
-    await settle(stack.procs, { timeoutMs: 20_000 });
-    await resetEmulator(stack.emulatorUrl);
-
-    const t0 = now();
-    const deadline: Deadline = { at: t0 + timeoutMs };
-    const created = await clientA.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const bRun = steadyCompletions(stack.apiUrl, KEY_B, agent, completions, B_PER_SECOND, deadline);
-
-    let batch = created;
-    let batchEndAt: number | null = null;
-    let batchProblem: string | null = null;
-    while (!FINAL_BATCH.has(batch.status)) {
-      const left = deadline.at - now();
-      if (left <= 0) break;
-      try {
-        alive();
-        batch = await clientA.batches.retrieve(created.id, { query: { wait: Math.max(1, Math.min(30, Math.floor(left / 1000))) } });
-      } catch (err) {
-        batchProblem = (err as Error).message;
-        log(`  batch poll failed: ${batchProblem.split('\n')[0]}`);
-        if (stack.procs.some((p) => !p.alive())) {
-          deadline.at = now(); // tenant B stops waiting too
-          break;
-        }
-        await sleep(1000);
-        continue;
-      }
-      if (FINAL_BATCH.has(batch.status)) batchEndAt = now();
-    }
-    const bOutcomes = await bRun;
-    const timedOut = batchEndAt === null || bOutcomes.some((o) => o.outcome === 'unfinished');
-    const upstream = await modelStats(stack.emulatorUrl).catch(() => ({
-      answered2xx: 0,
-      refusedForQuota: 0,
-      inFlight: 0,
-      peakInFlight: 0,
-    }));
-    // Peak RSS before anything stops (VmHWM is read from the live process).
-    const rss = {
-      workers: stack.workers.map((w) => w.peakRss()),
-      api: stack.api.peakRss(),
-      emulator: stack.emulator.peakRss(),
+    const scenarioStack = await startScenario(scope, log, runtime, cfg, input);
+    const run = await runTenants(log, scenarioStack, plan);
+    const findings: Findings = {
+      plan,
+      run,
+      lineCheck: await checkLines(scenarioStack.clientA, run, lines),
+      tenantB: summarizeTenantB(run.bOutcomes, run.t0),
     };
-
-    // Lines: every custom_id exactly once across the output and error files.
-    const counts = batch.request_counts ?? null;
-    const seen = new Map<string, number>();
-    let inErrorFile = 0;
-    const errorCodes: Record<string, number> = {};
-    /** Distinct expected custom_ids answered in the output file (a duplicate is not two answers). */
-    const answeredIds = new Set<string>();
-    let unknown = 0;
-    const expected = new Set(Array.from({ length: lines }, (_, i) => `line-${i}`));
-    const read = async (id: string | null | undefined, isError: boolean) => {
-      if (!id) return;
-      const text = await (await clientA.files.content(id)).text();
-      for (const l of text.split('\n')) {
-        if (!l.trim()) continue;
-        const r = JSON.parse(l) as { custom_id: string; response?: { status_code?: number } | null; error?: { code?: string } | null };
-        if (!expected.has(r.custom_id)) unknown++;
-        seen.set(r.custom_id, (seen.get(r.custom_id) ?? 0) + 1);
-        const answered = !isError && r.response?.status_code === 200 && !r.error;
-        if (answered) {
-          if (expected.has(r.custom_id)) answeredIds.add(r.custom_id);
-        } else {
-          inErrorFile++;
-          const code = r.error?.code ?? (r.response ? `status_${r.response.status_code}` : 'unknown');
-          errorCodes[code] = (errorCodes[code] ?? 0) + 1;
-        }
-      }
-    };
-    let exactlyOnce: boolean | null = null;
-    let missing = lines;
-    let duplicated = 0;
-    let filesRead = false;
-    if (batchEndAt !== null) {
-      try {
-        await read(batch.output_file_id, false);
-        await read(batch.error_file_id, true);
-        missing = [...expected].filter((id) => !seen.has(id)).length;
-        duplicated = [...seen.values()].filter((c) => c > 1).length;
-        exactlyOnce = missing === 0 && duplicated === 0 && unknown === 0;
-        filesRead = true;
-      } catch (err) {
-        batchProblem ??= `reading the batch files: ${(err as Error).message}`;
-      }
-    } else {
-      missing = lines - (counts?.completed ?? 0) - (counts?.failed ?? 0);
-      inErrorFile = counts?.failed ?? 0;
-    }
-    // Lost: every line without an answer in the output file (failed, errored, or missing).
-    // Without the files (timed out, or they could not be read), from the batch's request_counts.
-    const lost = lines - (filesRead ? answeredIds.size : Math.min(lines, counts?.completed ?? 0));
-
-    // Tenant B
-    const byOutcome: Record<string, number> = {};
-    for (const o of bOutcomes) byOutcome[o.outcome] = (byOutcome[o.outcome] ?? 0) + 1;
-    const finished = bOutcomes.filter((o) => o.outcome !== 'unfinished');
-    // Latency of every job the API took; unfinished ones count with the time they had so far (a
-    // lower bound). Refused POSTs and jobs never sent have none (they count as not succeeded).
-    const latencies = bOutcomes
-      .filter((o) => o.outcome !== 'refused' && o.sent !== false)
-      .map((o) => o.ms)
-      .sort((a, b) => a - b);
-    const succeeded = byOutcome.succeeded ?? 0;
-    const lastEnd = finished.length ? Math.max(...finished.map((o) => o.endAt)) - t0 : null;
-    const firstProblem = bOutcomes.find((o) => o.outcome !== 'succeeded')?.detail ?? null;
-
-    const batchEndMs = batchEndAt === null ? null : batchEndAt - t0;
-    const allDoneMs = timedOut || batchEndMs === null || lastEnd === null ? null : Math.max(batchEndMs, lastEnd);
-    const ratio = allDoneMs === null ? null : (ideal.overall * 1000) / allDoneMs;
-    const p50 = percentile(latencies, 50);
-    const p99 = percentile(latencies, 99);
-    const max = latencies.length ? latencies[latencies.length - 1] : null;
-    const share = share429(upstream);
-    const [minRatio, max429] = cfg.mode === 'configured' ? [0.9, 0.02] : [0.8, 0.1];
-    const targets = {
-      time: ratio === null ? false : ratio >= minRatio,
-      share_429: share === null ? null : share <= max429,
-      nothing_lost: lost === 0 && succeeded === completions && exactlyOnce !== false,
-      completions_p99: p99 === null ? null : p99 <= 2 * medianMs + 1000,
-      worker_rss: rss.workers.every((r) => r !== null) ? rss.workers.every((r) => r! < RSS_LIMIT) : null,
-    };
-
-    const result: ScenarioResult = {
-      name,
-      latency: cfg.latency,
-      workers: cfg.workers,
-      mode: cfg.mode,
-      timed_out: timedOut,
-      timeout_s: round(timeoutMs / 1000, 0),
-      ideal_s: { batch: round(ideal.batch), completions: round(ideal.completions), overall: round(ideal.overall) },
-      batch: {
-        id: created.id,
-        status: batch.status,
-        end_s: sec(batchEndMs),
-        ratio: batchEndMs === null ? null : round((ideal.overall * 1000) / batchEndMs, 3),
-        request_counts: counts ? { total: counts.total, completed: counts.completed, failed: counts.failed } : null,
-        validation_s: batch.in_progress_at ? batch.in_progress_at - batch.created_at : null,
-      },
-      all_done_s: sec(allDoneMs),
-      ratio: ratio === null ? null : round(ratio, 3),
-      completions: {
-        sent: completions,
-        succeeded,
-        not_succeeded: completions - succeeded,
-        by_outcome: byOutcome,
-        p50_s: p50 === null ? null : round(p50 / 1000, 2),
-        p99_s: p99 === null ? null : round(p99 / 1000, 2),
-        max_s: max === null ? null : round(max / 1000, 2),
-        lower_bound: bOutcomes.some((o) => o.outcome === 'unfinished'),
-        last_end_s: sec(lastEnd),
-        first_problem: firstProblem,
-      },
-      upstream: { ...upstream, share_429: share === null ? null : round(share, 4) },
-      lines: {
-        lost,
-        failed: counts?.failed ?? 0,
-        in_error_file: inErrorFile,
-        missing,
-        duplicated,
-        unknown,
-        exactly_once: exactlyOnce,
-        error_codes: errorCodes,
-      },
-      peak_rss_mb: {
-        workers: rss.workers.map((r) => (r === null ? null : round(r / MB))),
-        api: rss.api === null ? null : round(rss.api / MB),
-        emulator: rss.emulator === null ? null : round(rss.emulator / MB),
-      },
-      targets,
-    };
-
-    const lb = result.completions.lower_bound ? '≥ ' : '';
-    log(
-      `  ideal: batch alone (${lines}) ${ideal.batch.toFixed(1)} s, B alone (${completions}) ${ideal.completions.toFixed(1)} s, both (${lines + completions}) ${ideal.overall.toFixed(1)} s; timeout ${result.timeout_s} s`,
-    );
-    log(
-      `  A's batch: ${batchEndMs === null ? `still ${batch.status} at the timeout` : `${batch.status} at ${fmtS(batchEndMs)}`} (in progress ${result.batch.validation_s ?? 'n/a'} s after creation), ideal(${lines + completions})/batch end ${result.batch.ratio ?? 'n/a'}; request_counts ${JSON.stringify(result.batch.request_counts)}`,
-    );
-    log(
-      `  both done at ${allDoneMs === null ? `n/a (timed out after ${result.timeout_s} s)` : fmtS(allDoneMs)}: ideal/actual ${result.ratio ?? 'n/a'} (target ≥ ${minRatio}: ${verdict(targets.time)})`,
-    );
-    log(
-      `  B: ${succeeded}/${completions} succeeded ${JSON.stringify(byOutcome)}; latency p50 ${lb}${fmtS(p50)}, p99 ${lb}${fmtS(p99)}, max ${lb}${fmtS(max)} (target p99 ≤ ${((2 * medianMs + 1000) / 1000).toFixed(0)} s: ${verdict(targets.completions_p99)}${LATENCIES[cfg.latency].p99Ms > 2 * medianMs + 1000 ? `; the model's own p99 is ${LATENCIES[cfg.latency].p99Ms / 1000} s, above the target` : ''}); last ended at ${fmtS(lastEnd)}${firstProblem ? `; first problem: ${firstProblem}` : ''}`,
-    );
-    log(
-      `  upstream: ${upstream.answered2xx} answered, ${upstream.refusedForQuota} refused for quota = ${pct(share)} 429s (target ≤ ${max429 * 100}%: ${verdict(targets.share_429)}); peak in flight ${upstream.peakInFlight}`,
-    );
-    log(
-      `  lines: lost ${lost} (failed ${result.lines.failed}, in error file ${inErrorFile}, missing ${missing}, duplicated ${duplicated}, unknown ${unknown}${inErrorFile ? `; error codes ${JSON.stringify(errorCodes)}` : ''}); every custom_id exactly once: ${exactlyOnce ?? 'n/a'}${batchEndAt === null ? '; the batch did not end: lines not done by the timeout count as lost' : ''} (target nothing lost or failed: ${verdict(targets.nothing_lost)})`,
-    );
-    log(
-      `  peak RSS: workers ${rss.workers.map(fmtMB).join(', ')} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(rss.api)}, emulator ${fmtMB(rss.emulator)}`,
-    );
-    if (batchProblem) log(`  problem: ${batchProblem.split('\n')[0]}`);
+    const judged = judgeScenario(findings);
+    const result = scenarioResult(findings, judged);
+    logScenario(log, findings, judged, result);
     return result;
   } finally {
     const errors = await scope.close();
@@ -756,9 +845,250 @@ async function runMemory(log: (l?: string) => void, runtime: Runtime, jobs: numb
 
 // ---------------------------------------------------------------------------
 
+/** The section's settings, from the environment (see the top of this file). */
+function readSettings() {
+  const latencyKinds = envList<LatencyKind>('BENCH_QUOTA_LATENCY', ['fixed', 'lognormal'], ['fixed', 'lognormal'], {
+    both: ['fixed', 'lognormal'],
+  });
+  const workerCounts = envWorkers();
+  const modes = envList<Mode>('BENCH_QUOTA_MODES', ['configured', 'learned'], ['configured', 'learned'], {
+    both: ['configured', 'learned'],
+  });
+  const lines = envInt('BENCH_QUOTA_LINES', 2000);
+  const completions = envInt('BENCH_QUOTA_COMPLETIONS', 500);
+  const withReference = envFlag('BENCH_QUOTA_REFERENCE');
+  const withMemory = envFlag('BENCH_QUOTA_MEMORY');
+  const memoryJobs = envInt('BENCH_QUOTA_MEMORY_JOBS', 1000);
+  return { latencyKinds, workerCounts, modes, lines, completions, withReference, withMemory, memoryJobs };
+}
+
+type Settings = ReturnType<typeof readSettings>;
+
+type ReferenceOrError = ReferenceResult | { error: string };
+type ScenarioOrError = ScenarioResult | { name: string; error: string };
+
+/** The machine, the workload and Ferry's settings; answers when the section started. */
+function logPreamble(log: (l?: string) => void, { lines, completions }: Settings): string {
+  const startedAt = new Date().toISOString();
+  const passed = Object.keys(process.env)
+    .filter((k) => k.startsWith('FERRY_') && !k.startsWith('FERRY_EMULATOR_'))
+    .sort();
+  log(
+    `started ${startedAt}; machine: ${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  log(
+    `quota ${RPM} RPM per model (${PER_SECOND}/s), model ${MODEL}; tenant A: ${lines}-line batch; tenant B: ${completions} async completions at ${B_PER_SECOND}/s`,
+  );
+  log(
+    `Ferry settings: defaults${passed.length ? `, with ${passed.map((k) => `${k}=${process.env[k]}`).join(' ')} from the environment` : ''} (each scenario sets FERRY_API_KEYS and FERRY_GEMINI_RPM)`,
+  );
+  return startedAt;
+}
+
+/** Tenant A's batch input: one chat completion per line. */
+function batchInput(lines: number): Buffer {
+  return Buffer.from(
+    Array.from({ length: lines }, (_, i) =>
+      JSON.stringify({
+        custom_id: `line-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: MODEL, messages: [{ role: 'user', content: `question ${i}` }] },
+      }),
+    ).join('\n'),
+  );
+}
+
+/** Per latency setting: the reference pool, then a scenario for every worker count and quota mode. */
+async function runReferencesAndScenarios(log: (l?: string) => void, runtime: Runtime, settings: Settings, input: Buffer) {
+  const references: Record<string, ReferenceOrError> = {};
+  const scenarios: ScenarioOrError[] = [];
+  for (const latency of settings.latencyKinds) {
+    log('');
+    log(`--- latency ${LATENCIES[latency].label} ---`);
+    if (settings.withReference) references[latency] = await measureReference(log, runtime, latency, settings.lines + settings.completions);
+    for (const workers of settings.workerCounts) {
+      for (const mode of settings.modes) {
+        scenarios.push(await runScenarioReported(log, runtime, { latency, workers, mode }, settings, input));
+      }
+    }
+  }
+  return { references, scenarios };
+}
+
+/** The reference pool's `n` requests against an emulator of its own; a failure is reported, not thrown. */
+async function measureReference(log: (l?: string) => void, runtime: Runtime, latency: LatencyKind, n: number): Promise<ReferenceOrError> {
+  const { medianMs } = LATENCIES[latency];
+  log(`reference: @google/genai pool, ${n} requests, up to ${REFERENCE_IN_FLIGHT} in flight, 429s retried after RetryInfo …`);
+  const refScope = new Scope();
+  try {
+    const emulator = await startEmulatorAlone(refScope, runtime, {
+      FERRY_EMULATOR_RPM: String(RPM),
+      FERRY_EMULATOR_TPM: '',
+      ...LATENCIES[latency].env,
+    });
+    const ref = await runReference(emulator.url, n, medianMs, (4 * idealSeconds(n, medianMs) + 60) * 1000);
+    log(
+      `  ${ref.succeeded}/${n} answered${ref.failed ? `, ${ref.failed} failed (${ref.firstError?.slice(0, 200)})` : ''}${ref.unfinished ? `, ${ref.unfinished} unfinished at the timeout` : ''} in ${fmtS(ref.ms)}; ideal ${(ref.idealMs / 1000).toFixed(1)} s, ideal/actual ${ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3)}`,
+    );
+    log(
+      `  upstream: ${ref.upstream.answered2xx} answered, ${ref.upstream.refusedForQuota} refused = ${pct(ref.share429)} 429s; peak in flight ${ref.upstream.peakInFlight}${ref.retryInfoMissing ? `; ${ref.retryInfoMissing} 429s without RetryInfo` : ''}`,
+    );
+    return ref;
+  } catch (err) {
+    log(`  reference failed: ${(err as Error).message}`);
+    return { error: (err as Error).message };
+  } finally {
+    for (const e of await refScope.close()) log(`  cleanup problem: ${e}`);
+  }
+}
+
+/** One scenario; one that fails is reported as such and the others still run. */
+async function runScenarioReported(
+  log: (l?: string) => void,
+  runtime: Runtime,
+  cfg: ScenarioConfig,
+  { lines, completions }: Settings,
+  input: Buffer,
+): Promise<ScenarioOrError> {
+  const { latency, workers, mode } = cfg;
+  const name = `${latency}/${workers}w/${mode}`;
+  log('');
+  log(
+    `scenario ${name}: latency ${LATENCIES[latency].label}, ${workers} worker process${workers > 1 ? 'es' : ''}, quota ${mode === 'configured' ? `configured (FERRY_GEMINI_RPM=${RPM})` : 'learned (FERRY_GEMINI_RPM=0)'} — ${new Date().toISOString()}`,
+  );
+  try {
+    return await runScenario(log, runtime, cfg, lines, completions, input);
+  } catch (err) {
+    const message = (err as Error)?.message ?? String(err);
+    log(`  scenario failed: ${message}`);
+    return { name, error: message.split('\n')[0] };
+  }
+}
+
+/** The memory scenario; a failure is reported, not thrown. */
+async function measureMemory(log: (l?: string) => void, runtime: Runtime, jobs: number): Promise<MemoryResult | { error: string }> {
+  log('');
+  log(
+    `memory: one worker, FERRY_GENERATE_CONCURRENCY=1000, FERRY_TENANT_MAX_RUNNING=0, emulator latency 5,000 ms, no quota; ${jobs} async completions at once — ${new Date().toISOString()}`,
+  );
+  try {
+    return await runMemory(log, runtime, jobs);
+  } catch (err) {
+    log(`  memory scenario failed: ${(err as Error).message}`);
+    return { error: (err as Error).message };
+  }
+}
+
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
+}
+
+const SUMMARY_HEAD = [
+  'scenario',
+  'batch end',
+  'all done',
+  'ideal',
+  'ratio',
+  'ratio?',
+  '429s',
+  '429s?',
+  'B p50',
+  'B p99',
+  'B max',
+  'p99?',
+  'B not ok',
+  'lines lost',
+  'lost?',
+  'worker RSS MB',
+  'RSS?',
+  'peak in flight',
+];
+
+/** A summary row with only its name and "error". */
+const errorRow = (name: string) => [name, 'error', ...SUMMARY_HEAD.slice(2).map(() => '')];
+
+function referenceRow(latency: string, ref: ReferenceOrError): string[] {
+  if ('error' in ref) return errorRow(`${latency}/reference`);
+  return [
+    `${latency}/reference (@google/genai)`,
+    '',
+    fmtS(ref.ms),
+    `${(ref.idealMs / 1000).toFixed(1)} s`,
+    ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3),
+    '',
+    pct(ref.share429),
+    '',
+    '',
+    '',
+    '',
+    '',
+    String(ref.failed + ref.unfinished),
+    '',
+    '',
+    '',
+    '',
+    String(ref.upstream.peakInFlight),
+  ];
+}
+
+function scenarioRow(s: ScenarioOrError): string[] {
+  if ('error' in s) return errorRow(s.name);
+  const lb = s.completions.lower_bound ? '≥' : '';
+  return [
+    s.name,
+    s.batch.end_s === null ? `${s.batch.status} (t/o)` : `${s.batch.end_s} s`,
+    s.all_done_s === null ? 't/o' : `${s.all_done_s} s`,
+    `${s.ideal_s.overall} s`,
+    s.ratio === null ? 'n/a' : s.ratio.toFixed(3),
+    verdict(s.targets.time),
+    pct(s.upstream.share_429),
+    verdict(s.targets.share_429),
+    s.completions.p50_s === null ? 'n/a' : `${lb}${s.completions.p50_s} s`,
+    s.completions.p99_s === null ? 'n/a' : `${lb}${s.completions.p99_s} s`,
+    s.completions.max_s === null ? 'n/a' : `${lb}${s.completions.max_s} s`,
+    verdict(s.targets.completions_p99),
+    String(s.completions.not_succeeded),
+    String(s.lines.lost),
+    verdict(s.targets.nothing_lost),
+    s.peak_rss_mb.workers.map((r) => (r === null ? 'n/a' : r.toFixed(0))).join('/'),
+    verdict(s.targets.worker_rss),
+    String(s.upstream.peakInFlight),
+  ];
+}
+
+/** Every reference and scenario in one table, then what a reader needs to weigh it. */
+function logSummary(
+  log: (l?: string) => void,
+  { lines, completions, latencyKinds }: Settings,
+  references: Record<string, ReferenceOrError>,
+  scenarios: ScenarioOrError[],
+  memory: MemoryResult | { error: string } | null,
+): void {
+  log('');
+  log(`summary (ideal for ${lines + completions} requests at ${PER_SECOND}/s; ratio = ideal / time until both A and B were done):`);
+  const rows = [
+    SUMMARY_HEAD,
+    ...Object.entries(references).map(([latency, ref]) => referenceRow(latency, ref)),
+    ...scenarios.map(scenarioRow),
+  ];
+  for (const l of table(rows)) log(l);
+  for (const kind of latencyKinds) {
+    const { medianMs, p99Ms } = LATENCIES[kind];
+    if (p99Ms > 2 * medianMs + 1000)
+      log(
+        `note: B's p99 target (2 × median + 1 s = ${(2 * medianMs + 1000) / 1000} s) is below the ${kind} model's own p99 (${p99Ms / 1000} s): no client can meet it there.`,
+      );
+  }
+  if (memory && !('error' in memory)) {
+    log(
+      `memory: ${memory.succeeded}/${memory.jobs} succeeded, all done at ${memory.all_done_s ?? 'n/a'} s, emulator peak in flight ${memory.peak_in_flight} (${verdict(memory.targets.in_flight)}), worker peak RSS ${memory.worker_peak_rss_mb ?? 'n/a'} MB (${verdict(memory.targets.worker_rss)})`,
+    );
+  }
 }
 
 const section: Section = {
@@ -766,212 +1096,25 @@ const section: Section = {
   title:
     'a batch and interactive completions sharing a 1,200 RPM Gemini quota (model latency, 1 or 3 workers) vs a plain @google/genai pool',
   async run({ scope, log }) {
-    const latencyKinds = envList<LatencyKind>('BENCH_QUOTA_LATENCY', ['fixed', 'lognormal'], ['fixed', 'lognormal'], {
-      both: ['fixed', 'lognormal'],
-    });
-    const workerCounts = envWorkers();
-    const modes = envList<Mode>('BENCH_QUOTA_MODES', ['configured', 'learned'], ['configured', 'learned'], {
-      both: ['configured', 'learned'],
-    });
-    const lines = envInt('BENCH_QUOTA_LINES', 2000);
-    const completions = envInt('BENCH_QUOTA_COMPLETIONS', 500);
-    const withReference = envFlag('BENCH_QUOTA_REFERENCE');
-    const withMemory = envFlag('BENCH_QUOTA_MEMORY');
-    const memoryJobs = envInt('BENCH_QUOTA_MEMORY_JOBS', 1000);
-
-    const startedAt = new Date().toISOString();
-    const passed = Object.keys(process.env)
-      .filter((k) => k.startsWith('FERRY_') && !k.startsWith('FERRY_EMULATOR_'))
-      .sort();
-    log(
-      `started ${startedAt}; machine: ${os.cpus().length} CPUs, load average ${os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}`,
-    );
-    log(
-      `quota ${RPM} RPM per model (${PER_SECOND}/s), model ${MODEL}; tenant A: ${lines}-line batch; tenant B: ${completions} async completions at ${B_PER_SECOND}/s`,
-    );
-    log(
-      `Ferry settings: defaults${passed.length ? `, with ${passed.map((k) => `${k}=${process.env[k]}`).join(' ')} from the environment` : ''} (each scenario sets FERRY_API_KEYS and FERRY_GEMINI_RPM)`,
-    );
-
+    const settings = readSettings();
+    const startedAt = logPreamble(log, settings);
     const dir = await tempDir(scope, 'ferry-bench-quota-');
     const runtime = await prepareRuntime(runtimeKind(), path.join(dir, 'build'));
     log(`runtime: ${runtime.kind}${runtime.kind === 'dist' && runtime.typeErrors ? ' (src/ has type errors; tsc emitted anyway)' : ''}`);
+    const input = batchInput(settings.lines);
 
-    const input = Buffer.from(
-      Array.from({ length: lines }, (_, i) =>
-        JSON.stringify({
-          custom_id: `line-${i}`,
-          method: 'POST',
-          url: '/v1/chat/completions',
-          body: { model: MODEL, messages: [{ role: 'user', content: `question ${i}` }] },
-        }),
-      ).join('\n'),
-    );
+    const { references, scenarios } = await runReferencesAndScenarios(log, runtime, settings, input);
+    const memory = settings.withMemory ? await measureMemory(log, runtime, settings.memoryJobs) : null;
 
-    const references: Record<string, ReferenceResult | { error: string }> = {};
-    const scenarios: Array<ScenarioResult | { name: string; error: string }> = [];
-    for (const latency of latencyKinds) {
-      const { label, medianMs } = LATENCIES[latency];
-      log('');
-      log(`--- latency ${label} ---`);
-      if (withReference) {
-        const n = lines + completions;
-        log(`reference: @google/genai pool, ${n} requests, up to ${REFERENCE_IN_FLIGHT} in flight, 429s retried after RetryInfo …`);
-        const refScope = new Scope();
-        try {
-          const emulator = await startEmulatorAlone(refScope, runtime, {
-            FERRY_EMULATOR_RPM: String(RPM),
-            FERRY_EMULATOR_TPM: '',
-            ...LATENCIES[latency].env,
-          });
-          const ref = await runReference(emulator.url, n, medianMs, (4 * idealSeconds(n, medianMs) + 60) * 1000);
-          references[latency] = ref;
-          log(
-            `  ${ref.succeeded}/${n} answered${ref.failed ? `, ${ref.failed} failed (${ref.firstError?.slice(0, 200)})` : ''}${ref.unfinished ? `, ${ref.unfinished} unfinished at the timeout` : ''} in ${fmtS(ref.ms)}; ideal ${(ref.idealMs / 1000).toFixed(1)} s, ideal/actual ${ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3)}`,
-          );
-          log(
-            `  upstream: ${ref.upstream.answered2xx} answered, ${ref.upstream.refusedForQuota} refused = ${pct(ref.share429)} 429s; peak in flight ${ref.upstream.peakInFlight}${ref.retryInfoMissing ? `; ${ref.retryInfoMissing} 429s without RetryInfo` : ''}`,
-          );
-        } catch (err) {
-          references[latency] = { error: (err as Error).message };
-          log(`  reference failed: ${(err as Error).message}`);
-        } finally {
-          for (const e of await refScope.close()) log(`  cleanup problem: ${e}`);
-        }
-      }
-      for (const workers of workerCounts) {
-        for (const mode of modes) {
-          const name = `${latency}/${workers}w/${mode}`;
-          log('');
-          log(
-            `scenario ${name}: latency ${label}, ${workers} worker process${workers > 1 ? 'es' : ''}, quota ${mode === 'configured' ? `configured (FERRY_GEMINI_RPM=${RPM})` : 'learned (FERRY_GEMINI_RPM=0)'} — ${new Date().toISOString()}`,
-          );
-          try {
-            scenarios.push(await runScenario(log, runtime, { latency, workers, mode }, lines, completions, input));
-          } catch (err) {
-            const message = (err as Error)?.message ?? String(err);
-            log(`  scenario failed: ${message}`);
-            scenarios.push({ name, error: message.split('\n')[0] });
-          }
-        }
-      }
-    }
-
-    let memory: MemoryResult | { error: string } | null = null;
-    if (withMemory) {
-      log('');
-      log(
-        `memory: one worker, FERRY_GENERATE_CONCURRENCY=1000, FERRY_TENANT_MAX_RUNNING=0, emulator latency 5,000 ms, no quota; ${memoryJobs} async completions at once — ${new Date().toISOString()}`,
-      );
-      try {
-        memory = await runMemory(log, runtime, memoryJobs);
-      } catch (err) {
-        memory = { error: (err as Error).message };
-        log(`  memory scenario failed: ${(err as Error).message}`);
-      }
-    }
-
-    // Summary
-    log('');
-    log(`summary (ideal for ${lines + completions} requests at ${PER_SECOND}/s; ratio = ideal / time until both A and B were done):`);
-    const head = [
-      'scenario',
-      'batch end',
-      'all done',
-      'ideal',
-      'ratio',
-      'ratio?',
-      '429s',
-      '429s?',
-      'B p50',
-      'B p99',
-      'B max',
-      'p99?',
-      'B not ok',
-      'lines lost',
-      'lost?',
-      'worker RSS MB',
-      'RSS?',
-      'peak in flight',
-    ];
-    const rows: string[][] = [head];
-    for (const [latency, ref] of Object.entries(references)) {
-      if ('error' in ref) rows.push([`${latency}/reference`, 'error', ...head.slice(2).map(() => '')]);
-      else {
-        rows.push([
-          `${latency}/reference (@google/genai)`,
-          '',
-          fmtS(ref.ms),
-          `${(ref.idealMs / 1000).toFixed(1)} s`,
-          ref.ratio === null ? 'n/a' : ref.ratio.toFixed(3),
-          '',
-          pct(ref.share429),
-          '',
-          '',
-          '',
-          '',
-          '',
-          String(ref.failed + ref.unfinished),
-          '',
-          '',
-          '',
-          '',
-          String(ref.upstream.peakInFlight),
-        ]);
-      }
-    }
-    for (const s of scenarios) {
-      if ('error' in s) {
-        rows.push([s.name, 'error', ...head.slice(2).map(() => '')]);
-        continue;
-      }
-      const lb = s.completions.lower_bound ? '≥' : '';
-      rows.push([
-        s.name,
-        s.batch.end_s === null ? `${s.batch.status} (t/o)` : `${s.batch.end_s} s`,
-        s.all_done_s === null ? 't/o' : `${s.all_done_s} s`,
-        `${s.ideal_s.overall} s`,
-        s.ratio === null ? 'n/a' : s.ratio.toFixed(3),
-        verdict(s.targets.time),
-        pct(s.upstream.share_429),
-        verdict(s.targets.share_429),
-        s.completions.p50_s === null ? 'n/a' : `${lb}${s.completions.p50_s} s`,
-        s.completions.p99_s === null ? 'n/a' : `${lb}${s.completions.p99_s} s`,
-        s.completions.max_s === null ? 'n/a' : `${lb}${s.completions.max_s} s`,
-        verdict(s.targets.completions_p99),
-        String(s.completions.not_succeeded),
-        String(s.lines.lost),
-        verdict(s.targets.nothing_lost),
-        s.peak_rss_mb.workers.map((r) => (r === null ? 'n/a' : r.toFixed(0))).join('/'),
-        verdict(s.targets.worker_rss),
-        String(s.upstream.peakInFlight),
-      ]);
-    }
-    for (const l of table(rows)) log(l);
-    for (const kind of latencyKinds) {
-      const { medianMs, p99Ms } = LATENCIES[kind];
-      if (p99Ms > 2 * medianMs + 1000)
-        log(
-          `note: B's p99 target (2 × median + 1 s = ${(2 * medianMs + 1000) / 1000} s) is below the ${kind} model's own p99 (${p99Ms / 1000} s): no client can meet it there.`,
-        );
-    }
-    if (memory && !('error' in memory)) {
-      log(
-        `memory: ${memory.succeeded}/${memory.jobs} succeeded, all done at ${memory.all_done_s ?? 'n/a'} s, emulator peak in flight ${memory.peak_in_flight} (${verdict(memory.targets.in_flight)}), worker peak RSS ${memory.worker_peak_rss_mb ?? 'n/a'} MB (${verdict(memory.targets.worker_rss)})`,
-      );
-    }
+    logSummary(log, settings, references, scenarios, memory);
     log(`ended ${new Date().toISOString()}`);
-
     return {
       started: startedAt,
       ended: new Date().toISOString(),
       rpm: RPM,
       model: MODEL,
-      lines,
-      completions,
+      lines: settings.lines,
+      completions: settings.completions,
       completions_per_s: B_PER_SECOND,
       runtime: runtime.kind,
       references,

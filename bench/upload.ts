@@ -47,9 +47,11 @@ import {
   writeRandomFile,
   type Proc,
   type Section,
+  type SectionContext,
+  type SectionResult,
   type Stack,
 } from './lib.js';
-import { startAzureStaging } from './staging-azure.js';
+import { startAzureStaging, type AzureStaging } from './staging-azure.js';
 
 const DEFAULT_BYTES = 1024 ** 3;
 const WORKER_RATIO_TARGET = 0.9;
@@ -282,224 +284,297 @@ export async function throughFerry(stack: Stack, file: string, size: number, sha
   };
 }
 
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+/** What every step shares: the source file, the stack and the means to pace the steps. */
+interface UploadRig {
+  log: (line?: string) => void;
+  size: number;
+  file: string;
+  sha256: string;
+  stack: Stack;
+  azureStaging: AzureStaging | null;
+  chunkBytes: number;
+  /** Waits for the processes to fall idle, so that one step's tail does not run into the next. */
+  quiet: () => Promise<void>;
+  loadBefore: string;
+  /** Peak RSS after start-up, before any upload. */
+  idle: Record<'api' | 'worker' | 'emulator', number | null>;
+}
+
+/** Every run of each kind, in the order they ran. */
+interface Runs {
+  plains: PlainRun[];
+  ferries: FerryRun[];
+  rangeReads: number[];
+  azuritePlains: PlainRun[];
+}
+
+/** Writes the source file and starts the stack (staging in Azurite with BENCH_UPLOAD_STAGING=azure). */
+async function setUp({ scope, log }: SectionContext, size: number, profDir: string | null): Promise<UploadRig> {
+  if (profDir) await mkdir(profDir, { recursive: true });
+  const loadBefore = loadAverage();
+  log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore} (other work on the machine skews the figures)`);
+  const data = await tempDir(scope, 'ferry-bench-data-');
+  const file = path.join(data, 'source.mp4');
+  const tw = now();
+  const sha256 = await writeRandomFile(file, size);
+  log(`source file: ${fmtMB(size)} (${size} bytes) of random bytes, written in ${fmtMs(now() - tw)}; sha256 ${sha256.slice(0, 16)}…`);
+
+  const azureStaging = process.env.BENCH_UPLOAD_STAGING?.trim() === 'azure' ? await startAzureStaging(scope) : null;
+  if (azureStaging) log('staging: Azurite (BENCH_UPLOAD_STAGING=azure), FERRY_STAGING_CONTAINER set for the API and the worker');
+  const stack = await startStack(scope, {
+    env: azureStaging?.env,
+    nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    // The emulator's request log (info) is what the chunk timings below are read from.
+    emulatorEnv: { FERRY_LOG_LEVEL: 'info' },
+  });
+  const chunkBytes = Number(stack.env.FERRY_UPLOAD_CHUNK_BYTES ?? process.env.FERRY_UPLOAD_CHUNK_BYTES ?? 8 * 1024 * 1024);
+  const rt = stack.runtime;
+  log(
+    `runtime: ${rt.kind === 'tsx' ? 'node --import tsx src/cli.ts' : `node <compiled>/cli.js${rt.typeErrors ? ' (src/ has type errors; tsc emitted anyway)' : ''}`}` +
+      ' (BENCH_RUNTIME=tsx|dist)',
+  );
+  log(
+    `processes: emulator pid ${stack.emulator.pid}, api pid ${stack.api.pid}, worker pid ${stack.worker.pid}; redis prefix ${stack.prefix}`,
+  );
+  if (profDir) log(`CPU profiles go to ${profDir} (profiling slows the processes down)`);
+  const quiet = async () => {
+    if (!(await settle(stack.procs))) log('  (the processes did not fall idle before the next step)');
+  };
+  await quiet();
+  const idle = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
+  return { log, size, file, sha256, stack, azureStaging, chunkBytes, quiet, loadBefore, idle };
+}
+
+function logRow(rig: UploadRig, label: string, ms: number, note: string): void {
+  rig.log(`${label.padEnd(20)} ${fmtMs(ms).padStart(9)}  ${fmtRate(mbps(rig.size, ms)).padStart(10)}   ${note}`);
+}
+
+const plainNote = (p: PlainRun) =>
+  `CPU: client ${fmtCpuUse(p.clientCpu)}, emulator ${fmtCpuUse(p.emulatorCpu)}; the emulator's view of the upload request ${fmtMs(p.emulatorMs)}`;
+
+const fmtCpu = (c: Record<string, CpuUse>) =>
+  `CPU: api ${fmtCpuUse(c.api)}, worker ${fmtCpuUse(c.worker)}, emulator ${fmtCpuUse(c.emulator)}`;
+
+/** A plain copy, then `rounds` Ferry uploads, each followed by Azurite's copies (when staging there) and another plain copy. */
+async function measureRounds(rig: UploadRig, rounds: number): Promise<Runs> {
+  const runs: Runs = { plains: [], ferries: [], rangeReads: [], azuritePlains: [] };
+  await measurePlainCopy(rig, runs);
+  for (let r = 1; r <= rounds; r++) {
+    const f = await throughFerry(rig.stack, rig.file, rig.size, rig.sha256);
+    runs.ferries.push(f);
+    logFerryRun(rig, f, rounds > 1 ? ` #${r}` : '');
+    await rig.quiet();
+    if (rig.azureStaging) await measureAzuriteCopies(rig, rig.azureStaging, f.id, runs);
+    await measurePlainCopy(rig, runs);
+  }
+  return runs;
+}
+
+async function measurePlainCopy(rig: UploadRig, runs: Runs): Promise<void> {
+  const p = await plainCopy(rig.stack, () => createReadStream(rig.file, { highWaterMark: READ_HWM }), rig.size, rig.sha256);
+  runs.plains.push(p);
+  logRow(rig, `plain copy #${runs.plains.length}`, p.ms, plainNote(p));
+  await rig.quiet();
+}
+
+/** A Ferry upload's legs and where its worker leg's time went; `n` marks the round when there are several. */
+function logFerryRun(rig: UploadRig, f: FerryRun, n: string): void {
+  const { log, size, chunkBytes } = rig;
+  logRow(rig, `ferry API leg${n}`, f.apiMs, `POST start → 200 (bytes staged); ${fmtCpu(f.cpu.apiLeg)}`);
+  logRow(rig, `ferry worker leg${n}`, f.workerMs, `200 → processed; ${fmtCpu(f.cpu.workerLeg)}`);
+  logRow(rig, `ferry end-to-end${n}`, f.e2eMs, '');
+  if (f.jobMs !== null) {
+    log(
+      `  worker job (BullMQ processedOn → finishedOn) ${fmtMs(f.jobMs)} = ${fmtRate(mbps(size, f.jobMs))}; queue wait ${fmtMs(f.queueWaitMs!)}`,
+    );
+  }
+  const up = f.upstream;
+  log(
+    `  ${up.chunk_requests} chunk requests of up to ${fmtMB(chunkBytes)} (attempts ${f.attempts}, type ${f.mimeType}); ` +
+      `the emulator spent ${fmtMs(up.in_chunk_requests_ms)} inside them (slowest ${up.slowest_chunk_ms ?? 'n/a'} ms)`,
+  );
+  log(
+    `  ${fmtMs(f.workerMs - up.in_requests_ms)} of the worker leg passed outside its ${up.requests} upstream requests` +
+      (up.gap_ms ? `; gap between chunk requests median ${up.gap_ms.median} ms, p90 ${up.gap_ms.p90} ms, max ${up.gap_ms.max} ms` : ''),
+  );
+}
+
+/** The staged blob `id` read from Azurite alone, then copied from there to the emulator. */
+async function measureAzuriteCopies(rig: UploadRig, azureStaging: AzureStaging, id: string, runs: Runs): Promise<void> {
+  const { stack, size, sha256, chunkBytes } = rig;
+  runs.rangeReads.push(await azureStaging.readRanges(id, size, chunkBytes));
+  logRow(
+    rig,
+    `Azurite read #${runs.rangeReads.length}`,
+    runs.rangeReads[runs.rangeReads.length - 1],
+    `the staged blob, ${fmtMB(chunkBytes)} ranges one after another`,
+  );
+  await rig.quiet();
+  const stream = () => azureStaging.rangeStream(id, size, chunkBytes);
+  runs.azuritePlains.push(await plainCopy(stack, stream, size, sha256));
+  logRow(
+    rig,
+    `Azurite→emulator #${runs.azuritePlains.length}`,
+    runs.azuritePlains[runs.azuritePlains.length - 1].ms,
+    'the same ranges piped into one plain upload',
+  );
+  await rig.quiet();
+}
+
+/** The best run of each kind against each other, and every process's peak RSS. */
+function compareRuns(rig: UploadRig, runs: Runs) {
+  const { stack, size } = rig;
+  const rss = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
+  const bestMs = Math.min(...runs.plains.map((p) => p.ms));
+  const ferry = runs.ferries.reduce((a, b) => (b.workerMs < a.workerMs ? b : a));
+  const bestE2eMs = Math.min(...runs.ferries.map((f) => f.e2eMs));
+  const ceiling = mbps(size, bestMs);
+  const workerRatio = bestMs / ferry.workerMs;
+  const e2eRatio = bestMs / bestE2eMs;
+  // With Azurite in the path its own copy is the ceiling; the local-file copy is then informative.
+  const bestAzuritePlainMs = runs.azuritePlains.length ? Math.min(...runs.azuritePlains.map((p) => p.ms)) : null;
+  const azuritePlainRatio = bestAzuritePlainMs === null ? null : bestAzuritePlainMs / ferry.workerMs;
+  const workerOk = (azuritePlainRatio ?? workerRatio) >= WORKER_RATIO_TARGET;
+  const bestReadMs = runs.rangeReads.length ? Math.min(...runs.rangeReads) : null;
+  const readRatio = bestReadMs === null ? null : bestReadMs / ferry.workerMs;
+  return { rss, bestMs, ferry, ceiling, workerRatio, e2eRatio, bestAzuritePlainMs, azuritePlainRatio, workerOk, bestReadMs, readRatio };
+}
+
+type Comparison = ReturnType<typeof compareRuns>;
+
+const rssOk = (b: number | null) => (b === null ? null : b < RSS_TARGET_BYTES);
+
+function logComparison(rig: UploadRig, runs: Runs, c: Comparison): void {
+  const { log, size } = rig;
+  const best = (n: number) => (n > 1 ? ` (best of ${n})` : '');
+  log(`ceiling: plain copy${best(runs.plains.length)}      ${fmtRate(c.ceiling)}`);
+  log(`ferry worker leg${best(runs.ferries.length)}          ${fmtRate(mbps(size, c.ferry.workerMs))}`);
+  log(
+    `worker leg / plain copy     ${c.workerRatio.toFixed(2)}   ` +
+      (c.azuritePlainRatio === null
+        ? `target ≥ ${WORKER_RATIO_TARGET}   ${verdict(c.workerOk)}`
+        : '(informative: this copy reads a local file, the worker reads Azurite)'),
+  );
+  log(`end-to-end / plain copy     ${c.e2eRatio.toFixed(2)}   (informative: the API stages the whole file before the worker starts)`);
+  if (c.bestReadMs !== null && c.readRatio !== null) {
+    log(`Azurite range read${best(runs.rangeReads.length)}     ${fmtRate(mbps(size, c.bestReadMs))}`);
+    log(`worker leg / Azurite read   ${c.readRatio.toFixed(2)}   (informative: reading alone, nothing sent)`);
+  }
+  if (c.bestAzuritePlainMs !== null && c.azuritePlainRatio !== null) {
+    log(`Azurite→emulator copy${best(runs.azuritePlains.length)}  ${fmtRate(mbps(size, c.bestAzuritePlainMs))}`);
+    log(
+      `worker leg / that copy      ${c.azuritePlainRatio.toFixed(2)}   target ≥ ${WORKER_RATIO_TARGET}   ${verdict(c.azuritePlainRatio >= WORKER_RATIO_TARGET)}   (the ceiling with Azurite in the path)`,
+    );
+  }
+  const rssRow = (name: keyof typeof c.rss, target: boolean) =>
+    log(
+      `peak RSS ${name.padEnd(19)}${fmtMB(c.rss[name]).padStart(9)}` +
+        (target ? `   target < ${fmtMB(RSS_TARGET_BYTES)}   ${verdict(rssOk(c.rss[name]))}` : '') +
+        `   (after start-up: ${fmtMB(rig.idle[name])})`,
+    );
+  rssRow('api', true);
+  rssRow('worker', true);
+  rssRow('emulator', false);
+}
+
+function ferryRunJson(size: number, f: FerryRun) {
+  return {
+    file_id: f.id,
+    api_ms: round(f.apiMs),
+    api_mbps: round(mbps(size, f.apiMs)),
+    worker_ms: round(f.workerMs),
+    worker_mbps: round(mbps(size, f.workerMs)),
+    e2e_ms: round(f.e2eMs),
+    e2e_mbps: round(mbps(size, f.e2eMs)),
+    job_ms: f.jobMs,
+    queue_wait_ms: f.queueWaitMs,
+    attempts: f.attempts,
+    upstream: f.upstream,
+    outside_requests_ms: round(f.workerMs - f.upstream.in_requests_ms),
+    cpu_s: f.cpu,
+  };
+}
+
+function resultJson(
+  rig: UploadRig,
+  runs: Runs,
+  c: Comparison,
+  { profiled, loadAfter }: { profiled: boolean; loadAfter: string },
+): SectionResult {
+  const { size, idle } = rig;
+  const { plains, ferries, rangeReads, azuritePlains } = runs;
+  const { rss, bestReadMs, bestAzuritePlainMs, readRatio, azuritePlainRatio } = c;
+  const toMB = (b: number | null) => (b === null ? null : round(b / 1e6, 1));
+  return {
+    bytes: size,
+    chunk_bytes: rig.chunkBytes,
+    plain_copy: {
+      runs_ms: plains.map((p) => round(p.ms)),
+      runs_mbps: plains.map((p) => round(mbps(size, p.ms))),
+      cpu_s: plains.map((p) => ({ client: p.clientCpu, emulator: p.emulatorCpu })),
+      best_ms: round(c.bestMs),
+      best_mbps: round(c.ceiling),
+    },
+    ferry: ferryRunJson(size, c.ferry),
+    ...(ferries.length > 1 ? { ferry_runs: ferries.map((f) => ferryRunJson(size, f)) } : {}),
+    ratios: {
+      worker_vs_plain: round(c.workerRatio, 3),
+      e2e_vs_plain: round(c.e2eRatio, 3),
+      ...(readRatio !== null ? { worker_vs_azurite_read: round(readRatio, 3) } : {}),
+      ...(azuritePlainRatio !== null ? { worker_vs_azurite_plain_copy: round(azuritePlainRatio, 3) } : {}),
+    },
+    ...(bestReadMs !== null
+      ? {
+          staging: 'azure',
+          azurite_range_read: {
+            runs_ms: rangeReads.map((ms) => round(ms)),
+            best_ms: round(bestReadMs),
+            best_mbps: round(mbps(size, bestReadMs)),
+          },
+          azurite_plain_copy: {
+            runs_ms: azuritePlains.map((p) => round(p.ms)),
+            best_ms: round(bestAzuritePlainMs!),
+            best_mbps: round(mbps(size, bestAzuritePlainMs!)),
+          },
+        }
+      : {}),
+    peak_rss_mb: { api: toMB(rss.api), worker: toMB(rss.worker), emulator: toMB(rss.emulator) },
+    startup_peak_rss_mb: { api: toMB(idle.api), worker: toMB(idle.worker), emulator: toMB(idle.emulator) },
+    targets: {
+      worker_vs_plain_min: WORKER_RATIO_TARGET,
+      rss_max_mb: RSS_TARGET_BYTES / 1e6,
+      worker_ratio: verdict(c.workerOk),
+      rss_api: verdict(rssOk(rss.api)),
+      rss_worker: verdict(rssOk(rss.worker)),
+    },
+    runtime: rig.stack.runtime.kind,
+    profiled,
+    cpus: os.cpus().length,
+    loadavg: { before: rig.loadBefore, after: loadAfter },
+  };
+}
+
 const section: Section = {
   name: 'upload',
   title: 'one large file through Ferry (API stages, worker uploads to the Gemini emulator) vs a plain copy',
-  async run({ scope, log }) {
+  async run(ctx) {
     const size = uploadBytes();
     const rounds = envInt('BENCH_UPLOAD_ROUNDS', 1);
     const profDir = process.env.BENCH_CPU_PROF?.trim() ? path.resolve(process.env.BENCH_CPU_PROF.trim()) : null;
-    if (profDir) await mkdir(profDir, { recursive: true });
-
-    const load = () =>
-      os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ');
-    const loadBefore = load();
-    log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore} (other work on the machine skews the figures)`);
-    const data = await tempDir(scope, 'ferry-bench-data-');
-    const file = path.join(data, 'source.mp4');
-    const tw = now();
-    const sha256 = await writeRandomFile(file, size);
-    log(`source file: ${fmtMB(size)} (${size} bytes) of random bytes, written in ${fmtMs(now() - tw)}; sha256 ${sha256.slice(0, 16)}…`);
-
-    const azureStaging = process.env.BENCH_UPLOAD_STAGING?.trim() === 'azure' ? await startAzureStaging(scope) : null;
-    if (azureStaging) log('staging: Azurite (BENCH_UPLOAD_STAGING=azure), FERRY_STAGING_CONTAINER set for the API and the worker');
-    const stack = await startStack(scope, {
-      env: azureStaging?.env,
-      nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
-      // The emulator's request log (info) is what the chunk timings below are read from.
-      emulatorEnv: { FERRY_LOG_LEVEL: 'info' },
-    });
-    const chunkBytes = Number(stack.env.FERRY_UPLOAD_CHUNK_BYTES ?? process.env.FERRY_UPLOAD_CHUNK_BYTES ?? 8 * 1024 * 1024);
-    const rt = stack.runtime;
-    log(
-      `runtime: ${rt.kind === 'tsx' ? 'node --import tsx src/cli.ts' : `node <compiled>/cli.js${rt.typeErrors ? ' (src/ has type errors; tsc emitted anyway)' : ''}`}` +
-        ' (BENCH_RUNTIME=tsx|dist)',
-    );
-    log(
-      `processes: emulator pid ${stack.emulator.pid}, api pid ${stack.api.pid}, worker pid ${stack.worker.pid}; redis prefix ${stack.prefix}`,
-    );
-    if (profDir) log(`CPU profiles go to ${profDir} (profiling slows the processes down)`);
-    const quiet = async () => {
-      if (!(await settle(stack.procs))) log('  (the processes did not fall idle before the next step)');
-    };
-    await quiet();
-    const idle = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
-
-    const row = (label: string, ms: number, note: string) =>
-      log(`${label.padEnd(20)} ${fmtMs(ms).padStart(9)}  ${fmtRate(mbps(size, ms)).padStart(10)}   ${note}`);
-    const plainNote = (p: PlainRun) =>
-      `CPU: client ${fmtCpuUse(p.clientCpu)}, emulator ${fmtCpuUse(p.emulatorCpu)}; the emulator's view of the upload request ${fmtMs(p.emulatorMs)}`;
-    const fmtCpu = (c: Record<string, CpuUse>) =>
-      `CPU: api ${fmtCpuUse(c.api)}, worker ${fmtCpuUse(c.worker)}, emulator ${fmtCpuUse(c.emulator)}`;
-
-    const plains: PlainRun[] = [];
-    const ferries: FerryRun[] = [];
-    const rangeReads: number[] = [];
-    const azuritePlains: PlainRun[] = [];
-    const plain = async () => {
-      const p = await plainCopy(stack, () => createReadStream(file, { highWaterMark: READ_HWM }), size, sha256);
-      plains.push(p);
-      row(`plain copy #${plains.length}`, p.ms, plainNote(p));
-      await quiet();
-    };
-
-    await plain();
-    for (let r = 1; r <= rounds; r++) {
-      const f = await throughFerry(stack, file, size, sha256);
-      ferries.push(f);
-      const n = rounds > 1 ? ` #${r}` : '';
-      row(`ferry API leg${n}`, f.apiMs, `POST start → 200 (bytes staged); ${fmtCpu(f.cpu.apiLeg)}`);
-      row(`ferry worker leg${n}`, f.workerMs, `200 → processed; ${fmtCpu(f.cpu.workerLeg)}`);
-      row(`ferry end-to-end${n}`, f.e2eMs, '');
-      if (f.jobMs !== null) {
-        log(
-          `  worker job (BullMQ processedOn → finishedOn) ${fmtMs(f.jobMs)} = ${fmtRate(mbps(size, f.jobMs))}; queue wait ${fmtMs(f.queueWaitMs!)}`,
-        );
-      }
-      const up = f.upstream;
-      log(
-        `  ${up.chunk_requests} chunk requests of up to ${fmtMB(chunkBytes)} (attempts ${f.attempts}, type ${f.mimeType}); ` +
-          `the emulator spent ${fmtMs(up.in_chunk_requests_ms)} inside them (slowest ${up.slowest_chunk_ms ?? 'n/a'} ms)`,
-      );
-      log(
-        `  ${fmtMs(f.workerMs - up.in_requests_ms)} of the worker leg passed outside its ${up.requests} upstream requests` +
-          (up.gap_ms ? `; gap between chunk requests median ${up.gap_ms.median} ms, p90 ${up.gap_ms.p90} ms, max ${up.gap_ms.max} ms` : ''),
-      );
-      await quiet();
-      if (azureStaging) {
-        rangeReads.push(await azureStaging.readRanges(f.id, size, chunkBytes));
-        row(
-          `Azurite read #${rangeReads.length}`,
-          rangeReads[rangeReads.length - 1],
-          `the staged blob, ${fmtMB(chunkBytes)} ranges one after another`,
-        );
-        await quiet();
-        const stream = () => azureStaging.rangeStream(f.id, size, chunkBytes);
-        azuritePlains.push(await plainCopy(stack, stream, size, sha256));
-        row(
-          `Azurite→emulator #${azuritePlains.length}`,
-          azuritePlains[azuritePlains.length - 1].ms,
-          'the same ranges piped into one plain upload',
-        );
-        await quiet();
-      }
-      await plain();
-    }
-
-    const rss = { api: stack.api.peakRss(), worker: stack.worker.peakRss(), emulator: stack.emulator.peakRss() };
-    const bestMs = Math.min(...plains.map((p) => p.ms));
-    const ferry = ferries.reduce((a, b) => (b.workerMs < a.workerMs ? b : a));
-    const bestE2eMs = Math.min(...ferries.map((f) => f.e2eMs));
-    const ceiling = mbps(size, bestMs);
-    const workerRatio = bestMs / ferry.workerMs;
-    const e2eRatio = bestMs / bestE2eMs;
-    // With Azurite in the path its own copy is the ceiling; the local-file copy is then informative.
-    const bestAzuritePlainMs = azuritePlains.length ? Math.min(...azuritePlains.map((p) => p.ms)) : null;
-    const azuritePlainRatio = bestAzuritePlainMs === null ? null : bestAzuritePlainMs / ferry.workerMs;
-    const workerOk = (azuritePlainRatio ?? workerRatio) >= WORKER_RATIO_TARGET;
-    const rssOk = (b: number | null) => (b === null ? null : b < RSS_TARGET_BYTES);
-    const rssRow = (name: keyof typeof rss, target: boolean) =>
-      log(
-        `peak RSS ${name.padEnd(19)}${fmtMB(rss[name]).padStart(9)}` +
-          (target ? `   target < ${fmtMB(RSS_TARGET_BYTES)}   ${verdict(rssOk(rss[name]))}` : '') +
-          `   (after start-up: ${fmtMB(idle[name])})`,
-      );
-
-    const loadAfter = load();
-    log(`load average at the end ${loadAfter}`);
-    log('');
-    const best = (n: number) => (n > 1 ? ` (best of ${n})` : '');
-    log(`ceiling: plain copy${best(plains.length)}      ${fmtRate(ceiling)}`);
-    log(`ferry worker leg${best(ferries.length)}          ${fmtRate(mbps(size, ferry.workerMs))}`);
-    log(
-      `worker leg / plain copy     ${workerRatio.toFixed(2)}   ` +
-        (azuritePlainRatio === null
-          ? `target ≥ ${WORKER_RATIO_TARGET}   ${verdict(workerOk)}`
-          : '(informative: this copy reads a local file, the worker reads Azurite)'),
-    );
-    log(`end-to-end / plain copy     ${e2eRatio.toFixed(2)}   (informative: the API stages the whole file before the worker starts)`);
-    const bestReadMs = rangeReads.length ? Math.min(...rangeReads) : null;
-    const readRatio = bestReadMs === null ? null : bestReadMs / ferry.workerMs;
-    if (bestReadMs !== null && readRatio !== null) {
-      log(`Azurite range read${best(rangeReads.length)}     ${fmtRate(mbps(size, bestReadMs))}`);
-      log(`worker leg / Azurite read   ${readRatio.toFixed(2)}   (informative: reading alone, nothing sent)`);
-    }
-    if (bestAzuritePlainMs !== null && azuritePlainRatio !== null) {
-      log(`Azurite→emulator copy${best(azuritePlains.length)}  ${fmtRate(mbps(size, bestAzuritePlainMs))}`);
-      log(
-        `worker leg / that copy      ${azuritePlainRatio.toFixed(2)}   target ≥ ${WORKER_RATIO_TARGET}   ${verdict(azuritePlainRatio >= WORKER_RATIO_TARGET)}   (the ceiling with Azurite in the path)`,
-      );
-    }
-    rssRow('api', true);
-    rssRow('worker', true);
-    rssRow('emulator', false);
-
-    const ferryJson = (f: FerryRun) => ({
-      file_id: f.id,
-      api_ms: round(f.apiMs),
-      api_mbps: round(mbps(size, f.apiMs)),
-      worker_ms: round(f.workerMs),
-      worker_mbps: round(mbps(size, f.workerMs)),
-      e2e_ms: round(f.e2eMs),
-      e2e_mbps: round(mbps(size, f.e2eMs)),
-      job_ms: f.jobMs,
-      queue_wait_ms: f.queueWaitMs,
-      attempts: f.attempts,
-      upstream: f.upstream,
-      outside_requests_ms: round(f.workerMs - f.upstream.in_requests_ms),
-      cpu_s: f.cpu,
-    });
-    const toMB = (b: number | null) => (b === null ? null : round(b / 1e6, 1));
-    return {
-      bytes: size,
-      chunk_bytes: chunkBytes,
-      plain_copy: {
-        runs_ms: plains.map((p) => round(p.ms)),
-        runs_mbps: plains.map((p) => round(mbps(size, p.ms))),
-        cpu_s: plains.map((p) => ({ client: p.clientCpu, emulator: p.emulatorCpu })),
-        best_ms: round(bestMs),
-        best_mbps: round(ceiling),
-      },
-      ferry: ferryJson(ferry),
-      ...(ferries.length > 1 ? { ferry_runs: ferries.map(ferryJson) } : {}),
-      ratios: {
-        worker_vs_plain: round(workerRatio, 3),
-        e2e_vs_plain: round(e2eRatio, 3),
-        ...(readRatio !== null ? { worker_vs_azurite_read: round(readRatio, 3) } : {}),
-        ...(azuritePlainRatio !== null ? { worker_vs_azurite_plain_copy: round(azuritePlainRatio, 3) } : {}),
-      },
-      ...(bestReadMs !== null
-        ? {
-            staging: 'azure',
-            azurite_range_read: {
-              runs_ms: rangeReads.map((ms) => round(ms)),
-              best_ms: round(bestReadMs),
-              best_mbps: round(mbps(size, bestReadMs)),
-            },
-            azurite_plain_copy: {
-              runs_ms: azuritePlains.map((p) => round(p.ms)),
-              best_ms: round(bestAzuritePlainMs!),
-              best_mbps: round(mbps(size, bestAzuritePlainMs!)),
-            },
-          }
-        : {}),
-      peak_rss_mb: { api: toMB(rss.api), worker: toMB(rss.worker), emulator: toMB(rss.emulator) },
-      startup_peak_rss_mb: { api: toMB(idle.api), worker: toMB(idle.worker), emulator: toMB(idle.emulator) },
-      targets: {
-        worker_vs_plain_min: WORKER_RATIO_TARGET,
-        rss_max_mb: RSS_TARGET_BYTES / 1e6,
-        worker_ratio: verdict(workerOk),
-        rss_api: verdict(rssOk(rss.api)),
-        rss_worker: verdict(rssOk(rss.worker)),
-      },
-      runtime: stack.runtime.kind,
-      profiled: profDir !== null,
-      cpus: os.cpus().length,
-      loadavg: { before: loadBefore, after: loadAfter },
-    };
+    const rig = await setUp(ctx, size, profDir);
+    const runs = await measureRounds(rig, rounds);
+    const comparison = compareRuns(rig, runs);
+    const loadAfter = loadAverage();
+    ctx.log(`load average at the end ${loadAfter}`);
+    ctx.log('');
+    logComparison(rig, runs, comparison);
+    return resultJson(rig, runs, comparison, { profiled: profDir !== null, loadAfter });
   },
 };
 
