@@ -3,18 +3,18 @@
  * the input file's record, then enqueues the batch's flow (see
  * src/worker/batch.ts); the worker validates every line before anything runs.
  */
-import { Router } from 'express';
-import { BadRequestError, ConflictError, GoneError } from '../core/errors.js';
+import { Router, type Request, type Response } from 'express';
+import { BadRequestError, GoneError } from '../core/errors.js';
 import { batchObject, checkBatchCreate } from '../openai/batches.js';
 import { enqueueBatch } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
-import { BATCH_JOBS, jobIds } from '../core/queues.js';
 import { isFinalBatch, type BatchRecord } from '../core/records/batches.js';
+import type { FileRecord } from '../core/records/files.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
-import { newBatchRecord } from '../domain/batches.js';
+import { cancelBatch, newBatchRecord } from '../domain/batches.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -23,47 +23,12 @@ import { nowSeconds } from '../core/time.js';
 
 export function batchesRouter(deps: ApiDeps): Router {
   const { services } = deps;
-  const { batches, files, config } = services;
+  const { batches } = services;
   const view = async (rec: BatchRecord) => batchObject(rec, await batches.counts(rec));
   const r = Router();
   r.use(jsonBody('1mb'));
 
-  r.post('/', async (req, res) => {
-    const { tenant } = principal(res);
-    const params = checkBatchCreate((req.body ?? {}) as Record<string, unknown>, config.batch.execution);
-    const input = await files.getOwned(params.input_file_id, tenant, false, 'input_file_id');
-    if (input.purpose !== 'batch')
-      throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, {
-        param: 'input_file_id',
-      });
-    if (input.bytes > config.batch.maxBytes) {
-      throw new BadRequestError(`File '${input.id}' is larger than the ${config.batch.maxBytes} bytes one batch takes.`, {
-        param: 'input_file_id',
-        code: 'file_too_large',
-      });
-    }
-    if (input.content_deleted) throw new GoneError(`The bytes of '${input.id}' are no longer retained.`);
-
-    const { record: rec, created } = await acceptOnce(services, {
-      store: batches,
-      record: newBatchRecord({
-        id: newId('batch', Date.now(), '_'),
-        tenant,
-        endpoint: params.endpoint,
-        inputFileId: input.id,
-        completionWindow: params.completion_window,
-        windowSeconds: params.windowSeconds,
-        metadata: params.metadata,
-        createdAt: nowSeconds(),
-        execution: params.execution,
-      }),
-      idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
-      fingerprintOf: [req.body],
-      enqueue: (batch) => enqueueBatch(services, batch),
-    });
-    if (created) requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
-    res.json(await view(rec));
-  });
+  r.post('/', async (req, res) => res.json(await view(await createBatch(deps, req, res))));
 
   r.get('/', async (req, res) => {
     const { tenant } = principal(res);
@@ -82,16 +47,44 @@ export function batchesRouter(deps: ApiDeps): Router {
   r.post('/:id/cancel', async (req, res) => {
     const { tenant, admin } = principal(res);
     const rec = await batches.getOwned(req.params.id, tenant, admin);
-    await batches.transition(rec.id, { status: 'cancelling', cancelling_at: nowSeconds() });
-    const now = await batches.getOwned(rec.id, tenant, admin);
-    if (now.status !== 'cancelling' && now.status !== 'cancelled') {
-      throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, { code: 'batch_not_cancellable' });
-    }
-    // Enqueued on every call while cancelling (one job per batch): a repeated cancel repairs a lost enqueue.
-    if (now.status === 'cancelling')
-      await services.queues.batch.add(BATCH_JOBS.cancel, { batchId: rec.id }, { jobId: jobIds.batch(BATCH_JOBS.cancel, rec.id) });
-    res.json(await view(now));
+    res.json(await view(await cancelBatch(services, rec)));
   });
 
   return r;
+}
+
+/** Checks the request and its input file, then accepts the batch once. */
+async function createBatch(deps: ApiDeps, req: Request, res: Response): Promise<BatchRecord> {
+  const { services } = deps;
+  const { batches, config } = services;
+  const { tenant } = principal(res);
+  const params = checkBatchCreate((req.body ?? {}) as Record<string, unknown>, config.batch.execution);
+  const input = await usableInput(deps, tenant, params.input_file_id);
+  const { record: rec, created } = await acceptOnce(services, {
+    store: batches,
+    record: newBatchRecord({ id: newId('batch', Date.now(), '_'), tenant, params, createdAt: nowSeconds() }),
+    idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
+    fingerprintOf: [req.body],
+    enqueue: (batch) => enqueueBatch(services, batch),
+  });
+  if (created) requestLogger(req).info({ batch_id: rec.id, tenant, input_file_id: input.id }, 'batch accepted');
+  return rec;
+}
+
+/** The tenant's batch input file, still retained and within the batch limits. */
+async function usableInput(deps: ApiDeps, tenant: string, id: string): Promise<FileRecord> {
+  const { files, config } = deps.services;
+  const input = await files.getOwned(id, tenant, false, 'input_file_id');
+  if (input.purpose !== 'batch')
+    throw new BadRequestError(`File '${input.id}' has purpose "${input.purpose}"; batch input is uploaded with purpose "batch".`, {
+      param: 'input_file_id',
+    });
+  if (input.bytes > config.batch.maxBytes) {
+    throw new BadRequestError(`File '${input.id}' is larger than the ${config.batch.maxBytes} bytes one batch takes.`, {
+      param: 'input_file_id',
+      code: 'file_too_large',
+    });
+  }
+  if (input.content_deleted) throw new GoneError(`The bytes of '${input.id}' are no longer retained.`);
+  return input;
 }

@@ -21,43 +21,13 @@ import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 
 export function filesRouter(deps: ApiDeps): Router {
-  const { files, staging, config } = deps.services;
-  const view = (rec: FileRecord) => fileObject(rec, config.fileRetentionSeconds);
+  const { files } = deps.services;
+  const view = (rec: FileRecord) => fileObject(rec, deps.services.config.fileRetentionSeconds);
   let azure: AzureBlobStore | null = null;
-  const azureBlobs = () => (azure ??= createAzureProvider(config));
+  const azureBlobs = () => (azure ??= createAzureProvider(deps.services.config));
   const r = Router();
 
-  r.post('/', async (req: Request, res: Response) => {
-    const { tenant } = principal(res);
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > config.maxFileBytes + 1024 * 1024) {
-      throw new PayloadTooLargeError(`The upload is larger than the maximum of ${config.maxFileBytes} bytes.`);
-    }
-    const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
-    const id = newId('file');
-    const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
-    try {
-      const built = await buildRecord(deps, tenant, id, parsed, req);
-      const { record: rec, created } = await acceptOnce(deps.services, {
-        store: files,
-        record: built,
-        idempotencyKey,
-        // Same key, same bytes and fields: the original file (this copy of the bytes is dropped).
-        fingerprintOf: [built.sha256, parsed.fields, req.query],
-        enqueue: built.status === 'uploaded' ? (f) => enqueueUpload(deps.services, f.id) : null,
-      });
-      if (!created) await staging.delete(id);
-      else
-        requestLogger(req).info(
-          { file_id: rec.id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage },
-          'file accepted',
-        );
-      res.json(view(rec));
-    } catch (err) {
-      await staging.delete(id).catch(() => {});
-      throw err;
-    }
-  });
+  r.post('/', (req: Request, res: Response) => acceptUpload(deps, req, res));
 
   r.get('/', async (req, res) => {
     const { tenant } = principal(res);
@@ -84,29 +54,66 @@ export function filesRouter(deps: ApiDeps): Router {
     res.json({ id: rec.id, object: 'file', deleted: true });
   });
 
-  r.get('/:id/content', async (req, res) => {
-    const { tenant, admin } = principal(res);
-    const rec = await files.getOwned(req.params.id, tenant, admin);
-    const size = rec.content_deleted ? null : await staging.size(rec.staging_key);
-    // Once the staged bytes are gone, a file stored in Azure is read from its blob.
-    const content =
-      size !== null
-        ? { stream: staging.read(rec.staging_key), length: size }
-        : rec.storage === 'azure_storage' && rec.status === 'processed' && rec.azure_blob_path
-          ? await azureBlobs().open(rec.azure_blob_path)
-          : null;
-    if (content === null) {
-      throw new GoneError(
-        `The bytes of '${rec.id}' are no longer retained (content is kept ${Math.round(config.contentRetentionSeconds / 3600)} h after upload).`,
-      );
-    }
-    res.setHeader('Content-Type', rec.mime_type);
-    res.setHeader('Content-Length', String(content.length));
-    res.setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(rec.filename)}`);
-    await pipeline(content.stream, res);
-  });
+  r.get('/:id/content', (req, res) => sendContent(deps, azureBlobs, req, res));
 
   return r;
+}
+
+/** Stages the bytes, checks the fields, and accepts the file once (a copy under a repeated key is dropped). */
+async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
+  const { files, staging, config } = deps.services;
+  const { tenant } = principal(res);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > config.maxFileBytes + 1024 * 1024) {
+    throw new PayloadTooLargeError(`The upload is larger than the maximum of ${config.maxFileBytes} bytes.`);
+  }
+  const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
+  const id = newId('file');
+  const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
+  try {
+    const built = await buildRecord(deps, tenant, id, parsed, req);
+    const { record: rec, created } = await acceptOnce(deps.services, {
+      store: files,
+      record: built,
+      idempotencyKey,
+      // Same key, same bytes and fields: the original file (this copy of the bytes is dropped).
+      fingerprintOf: [built.sha256, parsed.fields, req.query],
+      enqueue: built.status === 'uploaded' ? (f) => enqueueUpload(deps.services, f.id) : null,
+    });
+    if (!created) await staging.delete(id);
+    else
+      requestLogger(req).info(
+        { file_id: rec.id, tenant, bytes: rec.bytes, mime_type: rec.mime_type, storage: rec.storage },
+        'file accepted',
+      );
+    res.json(fileObject(rec, config.fileRetentionSeconds));
+  } catch (err) {
+    await staging.delete(id).catch(() => {});
+    throw err;
+  }
+}
+
+/** The original bytes while staged; once they are gone, a file stored in Azure is read from its blob. */
+async function sendContent(deps: ApiDeps, azureBlobs: () => AzureBlobStore, req: Request, res: Response) {
+  const { files, staging, config } = deps.services;
+  const { tenant, admin } = principal(res);
+  const rec = await files.getOwned(req.params.id as string, tenant, admin);
+  const size = rec.content_deleted ? null : await staging.size(rec.staging_key);
+  const content =
+    size !== null
+      ? { stream: staging.read(rec.staging_key), length: size }
+      : rec.storage === 'azure_storage' && rec.status === 'processed' && rec.azure_blob_path
+        ? await azureBlobs().open(rec.azure_blob_path)
+        : null;
+  if (content === null) {
+    throw new GoneError(
+      `The bytes of '${rec.id}' are no longer retained (content is kept ${Math.round(config.contentRetentionSeconds / 3600)} h after upload).`,
+    );
+  }
+  res.setHeader('Content-Type', rec.mime_type);
+  res.setHeader('Content-Length', String(content.length));
+  res.setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(rec.filename)}`);
+  await pipeline(content.stream, res);
 }
 
 /** An upload without its file: a part without a filename arrives as a plain field, and is named so. */

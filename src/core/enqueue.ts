@@ -70,6 +70,11 @@ export async function isPending(services: Services, id: string): Promise<boolean
   return (await services.redis.zscore(pendingKey(services), id)) !== null;
 }
 
+/** The job that ends a cancelled batch's lines (its id dedupes repeated cancels). */
+export async function enqueueBatchCancel(services: Services, batchId: string): Promise<void> {
+  await services.queues.batch.add(BATCH_JOBS.cancel, { batchId }, { jobId: jobIds.batch(BATCH_JOBS.cancel, batchId) });
+}
+
 /**
  * The record's work is queued: its id leaves the pending set. Never throws: the work is queued
  * whatever happens here, and an id left behind is cleared by the next maintenance pass.

@@ -5,38 +5,33 @@
  * API's cancel all end lines through here.
  */
 import { crashPoint } from '../core/crash-points.js';
-import type { BatchExecution } from '../core/config.js';
 import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
-import { lineJobId, type BatchRecord, type LineState } from '../core/records/batches.js';
+import { lineJobId, type BatchError, type BatchRecord, type LineState } from '../core/records/batches.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
+import { enqueueBatchCancel } from '../core/enqueue.js';
+import { nowSeconds } from '../core/time.js';
+import { batchEvent, type BatchCreateParams } from '../openai/batches.js';
+import { emitSafely } from './webhooks.js';
 
 /** A new batch's record, validating: its input is read by the batch queue's `expand`. */
-export function newBatchRecord(p: {
-  id: string;
-  tenant: string;
-  endpoint: string;
-  inputFileId: string;
-  completionWindow: string;
-  windowSeconds: number;
-  metadata: BatchRecord['metadata'];
-  createdAt: number;
-  execution: BatchExecution;
-}): BatchRecord {
+export function newBatchRecord(p: { id: string; tenant: string; params: BatchCreateParams; createdAt: number }): BatchRecord {
+  const { params } = p;
   return {
     id: p.id,
     tenant: p.tenant,
     status: 'validating',
-    endpoint: p.endpoint,
-    input_file_id: p.inputFileId,
-    completion_window: p.completionWindow,
-    metadata: p.metadata,
+    endpoint: params.endpoint,
+    input_file_id: params.input_file_id,
+    completion_window: params.completion_window,
+    metadata: params.metadata,
     errors: null,
     output_file_id: null,
     error_file_id: null,
     created_at: p.createdAt,
     in_progress_at: null,
-    expires_at: p.createdAt + p.windowSeconds,
+    expires_at: p.createdAt + params.windowSeconds,
     finalizing_at: null,
     completed_at: null,
     failed_at: null,
@@ -47,7 +42,7 @@ export function newBatchRecord(p: {
     ending: null,
     request_counts: null,
     usage: null,
-    execution: p.execution,
+    execution: params.execution,
     gemini_batches: null,
   };
 }
@@ -94,10 +89,47 @@ export async function releaseGate(services: Services, batchId: string): Promise<
   if (gate && (await gate.isDelayed())) await gate.promote().catch(() => {});
 }
 
-/** A line reached a final status (called again after a crash or retry: it counts once). */
+/** A line reached a final status (called again after a crash or retry: it counts once); the next lines go out. */
 export async function onLineFinal(services: Services, rec: JobRecord): Promise<void> {
   if (!rec.batch_id || rec.batch_line === undefined) return;
-  const state = await services.batches.markLine(rec.batch_id, rec.batch_line, rec.status === 'succeeded' ? 'completed' : 'failed');
+  const state = await countLine(services, rec.batch_id, rec.batch_line, rec.status);
   crashPoint('batch.line-counted');
   await feed(services, rec.batch_id, state);
+}
+
+/** Counts line `index` of the batch as completed or failed by its final status, once. */
+export function countLine(services: Services, batchId: string, index: number, status: JobRecord['status']): Promise<LineState> {
+  return services.batches.markLine(batchId, index, status === 'succeeded' ? 'completed' : 'failed');
+}
+
+/** The batch fails (from one of the statuses given) with `errors`, says so, and its flow's gate opens. */
+export async function failBatch(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
+  const failed = await services.batches.transitionGet(
+    batchId,
+    { status: 'failed', failed_at: nowSeconds(), errors: { object: 'list', data: errors } },
+    { from },
+  );
+  if (failed) await announceBatch(services, failed);
+  await releaseGate(services, batchId);
+}
+
+/** The batch's event, from the record as it ended. */
+export async function announceBatch(services: Services, rec: BatchRecord): Promise<void> {
+  await emitSafely(services, batchEvent(rec, await services.batches.counts(rec)));
+}
+
+/**
+ * Cancels an open batch: it says `cancelling` until the cancel job has ended its lines. The job is
+ * queued on every call while cancelling (one per batch), so a repeated cancel repairs a lost
+ * enqueue. Answers the batch as it then stands; 409 when it had ended already.
+ */
+export async function cancelBatch(services: Services, rec: BatchRecord): Promise<BatchRecord> {
+  await services.batches.transition(rec.id, { status: 'cancelling', cancelling_at: nowSeconds() });
+  const now = await services.batches.get(rec.id);
+  if (!now) throw new NotFoundError(`No such batch: '${rec.id}'`, { param: 'batch_id' });
+  if (now.status !== 'cancelling' && now.status !== 'cancelled') {
+    throw new ConflictError(`Batch '${rec.id}' is ${now.status} and can no longer be cancelled.`, { code: 'batch_not_cancellable' });
+  }
+  if (now.status === 'cancelling') await enqueueBatchCancel(services, rec.id);
+  return now;
 }

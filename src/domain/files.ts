@@ -1,13 +1,16 @@
 /**
  * The rules of a file's use and end. Whether a file may be a document in a chat completion: the
  * API checks a request with it, batch validation each line, and the worker again when the job
- * runs (a file can fail or be deleted meanwhile): one rule, one message. And what deleting one
- * sets in motion.
+ * runs (a file can fail or be deleted meanwhile): one rule, one message. How an upload ends
+ * (processed or failed, with its event), and what deleting one sets in motion.
  */
 import { BadRequestError, NotFoundError, type FerryError } from '../core/errors.js';
 import { jobIds, UPLOAD_JOBS, type RemoveJobData } from '../core/queues.js';
-import type { FileRecord } from '../core/records/files.js';
+import { isFinalFile, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
+import { nowSeconds } from '../core/time.js';
+import { fileEvent } from '../openai/files.js';
+import { emitSafely } from './webhooks.js';
 
 export type FileUsability = { usable: true; ready: boolean } | { usable: false; error: FerryError };
 
@@ -59,4 +62,35 @@ export async function deleteFile(services: Services, id: string): Promise<void> 
     azure_blob_path: removed.azure_blob_path,
   };
   await services.queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(id) });
+}
+
+/**
+ * The upload is done: the record says processed. False only when the file was deleted meanwhile
+ * (the caller then removes what it stored); a file already failed for good keeps its error.
+ */
+export async function markProcessed(services: Services, fileId: string, fields: Partial<FileRecord>): Promise<boolean> {
+  const patch = { ...fields, status: 'processed' as const, status_details: null, processed_at: nowSeconds() };
+  return (await services.files.transition(fileId, patch)) || (await services.files.get(fileId)) !== null;
+}
+
+/** The file failed for good: its record says why, and its event goes out. */
+export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
+  // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
+  const failed = await services.files.transitionGet(fileId, {
+    status: 'error',
+    provider_state: 'failed',
+    status_details: message,
+  });
+  if (failed) await emitSafely(services, fileEvent(failed, services.config.fileRetentionSeconds));
+}
+
+export async function emitFileFinal(services: Services, fileId: string): Promise<void> {
+  const rec = await services.files.get(fileId);
+  if (rec && isFinalFile(rec)) await emitSafely(services, fileEvent(rec, services.config.fileRetentionSeconds));
+}
+
+/** Fails the file unless its upload ended meanwhile (a job given up on after retries or stalls). */
+export async function failFileIfUploading(services: Services, fileId: string, message: string): Promise<void> {
+  const rec = await services.files.get(fileId);
+  if (rec && rec.status === 'uploaded') await markFailed(services, rec.id, message);
 }

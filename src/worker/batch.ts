@@ -18,15 +18,13 @@
 import type { Job } from 'bullmq';
 import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
-import { batchEvent } from '../openai/batches.js';
 import { isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
 import { upstreamJobOptions, type Services } from '../core/services.js';
-import { emitSafely } from '../domain/webhooks.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
 import { batchLines } from '../core/metrics.js';
-import { feed, releaseGate } from '../domain/batches.js';
+import { announceBatch, failBatch, feed, releaseGate } from '../domain/batches.js';
 import { newJobRecord } from '../domain/jobs.js';
 import { nowSeconds } from '../core/time.js';
 
@@ -74,7 +72,7 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
   services.logger.error({ err: err.message, batch_id: job.data.batchId, job: job.name }, 'batch job failed for good');
   if (job.name === BATCH_JOBS.expand) {
     const error = { code: 'validation_failed', message: `The input could not be read: ${err.message}`, param: null, line: null };
-    await fail(services, job.data.batchId, [error]);
+    await failBatch(services, job.data.batchId, [error]);
     return;
   }
   if (job.name === BATCH_JOBS.gemini) {
@@ -86,17 +84,7 @@ export async function onBatchJobFailedForGood(services: Services, job: Job<Batch
   const batch = await services.batches.get(job.data.batchId);
   if (!batch || !owned(batch)) return;
   const error = { code: 'finalize_failed', message: `The batch's results could not be written: ${err.message}`, param: null, line: null };
-  await fail(services, batch.id, [error], [batch.status]);
-}
-
-async function fail(services: Services, batchId: string, errors: BatchError[], from: BatchRecord['status'][] = ['validating']) {
-  const failed = await services.batches.transitionGet(
-    batchId,
-    { status: 'failed', failed_at: nowSeconds(), errors: { object: 'list', data: errors } },
-    { from },
-  );
-  if (failed) await announce(services, failed);
-  await releaseGate(services, batchId);
+  await failBatch(services, batch.id, [error], [batch.status]);
 }
 
 // ---------------------------------------------------------------------------
@@ -113,7 +101,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
   }
   const input = await files.get(batch.input_file_id);
   if (!input || input.content_deleted || (await services.staging.size(input.staging_key)) !== input.bytes) {
-    await fail(services, batchId, [
+    await failBatch(services, batchId, [
       {
         code: 'input_file_unavailable',
         message: `The input file '${batch.input_file_id}' is no longer available.`,
@@ -133,7 +121,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
     } else total++;
   }
   if (errors.length) {
-    await fail(services, batchId, errors);
+    await failBatch(services, batchId, errors);
     return { failed: errors.length };
   }
 
@@ -239,7 +227,7 @@ async function end(services: Services, batchId: string, ending: Ending, gemini?:
   if (!batch) {
     // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
     const now = await services.batches.get(batchId);
-    if (now && isFinalBatch(now) && now.status === ending) await announce(services, now);
+    if (now && isFinalBatch(now) && now.status === ending) await announceBatch(services, now);
     return { skipped: now?.status ?? 'gone' };
   }
   const onGemini = batch.execution === 'gemini_batch' ? gemini : undefined;
@@ -254,7 +242,7 @@ async function end(services: Services, batchId: string, ending: Ending, gemini?:
   const ended = await services.batches.transitionGet(batchId, { status: ending, [at]: nowSeconds(), ...results }, { from: [batch.status] });
   if (ended) {
     countLines(ended, results.request_counts);
-    await announce(services, ended);
+    await announceBatch(services, ended);
   }
   if (onGemini) await removeGeminiBatches(onGemini, batch);
   await releaseGate(services, batchId);
@@ -294,9 +282,4 @@ function countLines(batch: BatchRecord, counts: RequestCounts): void {
   const execution = batch.execution ?? 'direct';
   batchLines.inc({ execution, outcome: 'completed' }, counts.completed);
   batchLines.inc({ execution, outcome: 'failed' }, counts.failed);
-}
-
-/** The batch's event, from the record as it ended. */
-async function announce(services: Services, rec: BatchRecord): Promise<void> {
-  await emitSafely(services, batchEvent(rec, await services.batches.counts(rec)));
 }

@@ -24,7 +24,7 @@ import type { FileRecord } from '../core/records/files.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
 import { nowSeconds } from '../core/time.js';
-import { releaseGate } from '../domain/batches.js';
+import { countLine, releaseGate } from '../domain/batches.js';
 import { fileUsability } from '../domain/files.js';
 import { chatRequestOf, completionIds, jobErrorOf } from '../domain/jobs.js';
 import { FINAL_GEMINI_BATCH_STATES, type GeminiBatch, type GeminiBatchLine } from '../providers/gemini/batches.js';
@@ -390,7 +390,7 @@ async function endLine(services: Services, batchId: string, index: number, rec: 
   if (rec.status === 'queued' && end.status === 'succeeded') await startLine(services, rec);
   if (!isFinalJob(rec)) await services.jobs.transition(rec.id, { ...end, finished_at: nowSeconds() });
   const now = isFinalJob(rec) ? rec : await services.jobs.get(rec.id);
-  if (now && isFinalJob(now)) await services.batches.markLine(batchId, index, now.status === 'succeeded' ? 'completed' : 'failed');
+  if (now && isFinalJob(now)) await countLine(services, batchId, index, now.status);
 }
 
 /** Ends every open line of the group the same way (a Gemini batch refused, failed or expired). */
@@ -400,7 +400,6 @@ async function closeGroup(services: Services, batch: BatchRecord, g: GeminiBatch
   }
 }
 
-/** Every line not yet answered fails with `error` (the job asking Gemini gave up). */
 /**
  * Gemini kept failing: the lines not answered fail, and the gate opens, so the batch completes with
  * them in its error file (and Gemini is asked to stop its batch) rather than waiting for its window.

@@ -12,9 +12,8 @@ import type { Readable } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import { isLastAttempt, isTransient } from '../core/attempts.js';
-import { isFinalFile, type FileRecord } from '../core/records/files.js';
-import { fileEvent } from '../openai/files.js';
-import { emitSafely } from '../domain/webhooks.js';
+import type { FileRecord } from '../core/records/files.js';
+import { emitFileFinal, failFileIfUploading, markFailed, markProcessed } from '../domain/files.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
 import type { QueueData, RemoveJobData, UploadJobData } from '../core/queues.js';
@@ -24,7 +23,6 @@ import type { StagingStore } from '../core/staging.js';
 import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { nowSeconds } from '../core/time.js';
 
 export interface UploadDeps {
   services: Services;
@@ -85,31 +83,6 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
   if (rec.storage === 'gemini') return uploadToGemini(deps, rec, job);
   if (rec.storage === 'azure_storage') return uploadToAzure(deps, rec, job);
   throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);
-}
-
-/**
- * The upload is done: the record says processed. False only when the file was deleted meanwhile
- * (the caller then removes what it stored); a file already failed for good keeps its error.
- */
-async function markProcessed(services: Services, fileId: string, fields: Partial<FileRecord>): Promise<boolean> {
-  const patch = { ...fields, status: 'processed' as const, status_details: null, processed_at: nowSeconds() };
-  return (await services.files.transition(fileId, patch)) || (await services.files.get(fileId)) !== null;
-}
-
-/** The file failed for good: its record says why, and its event goes out. */
-export async function markFailed(services: Services, fileId: string, message: string): Promise<void> {
-  // Only from "uploaded": a slower twin of a job that already finished cannot turn it into an error.
-  const failed = await services.files.transitionGet(fileId, {
-    status: 'error',
-    provider_state: 'failed',
-    status_details: message,
-  });
-  if (failed) await emitSafely(services, fileEvent(failed, services.config.fileRetentionSeconds));
-}
-
-async function emitFileFinal(services: Services, fileId: string): Promise<void> {
-  const rec = await services.files.get(fileId);
-  if (rec && isFinalFile(rec)) await emitSafely(services, fileEvent(rec, services.config.fileRetentionSeconds));
 }
 
 /** The Azure provider, or an unrecoverable error naming the settings this worker lacks. */
@@ -279,8 +252,5 @@ async function removeUpstream(deps: UploadDeps, data: RemoveJobData): Promise<un
 /** A job that will not run again (retries spent, stalled too often): the file says so. */
 export async function onUploadJobFailedForGood(services: Services, job: Job<QueueData['upload']>, err: Error): Promise<void> {
   if (isRemoval(job)) return;
-  const rec = await services.files.get(job.data.fileId);
-  if (rec && rec.status === 'uploaded') {
-    await markFailed(services, rec.id, err instanceof FerryError ? err.message : `upload failed: ${err.message}`);
-  }
+  await failFileIfUploading(services, job.data.fileId, err instanceof FerryError ? err.message : `upload failed: ${err.message}`);
 }
