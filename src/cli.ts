@@ -236,10 +236,15 @@ if (!['all', 'api', 'worker', 'emulator'].includes(command)) {
   process.stderr.write(`${USAGE}\n`);
   process.exit(command === '--help' || command === '-h' ? 0 : 2);
 }
-run(command).catch((err: unknown) => {
+run(command).catch(async (err: unknown) => {
+  const { isRedisUnavailable } = await import('./core/redis.js');
   if (err instanceof ConfigError) process.stderr.write(`ferry: configuration error: ${err.message}\n`);
   else if (err instanceof StartupError) process.stderr.write(`ferry: cannot start.\n${err.message}\n`);
   else if (listenRefusal(err)) process.stderr.write(`ferry: cannot start: ${listenRefusal(err)}\n`);
+  else if (isRedisUnavailable(err))
+    process.stderr.write(
+      `ferry: cannot start: Redis stopped answering while Ferry started (${(err as Error).message}). Start it again once Redis answers.\n`,
+    );
   else process.stderr.write(`ferry: cannot start: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });
