@@ -9,12 +9,22 @@
  * pending longer than a grace period and queues their work again if the record
  * still waits for it. Job ids are deterministic, so queuing twice runs once.
  */
-import { BATCH_JOBS, GENERATE_JOB, QUEUES, UPLOAD_JOBS, jobIds, type GenerateJobData } from './queues.js';
+import {
+  BATCH_JOBS,
+  DELIVER_JOB,
+  GENERATE_JOB,
+  QUEUES,
+  UPLOAD_JOBS,
+  jobIds,
+  upstreamJobOptions,
+  type GenerateJobData,
+  type RemoveJobData,
+} from './queues.js';
+import { lineJobId } from './records/batches.js';
 import type { JobRecord } from './records/jobs.js';
 import type { BatchRecord } from './records/batches.js';
 import type { ScoredEntry } from './records/store.js';
 import type { Services } from './services.js';
-import { upstreamJobOptions } from './services.js';
 
 /**
  * How long an id may stay pending before maintenance takes it for lost. An enqueue takes
@@ -68,6 +78,46 @@ export async function enqueueBatch(services: Services, rec: BatchRecord): Promis
 /** Whether the record's work may not be queued yet. */
 export async function isPending(services: Services, id: string): Promise<boolean> {
   return (await services.redis.zscore(pendingKey(services), id)) !== null;
+}
+
+/** The job that runs a batch's lines on Gemini Batch Mode (one per batch). */
+export async function enqueueGeminiBatch(services: Services, batchId: string): Promise<void> {
+  const jobId = jobIds.batch(BATCH_JOBS.gemini, batchId);
+  await services.queues.batch.add(BATCH_JOBS.gemini, { batchId }, { ...upstreamJobOptions(services.config), jobId });
+}
+
+/** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
+export const BATCH_LINE_PRIORITY = 100;
+
+/** Lines [from, to) of a batch, as children of its flow (ids dedupe a line handed out twice). */
+export async function enqueueLines(services: Services, batchId: string, from: number, to: number): Promise<void> {
+  const { queues } = services;
+  const parent = { id: jobIds.batch(BATCH_JOBS.finalize, batchId), queue: queues.batch.qualifiedName };
+  await queues.generate.addBulk(
+    Array.from({ length: to - from }, (_, k) => {
+      const jobId = lineJobId(batchId, from + k);
+      return {
+        name: GENERATE_JOB,
+        data: { jobId },
+        opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true },
+      };
+    }),
+  );
+}
+
+/** The job that removes what a deleted file left (its upload job, if any, was removed first). */
+export async function enqueueRemoval(services: Services, data: RemoveJobData): Promise<void> {
+  await services.queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(data.fileId) });
+}
+
+/** A webhook delivery, tried on FERRY_WEBHOOK_RETRY_SCHEDULE (`jobId`: the delivery's, or a replay's). */
+export async function enqueueDelivery(services: Services, deliveryId: string, jobId: string): Promise<void> {
+  const schedule = services.config.webhookRetrySchedule;
+  await services.queues.deliver.add(
+    DELIVER_JOB,
+    { deliveryId },
+    { jobId, delay: Math.round(schedule[0] * 1000), attempts: schedule.length, backoff: { type: 'webhook' } },
+  );
 }
 
 /** The job that ends a cancelled batch's lines (its id dedupes repeated cancels). */

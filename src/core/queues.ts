@@ -1,4 +1,6 @@
-/** Queue names, defined once. Every queue shares the configured key prefix. */
+/** Queue names, job names and ids, job data and job options, defined once. Every queue shares the configured key prefix. */
+import type { JobsOptions } from 'bullmq';
+import type { Config } from './config.js';
 export const QUEUES = {
   upload: 'upload',
   generate: 'generate',
@@ -98,4 +100,14 @@ export interface QueueData {
   deliver: DeliverJobData;
   maintenance: Record<string, never>;
   batch: BatchJobData;
+}
+
+/** Job defaults for work that talks to an upstream: retried with Ferry's backoff, kept a while for inspection. */
+export function upstreamJobOptions(config: Config): JobsOptions {
+  return {
+    attempts: config.upstreamAttempts,
+    backoff: { type: 'upstream' },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
 }

@@ -3,12 +3,12 @@
  * key names, records, staging and queue handles. API and workers keep no
  * state of their own beyond these.
  */
-import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { createRedis, Keys, logErrors } from './redis.js';
-import { QUEUES, queuePrefix, type QueueData, type QueueName } from './queues.js';
+import { QUEUES, queuePrefix, upstreamJobOptions, type QueueData, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { BatchStore } from './records/batches.js';
@@ -32,16 +32,6 @@ export interface Services {
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
   close(): Promise<void>;
-}
-
-/** Job defaults for work that talks to an upstream: retried with Ferry's backoff, kept a while for inspection. */
-export function upstreamJobOptions(config: Config): JobsOptions {
-  return {
-    attempts: config.upstreamAttempts,
-    backoff: { type: 'upstream' },
-    removeOnComplete: { age: 24 * 3600, count: 10_000 },
-    removeOnFail: { age: 7 * 24 * 3600 },
-  };
 }
 
 export function createQueue<Q extends QueueName>(name: Q, config: Config, connection: Redis): Queue<QueueData[Q]> {

@@ -5,12 +5,12 @@
  * API's cancel all end lines through here.
  */
 import { crashPoint } from '../core/crash-points.js';
-import { BATCH_JOBS, GENERATE_JOB, jobIds } from '../core/queues.js';
-import { lineJobId, type BatchError, type BatchRecord, type LineState } from '../core/records/batches.js';
+import { BATCH_JOBS, jobIds } from '../core/queues.js';
+import { type BatchError, type BatchRecord, type LineState } from '../core/records/batches.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { enqueueBatchCancel } from '../core/enqueue.js';
+import { enqueueBatchCancel, enqueueLines } from '../core/enqueue.js';
 import { nowSeconds } from '../core/time.js';
 import { batchEvent, type BatchCreateParams } from '../openai/batches.js';
 import { emitSafely } from './webhooks.js';
@@ -47,9 +47,6 @@ export function newBatchRecord(p: { id: string; tenant: string; params: BatchCre
   };
 }
 
-/** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
-export const BATCH_LINE_PRIORITY = 100;
-
 /**
  * Hands out lines up to FERRY_BATCH_CONCURRENCY past those done, as children
  * of the batch's flow; releases the gate once the last line is out. Called
@@ -57,7 +54,7 @@ export const BATCH_LINE_PRIORITY = 100;
  * line twice, which the deterministic job ids turn into one job.
  */
 export async function feed(services: Services, batchId: string, state?: LineState): Promise<void> {
-  const { batches, queues, config } = services;
+  const { batches, config } = services;
   const { status, total, execution } = await batches.progress(batchId);
   // On Gemini Batch Mode the lines run at Gemini: nothing is handed to the generate queue.
   if (status !== 'in_progress' || execution !== 'direct') return;
@@ -65,17 +62,7 @@ export async function feed(services: Services, batchId: string, state?: LineStat
   const end = Math.min(total, s.completed + s.failed + config.batch.concurrency);
   // Handed out a few at a time (one add for several lines), except the last ones.
   if (s.fed < end && (end - s.fed >= feedStep(config.batch.concurrency) || end === total)) {
-    const parent = { id: jobIds.batch(BATCH_JOBS.finalize, batchId), queue: queues.batch.qualifiedName };
-    await queues.generate.addBulk(
-      Array.from({ length: end - s.fed }, (_, k) => {
-        const jobId = lineJobId(batchId, s.fed + k);
-        return {
-          name: GENERATE_JOB,
-          data: { jobId },
-          opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true },
-        };
-      }),
-    );
+    await enqueueLines(services, batchId, s.fed, end);
     await batches.raiseFed(batchId, end);
   }
   if (Math.max(s.fed, end) >= total) await releaseGate(services, batchId);

@@ -5,9 +5,10 @@
  * (processed or failed, with its event), and what deleting one sets in motion.
  */
 import { BadRequestError, NotFoundError, type FerryError } from '../core/errors.js';
-import { jobIds, UPLOAD_JOBS, type RemoveJobData } from '../core/queues.js';
+import { jobIds, type RemoveJobData } from '../core/queues.js';
 import { isFinalFile, type FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
+import { enqueueRemoval } from '../core/enqueue.js';
 import { nowSeconds } from '../core/time.js';
 import { fileEvent } from '../openai/files.js';
 import { emitSafely } from './webhooks.js';
@@ -61,7 +62,7 @@ export async function deleteFile(services: Services, id: string): Promise<void> 
     upload_url: removed.upload_url,
     azure_blob_path: removed.azure_blob_path,
   };
-  await services.queues.upload.add(UPLOAD_JOBS.remove, data, { jobId: jobIds.remove(id) });
+  await enqueueRemoval(services, data);
 }
 
 /**

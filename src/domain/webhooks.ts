@@ -8,8 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConflictError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { DELIVER_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
+import { enqueueDelivery } from '../core/enqueue.js';
 import type { WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
 import type { EventType } from '../openai/webhooks.js';
 import { nowSeconds } from '../core/time.js';
@@ -166,15 +166,6 @@ export async function emit(services: Services, input: EmitInput): Promise<number
     created++;
   }
   return created;
-}
-
-export async function enqueueDelivery(services: Services, deliveryId: string, jobId: string): Promise<void> {
-  const schedule = services.config.webhookRetrySchedule;
-  await services.queues.deliver.add(
-    DELIVER_JOB,
-    { deliveryId },
-    { jobId, delay: Math.round(schedule[0] * 1000), attempts: schedule.length, backoff: { type: 'webhook' } },
-  );
 }
 
 /** Emits, logging instead of failing: delivering never blocks or fails the work itself. */

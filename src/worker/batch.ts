@@ -19,7 +19,8 @@ import type { Job } from 'bullmq';
 import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
 import { isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
-import { upstreamJobOptions, type Services } from '../core/services.js';
+import type { Services } from '../core/services.js';
+import { enqueueGeminiBatch } from '../core/enqueue.js';
 import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
@@ -151,8 +152,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
 async function start(services: Services, batch: BatchRecord): Promise<void> {
   if ((batch.execution ?? 'direct') === 'direct') return feed(services, batch.id);
   if (!batch.total) return releaseGate(services, batch.id);
-  const jobId = jobIds.batch(BATCH_JOBS.gemini, batch.id);
-  await services.queues.batch.add(BATCH_JOBS.gemini, { batchId: batch.id }, { ...upstreamJobOptions(services.config), jobId });
+  await enqueueGeminiBatch(services, batch.id);
 }
 
 async function createLineRecords(services: Services, batch: BatchRecord, lines: RequestLine[]): Promise<void> {

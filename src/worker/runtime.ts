@@ -3,6 +3,7 @@
  * policy, metrics and failure handling. Shutdown lets running jobs finish
  * (or, past the grace period, leaves them to be picked up again).
  */
+import { failedForGood, retryPolicy } from '../core/attempts.js';
 import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis, logErrors } from '../core/redis.js';
@@ -60,17 +61,14 @@ function queueWorker(
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
         type === 'webhook'
           ? webhookBackoffMs(config.webhookRetrySchedule, attemptsMade)
-          : retryDelayMs(err, attemptsMade, { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }),
+          : retryDelayMs(err, attemptsMade, retryPolicy(config)),
     },
   });
   const seconds = (job: Job) => (Date.now() - (job.processedOn ?? Date.now())) / 1000;
   worker.on('completed', (job) => jobDuration.observe({ queue, outcome: 'completed' }, seconds(job)));
   worker.on('failed', (job, err) => {
     if (!job) return;
-    const forGood =
-      (job.finishedOn !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) ||
-      err.name === 'UnrecoverableError' ||
-      /stalled more than/.test(err.message);
+    const forGood = failedForGood(job, err);
     jobDuration.observe({ queue, outcome: forGood ? 'failed' : 'retried' }, seconds(job));
     if (forGood && onFailedForGood) {
       onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
@@ -82,7 +80,7 @@ function queueWorker(
 
 export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
   const { config, logger } = services;
-  const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  const policy = retryPolicy(config);
   const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
   const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
   const connection = createRedis(config, 'worker');

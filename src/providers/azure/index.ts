@@ -4,6 +4,7 @@
  * staged bytes are gone). The client is built on first use, and the
  * container created (when allowed) once per process.
  */
+import { retryPolicy } from '../../core/attempts.js';
 import type { Readable } from 'node:stream';
 import type { Config } from '../../core/config.js';
 import type { RetryPolicy } from '../../core/retry.js';
@@ -102,6 +103,6 @@ export class AzureBlobStore {
 }
 
 export function createAzureProvider(config: Config): AzureBlobStore {
-  const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  const policy = retryPolicy(config);
   return new AzureBlobStore(config.azure, config.uploadChunkBytes, policy);
 }

@@ -11,6 +11,7 @@
  * write that fails before its commit leaves nothing visible (Azure discards
  * uncommitted blocks); one that fails at or after its commit deletes the blob.
  */
+import { retryPolicy } from '../../core/attempts.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { RestError, type BlockBlobClient } from '@azure/storage-blob';
@@ -232,6 +233,6 @@ function gather(pieces: Buffer[], into: Buffer): Buffer {
 
 export function createBlobStagingStore(config: Config, opts?: BlobStagingOptions): BlobStagingStore {
   if (!config.stagingContainer) throw new Error('FERRY_STAGING_CONTAINER is not set');
-  const policy = { attempts: config.upstreamAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs };
+  const policy = retryPolicy(config);
   return new BlobStagingStore(config.azure, config.stagingContainer, policy, opts);
 }
