@@ -16,7 +16,6 @@
  * cancel or the window running out all resolve to one outcome.
  */
 import type { Job } from 'bullmq';
-import { sleep } from '../core/retry.js';
 import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../core/queues.js';
 import { isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
 import type { Services } from '../core/services.js';
@@ -167,55 +166,6 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
       return services.jobs.create(rec);
     }),
   );
-}
-
-/**
- * Batch lines one worker process runs at once, so that some of its
- * completion slots always stay free for interactive requests. A line that
- * finds them taken is parked (moved to the delayed set for `parkMs`) and
- * woken as soon as a line here ends; the delay only matters if this process dies.
- */
-export class WorkerSlots {
-  readonly parkMs = 3000;
-  private readonly held = new Set<string>();
-  private readonly parked: string[] = [];
-  constructor(
-    private readonly max: number,
-    private readonly wake: (jobId: string) => Promise<WakeResult>,
-  ) {}
-  async acquire(_tenant: string, jobId: string): Promise<boolean> {
-    if (this.held.has(jobId)) return true;
-    if (this.held.size >= this.max) {
-      if (!this.parked.includes(jobId)) this.parked.push(jobId);
-      return false;
-    }
-    this.held.add(jobId);
-    return true;
-  }
-  async release(_tenant: string, jobId: string): Promise<void> {
-    if (this.held.delete(jobId)) void this.wakeNext();
-  }
-  /** Wakes the longest-parked line; one still on its way to the delayed set is tried again shortly. */
-  private async wakeNext(): Promise<void> {
-    for (let next = this.parked.shift(), tries = 0; next !== undefined && tries < 40; tries++) {
-      const result = await this.wake(next).catch((): WakeResult => 'gone');
-      if (result === 'woken') return;
-      if (result === 'gone') next = this.parked.shift();
-      else await sleep(25);
-    }
-  }
-}
-
-export type WakeResult = 'woken' | 'gone' | 'not_yet';
-
-/** Wakes a parked line early: back from the delayed set to the queue. */
-export async function wakeLine(services: Services, jobId: string): Promise<WakeResult> {
-  const job = await services.queues.generate.getJob(jobId);
-  const state = job ? await job.getState() : 'unknown';
-  if (state === 'active') return 'not_yet';
-  if (state !== 'delayed') return 'gone';
-  await job!.promote();
-  return 'woken';
 }
 
 // ---------------------------------------------------------------------------

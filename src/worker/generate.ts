@@ -3,7 +3,7 @@
  * back to the job record (and, for streaming requests, relays chunks through
  * a Redis Stream the API reads).
  *
- * A job whose files are still uploading, that finds no capacity, or whose
+ * A job whose files are still uploading, that finds no run slot, or whose
  * model's quota has no turn for it soon is moved back to the delayed set
  * (status `waiting_for_files`, `queued` or `waiting_for_quota`), so it holds
  * no worker slot while it waits. Results are written with a status transition
@@ -19,7 +19,6 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { GenerateContentParameters, GenerateContentResponse } from '@google/genai';
 import { Admission, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
-import { TenantSlots } from '../core/limits.js';
 import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
 import { sleep } from '../core/retry.js';
 import { isLastAttempt, isTransient } from '../core/attempts.js';
@@ -40,7 +39,7 @@ import {
 } from '../providers/gemini/mapping.js';
 import { fetchImages } from './images.js';
 import type { GenerateJobData } from '../core/queues.js';
-import { WorkerSlots, wakeLine } from './batch.js';
+import { RunSlots } from './run-slots.js';
 import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds, failureOf } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
@@ -76,7 +75,7 @@ class Park extends Error {
   }
 }
 
-/** Who a job runs for and what it asks: enough to take capacity and admission before it starts. */
+/** Who a job runs for and what it asks: enough to take a run slot and admission before it starts. */
 interface Plan {
   jobId: string;
   tenant: string;
@@ -90,16 +89,16 @@ interface Plan {
 }
 
 /**
- * The processor: plan → capacity → inputs → admission → call → record. Capacity (the tenant's cap,
- * or this process's batch slots) is taken in one place and released in one place; a job that has
+ * The processor: plan → run slot → inputs → admission → call → record. The run slot (the tenant's
+ * cap, or this process's batch line slots) is taken in one place and released in one place; a job that has
  * to wait for it, for its files or for the quota goes back to the delayed set with a status that
  * says so, and a quota 429 never spends one of its attempts.
  */
 export function generateProcessor(deps: GenerateDeps) {
-  const capacity = new Capacity(deps.services);
+  const slots = new RunSlots(deps.services);
   return async (job: Job<GenerateJobData>, token?: string): Promise<unknown> => {
     try {
-      return await runJob(deps, capacity, job);
+      return await runJob(deps, slots, job);
     } catch (err) {
       if (!(err instanceof Park)) throw err;
       await deps.services.jobs.transition(job.data.jobId, { status: err.status }, { from: err.from });
@@ -109,10 +108,12 @@ export function generateProcessor(deps: GenerateDeps) {
   };
 }
 
-async function runJob(deps: GenerateDeps, capacity: Capacity, job: Job<GenerateJobData>): Promise<unknown> {
+async function runJob(deps: GenerateDeps, slots: RunSlots, job: Job<GenerateJobData>): Promise<unknown> {
   const plan = await planJob(deps, job);
   if ('skipped' in plan) return plan;
-  const release = await capacity.take(plan);
+  const slot = await slots.take(plan);
+  if ('parkMs' in slot) throw new Park(slot.parkMs, 'queued');
+  const { release } = slot;
   try {
     let inputs: Inputs = { files: new Map(), images: new Map() };
     if (plan.rec) {
@@ -157,28 +158,6 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
   if (!files) throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
   const lane: Lane = rec.batch_id ? 'batch' : 'interactive';
   return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec, files };
-}
-
-/**
- * How many completions run at once: one tenant's across all workers (FERRY_TENANT_MAX_RUNNING, a
- * ceiling, off by default: the quota's fair share is admission's), and batch lines in this process
- * (FERRY_BATCH_WORKER_SLOTS), so that slots always stay free for interactive requests.
- */
-class Capacity {
-  private readonly tenants: TenantSlots;
-  private readonly batch: WorkerSlots;
-  constructor(services: Services) {
-    this.tenants = new TenantSlots(services.redis, services.keys, services.config.tenantMaxRunning);
-    this.batch = new WorkerSlots(services.config.batch.workerSlots, (id) => wakeLine(services, id));
-  }
-  /** Takes a slot, or parks the job; answers the release, which may be called more than once. */
-  async take(plan: Plan): Promise<() => Promise<void>> {
-    const slots = plan.lane === 'batch' ? this.batch : this.tenants;
-    if (!(await slots.acquire(plan.tenant, plan.jobId))) {
-      throw new Park(slots === this.batch ? this.batch.parkMs : 200 + Math.random() * 300, 'queued');
-    }
-    return () => slots.release(plan.tenant, plan.jobId);
-  }
 }
 
 interface Inputs {
