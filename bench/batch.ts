@@ -15,7 +15,7 @@
  */
 import os from 'node:os';
 import OpenAI, { toFile } from 'openai';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from '../test/redis-keys.js';
 import type { Batch } from 'openai/resources/batches';
 import {
   envInt,

@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import { Queue } from 'bullmq';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from '../test/redis-keys.js';
 import {
   BENCH_API_KEY,
   cpuSeconds,

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from '../test/redis-keys.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../src/core/config.js';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from './redis-keys.js';
 import { createServices, type Services } from '../src/core/services.js';
 import { ACCEPT_STEPS } from '../src/domain/accept.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';

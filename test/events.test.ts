@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { ChangeWaiter } from '../src/core/events.js';
-import { createRedis, deleteByPrefix, Keys } from '../src/core/redis.js';
+import { createRedis } from '../src/core/redis.js';
+import { Keys } from '../src/core/keys.js';
+import { deleteByPrefix } from './redis-keys.js';
 import { JobStore, type JobRecord } from '../src/core/records/jobs.js';
 
 const target = { redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', redisClusterNodes: null };

@@ -14,7 +14,7 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from './redis-keys.js';
 import { createServices, type Services } from '../src/core/services.js';
 import { createBlobStagingStore } from '../src/providers/azure/staging.js';
 import { startApi, type RunningApi } from '../src/api/app.js';

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { BatchCreateParams } from 'openai/resources/batches';
 import { Redis } from 'ioredis';
-import { deleteByPrefix } from '../src/core/redis.js';
+import { deleteByPrefix } from './redis-keys.js';
 import { freePort } from './harness.js';
 
 const root = path.resolve(import.meta.dirname, '..');

@@ -31,7 +31,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Keys } from './redis.js';
+import type { Keys } from './keys.js';
 import { withScripts, type Scripted } from './scripts/index.js';
 import { nowSeconds } from './time.js';
 

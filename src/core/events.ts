@@ -4,7 +4,7 @@
  * re-check covers a message lost while a connection was re-established.
  */
 import type { Redis } from 'ioredis';
-import { Keys } from './redis.js';
+import { Keys } from './keys.js';
 
 export function publishChange(redis: Redis, keys: Keys, topic: string): Promise<number> {
   return redis.publish(keys.channel(topic), '1');

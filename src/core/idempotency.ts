@@ -10,7 +10,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { BadRequestError, ConflictError, UnprocessableError } from './errors.js';
-import type { Keys } from './redis.js';
+import type { Keys } from './keys.js';
 import { withScripts, type Scripted } from './scripts/index.js';
 
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;

@@ -4,7 +4,7 @@
  * lines in one process (BatchLineSlots, in memory). The per-model quota is core/admission.ts.
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from './redis.js';
+import type { Keys } from './keys.js';
 import { sleep } from './retry.js';
 import { withScripts, type Scripted } from './scripts/index.js';
 

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../core/errors.js';
-import type { Keys } from '../core/redis.js';
+import type { Keys } from '../core/keys.js';
 
 /** How long a stream is kept after its last entry: a client that reconnects late finds it gone. */
 const STREAM_TTL_SECONDS = 3600;

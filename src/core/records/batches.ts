@@ -10,7 +10,7 @@
 import type { Redis } from 'ioredis';
 import { base62, derivedId } from '../ids.js';
 import type { BatchExecution } from '../config.js';
-import type { Keys } from '../redis.js';
+import type { Keys } from '../keys.js';
 import { withScripts, type Scripted } from '../scripts/index.js';
 import { RecordStore, type Lifecycle, type ScoredEntry } from './store.js';
 

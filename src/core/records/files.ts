@@ -1,6 +1,6 @@
 /** File records: the generic record store plus a per-purpose index and the content-retention schedule. */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../redis.js';
+import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle, type ListOptions, type ScoredEntry } from './store.js';
 import { nowSeconds } from '../time.js';
 

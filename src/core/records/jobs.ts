@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../errors.js';
 import type { ChatRequest } from '../../openai/chat.js';
-import type { Keys } from '../redis.js';
+import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 
 export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';

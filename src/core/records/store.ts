@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { publishChange } from '../events.js';
 import { NotFoundError } from '../errors.js';
-import type { Keys } from '../redis.js';
+import type { Keys } from '../keys.js';
 import { withScripts, type Scripted } from '../scripts/index.js';
 
 /** Record ids as Ferry makes them: a lowercase kind, `-` or `_`, then letters and digits. */

@@ -1,6 +1,6 @@
 /** Webhook endpoints (per tenant, with signing secrets) and deliveries (one per event and target). */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../redis.js';
+import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 import { nowSeconds } from '../time.js';
 import type { EventType } from '../../openai/webhooks.js';

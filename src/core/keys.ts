@@ -1,0 +1,60 @@
+/**
+ * Every key Ferry writes, named in one place (BullMQ's queues name their own: queuePrefix in
+ * queues.ts). On a Redis Cluster keys carry hash tags, so that each multi-key command keeps its
+ * keys in one slot while records spread over every master: a record, and its batch's line
+ * counters, are tagged by the record's id; a model's admission keys by project and model.
+ */
+export class Keys {
+  constructor(
+    readonly prefix: string,
+    /** Keys for a Redis Cluster: with hash tags. */
+    readonly cluster = false,
+  ) {}
+  private tag(s: string) {
+    return this.cluster ? `{${s}}` : s;
+  }
+  /** A record's hash: `file`, `job`, `batch`, … and its id. */
+  record(kind: string, id: string) {
+    return `${this.prefix}:${kind}:${this.tag(id)}`;
+  }
+  /** A tenant's index of records of a kind, optionally one of its secondary indexes. */
+  tenantIndex(tenant: string, kind: string, sub?: string) {
+    return `${this.prefix}:tenant:${tenant}:${kind}s${sub ? `:${sub}` : ''}`;
+  }
+  /** A batch's line counters (fed, completed, failed) and its bitmap of counted lines. */
+  batchLines(batchId: string) {
+    return `${this.record('batch', batchId)}:lines`;
+  }
+  batchDone(batchId: string) {
+    return `${this.record('batch', batchId)}:done`;
+  }
+  /** Ids whose record is written and whose job may not be queued yet (maintenance repairs them). */
+  enqueuePending() {
+    return `${this.prefix}:enqueue-pending`;
+  }
+  /** One tenant's running completions (leases). */
+  tenantRunning(tenant: string) {
+    return `${this.prefix}:running:${tenant}`;
+  }
+  /** The lock of whoever makes a file's Gemini copy. */
+  geminiCopyLock(fileId: string) {
+    return `${this.prefix}:lock:gemini-copy:${fileId}`;
+  }
+  /** A model's admission state under one Gemini project (a digest of its key), and its parts. */
+  quota(project: string, model: string, part = '') {
+    return `${this.prefix}:quota:${this.tag(`${project}:${model}`)}${part}`;
+  }
+  contentExpiry() {
+    return `${this.prefix}:content-expiry`;
+  }
+  /** The Redis Stream a streaming job's chunks are relayed through. */
+  jobStream(jobId: string) {
+    return `${this.prefix}:stream:${jobId}`;
+  }
+  idempotency(tenant: string, key: string) {
+    return `${this.prefix}:idem:${tenant}:${key}`;
+  }
+  channel(topic: string) {
+    return `${this.prefix}:events:${topic}`;
+  }
+}
