@@ -1,6 +1,8 @@
 /** Cleaning up after a test or a benchmark: every key under its prefix, on every master of a cluster. */
-import type { Cluster, Redis } from 'ioredis';
-import { isCluster } from '../src/core/redis.js';
+import { Cluster, type Redis } from 'ioredis';
+
+/** Whether a connection is a cluster client (core/redis.ts makes either behind one type). */
+const isCluster = (redis: Redis): boolean => redis instanceof Cluster || (redis as { isCluster?: boolean }).isCluster === true;
 
 /** Deletes every key under a prefix, answering how many. */
 export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {

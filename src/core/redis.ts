@@ -74,9 +74,6 @@ function createCluster(urls: string[], options: RedisOptions): Redis {
   return cluster as unknown as Redis;
 }
 
-/** Whether a connection is a cluster client. */
-export const isCluster = (redis: Redis): boolean => redis instanceof Cluster || (redis as { isCluster?: boolean }).isCluster === true;
-
 /** The longest a record or queue command may take before it counts as Redis being unavailable. */
 export const COMMAND_TIMEOUT_MS = 3000;
 
