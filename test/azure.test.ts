@@ -14,7 +14,7 @@ import { blobPathOf, missingAzureSettings } from '../src/providers/azure/index.j
 import { sanitizeFilename } from '../src/providers/azure/paths.js';
 import { geminiSha256Hex } from '../src/providers/gemini/files.js';
 import { ensureGeminiCopy } from '../src/worker/gemini-copy.js';
-import type { UploadDeps } from '../src/worker/upload.js';
+import type { UploadDeps } from '../src/worker/transfer.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, freePort, startAzurite, startDelayProxy, type Azurite } from './azurite.js';
 import { KEYS, eventually, spawnFerry, startFerry, writeRandomFile, type Ferry } from './harness.js';
 

@@ -24,6 +24,12 @@ export interface StagingStore {
   reader(key: string, buffer: Buffer): SequentialReader;
   size(key: string): Promise<number | null>;
   delete(key: string): Promise<void>;
+  /**
+   * When the store is a blob container in storage account `account`: a read-only URL of `key`,
+   * valid for `ttlMs`, for the account to copy it server-side (no byte through the worker). Absent
+   * or null otherwise.
+   */
+  copySourceIn?(account: string, key: string): ((ttlMs: number) => Promise<string>) | null;
 }
 
 /**

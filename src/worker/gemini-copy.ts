@@ -23,7 +23,7 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { withScripts } from '../core/scripts/index.js';
 import { fileUsability } from '../domain/files.js';
-import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './upload.js';
+import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './transfer.js';
 import { nowSeconds } from '../core/time.js';
 
 export interface GeminiCopy {

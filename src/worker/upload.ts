@@ -8,34 +8,28 @@
  * upstream confirms (the Gemini session's offset, the blob's uncommitted blocks).
  */
 import { crashPoint } from '../core/crash-points.js';
-import type { Readable } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { FerryError, UpstreamError } from '../core/errors.js';
+import { FerryError } from '../core/errors.js';
 import { isLastAttempt, isTransient } from '../core/attempts.js';
 import type { FileRecord } from '../core/records/files.js';
 import { emitFileFinal, failFileIfUploading, markFailed, markProcessed } from '../domain/files.js';
 import type { Services } from '../core/services.js';
 import { UPLOAD_JOBS } from '../core/queues.js';
 import type { QueueData, RemoveJobData, UploadJobData } from '../core/queues.js';
-import { blobMetadataOf, blobPathOf, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
-import { BlobStagingStore } from '../providers/azure/staging.js';
-import type { StagingStore } from '../core/staging.js';
-import { geminiSha256Hex, type GeminiFile } from '../providers/gemini/files.js';
+import { blobMetadataOf, blobPathOf } from '../providers/azure/index.js';
+import type { GeminiFile } from '../providers/gemini/files.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
-import type { GeminiProvider } from '../providers/gemini/index.js';
-
-export interface UploadDeps {
-  services: Services;
-  gemini: GeminiProvider;
-  /** Null when the Azure settings are incomplete (the API then refuses azure_storage uploads). */
-  azure: AzureBlobStore | null;
-}
-
-/** Bytes [start, end] (inclusive) of a file; `close` ends it once the upload is over. */
-export type ByteSource = ((start: number, end: number) => Readable | AsyncIterable<Buffer>) & { close?: () => Promise<void> };
-
-/** Reused for every read of one upload (see SequentialReader). */
-const READ_BUFFER_BYTES = 1 << 20;
+import {
+  activeCopyFields,
+  NOT_RETAINED,
+  percent,
+  processedGeminiCopy,
+  requireAzure,
+  requireStaged,
+  sendToGemini,
+  stagedBytesRetained,
+  type UploadDeps,
+} from './transfer.js';
 
 export function uploadProcessor(deps: UploadDeps) {
   return async (job: Job<QueueData['upload']>): Promise<unknown> => {
@@ -85,40 +79,6 @@ function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown>
   throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);
 }
 
-/** The Azure provider, or an unrecoverable error naming the settings this worker lacks. */
-export function requireAzure(deps: UploadDeps): AzureBlobStore {
-  if (deps.azure) return deps.azure;
-  throw new UnrecoverableError(describeMissing(missingAzureSettings(deps.services.config.azure)));
-}
-
-const stagedBytesRetained = async (services: Services, rec: FileRecord) => (await services.staging.size(rec.staging_key)) === rec.bytes;
-
-/** The staged bytes of a file, for one sequential upload at a time, or null when they are no longer retained. */
-export async function stagedSource(services: Services, rec: FileRecord): Promise<ByteSource | null> {
-  if (!(await stagedBytesRetained(services, rec))) return null;
-  const reader = services.staging.reader(rec.staging_key, Buffer.allocUnsafe(READ_BUFFER_BYTES));
-  return Object.assign((start: number, end: number) => reader.read({ start, end }), { close: () => reader.close() });
-}
-
-const NOT_RETAINED = 'The uploaded bytes are no longer retained, so the upload cannot be completed.';
-
-async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
-  const source = await stagedSource(services, rec);
-  if (!source) throw new UnrecoverableError(NOT_RETAINED);
-  return source;
-}
-
-const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floor((100 * done) / rec.bytes) : 0);
-
-/**
- * Staged in a blob container of the target's own account: a read-only URL of the staged blob, for
- * the service to copy it server-side (no byte passes through the worker). Null otherwise.
- */
-function sameAccountSource(staging: StagingStore, azure: AzureBlobStore, key: string): ((ttlMs: number) => Promise<string>) | null {
-  if (!(staging instanceof BlobStagingStore) || staging.account !== azure.account) return null;
-  return (ttlMs) => staging.copySourceUrl(key, ttlMs);
-}
-
 async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
   const { files, staging } = deps.services;
   const azure = requireAzure(deps);
@@ -136,7 +96,7 @@ async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promi
       return alive;
     },
   };
-  const sourceUrl = sameAccountSource(staging, azure, rec.staging_key);
+  const sourceUrl = staging.copySourceIn?.(azure.account, rec.staging_key) ?? null;
   // Otherwise blocks go out several at a time, so each gets a stream of its own rather than a shared buffer.
   const outcome = sourceUrl
     ? await azure.copy(path, { ...target, sourceUrl })
@@ -165,69 +125,6 @@ async function uploadToGemini(deps: UploadDeps, rec: FileRecord, job: Job): Prom
     if (!file) return { skipped: 'deleted' };
   }
   return finishGemini(deps, rec, file);
-}
-
-/**
- * Uploads a file's bytes to Gemini through the resumable uploader (resuming
- * the session recorded on the file, in any process), records the new Gemini
- * name, and answers the file once Gemini has processed it (ACTIVE or FAILED),
- * or null when the record was deleted meanwhile. Shared by the upload job
- * (`job` given: the file's own upload, its progress is the file's) and the
- * hand-off of Azure-stored or expired files (see gemini-copy.ts).
- */
-export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: ByteSource, job?: Job): Promise<GeminiFile | null> {
-  const { files } = deps.services;
-  const own = job !== undefined;
-  const file = await deps.gemini.uploader
-    .upload({
-      size: rec.bytes,
-      mimeType: rec.mime_type,
-      displayName: rec.display_name,
-      source,
-      session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
-      onProgress: async (s) => {
-        const progress = own ? { bytes_uploaded: s.offset } : {};
-        const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, ...progress });
-        if (alive && job) await job.updateProgress(percent(rec, s.offset));
-        return alive;
-      },
-    })
-    .finally(() => source.close?.().catch(() => {}));
-  const alive = await files.update(rec.id, {
-    gemini_name: file.name,
-    gemini_uri: file.uri ?? null,
-    upload_offset: rec.bytes,
-    ...(own ? { bytes_uploaded: rec.bytes, provider_state: 'processing' as const } : {}),
-  });
-  if (!alive) {
-    await deps.gemini.files.delete(file.name);
-    return null;
-  }
-  return processedGeminiCopy(deps, rec, file.name);
-}
-
-/** Waits until Gemini has processed `name`, and checks that it holds the file's bytes. */
-async function processedGeminiCopy(deps: UploadDeps, rec: FileRecord, name: string): Promise<GeminiFile> {
-  const file = await deps.gemini.files.waitUntilProcessed(name, deps.services.config.activeWaitSeconds * 1000);
-  const upstreamSha = geminiSha256Hex(file.sha256Hash);
-  if (upstreamSha && upstreamSha !== rec.sha256) {
-    await deps.gemini.files.delete(file.name);
-    await deps.services.files.update(rec.id, { gemini_name: null, gemini_uri: null, upload_url: null, upload_offset: 0 });
-    throw new UpstreamError(`Gemini holds different bytes (sha256 ${upstreamSha}) than were uploaded`, {
-      upstreamStatus: null,
-      retryable: true,
-    });
-  }
-  return file;
-}
-
-/** What the record keeps of a processed Gemini copy. */
-export function activeCopyFields(file: GeminiFile): Partial<FileRecord> {
-  return {
-    gemini_uri: file.uri ?? null,
-    gemini_expires_at: file.expirationTime ? Math.floor(Date.parse(file.expirationTime) / 1000) : null,
-    upload_url: null,
-  };
 }
 
 async function finishGemini(deps: UploadDeps, rec: FileRecord, file: GeminiFile): Promise<unknown> {

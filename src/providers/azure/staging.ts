@@ -147,6 +147,10 @@ export class BlobStagingStore implements StagingStore {
    * SAS of its own (no key to sign with), the blob's URL under that SAS, which only ever goes back
    * to the same account.
    */
+  copySourceIn(account: string, key: string): ((ttlMs: number) => Promise<string>) | null {
+    return account === this.account ? (ttlMs) => this.copySourceUrl(key, ttlMs) : null;
+  }
+
   copySourceUrl(key: string, ttlMs: number): Promise<string> {
     const blob = this.blob(key);
     if (!this.clients.sharedKey && new URL(blob.url).searchParams.has('sig')) return Promise.resolve(blob.url);
