@@ -22,9 +22,41 @@ export default tseslint.config(
     files: ['src/domain/**', 'src/core/**', 'src/providers/**'],
     rules: layer('Lower layers never import src/api or src/worker.', '**/api/**', '**/worker/**'),
   },
-  // Processors and the rules of each resource stay readable at a glance.
+  // The wire contract sits just above core: types of core's records, and core's errors, nothing else.
   {
-    files: ['src/worker/**', 'src/domain/**'],
-    rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }] },
+    files: ['src/openai/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/api/**', '**/worker/**', '**/domain/**', '**/providers/**', '**/emulator/**', '**/client/**'],
+              message: 'src/openai is the OpenAI wire contract: it imports only core/errors and types from core.',
+            },
+            {
+              group: ['../core/*', '../core/**', '!../core/errors.js'],
+              allowTypeImports: true,
+              message: 'src/openai takes only types from core, and its errors.',
+            },
+          ],
+        },
+      ],
+    },
   },
+  // The CLI client talks to Ferry over HTTP, as any client does.
+  {
+    files: ['src/client/**'],
+    rules: layer(
+      'src/client speaks to Ferry over HTTP: it may use the wire contract (src/openai) and the openai SDK, not the service inside.',
+      '**/api/**',
+      '**/worker/**',
+      '**/domain/**',
+      '**/providers/**',
+      '**/core/**',
+    ),
+  },
+  // Every function stays readable at a glance.
+  { files: ['src/**'], rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }] } },
+  { files: ['bench/**'], rules: { 'max-lines-per-function': ['error', { max: 120, skipBlankLines: true, skipComments: true }] } },
 );

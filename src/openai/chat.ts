@@ -126,7 +126,7 @@ function bad(message: string, param: string): never {
 
 /** Checks a request body; answers it typed, with what the API and worker need to know of it. */
 export function validateChatRequest(input: unknown): ValidatedChat {
-  const found = new Found();
+  const found = new References();
   checkChatBody(input, found);
   return {
     body: input,
@@ -140,7 +140,7 @@ export function validateChatRequest(input: unknown): ValidatedChat {
 }
 
 /** Every field of a body checked; what its messages reference gathered in `found`. */
-function checkChatBody(input: unknown, found: Found): asserts input is ChatRequest {
+function checkChatBody(input: unknown, found: References): asserts input is ChatRequest {
   if (!isObj(input)) bad('The body must be a JSON object, sent with "Content-Type: application/json".', 'body');
   checkParameters(input);
   if (!Array.isArray(input.messages) || input.messages.length === 0) bad('"messages" must be a non-empty array.', 'messages');
@@ -248,7 +248,7 @@ function checkToolChoice(choice: unknown) {
 // Messages and their parts
 
 /** What the messages reference, gathered as they are checked. */
-class Found {
+class References {
   readonly fileIds = new Set<string>();
   readonly imageUrls = new Set<string>();
   readonly toolCallIds = new Set<string>();
@@ -269,7 +269,7 @@ class Found {
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
 
-function checkMessage(m: unknown, p: string, found: Found) {
+function checkMessage(m: unknown, p: string, found: References) {
   if (!isObj(m)) bad(`${p} must be an object.`, p);
   if (!ROLES.includes(String(m.role))) {
     bad(`${p}.role "${String(m.role)}" is not supported; use system, developer, user, assistant or tool.`, `${p}.role`);
@@ -290,7 +290,7 @@ function checkMessage(m: unknown, p: string, found: Found) {
   m.content.forEach((part: unknown, j: number) => checkPart(part, `${p}.content[${j}]`, String(m.role), found));
 }
 
-function checkToolCalls(calls: unknown, p: string, found: Found) {
+function checkToolCalls(calls: unknown, p: string, found: References) {
   if (calls === undefined) return;
   if (!Array.isArray(calls)) bad(`${p}.tool_calls must be an array.`, `${p}.tool_calls`);
   calls.forEach((tc: unknown, j: number) => {
@@ -303,7 +303,7 @@ function checkToolCalls(calls: unknown, p: string, found: Found) {
   });
 }
 
-function checkPart(part: unknown, pp: string, role: string, found: Found) {
+function checkPart(part: unknown, pp: string, role: string, found: References) {
   if (!isObj(part)) bad(`${pp} must be an object.`, pp);
   if (part.type === 'text') {
     if (typeof part.text !== 'string') bad(`${pp}.text must be a string.`, pp);
@@ -324,13 +324,13 @@ function checkPart(part: unknown, pp: string, role: string, found: Found) {
   }
 }
 
-function checkFilePart(file: Json, pp: string, found: Found) {
+function checkFilePart(file: Json, pp: string, found: References) {
   if (typeof file.file_id === 'string') found.fileIds.add(file.file_id);
   else if (typeof file.file_data === 'string') found.inlineBytes += base64Bytes(parseDataUrl(file.file_data, `${pp}.file.file_data`).data);
   else bad(`${pp}.file needs "file_id" or "file_data".`, pp);
 }
 
-function checkImageUrl(url: string, pp: string, found: Found) {
+function checkImageUrl(url: string, pp: string, found: References) {
   if (url.startsWith('data:')) found.inlineBytes += base64Bytes(parseDataUrl(url, `${pp}.image_url.url`).data);
   else if (/^https?:\/\//i.test(url)) found.imageUrls.add(url);
   else bad(`${pp}.image_url.url must be a data URL or an http(s) URL.`, pp);

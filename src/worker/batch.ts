@@ -43,11 +43,11 @@ export function batchProcessor(services: Services, gemini?: GeminiBatchDeps) {
         if (!gemini) throw new Error('this process runs no Gemini Batch Mode');
         return runGeminiBatch(gemini, job, token);
       case BATCH_JOBS.finalize:
-        return end(services, batchId, 'completed', gemini);
+        return endBatch(services, batchId, 'completed', gemini);
       case BATCH_JOBS.expire:
-        return end(services, batchId, 'expired', gemini);
+        return endBatch(services, batchId, 'expired', gemini);
       case BATCH_JOBS.cancel:
-        return end(services, batchId, 'cancelled', gemini);
+        return endBatch(services, batchId, 'cancelled', gemini);
       default:
         return { released: batchId };
     }
@@ -96,7 +96,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
   if (!batch || (batch.status !== 'validating' && batch.status !== 'in_progress')) return { skipped: batch?.status ?? 'gone' };
   if (batch.status === 'in_progress') {
     // Run again after a crash past validation: every record exists; make sure lines are out.
-    await start(services, batch);
+    await sendLinesOut(services, batch);
     return { lines: batch.total };
   }
   const input = await files.get(batch.input_file_id);
@@ -143,12 +143,12 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
     if (after) await closeLines(services, after, total, after.cancelling_at ? 'cancelled' : 'expired');
     return { skipped: after?.status ?? 'gone' };
   }
-  await start(services, after!);
+  await sendLinesOut(services, after!);
   return { lines: total };
 }
 
 /** Lines out: to the generate queue (direct), or to the `gemini` job that runs them on Gemini Batch Mode. */
-async function start(services: Services, batch: BatchRecord): Promise<void> {
+async function sendLinesOut(services: Services, batch: BatchRecord): Promise<void> {
   if ((batch.execution ?? 'direct') === 'direct') return feed(services, batch.id);
   if (!batch.total) return releaseGate(services, batch.id);
   await enqueueGeminiBatch(services, batch.id);
@@ -172,8 +172,8 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
 // The end: completed, expired or cancelled
 
 /** Claims the batch for `ending` (or finds it claimed by an earlier run of this job), writes its files and ends it. */
-async function end(services: Services, batchId: string, ending: Ending, gemini?: GeminiBatchDeps): Promise<unknown> {
-  const batch = await claim(services, batchId, ending);
+async function endBatch(services: Services, batchId: string, ending: Ending, gemini?: GeminiBatchDeps): Promise<unknown> {
+  const batch = await claimEnding(services, batchId, ending);
   if (!batch) {
     // Ended by an earlier run of this job: make sure its event went out; ids dedupe it.
     const now = await services.batches.get(batchId);
@@ -201,7 +201,7 @@ async function end(services: Services, batchId: string, ending: Ending, gemini?:
 }
 
 /** The batch if it is (now) this ending's to end: every line done, the window passed, or cancelling. */
-async function claim(services: Services, batchId: string, ending: Ending): Promise<BatchRecord | null> {
+async function claimEnding(services: Services, batchId: string, ending: Ending): Promise<BatchRecord | null> {
   const { batches } = services;
   const t = nowSeconds();
   if (ending === 'completed') {
