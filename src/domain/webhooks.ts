@@ -11,7 +11,7 @@ import { newId } from '../core/ids.js';
 import type { Services } from '../core/services.js';
 import { enqueueDelivery } from '../core/enqueue.js';
 import type { WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
-import type { EventType } from '../openai/webhooks.js';
+import type { EventType } from '../openai/events.js';
 import { nowSeconds } from '../core/time.js';
 
 /** How long a rotated-out secret keeps signing beside the new one, so receivers can switch without a gap. */

@@ -5,20 +5,7 @@
  */
 import { BadRequestError } from '../core/errors.js';
 import type { WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
-
-export const EVENT_TYPES = [
-  'file.processed',
-  'file.failed',
-  'job.succeeded',
-  'job.failed',
-  'job.cancelled',
-  'batch.completed',
-  'batch.failed',
-  'batch.expired',
-  'batch.cancelled',
-  'webhook_endpoint.disabled',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+import { EVENT_TYPES, type EventType } from './events.js';
 
 /** The fields of an endpoint a request may set, checked; absent ones are undefined. */
 export interface EndpointParams {

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 import { nowSeconds } from '../time.js';
-import type { EventType } from '../../openai/webhooks.js';
+import type { EventType } from '../../openai/events.js';
 
 export interface SigningSecret {
   secret: string;
