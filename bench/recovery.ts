@@ -4,7 +4,7 @@
  *
  * - A worker SIGKILLed while it runs N completions (the model answering after 20 s, so they are
  *   all still running), a second worker already up: seconds from the kill until every one of
- *   them is running again on the second worker (its record's `attempts` rises to 2).
+ *   them has started again on the second worker.
  * - An API SIGKILLed by injection (FERRY_CRASH_AT) right after it wrote a job's record, before
  *   the job was queued: seconds until a worker runs the job; and an API killed right after it
  *   claimed the Idempotency-Key: seconds until a resend with the key is answered with the job.
@@ -50,7 +50,7 @@ const section: Section = {
       for (let t = 0; t < trials; t++) {
         const s = await workerDeath(runScope, stack, n, t);
         worker.push(s);
-        log(`worker killed holding ${n} running completions: all running again after ${s.toFixed(1)} s`);
+        log(`worker killed holding ${n} running completions: all started again after ${s.toFixed(1)} s`);
       }
       for (let t = 0; t < trials; t++) {
         const q = await apiDeath(runScope, stack, 'accept.created', `queued-${t}`);
@@ -92,14 +92,11 @@ async function workerDeath(scope: Scope, stack: Stack, n: number, trial: number)
   await sleep(Math.random() * 4000);
   const t0 = now();
   victim.child.kill('SIGKILL');
-  await waitFor(
-    'the killed worker’s completions to run again',
-    async () => (await records(stack, ids)).every((r) => (r?.attempts ?? 0) >= 2),
-    {
-      timeoutMs: 120_000,
-      intervalMs: 50,
-    },
-  );
+  // BullMQ counts every start of a job (a stall spends no attempt): the second start is the pick-up.
+  await waitFor('the killed worker’s completions to start again', async () => (await starts(stack, ids)).every((n) => n >= 2), {
+    timeoutMs: 120_000,
+    intervalMs: 50,
+  });
   const s = (now() - t0) / 1000;
   stack.workers.push(successor);
   await waitFor('them to finish', async () => (await records(stack, ids)).every((r) => r?.status === 'succeeded'), { timeoutMs: 120_000 });
@@ -172,6 +169,10 @@ async function submit(stack: Stack, n: number, tag: string): Promise<string[]> {
     if (a.status !== 202) throw new Error(`a completion was refused: ${a.status}`);
     return a.json().id as string;
   });
+}
+
+async function starts(stack: Stack, ids: string[]): Promise<number[]> {
+  return Promise.all(ids.map(async (id) => Number((await stack.redis.hget(`${stack.prefix}:generate:${id}`, 'ats')) ?? 0)));
 }
 
 async function records(stack: Stack, ids: string[]): Promise<Array<{ status: string; attempts: number } | null>> {
