@@ -166,13 +166,13 @@ describe('quota (input tokens per minute)', () => {
     const estimate = 3 + 2 + 1 + 3 + 258;
     // A tpm of exactly the estimate: the request fits a fresh allowance, one word more never does.
     const { emulator, ai } = await start({ quota: { tpm: estimate } });
-    const response = await ai.models.generateContent({ model: 'exact', ...request('') });
+    const response = await ai.models.generateContent({ model: 'gemini-2.0-flash-lite', ...request('') });
     assert.equal(response.usageMetadata?.promptTokenCount, estimate);
-    await assert.rejects(ai.models.generateContent({ model: 'over', ...request(' eta') }), (err: unknown) => {
-      assert.deepEqual(checkQuotaBody(quotaError(err)).violations, [violation(TOKENS_METRIC, 'over', estimate)]);
+    await assert.rejects(ai.models.generateContent({ model: 'gemini-2.5-pro', ...request(' eta') }), (err: unknown) => {
+      assert.deepEqual(checkQuotaBody(quotaError(err)).violations, [violation(TOKENS_METRIC, 'gemini-2.5-pro', estimate)]);
       return true;
     });
-    assert.equal(emulator.stats().generateByModel.over.refusedForQuota, 1);
+    assert.equal(emulator.stats().generateByModel['gemini-2.5-pro'].refusedForQuota, 1);
   });
 
   test('a large prompt passes on a full allowance and leaves the model in debt; one over the limit never passes', async () => {
@@ -264,7 +264,10 @@ describe('quota and latency through the control API', () => {
 
 describe('latency model', () => {
   test('fixed latency delays a call by about the set time; 200 concurrent calls take about one latency; a refused call answers at once', async () => {
-    const { emulator, ai } = await start({ latency: { kind: 'fixed', ms: 300 }, quota: { perModel: { limited: { rpm: 1 } } } });
+    const { emulator, ai } = await start({
+      latency: { kind: 'fixed', ms: 300 },
+      quota: { perModel: { 'gemini-2.0-flash-lite': { rpm: 1 } } },
+    });
     let t0 = performance.now();
     await ask(ai, 'gemini-2.5-flash');
     const single = performance.now() - t0;
@@ -275,9 +278,9 @@ describe('latency model', () => {
     for await (const _ of await ai.models.generateContentStream({ model: 'gemini-2.5-flash', contents: 'stream' })) void _;
     assert.ok(performance.now() - t0 >= 295);
 
-    await ask(ai, 'limited');
+    await ask(ai, 'gemini-2.0-flash-lite');
     t0 = performance.now();
-    await assert.rejects(ask(ai, 'limited'), (err: unknown) => quotaError(err).code === 429);
+    await assert.rejects(ask(ai, 'gemini-2.0-flash-lite'), (err: unknown) => quotaError(err).code === 429);
     const refusedIn = performance.now() - t0;
     // Not delayed: a delayed call takes at least the 300 ms latency, whatever the machine's load.
     assert.ok(refusedIn < 295, `the refusal took ${refusedIn.toFixed(0)} ms`);
@@ -301,7 +304,7 @@ describe('latency model', () => {
       `peakInFlight ${stats['gemini-2.5-flash'].peakInFlight}`,
     );
     assert.equal(stats['gemini-2.5-flash'].inFlight, 0);
-    assert.deepEqual(stats.limited, { answered2xx: 1, refusedForQuota: 1, inFlight: 0, peakInFlight: 1 });
+    assert.deepEqual(stats['gemini-2.0-flash-lite'], { answered2xx: 1, refusedForQuota: 1, inFlight: 0, peakInFlight: 1 });
     // The same counters over HTTP.
     assert.deepEqual((await control(emulator, 'GET', 'stats')).json.generateByModel, stats);
   });
@@ -332,7 +335,7 @@ describe('latency model', () => {
 
   test('lognormal latencies of 300 calls have about the set median and a lognormal spread', async () => {
     const { ai } = await start({ latency: { kind: 'lognormal', medianMs: 20, p99Ms: 100 } });
-    await ask(ai, 'warm-up');
+    await ask(ai, 'gemini-2.0-flash-lite');
     // Ten callers one call after another: staggered arrivals keep the client's own share of each
     // measured time (the SDK and the emulator share this process) to a few ms.
     const durations: number[] = [];

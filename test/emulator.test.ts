@@ -221,18 +221,18 @@ describe('conformance with the unmodified @google/genai SDK', () => {
   });
 
   test('generation controls: maxOutputTokens, candidateCount, JSON mode, FINISH and function calls', async () => {
-    const model = 'some-unknown-model';
+    const model = 'gemini-2.0-flash-lite';
     const truncated = await ai.models.generateContent({ model, contents: 'one two three four five', config: { maxOutputTokens: 3 } });
-    assert.equal(truncated.text, 'model=some-unknown-model | text=one');
+    assert.equal(truncated.text, 'model=gemini-2.0-flash-lite | text=one');
     assert.equal(truncated.candidates?.[0].finishReason, 'MAX_TOKENS');
 
     const several = await ai.models.generateContent({ model, contents: 'hello', config: { candidateCount: 3 } });
     assert.deepEqual(
       several.candidates?.map((c) => [c.index ?? 0, c.content?.parts?.[0].text]),
       [
-        [0, 'model=some-unknown-model | text=hello #0'],
-        [1, 'model=some-unknown-model | text=hello #1'],
-        [2, 'model=some-unknown-model | text=hello #2'],
+        [0, 'model=gemini-2.0-flash-lite | text=hello #0'],
+        [1, 'model=gemini-2.0-flash-lite | text=hello #1'],
+        [2, 'model=gemini-2.0-flash-lite | text=hello #2'],
       ],
     );
 

@@ -23,6 +23,7 @@ import type { Services } from '../core/services.js';
 import { KeyRing, requireKey } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { chatRouter } from './chat.js';
+import { modelsRouter } from './models.js';
 import { filesRouter } from './files.js';
 import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
@@ -48,6 +49,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/batches', batchesRouter(deps));
   v1.use('/webhook_endpoints', webhookEndpointsRouter(deps));
   v1.use('/webhook_deliveries', webhookDeliveriesRouter(deps));
+  v1.use('/models', modelsRouter(deps));
   app.use('/v1', v1);
 
   app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));

@@ -5,6 +5,7 @@
  * - `Prefer: respond-async`: 202 at once;
  * - `stream: true`: Server-Sent Events relayed from the worker through a Redis Stream.
  */
+import { checkRequestModel } from '../domain/models.js';
 import { Router, type Request, type Response } from 'express';
 import { ConflictError } from '../core/errors.js';
 import { enqueueGenerate } from '../core/enqueue.js';
@@ -47,6 +48,8 @@ export function chatRouter(deps: ApiDeps): Router {
   r.post('/completions', async (req, res) => {
     const { tenant } = principal(res);
     const chat = validateChatRequest(req.body);
+    const maxField = chat.body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    await checkRequestModel(services, chat.model, { field: maxField, value: chat.body[maxField] });
     for (const id of chat.fileIds) {
       const use = fileUsability(id, await files.get(id), tenant);
       if (!use.usable) throw use.error;

@@ -48,6 +48,8 @@ export interface Config {
   retryMaxMs: number;
   geminiRpm: number;
   geminiTpm: number;
+  /** FERRY_MODELS: the Gemini models offered (`/v1/models` and requests); null offers every model the key can use. */
+  models: string[] | null;
   webhookRetrySchedule: number[];
   webhookTimeoutSeconds: number;
   webhookMaxPayloadBytes: number;
@@ -346,11 +348,29 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
   };
 }
 
-function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm'> {
+function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
+    models: modelList(env),
   };
+}
+
+/** FERRY_MODELS: model ids, comma-separated (`models/` prefixes dropped). */
+function modelList(env: Env): string[] | null {
+  const raw = str(env, 'FERRY_MODELS');
+  if (!raw) return null;
+  const ids = raw
+    .split(',')
+    .map((s) => s.trim().replace(/^models\//, ''))
+    .filter(Boolean);
+  const bad = ids.find((id) => !/^[\w.-]{1,128}$/.test(id));
+  if (bad !== undefined || ids.length === 0)
+    throw new ConfigError(
+      'FERRY_MODELS',
+      `must be Gemini model ids, comma-separated (e.g. "gemini-2.5-flash,gemini-2.5-pro"); "${bad ?? raw}" is not one.`,
+    );
+  return ids;
 }
 
 type WebhookSettings =

@@ -51,6 +51,10 @@ export class Keys {
   jobStream(jobId: string) {
     return `${this.prefix}:stream:${jobId}`;
   }
+  /** The Gemini model catalogue a worker last read (core/models.ts). */
+  modelCatalog() {
+    return `${this.prefix}:models`;
+  }
   idempotency(tenant: string, key: string) {
     return `${this.prefix}:idem:${tenant}:${key}`;
   }

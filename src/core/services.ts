@@ -14,6 +14,7 @@ import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { BatchStore } from './records/batches.js';
 import { Idempotency } from './idempotency.js';
+import { ModelCatalog } from './models.js';
 import { DeliveryStore, EndpointStore } from './records/webhooks.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
 
@@ -26,6 +27,7 @@ export interface Services {
   jobs: JobStore;
   batches: BatchStore;
   idempotency: Idempotency;
+  models: ModelCatalog;
   endpoints: EndpointStore;
   deliveries: DeliveryStore;
   staging: StagingStore;
@@ -71,6 +73,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
     batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
+    models: new ModelCatalog(redis, keys),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: opts.staging ?? new LocalStagingStore(config.stagingDir),

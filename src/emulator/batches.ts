@@ -13,6 +13,7 @@
  * answered: no output) and the rest stay unanswered. A FAILED batch has an error and no output.
  */
 
+import { requireModel } from './models.js';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Batch, BatchLine, ForcedState, LineAnswer } from './batch-store.js';
@@ -274,6 +275,7 @@ function requireBatch(ctx: EmulatorContext, id: string): Batch {
 
 /** Not idempotent, like Gemini's: every call makes a new batch. */
 export const handleCreateBatch: Handler = async (ctx, req, res, { params }) => {
+  requireModel(params.model);
   // The whole body counts against the request limit (20 MiB), which bounds inline batches.
   const spec = batchSpec(await readJson(req, ctx.opts.maxRequestBytes));
   const lines = spec.fileName !== undefined ? await fileLines(ctx, spec.fileName) : inlineLines(spec.requests);

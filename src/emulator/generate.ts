@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EmulatorContext, Handler, RequestInfo } from './context.js';
 import { JSON_TYPE, readJson, sendJson, sleep } from './http.js';
 import { buildReply, collectFacts, type Candidate, type Reply } from './model.js';
+import { requireModel } from './models.js';
 
 /** Streamed text goes out in this many chunks. */
 const STREAM_CHUNKS = 3;
@@ -21,6 +22,7 @@ async function generate(
   stream: boolean,
 ): Promise<void> {
   const model = params.model;
+  requireModel(model);
   const body = await readJson(req, ctx.opts.maxRequestBytes);
   ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(body) });
   const facts = collectFacts(ctx.files, model, body);

@@ -1,5 +1,6 @@
 /** The HTTP server: routing, API key, fault injection, error answers and lifecycle. */
 
+import { handleGetModel, handleListModels } from './models.js';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -66,6 +67,8 @@ const VERSION = '(?:v1beta|v1alpha|v1)';
 const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['POST'], pattern: /^\/upload\/v1beta\/files$/, route: 'upload.start', handler: handleUploadStart },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/files$`), route: 'files.list', handler: handleListFiles },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/models$`), route: 'models.list', handler: handleListModels },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/models/(?<id>[^/:]+)$`), route: 'models.get', handler: handleGetModel },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/files/(?<id>[^/:]+)$`), route: 'files.get', handler: handleGetFile },
   { methods: ['DELETE'], pattern: new RegExp(`^/${VERSION}/files/(?<id>[^/:]+)$`), route: 'files.delete', handler: handleDeleteFile },
   {

@@ -16,6 +16,8 @@ export const ROUTES = [
   'batches.cancel',
   'batches.delete',
   'files.download',
+  'models.list',
+  'models.get',
 ] as const;
 
 /** A named API route; faults, request counts and fault counts are keyed by it. */

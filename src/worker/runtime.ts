@@ -3,6 +3,7 @@
  * policy, metrics and failure handling. Shutdown lets running jobs finish
  * (or, past the grace period, leaves them to be picked up again).
  */
+import { keepModelCatalog } from './models.js';
 import { failedForGood, retryPolicy } from '../core/attempts.js';
 import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -116,6 +117,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   await scheduleMaintenance(services);
   // Not awaited: after a long outage it may have much to do, and the workers run meanwhile.
   const firstPass = maintainOnStart(services);
+  const catalog = keepModelCatalog(services, gemini);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
 
   return {
@@ -124,7 +126,8 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     azure,
     running: () => workers.every((w) => w.isRunning()),
     async close() {
-      await Promise.all([firstPass, ...workers.map((w) => w.close())]);
+      catalog.stop();
+      await Promise.all([firstPass, catalog.first, ...workers.map((w) => w.close())]);
       unregisterRates();
       admission.close();
       gemini.close();

@@ -1,0 +1,62 @@
+/**
+ * Which Gemini models Ferry offers, and the check every request's model meets before it is queued:
+ * a model Gemini does not have (a typo) is a 404 naming `model`, an output limit above the model's a
+ * 400 naming the field. The catalogue is Gemini's own (a worker reads it: core/models.ts), narrowed
+ * by FERRY_MODELS; until a worker has read it, only FERRY_MODELS is checked.
+ */
+import { BadRequestError, NotFoundError } from '../core/errors.js';
+import type { CatalogModel } from '../core/models.js';
+import type { Services } from '../core/services.js';
+
+/** Gemini's methods that Ferry serves a model for. */
+const SERVED_METHODS = ['generateContent', 'embedContent'];
+
+export interface Offered {
+  /** When a worker read the catalogue (seconds), or null when none has yet. */
+  fetchedAt: number | null;
+  models: CatalogModel[];
+}
+
+export const modelIdOf = (name: string) => name.replace(/^models\//, '');
+
+/** The models offered: those of Gemini's catalogue that Ferry serves, narrowed by FERRY_MODELS. */
+export async function offeredModels(services: Services): Promise<Offered> {
+  const allowed = services.config.models;
+  const catalog = await services.models.read();
+  if (!catalog) return { fetchedAt: null, models: (allowed ?? []).map(unlistedModel) };
+  const served = catalog.models.filter((m) => m.methods.some((x) => SERVED_METHODS.includes(x)));
+  return { fetchedAt: catalog.fetched_at, models: allowed ? served.filter((m) => allowed.includes(m.id)) : served };
+}
+
+/** A model FERRY_MODELS names before a worker has read Gemini's catalogue: its limits unknown. */
+const unlistedModel = (id: string): CatalogModel => ({
+  id,
+  display_name: null,
+  input_token_limit: null,
+  output_token_limit: null,
+  methods: [],
+});
+
+/** One offered model, or 404 naming `param`. */
+export async function offeredModel(services: Services, name: string, param = 'model'): Promise<CatalogModel> {
+  const id = modelIdOf(name);
+  const offered = await offeredModels(services);
+  const found = offered.models.find((m) => m.id === id);
+  if (found) return found;
+  if (offered.fetchedAt === null && !services.config.models) return unlistedModel(id);
+  throw new NotFoundError(`The model '${id}' does not exist or is not offered here; GET /v1/models lists the models you can use.`, {
+    param,
+    code: 'model_not_found',
+  });
+}
+
+/** A request's model is offered, and its output limit (`field`: `max_tokens`, `max_completion_tokens`, …) within the model's. */
+export async function checkRequestModel(services: Services, name: string, output?: { field: string; value: number | null | undefined }) {
+  const model = await offeredModel(services, name);
+  const limit = model.output_token_limit;
+  if (output && typeof output.value === 'number' && limit !== null && output.value > limit) {
+    throw new BadRequestError(`"${output.field}" is ${output.value}, above ${model.id}'s limit of ${limit} output tokens.`, {
+      param: output.field,
+    });
+  }
+}
