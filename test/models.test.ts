@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GoogleGenAI } from '@google/genai';
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { loadConfig } from '../src/core/config.js';
 import { eventually, startFerry, type Ferry } from './harness.js';
 
@@ -52,7 +52,7 @@ describe('GET /v1/models and the model of every request', () => {
     assert.ok(ids.includes('gemini-2.0-flash') && ids.includes('gemini-embedding-001'), ids.join());
     const pro = await client.models.retrieve('gemini-2.5-pro');
     assert.equal((pro as unknown as { output_token_limit: number }).output_token_limit, 65_536);
-    await assert.rejects(client.models.retrieve('gemini-9-ultra'), (err: OpenAI.APIError) => {
+    await assert.rejects(client.models.retrieve('gemini-9-ultra'), (err: APIError) => {
       assert.equal(err.status, 404);
       assert.equal((err.error as { param: string }).param, 'model');
       return true;
@@ -60,7 +60,7 @@ describe('GET /v1/models and the model of every request', () => {
   });
 
   test('a typo in a model is a 404 naming model, before anything is queued', async () => {
-    await assert.rejects(client.chat.completions.create(ask('gemini-2.0-flsh')), (err: OpenAI.APIError) => {
+    await assert.rejects(client.chat.completions.create(ask('gemini-2.0-flsh')), (err: APIError) => {
       assert.equal(err.status, 404);
       assert.equal(err.code, 'model_not_found');
       assert.match(err.message, /gemini-2\.0-flsh.*GET \/v1\/models/);
@@ -72,7 +72,7 @@ describe('GET /v1/models and the model of every request', () => {
 
   test('max_tokens or max_completion_tokens above the model’s output limit is a 400 naming the field', async () => {
     for (const field of ['max_tokens', 'max_completion_tokens']) {
-      await assert.rejects(client.chat.completions.create(ask('gemini-2.0-flash', { [field]: 1_000_000 })), (err: OpenAI.APIError) => {
+      await assert.rejects(client.chat.completions.create(ask('gemini-2.0-flash', { [field]: 1_000_000 })), (err: APIError) => {
         assert.equal(err.status, 400);
         assert.equal(err.param, field);
         assert.match(err.message, /8192/);
