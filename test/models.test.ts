@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { GoogleGenAI } from '@google/genai';
 import OpenAI, { APIError } from 'openai';
 import { loadConfig } from '../src/core/config.js';
+import { createBatch, request, waitFinal } from './batch-helpers.js';
 import { eventually, startFerry, type Ferry } from './harness.js';
 
 const ask = (model: string, extra: Record<string, unknown> = {}) => ({
@@ -81,6 +82,16 @@ describe('GET /v1/models and the model of every request', () => {
     }
     const ok = await client.chat.completions.create(ask('gemini-2.5-flash', { max_tokens: 60_000 }));
     assert.equal(ok.object, 'chat.completion');
+  });
+
+  test('a batch line naming a model Gemini does not have fails the batch’s validation, naming the line', async () => {
+    const typo = { ...request('typo'), body: ask('gemini-2.0-flsh') };
+    const b = await waitFinal(client, (await createBatch(client, [request('fine'), typo])).id);
+    assert.equal(b.status, 'failed');
+    assert.deepEqual(
+      b.errors?.data?.map((e) => [e.code, e.line, e.param]),
+      [['model_not_found', 2, 'body.model']],
+    );
   });
 });
 

@@ -39,24 +39,41 @@ const unlistedModel = (id: string): CatalogModel => ({
 
 /** One offered model, or 404 naming `param`. */
 export async function offeredModel(services: Services, name: string, param = 'model'): Promise<CatalogModel> {
+  return findOffered(await offeredModels(services), services.config.models !== null, name, param);
+}
+
+/** The offered model `name`; any model while the catalogue is unread and nothing narrows it. */
+function findOffered(offered: Offered, narrowed: boolean, name: string, param: string): CatalogModel {
   const id = modelIdOf(name);
-  const offered = await offeredModels(services);
   const found = offered.models.find((m) => m.id === id);
   if (found) return found;
-  if (offered.fetchedAt === null && !services.config.models) return unlistedModel(id);
+  if (offered.fetchedAt === null && !narrowed) return unlistedModel(id);
   throw new NotFoundError(`The model '${id}' does not exist or is not offered here; GET /v1/models lists the models you can use.`, {
     param,
     code: 'model_not_found',
   });
 }
 
-/** A request's model is offered, and its output limit (`field`: `max_tokens`, `max_completion_tokens`, …) within the model's. */
-export async function checkRequestModel(services: Services, name: string, output?: { field: string; value: number | null | undefined }) {
-  const model = await offeredModel(services, name);
-  const limit = model.output_token_limit;
-  if (output && typeof output.value === 'number' && limit !== null && output.value > limit) {
-    throw new BadRequestError(`"${output.field}" is ${output.value}, above ${model.id}'s limit of ${limit} output tokens.`, {
-      param: output.field,
-    });
-  }
+export interface OutputLimit {
+  /** `max_tokens`, `max_completion_tokens`, … */
+  field: string;
+  value: number | null | undefined;
+}
+
+/** A request's model is offered, and its output limit within the model's. */
+export async function checkRequestModel(services: Services, name: string, output?: OutputLimit): Promise<void> {
+  return modelChecker(await offeredModels(services), services.config.models !== null)(name, output);
+}
+
+/** The same check, against a catalogue read once (every line of a batch). */
+export function modelChecker(offered: Offered, narrowed: boolean): (name: string, output?: OutputLimit) => void {
+  return (name, output) => {
+    const model = findOffered(offered, narrowed, name, 'model');
+    const limit = model.output_token_limit;
+    if (output && typeof output.value === 'number' && limit !== null && output.value > limit) {
+      throw new BadRequestError(`"${output.field}" is ${output.value}, above ${model.id}'s limit of ${limit} output tokens.`, {
+        param: output.field,
+      });
+    }
+  };
 }

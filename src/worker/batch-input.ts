@@ -11,7 +11,10 @@ import type { BatchError, BatchRecord } from '../core/records/batches.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { fileUsability } from '../domain/files.js';
+import { modelChecker, offeredModels } from '../domain/models.js';
 import { validateChatRequest, type ValidatedChat } from '../openai/chat.js';
+
+type ModelCheck = ReturnType<typeof modelChecker>;
 
 /** At most this many problems are listed in `errors.data`. */
 export const MAX_LISTED_ERRORS = 100;
@@ -47,6 +50,7 @@ export async function* readInput(
   const { maxLines } = services.config.batch;
   const seen = new Map<string, number>();
   const fileProblems = new Map<string, string | null>();
+  let checkModel: ModelCheck | undefined;
   const lines = createInterface({ input: services.staging.read(input.staging_key), crlfDelay: Infinity });
   let line = 0;
   let index = 0;
@@ -62,8 +66,10 @@ export async function* readInput(
       const item = checkLine(text, line, index, batch.endpoint, seen);
       if ('request' in item && checkFiles) {
         const bad = await referencedFileProblem(services, batch.tenant, item.request.chat.fileIds, fileProblems);
-        if (bad) {
-          yield problem(line, 'invalid_file', bad, 'body.messages');
+        checkModel ??= modelChecker(await offeredModels(services), services.config.models !== null);
+        const badModel = bad ? null : modelProblem(checkModel, item.request, line);
+        if (bad || badModel) {
+          yield badModel ?? problem(line, 'invalid_file', bad!, 'body.messages');
           index++;
           continue;
         }
@@ -113,6 +119,19 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
     return problem(line, 'invalid_request', err.message, err.param ? `body.${err.param}` : 'body');
+  }
+}
+
+/** A line whose model Gemini does not have, or whose output limit is above the model's, as its problem. */
+function modelProblem(check: ModelCheck, request: RequestLine, line: number): { error: BatchError } | null {
+  const { body } = request.chat;
+  const field = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  try {
+    check(request.chat.model, { field, value: body[field] });
+    return null;
+  } catch (err) {
+    if (!(err instanceof FerryError)) throw err;
+    return problem(line, err.code ?? 'invalid_request', err.message, `body.${err.param ?? 'model'}`);
   }
 }
 
