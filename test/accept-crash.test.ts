@@ -212,3 +212,35 @@ test('a create or a claim that a reconnecting client sends again answers as the 
   assert.deepEqual((await redis.ferryIdemClaim(idem, 'fp', 'job-1', 'owner-1', 60_000, 60)).slice(0, 2), ['claimed', 'job-1']);
   assert.deepEqual((await redis.ferryIdemClaim(idem, 'fp', 'job-2', 'owner-2', 60_000, 60)).slice(0, 2), ['busy', 'job-1']);
 });
+
+test('a request that fails after a record may exist under its key leaves the key to lapse, never freed for a second record', async () => {
+  const { acceptOnce } = await import('../src/domain/accept.js');
+  const { newJobRecord } = await import('../src/domain/jobs.js');
+  const { validateChatRequest } = await import('../src/openai/chat.js');
+  const { enqueueGenerate } = await import('../src/core/enqueue.js');
+  const body = { model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'Summarise the report.' }] };
+  const tenant = 'crash-no-release';
+  const attempt = (enqueue: (rec: any) => Promise<void>) =>
+    acceptOnce(ferry.services, {
+      store: ferry.services.jobs,
+      record: newJobRecord({ id: newId('job'), tenant, chat: validateChatRequest(body) }),
+      idempotencyKey: 'k',
+      fingerprintOf: [body],
+      enqueue,
+    });
+  const queueDown = async () => {
+    throw new Error('the queue is out of reach');
+  };
+  // The first attempt dies with its record made; a resend takes the lapsed claim over and cannot queue the work.
+  assert.equal(await acceptAndDie('job', tenant, 'k', 'accept.created'), 'SIGKILL');
+  await new Promise((r) => setTimeout(r, LEASE_MS + 50));
+  await assert.rejects(attempt(queueDown), /out of reach/);
+  const held = await entry(tenant, 'k');
+  assert.ok(held.lease, 'the key is still held (its lease lapses), not freed');
+  // A resend after the lease: the one record under the first id, queued now.
+  await new Promise((r) => setTimeout(r, LEASE_MS + 50));
+  const again = await attempt((rec) => enqueueGenerate(ferry.services, rec));
+  assert.equal(again.record.id, held.id);
+  assert.equal((await ferry.services.jobs.list(tenant, { limit: 10, order: 'asc' })).data.length, 1);
+  assert.ok(await ferry.services.queues.generate.getJob(held.id!));
+});

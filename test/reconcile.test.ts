@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { toFile } from 'openai';
-import { pendingKey, PENDING_GRACE_MS, reconcilePending } from '../src/core/enqueue.js';
+import { pendingKey, PENDING_FORGET_MS, reconcilePending } from '../src/core/enqueue.js';
 import { startWorkers, type WorkerRuntime } from '../src/worker/runtime.js';
 import { eventually, startFerry, type Ferry } from './harness.js';
 
@@ -57,8 +57,10 @@ test('a file, a job and a batch whose jobs were lost are queued again and finish
 
   assert.deepEqual(await reconcilePending(services), { requeued: 3, cleared: 0 });
   assert.deepEqual(await services.redis.zrange(pendingKey(services), 0, -1), ['job-0000000000000000000000000']);
-  // Past the grace period, an id without a record waiting for work is forgotten, not queued.
-  assert.deepEqual(await reconcilePending(services, Date.now() + PENDING_GRACE_MS + 1), { requeued: 0, cleared: 1 });
+  // An id without a record is kept a while (its record may still be on its way), then forgotten, not queued.
+  assert.deepEqual(await reconcilePending(services, Date.now() + 60_000), { requeued: 0, cleared: 0 });
+  assert.equal(await services.redis.zcard(pendingKey(services)), 1);
+  assert.deepEqual(await reconcilePending(services, Date.now() + PENDING_FORGET_MS + 1), { requeued: 0, cleared: 1 });
   assert.equal(await services.redis.zcard(pendingKey(services)), 0);
 
   workers = await startWorkers(services, { apiKey: ferry.config.gemini.apiKey!, baseUrl: ferry.config.gemini.baseUrl });

@@ -1,7 +1,7 @@
 /** `/v1/files`: OpenAI's Files API, tenant-scoped, backed by staging and the upload queue. */
 import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { BadRequestError, GoneError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors.js';
+import { BadRequestError, FerryError, GoneError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors.js';
 import { enqueueUpload } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
@@ -88,7 +88,8 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
       );
     res.json(fileObject(rec, config.fileRetentionSeconds));
   } catch (err) {
-    await staging.delete(id).catch(() => {});
+    // A refusal (4xx) made no record; after a server-side failure one may still name these bytes.
+    if (err instanceof FerryError && err.status < 500) await staging.delete(id).catch(() => {});
     throw err;
   }
 }

@@ -409,7 +409,7 @@ function readWorkers(env: Env, generateConcurrency: number): Pick<Config, Worker
     tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 0, 0, 100_000),
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 8_000, 1000),
-    idempotencyLeaseMs: int(env, 'FERRY_IDEMPOTENCY_LEASE_MS', 10_000, 100, 600_000),
+    idempotencyLeaseMs: int(env, 'FERRY_IDEMPOTENCY_LEASE_MS', 10_000, 1000, 600_000),
   };
 }
 

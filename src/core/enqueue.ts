@@ -31,6 +31,8 @@ import type { Services } from './services.js';
  * milliseconds; one that is merely slow and meets maintenance queues the same job id, which runs once.
  */
 export const PENDING_GRACE_MS = 5_000;
+/** An id whose record never appeared (its API died before writing it) is forgotten after this long. */
+export const PENDING_FORGET_MS = 10 * 60_000;
 
 export function pendingKey(services: Pick<Services, 'keys'>): string {
   return services.keys.enqueuePending();
@@ -144,19 +146,25 @@ export async function reconcilePending(services: Services, now = Date.now()): Pr
   const key = pendingKey(services);
   let requeued = 0;
   let cleared = 0;
-  // Ids that failed stay in the set; the next page starts past them.
-  let failed = 0;
+  // Ids left in the set (failed, or their record not written yet) are skipped by the next page.
+  let kept = 0;
   for (;;) {
-    const ids = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'LIMIT', failed, 500);
-    if (ids.length === 0) break;
-    for (const id of ids) {
+    const page = await services.redis.zrangebyscore(key, '-inf', now - PENDING_GRACE_MS, 'WITHSCORES', 'LIMIT', kept, 500);
+    if (page.length === 0) break;
+    for (let i = 0; i < page.length; i += 2) {
+      const [id, since] = [page[i], Number(page[i + 1])];
       try {
-        if (await requeue(services, id)) requeued++;
+        const outcome = await requeue(services, id);
+        // A record not written yet (its API slow, or its clock ahead) may still come: only an old id is forgotten.
+        if (outcome === 'missing' && since > now - PENDING_FORGET_MS) {
+          kept++;
+          continue;
+        }
+        if (outcome === 'queued') requeued++;
         else cleared++;
         await services.redis.zrem(key, id);
       } catch (err) {
-        // Left pending for the next pass; the ids after it are still repaired.
-        failed++;
+        kept++;
         services.logger.error({ err: (err as Error).message, id }, 'could not queue again the work of a pending record');
       }
     }
@@ -165,24 +173,28 @@ export async function reconcilePending(services: Services, now = Date.now()): Pr
   return { requeued, cleared };
 }
 
-async function requeue(services: Services, id: string): Promise<boolean> {
+/** Queues a pending record's work if it still waits for it; `missing` when there is no record (yet). */
+async function requeue(services: Services, id: string): Promise<'queued' | 'not_waiting' | 'missing'> {
   if (id.startsWith('job-')) {
     const rec = await services.jobs.get(id);
-    if (rec?.status !== 'queued' || rec.batch_id) return false;
+    if (!rec) return 'missing';
+    if (rec.status !== 'queued' || rec.batch_id) return 'not_waiting';
     await enqueueGenerate(services, rec);
-    return true;
+    return 'queued';
   }
   if (id.startsWith('file-')) {
     const rec = await services.files.get(id);
-    if (rec?.status !== 'uploaded') return false;
+    if (!rec) return 'missing';
+    if (rec.status !== 'uploaded') return 'not_waiting';
     await enqueueUpload(services, id);
-    return true;
+    return 'queued';
   }
   if (id.startsWith('batch_')) {
     const rec = await services.batches.get(id);
-    if (rec?.status !== 'validating') return false;
+    if (!rec) return 'missing';
+    if (rec.status !== 'validating') return 'not_waiting';
     await enqueueBatch(services, rec);
-    return true;
+    return 'queued';
   }
-  return false;
+  return 'not_waiting';
 }

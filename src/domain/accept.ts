@@ -12,7 +12,8 @@
  *   waits for it, and completes the key;
  * - a record whose work is not queued: maintenance queues it (the pending set), within seconds.
  * Records are created only where none exists, so two requests holding one id make one record.
- * A failure before the work is queued removes the record and frees the key.
+ * A failure before the work is queued removes the record; the key is freed only while no record
+ * can exist under its id (its lease lapses otherwise, and a resend finds what is there).
  */
 import { UnavailableError } from '../core/errors.js';
 import { fingerprint, type Claim } from '../core/idempotency.js';
@@ -57,14 +58,18 @@ export async function acceptOnce<T extends BaseRecord>(services: Services, a: Ac
   crashPoint('accept.claimed');
   const stopRenewing = idempotency.hold(tenant, key, claim.owner);
   const complete = (id: string) => idempotency.complete(tenant, key, fp, id);
+  // Once a record may exist under the claim's id (found, or its create sent, whatever Redis
+  // answered), the key is never freed: a resend must find that record, not make a second one.
+  let recordMayExist = claim.state === 'resumed';
   try {
     const made = claim.state === 'resumed' ? await a.store.get(claim.id) : null;
+    recordMayExist = true;
     if (!made) return await createAndEnqueue(services, a, { ...a.record, id: claim.id }, complete);
     await resumeWork(services, a, made);
     await complete(made.id);
     return { record: made, created: false };
   } catch (err) {
-    await idempotency.release(tenant, key, claim.owner).catch(() => null);
+    if (!recordMayExist) await idempotency.release(tenant, key, claim.owner).catch(() => null);
     throw err;
   } finally {
     stopRenewing();

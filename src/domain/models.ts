@@ -8,8 +8,8 @@ import { BadRequestError, NotFoundError } from '../core/errors.js';
 import type { CatalogModel } from '../core/models.js';
 import type { Services } from '../core/services.js';
 
-/** Gemini's methods that Ferry serves a model for. */
-const SERVED_METHODS = ['generateContent', 'embedContent'];
+/** The models Ferry serves: Gemini's that generate content (the chat check takes `gemini-` names only). */
+const served = (m: CatalogModel) => m.methods.includes('generateContent') && m.id.startsWith('gemini-');
 
 export interface Offered {
   /** When a worker read the catalogue (seconds), or null when none has yet. */
@@ -24,8 +24,8 @@ export async function offeredModels(services: Services): Promise<Offered> {
   const allowed = services.config.models;
   const catalog = await services.models.read();
   if (!catalog) return { fetchedAt: null, models: (allowed ?? []).map(unlistedModel) };
-  const served = catalog.models.filter((m) => m.methods.some((x) => SERVED_METHODS.includes(x)));
-  return { fetchedAt: catalog.fetched_at, models: allowed ? served.filter((m) => allowed.includes(m.id)) : served };
+  const offered = catalog.models.filter(served);
+  return { fetchedAt: catalog.fetched_at, models: allowed ? offered.filter((m) => allowed.includes(m.id)) : offered };
 }
 
 /** A model FERRY_MODELS names before a worker has read Gemini's catalogue: its limits unknown. */

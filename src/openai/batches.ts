@@ -51,7 +51,7 @@ export function checkBatchCreate(body: Record<string, unknown>, defaultExecution
 /** `execution`: how the lines run. */
 function batchExecution(v: unknown, fallback: BatchExecution): BatchExecution {
   if (v === undefined || v === null) return fallback;
-  if (typeof v === 'string' && v in EXECUTIONS) return v as BatchExecution;
+  if (typeof v === 'string' && Object.hasOwn(EXECUTIONS, v)) return v as BatchExecution;
   const choices = Object.entries(EXECUTIONS).map(([name, what]) => `"${name}" (${what})`);
   throw new BadRequestError(`"execution" must be ${choices.join(' or ')}.`, { param: 'execution' });
 }

@@ -2,8 +2,9 @@
  * The maintenance queue: a scheduled pass that deletes staged bytes whose
  * retention has passed and queues again the work of records whose enqueue was
  * lost (core/enqueue.ts). A BullMQ job scheduler runs it every few seconds across
- * all worker processes (never twice at once), and each worker process runs it once as it starts,
- * so that work an API accepted just before it died is queued within seconds of either.
+ * all worker processes (one scheduled pass at a time), and each worker process runs it once as it
+ * starts, so that work an API accepted just before it died is queued within seconds of either;
+ * both steps are safe to run at the same time.
  */
 import { reconcilePending } from '../core/enqueue.js';
 import { MAINTENANCE_JOB } from '../core/queues.js';

@@ -14,6 +14,8 @@ export const CATALOG_REFRESH_MS = 10 * 60_000;
 export async function refreshModelCatalog(services: Services, gemini: GeminiProvider): Promise<void> {
   try {
     const models = await listGeminiModels(gemini.ai, { ...retryPolicy(services.config), attempts: 3 });
+    // An empty answer would refuse every request for ten minutes: the last catalogue stays.
+    if (models.length === 0) throw new Error('Gemini listed no models');
     await services.models.save({ fetched_at: nowSeconds(), models });
   } catch (err) {
     services.logger.warn({ err: (err as Error).message }, 'could not read the Gemini model catalogue; keeping the last one');

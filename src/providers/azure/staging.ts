@@ -141,17 +141,18 @@ export class BlobStagingStore implements StagingStore {
     await this.call('staging.delete', () => unlessAbsent(blob.deleteIfExists()));
   }
 
+  /** A server-side copy source (core/staging.ts), when the target is this container's own account. */
+  copySourceIn(account: string, key: string): ((ttlMs: number) => Promise<string>) | null {
+    return account === this.account ? (ttlMs) => this.copySourceUrl(key, ttlMs) : null;
+  }
+
   /**
    * A URL through which the service itself reads the staged blob, for a server-side copy out of
    * it: a read-only SAS valid for `ttlMs`, or, when the connection string authenticates with a
    * SAS of its own (no key to sign with), the blob's URL under that SAS, which only ever goes back
    * to the same account.
    */
-  copySourceIn(account: string, key: string): ((ttlMs: number) => Promise<string>) | null {
-    return account === this.account ? (ttlMs) => this.copySourceUrl(key, ttlMs) : null;
-  }
-
-  copySourceUrl(key: string, ttlMs: number): Promise<string> {
+  private copySourceUrl(key: string, ttlMs: number): Promise<string> {
     const blob = this.blob(key);
     if (!this.clients.sharedKey && new URL(blob.url).searchParams.has('sig')) return Promise.resolve(blob.url);
     return signedReadUrlOf(this.clients, blob, ttlMs, this.call);
