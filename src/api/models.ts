@@ -14,8 +14,8 @@ export function modelsRouter(deps: ApiDeps): Router {
   });
 
   r.get('/:id', async (req, res) => {
-    const { fetchedAt } = await offeredModels(deps.services);
-    res.json(modelObject(await offeredModel(deps.services, req.params.id), fetchedAt ?? nowSeconds()));
+    const { model, fetchedAt } = await offeredModel(deps.services, req.params.id);
+    res.json(modelObject(model, fetchedAt ?? nowSeconds()));
   });
 
   return r;

@@ -3,6 +3,7 @@
  * a bad value stops the process with a message naming the variable.
  * Names of the documented variables are a contract with clients and deployments.
  */
+import { modelIdOf } from './models.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -362,7 +363,7 @@ function modelList(env: Env): string[] | null {
   if (!raw) return null;
   const ids = raw
     .split(',')
-    .map((s) => s.trim().replace(/^models\//, ''))
+    .map((s) => modelIdOf(s.trim()))
     .filter(Boolean);
   const bad = ids.find((id) => !/^[\w.-]{1,128}$/.test(id));
   if (bad !== undefined || ids.length === 0)

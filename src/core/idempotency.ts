@@ -36,7 +36,7 @@ export class Idempotency {
   constructor(
     redis: Redis,
     private readonly keys: Keys,
-    readonly leaseMs = IDEMPOTENCY_LEASE_MS,
+    private readonly leaseMs = IDEMPOTENCY_LEASE_MS,
     private readonly ttlSeconds = IDEMPOTENCY_TTL_SECONDS,
   ) {
     this.redis = withScripts(redis);

@@ -5,6 +5,9 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
 
+/** A Gemini model's id as Ferry names it: `models/gemini-2.5-flash` and `gemini-2.5-flash` are one model. */
+export const modelIdOf = (name: string): string => name.replace(/^models\//, '');
+
 export interface CatalogModel {
   id: string;
   display_name: string | null;

@@ -3,6 +3,7 @@
  * or a batch line), the ids its answer carries, what happens when it becomes final (its webhook
  * event, or for a batch line its count and the next line), and cancelling.
  */
+import { modelIdOf } from '../core/models.js';
 import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
 import { jobEvent } from '../openai/jobs.js';
 import type { WebhookEndpoint } from '../core/records/webhooks.js';
@@ -34,7 +35,7 @@ export function newJobRecord(p: {
     tenant: p.tenant,
     type: 'chat.completion',
     status: 'queued',
-    model: chat.model.replace(/^models\//, ''),
+    model: modelIdOf(chat.model),
     request: chat.body,
     file_ids: chat.fileIds,
     image_urls: chat.imageUrls,

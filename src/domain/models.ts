@@ -5,7 +5,7 @@
  * by FERRY_MODELS; until a worker has read it, only FERRY_MODELS is checked.
  */
 import { BadRequestError, NotFoundError } from '../core/errors.js';
-import type { CatalogModel } from '../core/models.js';
+import { modelIdOf, type CatalogModel } from '../core/models.js';
 import type { Services } from '../core/services.js';
 
 /** The models Ferry serves: Gemini's that generate content (the chat check takes `gemini-` names only). */
@@ -16,8 +16,6 @@ export interface Offered {
   fetchedAt: number | null;
   models: CatalogModel[];
 }
-
-export const modelIdOf = (name: string) => name.replace(/^models\//, '');
 
 /** The models offered: those of Gemini's catalogue that Ferry serves, narrowed by FERRY_MODELS. */
 export async function offeredModels(services: Services): Promise<Offered> {
@@ -37,9 +35,14 @@ const unlistedModel = (id: string): CatalogModel => ({
   methods: [],
 });
 
-/** One offered model, or 404 naming `param`. */
-export async function offeredModel(services: Services, name: string, param = 'model'): Promise<CatalogModel> {
-  return findOffered(await offeredModels(services), services.config.models !== null, name, param);
+/** One offered model and when the catalogue was read, or 404 naming `param`. */
+export async function offeredModel(
+  services: Services,
+  name: string,
+  param = 'model',
+): Promise<{ model: CatalogModel; fetchedAt: number | null }> {
+  const offered = await offeredModels(services);
+  return { model: findOffered(offered, services.config.models !== null, name, param), fetchedAt: offered.fetchedAt };
 }
 
 /** The offered model `name`; any model while the catalogue is unread and nothing narrows it. */

@@ -2,6 +2,7 @@
  * OpenAI chat completions ↔ Gemini generateContent: a checked request (openai/chat.ts), its
  * files resolved, as Gemini's request; Gemini's answers as `chat.completion` and its chunks.
  */
+import { modelIdOf } from '../../core/models.js';
 import type { Content, GenerateContentConfig, GenerateContentResponse, Part } from '@google/genai';
 import { parseArguments, parseDataUrl, type ChatMessage, type ChatRequest, type ContentPart } from '../../openai/chat.js';
 
@@ -30,7 +31,7 @@ export function toGeminiRequest(
   const { system, contents } = toContents(body.messages, new PartMapper(files, images));
   const config: GenerateContentConfig = { ...samplingConfig(body), ...outputConfig(body), ...toolConfig(body) };
   if (system.length) config.systemInstruction = { parts: system };
-  return { model: body.model.replace(/^models\//, ''), contents, config };
+  return { model: modelIdOf(body.model), contents, config };
 }
 
 /** Fields of the SDK's GenerateContentConfig that REST carries under `generationConfig`. */

@@ -1,7 +1,7 @@
 /** Gemini's model catalogue: every model the key can use, with its token limits and methods. */
 import type { GoogleGenAI } from '@google/genai';
 import { withRetry, type RetryPolicy } from '../../core/retry.js';
-import type { CatalogModel } from '../../core/models.js';
+import { modelIdOf, type CatalogModel } from '../../core/models.js';
 import { measured } from './errors.js';
 
 /** Every page of `models.list`. */
@@ -12,7 +12,7 @@ export async function listGeminiModels(ai: GoogleGenAI, policy: RetryPolicy): Pr
       for await (const m of await ai.models.list({ config: { pageSize: 100 } })) {
         if (!m.name) continue;
         out.push({
-          id: m.name.replace(/^models\//, ''),
+          id: modelIdOf(m.name),
           display_name: m.displayName ?? null,
           input_token_limit: m.inputTokenLimit ?? null,
           output_token_limit: m.outputTokenLimit ?? null,
