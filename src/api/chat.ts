@@ -12,19 +12,18 @@ import { enqueueGenerate } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
-import { isFinalJob, type JobRecord } from '../core/records/jobs.js';
+import type { JobRecord } from '../core/records/jobs.js';
 import { validateChatRequest } from '../openai/chat.js';
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import { fileUsability } from '../domain/files.js';
-import { jobStream, type StreamEntry } from '../domain/job-stream.js';
+import type { StreamEntry } from '../domain/job-stream.js';
+import { relayJobStream } from './stream-relay.js';
 import { chatRequestOf, completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { acceptedJob, waitForJob } from './jobs.js';
 import { requestWebhookUrl } from './webhooks.js';
-
-const KEEPALIVE_MS = 15_000;
 
 function prefersAsync(req: Request): boolean {
   const prefer = String(req.headers.prefer ?? '');
@@ -78,62 +77,20 @@ export function chatRouter(deps: ApiDeps): Router {
 }
 
 /** Relays the worker's chunks as OpenAI `chat.completion.chunk` events, ending with `data: [DONE]`. */
-async function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
+function relayStream(deps: ApiDeps, req: Request, res: Response, rec: JobRecord) {
   const includeUsage = chatRequestOf(rec).stream_options?.include_usage === true;
-  const stream = jobStream(deps.services);
-  const reader = deps.readers.take();
-  let open = true;
-  let reading = false;
-  const interrupt = () => {
-    // A client gone, or the API stopping, mid-read: the blocked read ends with its connection.
-    if (reading) reader.disconnect();
-  };
-  res.on('close', () => {
-    open = false;
-    interrupt();
-  });
-  deps.stopping.addEventListener('abort', interrupt, { once: true });
-  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-  res.flushHeaders();
   const send: Send = (data) => void res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
-  let last = '0';
-  try {
-    while (open && !deps.stopping.aborted) {
-      reading = true;
-      const batch = await stream.read(reader, rec.id, last, KEEPALIVE_MS);
-      reading = false;
-      if (!batch) {
-        if (await answeredFromRecord(deps, rec, send)) return;
-        res.write(': keep-alive\n\n');
-        continue;
-      }
-      last = batch.last;
-      if (relayEntries(batch.entries, rec, includeUsage, send)) return;
-    }
-    if (open) send({ error: restarting(rec) });
-  } catch (err) {
-    if (open && deps.stopping.aborted) send({ error: restarting(rec) });
-    else if (open) requestLogger(req).warn({ err: (err as Error).message, job_id: rec.id }, 'stream relay failed');
-  } finally {
-    deps.stopping.removeEventListener('abort', interrupt);
-    deps.readers.give(reader, !reading);
-    if (open) res.end();
-  }
+  return relayJobStream(deps, req, res, rec, {
+    entries: (entries) => relayEntries(entries, rec, includeUsage, send),
+    ended: (now) => {
+      if (now?.status === 'succeeded') send('[DONE]');
+      else send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
+    },
+    stopping: () => send({ error: restarting(rec) }),
+  });
 }
 
 type Send = (data: unknown) => void;
-
-/**
- * Nothing new: a job that has ended without a final entry (its stream expired, or it failed
- * outside the worker's hands) is answered from its record instead of waited on.
- */
-async function answeredFromRecord(deps: ApiDeps, rec: JobRecord, send: Send): Promise<boolean> {
-  const now = await deps.services.jobs.get(rec.id);
-  if (now && !isFinalJob(now)) return false;
-  if (now?.status === 'succeeded') send('[DONE]');
-  else send({ error: now?.error ?? { message: `Job '${rec.id}' has ended.`, type: 'server_error', param: null, code: 'job_ended' } });
-  return true;
-}
 
 /** Sends the worker's entries as events; answers whether the stream has ended. */
 function relayEntries(entries: StreamEntry[], rec: JobRecord, includeUsage: boolean, send: Send): boolean {

@@ -64,6 +64,8 @@ export interface Config {
   generateConcurrency: number;
   tenantMaxRunning: number;
   jobRetentionSeconds: number;
+  /** How long a stored response (and the conversation `previous_response_id` continues) is kept. */
+  responseRetentionSeconds: number;
   /** A worker's lock on a running job; a dead worker's jobs run again within about this plus two stall checks (a quarter of it each). */
   jobLockMs: number;
   /** How long an Idempotency-Key claim outlives its holder's last renewal (core/idempotency.ts). */
@@ -399,6 +401,7 @@ type WorkerSettings =
   | 'generateConcurrency'
   | 'tenantMaxRunning'
   | 'jobRetentionSeconds'
+  | 'responseRetentionSeconds'
   | 'jobLockMs'
   | 'idempotencyLeaseMs';
 
@@ -409,6 +412,7 @@ function readWorkers(env: Env, generateConcurrency: number): Pick<Config, Worker
     generateConcurrency,
     tenantMaxRunning: int(env, 'FERRY_TENANT_MAX_RUNNING', 0, 0, 100_000),
     jobRetentionSeconds: int(env, 'FERRY_JOB_RETENTION_SECONDS', 7 * 86400, 60),
+    responseRetentionSeconds: int(env, 'FERRY_RESPONSE_RETENTION_SECONDS', 30 * 86400, 60),
     jobLockMs: int(env, 'FERRY_JOB_LOCK_MS', 8_000, 1000),
     idempotencyLeaseMs: int(env, 'FERRY_IDEMPOTENCY_LEASE_MS', 10_000, 1000, 600_000),
   };

@@ -44,7 +44,7 @@ export function pending(services: Pick<Services, 'keys'>, now = Date.now()): Sco
 }
 
 export async function enqueueGenerate(services: Services, rec: JobRecord): Promise<void> {
-  const direct = rec.file_ids.length === 0 && rec.image_urls.length === 0 && !rec.batch_id;
+  const direct = rec.file_ids.length === 0 && rec.image_urls.length === 0 && !rec.file_urls?.length && !rec.batch_id;
   const data: GenerateJobData = {
     jobId: rec.id,
     ...(direct ? { direct: { tenant: rec.tenant, model: rec.model, tokens: rec.input_tokens ?? 0 } } : {}),

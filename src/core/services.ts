@@ -70,7 +70,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     redis,
     keys,
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
-    jobs: new JobStore(redis, keys, config.jobRetentionSeconds),
+    jobs: new JobStore(redis, keys, config.jobRetentionSeconds, config.responseRetentionSeconds),
     batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
     models: new ModelCatalog(redis, keys),

@@ -10,6 +10,8 @@ import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import type { Services } from '../core/services.js';
 import type { ChatRequest, ValidatedChat } from '../openai/chat.js';
+import type { InputItem, ResponseRequest, ValidatedResponse } from '../openai/responses.js';
+import { responseEvent } from '../openai/response-object.js';
 import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
@@ -19,7 +21,14 @@ import { nowSeconds } from '../core/time.js';
  * The request a job's record keeps: the body as `validateChatRequest` checked it (records are
  * stored below the layer that knows the request's type, so it is typed again here, once).
  */
-export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request;
+export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request as ChatRequest;
+export const responseRequestOf = (rec: JobRecord): ResponseRequest => rec.request as ResponseRequest;
+
+export interface BatchLine {
+  batchId: string;
+  customId: string;
+  index: number;
+}
 
 /** A new job's record, queued: for an interactive request, or for a batch's request line. */
 export function newJobRecord(p: {
@@ -27,14 +36,12 @@ export function newJobRecord(p: {
   tenant: string;
   chat: ValidatedChat;
   webhookUrl?: string | null;
-  line?: { batchId: string; customId: string; index: number };
+  line?: BatchLine;
 }): JobRecord {
-  const { chat, line } = p;
+  const { chat } = p;
   return {
-    id: p.id,
-    tenant: p.tenant,
+    ...queuedRecord(p.id, p.tenant, p.line),
     type: 'chat.completion',
-    status: 'queued',
     model: modelIdOf(chat.model),
     request: chat.body,
     file_ids: chat.fileIds,
@@ -42,8 +49,45 @@ export function newJobRecord(p: {
     inline_bytes: chat.inlineBytes,
     input_tokens: chat.inputTokens,
     // A batch line's answer goes to the output file, never to a stream.
-    stream: line ? false : chat.stream,
+    stream: p.line ? false : chat.stream,
     metadata: chat.body.metadata ?? null,
+    webhook_url: p.webhookUrl ?? null,
+  };
+}
+
+/** A new response's record, queued; `context` holds the turns of the response it continues. */
+export function newResponseRecord(p: {
+  id: string;
+  tenant: string;
+  response: ValidatedResponse;
+  context?: InputItem[];
+  line?: BatchLine;
+}): JobRecord {
+  const { response } = p;
+  return {
+    ...queuedRecord(p.id, p.tenant, p.line),
+    type: 'response',
+    model: modelIdOf(response.model),
+    request: response.body,
+    input_items: response.items,
+    ...(p.context?.length ? { context: p.context } : {}),
+    file_ids: response.fileIds,
+    image_urls: response.imageUrls,
+    ...(response.fileUrls.length ? { file_urls: response.fileUrls } : {}),
+    inline_bytes: response.inlineBytes,
+    input_tokens: response.inputTokens,
+    stream: p.line ? false : response.stream,
+    metadata: response.body.metadata ?? null,
+    webhook_url: null,
+  };
+}
+
+/** What every new job's record starts with. */
+function queuedRecord(id: string, tenant: string, line?: BatchLine) {
+  return {
+    id,
+    tenant,
+    status: 'queued' as const,
     attempts: 0,
     created_at: nowSeconds(),
     started_at: null,
@@ -53,7 +97,6 @@ export function newJobRecord(p: {
     batch_id: line?.batchId ?? null,
     custom_id: line?.customId ?? null,
     ...(line ? { batch_line: line.index } : {}),
-    webhook_url: p.webhookUrl ?? null,
   };
 }
 
@@ -65,7 +108,9 @@ export function completionIds(rec: JobRecord) {
 /** A job that reached a final status: its event, or for a batch line its count (a batch has events of its own). */
 export async function announceJobFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]): Promise<void> {
   if (rec.batch_id) await onLineFinal(services, rec);
-  else await emitSafely(services, { ...jobEvent(rec), endpoints });
+  else if (rec.type !== 'response') await emitSafely(services, { ...jobEvent(rec), endpoints });
+  // As OpenAI does, only background responses announce themselves: the others were answered.
+  else if (responseRequestOf(rec).background) await emitSafely(services, { ...responseEvent(rec), endpoints });
 }
 
 /** Announces the job as its record now stands, if final (repeated announcements are deduplicated by event ids). */

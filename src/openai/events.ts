@@ -9,6 +9,10 @@ export const EVENT_TYPES = [
   'batch.failed',
   'batch.expired',
   'batch.cancelled',
+  'response.completed',
+  'response.incomplete',
+  'response.failed',
+  'response.cancelled',
   'webhook_endpoint.disabled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -16,7 +16,6 @@
  */
 import { crashPoint } from '../core/crash-points.js';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import type { GenerateContentParameters, GenerateContentResponse } from '@google/genai';
 import { Admission, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
@@ -26,21 +25,13 @@ import type { JobRecord, JobStatus } from '../core/records/jobs.js';
 import { OPEN_JOB_STATUSES, isFinalJob } from '../core/records/jobs.js';
 import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
-import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import {
-  toChatCompletion,
-  toChunks,
-  toGeminiRequest,
-  usageOf,
-  type CompletionIds,
-  type FetchedImage,
-  type ResolvedFile,
-} from '../providers/gemini/mapping.js';
-import { fetchImages } from './images.js';
+import type { ResolvedFile } from '../providers/gemini/mapping.js';
+import { fetchImages, fileUrlParts } from './images.js';
+import { answerChat, answerResponse, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
-import { announceIfFinal, announceJobFinal, chatRequestOf, completionIds, failureOf } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, failureOf } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 import { nowSeconds } from '../core/time.js';
@@ -115,7 +106,7 @@ async function runJob(deps: GenerateDeps, slots: RunSlots, job: Job<GenerateJobD
   if ('parkMs' in slot) throw new Park(slot.parkMs, 'queued');
   const { release } = slot;
   try {
-    let inputs: Inputs = { files: new Map(), images: new Map() };
+    let inputs: Inputs = { files: new Map(), images: new Map(), urls: new Map() };
     if (plan.rec) {
       try {
         inputs = await prepareInputs(deps, plan.rec, plan.files);
@@ -160,21 +151,19 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
   return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec, files };
 }
 
-interface Inputs {
-  files: Map<string, ResolvedFile>;
-  images: Map<string, FetchedImage>;
-}
-
 /** This try's number, counting the tries a quota 429 sent back (they spend no attempt of the job). */
 const tryNumber = (job: Job<GenerateJobData>) => job.attemptsMade + 1 + (job.data.quotaRetries ?? 0);
 
 async function prepareInputs(deps: GenerateDeps, rec: JobRecord, files: FileRecord[]): Promise<Inputs> {
   const copies = new Map<string, ResolvedFile>();
   for (const f of files) copies.set(f.id, await deps.geminiCopy(f));
-  const images = await fetchImages(deps.services.config.allowPrivateNetworks, rec).catch((err) => {
+  const allowPrivate = deps.services.config.allowPrivateNetworks;
+  try {
+    const images = await fetchImages(allowPrivate, rec);
+    return { files: copies, images, urls: await fileUrlParts(allowPrivate, rec, images) };
+  } catch (err) {
     throw err instanceof PayloadTooLargeError ? new JobFailure(err) : err;
-  });
-  return { files: copies, images };
+  }
 }
 
 interface Turn {
@@ -220,11 +209,10 @@ async function callAndRecord(
         }),
       );
     }
-    const request = toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
-    const ids = completionIds(rec);
-    let answer: { result: Record<string, unknown>; promptTokens: number | undefined };
+    const answerOf = rec.type === 'response' ? answerResponse : answerChat;
+    let answer: Answer;
     try {
-      answer = rec.stream ? await callStreaming(deps, jobId, request, ids, () => (streamed = true)) : await callUnary(deps, request, ids);
+      answer = await answerOf(deps, rec, inputs, () => (streamed = true));
     } catch (err) {
       if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err);
       throw err;
@@ -259,33 +247,6 @@ async function waitForQuota(deps: GenerateDeps, job: Job<GenerateJobData>, plan:
   await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
   const ms = err.retryAfterMs ?? Math.min(500 * 2 ** Math.min(job.data.quotaRetries ?? 0, 6), 30_000);
   return waitingForQuota(plan, Math.max(ms, 250) * (1 + Math.random() / 2), ['running']);
-}
-
-async function callUnary(deps: GenerateDeps, request: GenerateContentParameters, ids: CompletionIds) {
-  const r = await generate(deps.gemini.ai, request);
-  return { result: toChatCompletion(r, ids) as unknown as Record<string, unknown>, promptTokens: r.usageMetadata?.promptTokenCount };
-}
-
-/** Relays the chunks through the job's Redis Stream, which the API reads. */
-async function callStreaming(
-  deps: GenerateDeps,
-  jobId: string,
-  request: GenerateContentParameters,
-  ids: CompletionIds,
-  onFirst: () => void,
-) {
-  const stream = jobStream(deps.services);
-  let last: GenerateContentResponse | undefined;
-  let first = true;
-  await generateStream(deps.gemini.ai, request, async (chunk) => {
-    for (const c of toChunks(chunk, ids, first)) await stream.appendChunk(jobId, c);
-    if (first) onFirst();
-    first = false;
-    last = chunk;
-  });
-  const usage = last ? (usageOf(last) ?? null) : null;
-  await stream.appendUsage(jobId, usage);
-  return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
 }
 
 /** Stores the result with the running → succeeded transition, then the event (or the batch line's count). */

@@ -1,14 +1,26 @@
-/** Fetches an http(s) image named in a chat request, through the SSRF guard, to send it inline. */
+/** Fetches an http(s) image or file named in a request, through the SSRF guard, to send it inline. */
 import { BadRequestError, isRetryableStatus, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import { fetch } from 'undici';
 import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
+import { isGeminiMimeType, mimeTypeOfName } from '../providers/gemini/mime.js';
+import type { Part } from '@google/genai';
 import { INLINE_LIMIT_BYTES } from '../openai/chat.js';
 
 const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
 
-export async function fetchImage(url: string, allowPrivate: boolean): Promise<FetchedImage> {
+/** What a fetch is for: the word its errors use, the request field they name, the types it takes. */
+interface Wanted {
+  label: string;
+  param: string;
+  accepts: (type: string) => boolean;
+}
+
+const IMAGE: Wanted = { label: 'Image URL', param: 'messages', accepts: (t) => t.startsWith('image/') };
+
+export async function fetchImage(url: string, allowPrivate: boolean, wanted: Wanted = IMAGE): Promise<FetchedImage> {
+  const { label, param } = wanted;
   let agent = agents.get(allowPrivate);
   if (!agent) agents.set(allowPrivate, (agent = guardedAgent(allowPrivate)));
   let res;
@@ -18,55 +30,55 @@ export async function fetchImage(url: string, allowPrivate: boolean): Promise<Fe
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause;
     if (cause instanceof BlockedAddressError) {
-      throw new BadRequestError(`Image URL ${url} is not allowed: ${cause.message}`, { param: 'messages', code: 'url_not_allowed' });
+      throw new BadRequestError(`${label} ${url} is not allowed: ${cause.message}`, { param, code: 'url_not_allowed' });
     }
     if (/redirect count exceeded/.test(cause?.message ?? '')) {
-      throw new BadRequestError(`Image URL ${url} redirects too often (a loop?); give the image's own address.`, {
-        param: 'messages',
+      throw new BadRequestError(`${label} ${url} redirects too often (a loop?); give its own address.`, {
+        param,
         code: 'image_url_unreadable',
       });
     }
-    throw new UpstreamError(`Image URL ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, {
+    throw new UpstreamError(`${label} ${url} could not be fetched: ${cause?.message ?? (err as Error).message}`, {
       upstreamStatus: null,
       retryable: true,
       provider: 'http',
     });
   }
   const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
-  if (!res.ok || !type.startsWith('image/')) {
+  if (!res.ok || !wanted.accepts(type)) {
     // An answer not read is let go, not left holding its connection.
     await res.body?.cancel().catch(() => {});
-    if (!res.ok) return refused(url, res.status);
-    throw new BadRequestError(`Image URL ${url} is not an image (${type || 'no content type'}).`, { param: 'messages' });
+    if (!res.ok) return refused(wanted, url, res.status);
+    throw new BadRequestError(`${label} ${url} serves ${type || 'no content type'}, which Gemini does not take.`, { param });
   }
-  return { mimeType: type, data: (await bodyOf(url, res.body)).toString('base64') };
+  return { mimeType: type, data: (await bodyOf(wanted, url, res.body)).toString('base64') };
 }
 
 /** A status the image's server answered: its own trouble is tried again; a refusal is the request's. */
-function refused(url: string, status: number): never {
+function refused({ label, param }: Wanted, url: string, status: number): never {
   if (isRetryableStatus(status)) {
-    throw new UpstreamError(`Image URL ${url} answered ${status}`, { upstreamStatus: status, retryable: true, provider: 'http' });
+    throw new UpstreamError(`${label} ${url} answered ${status}`, { upstreamStatus: status, retryable: true, provider: 'http' });
   }
-  throw new BadRequestError(`Image URL ${url} answered ${status}: give an address that serves the image without credentials.`, {
-    param: 'messages',
+  throw new BadRequestError(`${label} ${url} answered ${status}: give an address that serves it without credentials.`, {
+    param,
     code: 'image_url_unreadable',
   });
 }
 
-async function bodyOf(url: string, body: AsyncIterable<Uint8Array> | null): Promise<Buffer> {
+async function bodyOf({ label, param }: Wanted, url: string, body: AsyncIterable<Uint8Array> | null): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const c of body ?? []) {
       size += c.length;
       if (size > INLINE_LIMIT_BYTES)
-        throw new BadRequestError(`Image URL ${url} is larger than ${INLINE_LIMIT_BYTES} bytes.`, { param: 'messages' });
+        throw new BadRequestError(`${label} ${url} is larger than ${INLINE_LIMIT_BYTES} bytes: upload it with POST /v1/files.`, { param });
       chunks.push(Buffer.from(c));
     }
   } catch (err) {
     if (err instanceof BadRequestError) throw err;
     // Cut off midway (the server closed early or sent less than it said): tried again later.
-    throw new UpstreamError(`Image URL ${url} stopped sending: ${(err as Error).message}`, {
+    throw new UpstreamError(`${label} ${url} stopped sending: ${(err as Error).message}`, {
       upstreamStatus: null,
       retryable: true,
       provider: 'http',
@@ -89,6 +101,35 @@ export async function fetchImages(allowPrivate: boolean, rec: JobRecord): Promis
       );
     }
     out.set(url, img);
+  }
+  return out;
+}
+
+const FILE: Wanted = { label: 'File URL', param: 'input', accepts: isGeminiMimeType };
+
+/**
+ * A response's file URLs as Gemini parts. Gemini fetches public and signed https URLs itself, so
+ * one whose name says a type Gemini takes is passed as it is; any other (http, or a name that says
+ * nothing) is fetched here, through the SSRF guard, and sent inline within the request's limit.
+ */
+export async function fileUrlParts(allowPrivate: boolean, rec: JobRecord, images: Map<string, FetchedImage>): Promise<Map<string, Part>> {
+  const out = new Map<string, Part>();
+  let total = rec.inline_bytes + [...images.values()].reduce((n, img) => n + Math.floor((img.data.length * 3) / 4), 0);
+  for (const url of rec.file_urls ?? []) {
+    const mimeType = url.startsWith('https://') ? mimeTypeOfName(new URL(url).pathname) : null;
+    if (mimeType) {
+      out.set(url, { fileData: { fileUri: url, mimeType } });
+      continue;
+    }
+    const file = await fetchImage(url, allowPrivate, FILE);
+    total += Math.floor((file.data.length * 3) / 4);
+    if (total > INLINE_LIMIT_BYTES) {
+      throw new PayloadTooLargeError(
+        `The request's fetched files and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
+        { param: 'input' },
+      );
+    }
+    out.set(url, { inlineData: file });
   }
   return out;
 }

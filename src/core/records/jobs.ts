@@ -2,9 +2,11 @@
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../errors.js';
 import type { ChatRequest } from '../../openai/chat.js';
+import type { InputItem, ResponseRequest } from '../../openai/responses.js';
 import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 
+export type JobType = 'chat.completion' | 'response';
 export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota', 'running'];
@@ -12,11 +14,18 @@ export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_f
 export interface JobRecord {
   id: string;
   tenant: string;
-  type: 'chat.completion';
+  /** What the job answers: a chat completion, or a response (whose id is the job's, `resp_` for `job-`). */
+  type: JobType;
   status: JobStatus;
   model: string;
-  /** The validated OpenAI request body. */
-  request: ChatRequest;
+  /** The validated OpenAI request body (of the job's type). */
+  request: ChatRequest | ResponseRequest;
+  /** A response's input as items, each with its id (what input_items lists). */
+  input_items?: InputItem[];
+  /** A response's earlier turns (from `previous_response_id`): their input and output items, in order. */
+  context?: InputItem[];
+  /** Files a response names by URL: Gemini fetches https ones itself, the worker the rest. */
+  file_urls?: string[];
   file_ids: string[];
   /** http(s) image URLs the worker fetches, and the request's inline bytes (both from validation). */
   image_urls: string[];
@@ -59,7 +68,17 @@ export const JOB_LIFECYCLE: Lifecycle<JobStatus> = {
 };
 
 export class JobStore extends RecordStore<JobRecord> {
-  constructor(redis: Redis, keys: Keys, retentionSeconds: number) {
+  constructor(
+    redis: Redis,
+    keys: Keys,
+    retentionSeconds: number,
+    private readonly responseRetentionSeconds = retentionSeconds,
+  ) {
     super(redis, keys, { kind: 'job', retentionSeconds, lifecycle: JOB_LIFECYCLE });
+  }
+
+  /** A stored response is kept as long as its conversation may be continued. */
+  protected override retentionOf(rec: JobRecord): number {
+    return rec.type === 'response' ? this.responseRetentionSeconds : super.retentionOf(rec);
   }
 }

@@ -130,7 +130,12 @@ export class RecordStore<T extends BaseRecord> {
       ...indexes.map((index) => this.redis.zadd(index, 0, rec.id)),
     ]);
     const token = JSON.stringify(randomUUID());
-    return (await this.redis.ferryCreate(this.key(rec.id), this.retentionSeconds, token, ...encode(rec))) === 1;
+    return (await this.redis.ferryCreate(this.key(rec.id), this.retentionOf(rec), token, ...encode(rec))) === 1;
+  }
+
+  /** How long a record is kept from its creation. */
+  protected retentionOf(_rec: T): number {
+    return this.retentionSeconds;
   }
 
   async get(id: string): Promise<T | null> {

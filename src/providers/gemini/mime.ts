@@ -3,6 +3,8 @@
  * text and code). Anything else is refused at upload with 415, before a byte
  * reaches Gemini.
  */
+import { lookup } from 'mime-types';
+
 const EXACT = new Set([
   'application/pdf',
   'application/json',
@@ -34,4 +36,10 @@ const IMAGES = new Set(['image/png', 'image/jpeg', 'image/webp', 'image/heic', '
 export function isGeminiMimeType(mime: string): boolean {
   const m = mime.toLowerCase();
   return m.startsWith('text/') || m.startsWith('audio/') || m.startsWith('video/') || IMAGES.has(m) || EXACT.has(m);
+}
+
+/** The Gemini media type a file name's extension says (null when it says none Gemini takes). */
+export function mimeTypeOfName(name: string): string | null {
+  const found = lookup(name);
+  return found && isGeminiMimeType(found) ? found : null;
 }

@@ -1,0 +1,106 @@
+/**
+ * One Gemini call for a job, answered in its type's shape: a chat completion (or its chunks), or a
+ * response (or its events). A streamed answer goes through the job's Redis Stream as it comes; the
+ * caller is told when the first part has gone out, after which the call cannot be tried again.
+ */
+import type { GenerateContentResponse, Part } from '@google/genai';
+import type { JobRecord } from '../core/records/jobs.js';
+import type { Services } from '../core/services.js';
+import { chatRequestOf, completionIds, responseRequestOf } from '../domain/jobs.js';
+import { jobStream } from '../domain/job-stream.js';
+import { FINAL_EVENT, responseIdOf, responseObject, type ResponseEvent } from '../openai/response-object.js';
+import { generate, generateStream } from '../providers/gemini/generate.js';
+import type { GeminiProvider } from '../providers/gemini/index.js';
+import { toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import { OutputWriter, toGeminiResponseRequest } from '../providers/gemini/responses.js';
+
+/** What a job's parts reference, made ready for the call. */
+export interface Inputs {
+  files: Map<string, ResolvedFile>;
+  images: Map<string, FetchedImage>;
+  urls: Map<string, Part>;
+}
+
+export interface Answer {
+  result: Record<string, unknown>;
+  promptTokens: number | undefined;
+}
+
+interface CallDeps {
+  services: Services;
+  gemini: GeminiProvider;
+}
+
+export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
+  const request = toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
+  const ids = completionIds(rec);
+  if (!rec.stream) {
+    const r = await generate(deps.gemini.ai, request);
+    return { result: toChatCompletion(r, ids) as unknown as Record<string, unknown>, promptTokens: r.usageMetadata?.promptTokenCount };
+  }
+  const stream = jobStream(deps.services);
+  let last: GenerateContentResponse | undefined;
+  let first = true;
+  await generateStream(deps.gemini.ai, request, async (chunk) => {
+    for (const c of toChunks(chunk, ids, first)) await stream.appendChunk(rec.id, c);
+    if (first) onFirst();
+    first = false;
+    last = chunk;
+  });
+  const usage = last ? (usageOf(last) ?? null) : null;
+  await stream.appendUsage(rec.id, usage);
+  return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
+}
+
+/**
+ * A response's call. Its result is the outcome (output items, status, usage), from which the
+ * response object is built at every read. Streamed, the events are numbered from 1: the API sends
+ * `response.created` (0) itself from the record, and `response.in_progress` goes out with the
+ * first part of the answer, so a quota wait before it leaves nothing sent.
+ */
+export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
+  const body = responseRequestOf(rec);
+  const items = [...(rec.context ?? []), ...(rec.input_items ?? [])];
+  const request = toGeminiResponseRequest(body, items, inputs);
+  const idBase = responseIdOf(rec.id).slice('resp_'.length);
+  const singleCall = body.parallel_tool_calls === false;
+  let last: GenerateContentResponse | undefined;
+  if (!rec.stream) {
+    last = await generate(deps.gemini.ai, request);
+    const writer = new OutputWriter(idBase, undefined, singleCall);
+    await writer.add(last);
+    return { result: { ...(await writer.finish()) }, promptTokens: last.usageMetadata?.promptTokenCount };
+  }
+  const events = new EventLog(deps.services, rec, onFirst);
+  const writer = new OutputWriter(idBase, (e) => events.send(e), singleCall);
+  await generateStream(deps.gemini.ai, request, async (chunk) => {
+    last = chunk;
+    await writer.add(chunk);
+  });
+  const outcome = await writer.finish();
+  await events.send({ type: FINAL_EVENT[outcome.status], response: responseObject(rec, outcome.status, outcome) });
+  return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount };
+}
+
+/** A response's stream events, numbered and appended to the job's stream; the first goes with `response.in_progress`. */
+class EventLog {
+  private sequence = 1;
+
+  constructor(
+    private readonly services: Services,
+    private readonly rec: JobRecord,
+    private readonly onFirst: () => void,
+  ) {}
+
+  async send(event: ResponseEvent): Promise<void> {
+    if (this.sequence === 1) {
+      await this.append({ type: 'response.in_progress', response: responseObject(this.rec, 'in_progress') });
+      this.onFirst();
+    }
+    await this.append(event);
+  }
+
+  private append(event: ResponseEvent) {
+    return jobStream(this.services).appendChunk(this.rec.id, { ...event, sequence_number: this.sequence++ });
+  }
+}
