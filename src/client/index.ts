@@ -44,11 +44,12 @@ async function submitCommand(args: string[]): Promise<number> {
       out: { type: 'string', short: 'o' },
       'completion-window': { type: 'string', default: '24h' },
       execution: { type: 'string' },
+      endpoint: { type: 'string', default: 'chat' },
     },
   });
   if (values.help || positionals.length === 0 || !values.prompt) {
     throw new UsageError(
-      'usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--execution gemini_batch] [--out results.jsonl]',
+      'usage: npx ferry submit <files or folders> --prompt "…" [--model M] [--storage azure_storage] [--execution gemini_batch] [--endpoint responses] [--out results.jsonl]',
     );
   }
   if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
@@ -56,6 +57,9 @@ async function submitCommand(args: string[]): Promise<number> {
   }
   if (values.execution !== undefined && values.execution !== 'direct' && values.execution !== 'gemini_batch') {
     throw new UsageError('--execution takes "direct" (each document a live call) or "gemini_batch" (Gemini Batch Mode, half price)');
+  }
+  if (values.endpoint !== 'chat' && values.endpoint !== 'responses') {
+    throw new UsageError('--endpoint takes "chat" (chat completions, the default) or "responses" (the Responses API)');
   }
   // Checked before any upload: a refusal after them would waste them.
   try {
@@ -72,6 +76,7 @@ async function submitCommand(args: string[]): Promise<number> {
     out: values.out,
     window: values['completion-window'],
     execution: values.execution,
+    endpoint: values.endpoint,
   });
 }
 

@@ -27,34 +27,43 @@ export interface SubmitOptions {
   window: string;
   /** `direct` or `gemini_batch`; absent, the service's default (FERRY_BATCH_EXECUTION). */
   execution?: string;
+  /** `chat` (chat completions, the default) or `responses`: the endpoint each document's request calls. */
+  endpoint?: 'chat' | 'responses';
 }
+
+const ENDPOINT_PATHS = { chat: '/v1/chat/completions', responses: '/v1/responses' } as const;
 
 const FINAL = ['completed', 'failed', 'expired', 'cancelled'];
 const POLL_SECONDS = 2;
 
-export function batchInput(docs: Uploaded[], prompt: string, model: string): string {
+export function batchInput(docs: Uploaded[], prompt: string, model: string, endpoint: 'chat' | 'responses' = 'chat'): string {
   return docs
     .filter((d) => d.fileId)
     .map((d) =>
       JSON.stringify({
         custom_id: d.name,
         method: 'POST',
-        url: '/v1/chat/completions',
-        body: {
-          model,
-          messages: [
-            {
-              role: 'user',
-              content: [
-                { type: 'text', text: prompt },
-                { type: 'file', file: { file_id: d.fileId } },
-              ],
-            },
-          ],
-        },
+        url: ENDPOINT_PATHS[endpoint],
+        body: requestBody(d.fileId!, prompt, model, endpoint),
       }),
     )
     .join('\n');
+}
+
+/** One document's request: the prompt and the file, as a chat message or a response's input. */
+function requestBody(fileId: string, prompt: string, model: string, endpoint: 'chat' | 'responses') {
+  if (endpoint === 'responses') {
+    const content = [
+      { type: 'input_text', text: prompt },
+      { type: 'input_file', file_id: fileId },
+    ];
+    return { model, input: [{ role: 'user', content }] };
+  }
+  const content = [
+    { type: 'text', text: prompt },
+    { type: 'file', file: { file_id: fileId } },
+  ];
+  return { model, messages: [{ role: 'user', content }] };
 }
 
 export async function waitForBatch(client: OpenAI, id: string): Promise<Batch> {
@@ -119,12 +128,12 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
   let batch: Batch | null = null;
   if (ok.length) {
     const input = await client.files.create({
-      file: await toFile(Buffer.from(batchInput(uploaded, opts.prompt, opts.model)), 'ferry-submit.jsonl'),
+      file: await toFile(Buffer.from(batchInput(uploaded, opts.prompt, opts.model, opts.endpoint)), 'ferry-submit.jsonl'),
       purpose: 'batch',
     });
     batch = await client.batches.create({
       input_file_id: input.id,
-      endpoint: '/v1/chat/completions',
+      endpoint: ENDPOINT_PATHS[opts.endpoint ?? 'chat'],
       completion_window: opts.window as '24h',
       metadata: { source: 'ferry submit', documents: String(ok.length) },
       // Ferry's field beside OpenAI's: the SDK passes it through as it is.

@@ -115,11 +115,12 @@ export interface EmitInput {
 
 export function payloadOf(services: Services, id: string, type: EventType, data: Record<string, unknown>): string {
   const created_at = nowSeconds();
-  const full = JSON.stringify({ id, type, created_at, data });
+  // OpenAI's event envelope, so the SDKs' `webhooks.unwrap` reads Ferry's events as its own.
+  const full = JSON.stringify({ id, object: 'event', type, created_at, data });
   if (Buffer.byteLength(full) <= services.config.webhookMaxPayloadBytes) return full;
   // Too large: the object without its result; the receiver fetches it.
   const { result: _omitted, ...rest } = data;
-  return JSON.stringify({ id, type, created_at, data: { ...rest, result_omitted: true } });
+  return JSON.stringify({ id, object: 'event', type, created_at, data: { ...rest, result_omitted: true } });
 }
 
 export async function emit(services: Services, input: EmitInput): Promise<number> {

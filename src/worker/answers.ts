@@ -11,7 +11,15 @@ import { jobStream } from '../domain/job-stream.js';
 import { FINAL_EVENT, responseIdOf, responseObject, type ResponseEvent } from '../openai/response-object.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { toChatCompletion, toChunks, toGeminiRequest, usageOf, type FetchedImage, type ResolvedFile } from '../providers/gemini/mapping.js';
+import {
+  toChatCompletion,
+  toChunks,
+  toGeminiRequest,
+  usageOf,
+  type FetchedImage,
+  type GeminiRequest,
+  type ResolvedFile,
+} from '../providers/gemini/mapping.js';
 import { OutputWriter, toGeminiResponseRequest } from '../providers/gemini/responses.js';
 
 /** What a job's parts reference, made ready for the call. */
@@ -31,12 +39,32 @@ interface CallDeps {
   gemini: GeminiProvider;
 }
 
+/** Gemini's request for a job, of whichever type. */
+export function geminiRequestFor(rec: JobRecord, inputs: Inputs): GeminiRequest {
+  if (rec.type !== 'response') return toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
+  const items = [...(rec.context ?? []), ...(rec.input_items ?? [])];
+  return toGeminiResponseRequest(responseRequestOf(rec), items, inputs);
+}
+
+/** A whole Gemini answer as the job's result: the chat completion, or the response's outcome. */
+export async function resultFor(rec: JobRecord, r: GenerateContentResponse): Promise<Record<string, unknown>> {
+  if (rec.type !== 'response') return toChatCompletion(r, completionIds(rec)) as unknown as Record<string, unknown>;
+  const writer = outputWriter(rec);
+  await writer.add(r);
+  return { ...(await writer.finish()) };
+}
+
+function outputWriter(rec: JobRecord, emit?: (e: ResponseEvent) => Promise<void>): OutputWriter {
+  const idBase = responseIdOf(rec.id).slice('resp_'.length);
+  return new OutputWriter(idBase, emit, responseRequestOf(rec).parallel_tool_calls === false);
+}
+
 export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
-  const request = toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
+  const request = geminiRequestFor(rec, inputs);
   const ids = completionIds(rec);
   if (!rec.stream) {
     const r = await generate(deps.gemini.ai, request);
-    return { result: toChatCompletion(r, ids) as unknown as Record<string, unknown>, promptTokens: r.usageMetadata?.promptTokenCount };
+    return { result: await resultFor(rec, r), promptTokens: r.usageMetadata?.promptTokenCount };
   }
   const stream = jobStream(deps.services);
   let last: GenerateContentResponse | undefined;
@@ -59,20 +87,14 @@ export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs,
  * first part of the answer, so a quota wait before it leaves nothing sent.
  */
 export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
-  const body = responseRequestOf(rec);
-  const items = [...(rec.context ?? []), ...(rec.input_items ?? [])];
-  const request = toGeminiResponseRequest(body, items, inputs);
-  const idBase = responseIdOf(rec.id).slice('resp_'.length);
-  const singleCall = body.parallel_tool_calls === false;
+  const request = geminiRequestFor(rec, inputs);
   let last: GenerateContentResponse | undefined;
   if (!rec.stream) {
     last = await generate(deps.gemini.ai, request);
-    const writer = new OutputWriter(idBase, undefined, singleCall);
-    await writer.add(last);
-    return { result: { ...(await writer.finish()) }, promptTokens: last.usageMetadata?.promptTokenCount };
+    return { result: await resultFor(rec, last), promptTokens: last.usageMetadata?.promptTokenCount };
   }
   const events = new EventLog(deps.services, rec, onFirst);
-  const writer = new OutputWriter(idBase, (e) => events.send(e), singleCall);
+  const writer = outputWriter(rec, (e) => events.send(e));
   await generateStream(deps.gemini.ai, request, async (chunk) => {
     last = chunk;
     await writer.add(chunk);

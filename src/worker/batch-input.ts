@@ -13,6 +13,7 @@ import type { Services } from '../core/services.js';
 import { fileUsability } from '../domain/files.js';
 import { modelChecker, offeredModels } from '../domain/models.js';
 import { validateChatRequest, type ValidatedChat } from '../openai/chat.js';
+import { validateResponseRequest, type ValidatedResponse } from '../openai/responses.js';
 
 type ModelCheck = ReturnType<typeof modelChecker>;
 
@@ -25,7 +26,32 @@ export interface RequestLine {
   /** 0-based index among the request lines. */
   index: number;
   custom_id: string;
-  chat: ValidatedChat;
+  call: LineCall;
+}
+
+/** A line's request, checked as its endpoint checks one. */
+export type LineCall = { type: 'chat.completion'; chat: ValidatedChat } | { type: 'response'; response: ValidatedResponse };
+
+const validated = (call: LineCall) => (call.type === 'response' ? call.response : call.chat);
+
+/** What each endpoint a batch may call checks a line's body with; `refused` are fields a batch cannot honour. */
+const ENDPOINTS: Record<string, { check: (body: unknown, seed: string) => LineCall; refused: string[] }> = {
+  '/v1/chat/completions': {
+    check: (body) => ({ type: 'chat.completion', chat: validateChatRequest(body) }),
+    refused: ['stream', 'webhook_url'],
+  },
+  '/v1/responses': {
+    check: (body, seed) => ({ type: 'response', response: validateResponseRequest(body, seed) }),
+    refused: ['stream', 'background', 'previous_response_id'],
+  },
+};
+
+/** The output limit a line's model is checked against, by the field the line set it in. */
+function outputField(call: LineCall): { field: string; value: number | null | undefined } {
+  if (call.type === 'response') return { field: 'max_output_tokens', value: call.response.body.max_output_tokens };
+  const { body } = call.chat;
+  const field = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  return { field, value: body[field] };
 }
 
 export type InputItem = { request: RequestLine } | { error: BatchError };
@@ -65,7 +91,7 @@ export async function* readInput(
       }
       const item = checkLine(text, line, index, batch.endpoint, seen);
       if ('request' in item && checkFiles) {
-        const bad = await referencedFileProblem(services, batch.tenant, item.request.chat.fileIds, fileProblems);
+        const bad = await referencedFileProblem(services, batch.tenant, validated(item.request.call).fileIds, fileProblems);
         checkModel ??= modelChecker(await offeredModels(services), services.config.models !== null);
         const badModel = bad ? null : modelProblem(checkModel, item.request, line);
         if (bad || badModel) {
@@ -106,16 +132,14 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
     return problem(line, 'invalid_url', `"url" must be the batch's endpoint "${endpoint}", got ${JSON.stringify(url ?? null)}.`, 'url');
   }
   if (!isObj(body)) return problem(line, 'invalid_request', '"body" must be a JSON object.', 'body');
-  if (body.stream === true) return problem(line, 'invalid_request', '"stream" is not supported in a batch.', 'body.stream');
-  if (body.webhook_url !== undefined)
-    return problem(
-      line,
-      'invalid_request',
-      '"webhook_url" is not supported in a batch; batch events go to your webhook endpoints.',
-      'body.webhook_url',
-    );
+  const { check, refused } = ENDPOINTS[endpoint];
+  const unsupported = refused.find((f) => body[f] !== undefined && body[f] !== null && body[f] !== false);
+  if (unsupported) {
+    const why = unsupported === 'webhook_url' ? '; batch events go to your webhook endpoints' : '';
+    return problem(line, 'invalid_request', `"${unsupported}" is not supported in a batch${why}.`, `body.${unsupported}`);
+  }
   try {
-    return { request: { line, index, custom_id, chat: validateChatRequest(body) } };
+    return { request: { line, index, custom_id, call: check(body, `${index.toString(36)}x`) } };
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
     return problem(line, 'invalid_request', err.message, err.param ? `body.${err.param}` : 'body');
@@ -124,10 +148,8 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
 
 /** A line whose model Gemini does not have, or whose output limit is above the model's, as its problem. */
 function modelProblem(check: ModelCheck, request: RequestLine, line: number): { error: BatchError } | null {
-  const { body } = request.chat;
-  const field = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   try {
-    check(request.chat.model, { field, value: body[field] });
+    check(validated(request.call).model, outputField(request.call));
     return null;
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;

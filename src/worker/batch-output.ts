@@ -11,6 +11,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
+import { responseObject } from '../openai/response-object.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import { isFinalJob } from '../core/records/jobs.js';
 import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type RequestCounts } from '../core/records/batches.js';
@@ -72,7 +73,7 @@ function outputLine(rec: JobRecord): string {
   return JSON.stringify({
     id: `batch_req_${rec.id.slice('job-'.length)}`,
     custom_id: rec.custom_id,
-    response: { status_code: 200, request_id: rec.id, body: rec.result },
+    response: { status_code: 200, request_id: rec.id, body: rec.type === 'response' ? responseObject(rec) : rec.result },
     error: null,
   });
 }
@@ -111,11 +112,25 @@ export class JsonlSink {
   }
 }
 
+/** A line's usage added in: a chat completion's (prompt/completion tokens) or a response's (input/output tokens). */
 function addUsage(total: BatchUsage, usage: unknown) {
-  const u = usage as { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | undefined;
-  total.input_tokens += u?.prompt_tokens ?? 0;
-  total.output_tokens += u?.completion_tokens ?? 0;
+  const u = usage as
+    | {
+        prompt_tokens?: number;
+        completion_tokens?: number;
+        input_tokens?: number;
+        output_tokens?: number;
+        total_tokens?: number;
+        input_tokens_details?: { cached_tokens?: number };
+        output_tokens_details?: { reasoning_tokens?: number };
+      }
+    | null
+    | undefined;
+  total.input_tokens += u?.prompt_tokens ?? u?.input_tokens ?? 0;
+  total.output_tokens += u?.completion_tokens ?? u?.output_tokens ?? 0;
   total.total_tokens += u?.total_tokens ?? 0;
+  total.input_tokens_details.cached_tokens += u?.input_tokens_details?.cached_tokens ?? 0;
+  total.output_tokens_details.reasoning_tokens += u?.output_tokens_details?.reasoning_tokens ?? 0;
 }
 
 /**

@@ -25,7 +25,7 @@ import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-o
 import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
 import { batchLines } from '../core/metrics.js';
 import { announceBatch, failBatch, feed, releaseGate } from '../domain/batches.js';
-import { newJobRecord } from '../domain/jobs.js';
+import { newJobRecord, newResponseRecord } from '../domain/jobs.js';
 import { nowSeconds } from '../core/time.js';
 
 export type { BatchJobData } from '../core/queues.js';
@@ -162,7 +162,10 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
     lines.map((l, k) => {
       if (exists[k]) return undefined;
       const line = { batchId: batch.id, customId: l.custom_id, index: l.index };
-      const rec = newJobRecord({ id: ids[k], tenant: batch.tenant, chat: l.chat, line });
+      const rec =
+        l.call.type === 'response'
+          ? newResponseRecord({ id: ids[k], tenant: batch.tenant, response: l.call.response, line })
+          : newJobRecord({ id: ids[k], tenant: batch.tenant, chat: l.call.chat, line });
       return services.jobs.create(rec);
     }),
   );

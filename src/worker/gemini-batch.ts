@@ -26,12 +26,13 @@ import type { Services } from '../core/services.js';
 import { nowSeconds } from '../core/time.js';
 import { countLine, releaseGate } from '../domain/batches.js';
 import { fileUsability } from '../domain/files.js';
-import { chatRequestOf, completionIds, jobErrorOf } from '../domain/jobs.js';
+import { jobErrorOf } from '../domain/jobs.js';
 import { FINAL_GEMINI_BATCH_STATES, type GeminiBatch, type GeminiBatchLine } from '../providers/gemini/batches.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
-import { toChatCompletion, toGeminiRequest, toRestRequest, type ResolvedFile } from '../providers/gemini/mapping.js';
+import { toRestRequest, type ResolvedFile } from '../providers/gemini/mapping.js';
 import { JsonlSink } from './batch-output.js';
-import { fetchImages } from './images.js';
+import { fetchImages, fileUrlParts } from './images.js';
+import { geminiRequestFor, resultFor } from './answers.js';
 
 export interface GeminiBatchDeps {
   services: Services;
@@ -262,8 +263,10 @@ async function* inputLines(deps: GeminiBatchDeps, batch: BatchRecord, model: str
     if (!rec || rec.model !== model || isFinalJob(rec)) continue;
     try {
       const files = await copiesFor(deps, rec, copies, until);
-      const images = await fetchImages(deps.services.config.allowPrivateNetworks, rec);
-      const request = toRestRequest(toGeminiRequest(chatRequestOf(rec), files, images));
+      const allowPrivate = deps.services.config.allowPrivateNetworks;
+      const images = await fetchImages(allowPrivate, rec);
+      const urls = await fileUrlParts(allowPrivate, rec, images);
+      const request = toRestRequest(geminiRequestFor(rec, { files, images, urls }));
       yield JSON.stringify({ key: rec.custom_id, request });
     } catch (err) {
       if (err instanceof AskAgain || (err instanceof UpstreamError && err.retryable)) throw err;
@@ -370,7 +373,7 @@ async function recordAnswer(services: Services, batch: BatchRecord, i: number, l
   const rec = await services.jobs.get(lineJobId(batch.id, i));
   if (!rec) return;
   if (line.response) {
-    const result = toChatCompletion(line.response, completionIds(rec));
+    const result = await resultFor(rec, line.response);
     return endLine(services, batch.id, i, rec, { status: 'succeeded', result, error: null });
   }
   const e = line.error ?? {};

@@ -46,6 +46,7 @@ const GENERATION_FIELDS = [
   'frequencyPenalty',
   'responseMimeType',
   'responseJsonSchema',
+  'thinkingConfig',
 ] as const;
 
 /**
