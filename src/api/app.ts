@@ -24,6 +24,7 @@ import { KeyRing, requireKey } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { chatRouter } from './chat.js';
 import { responsesRouter } from './responses.js';
+import { embeddingsRouter } from './embeddings.js';
 import { modelsRouter } from './models.js';
 import { filesRouter } from './files.js';
 import { jobsRouter } from './jobs.js';
@@ -47,6 +48,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/files', filesRouter(deps));
   v1.use('/chat', chatRouter(deps));
   v1.use('/responses', responsesRouter(deps));
+  v1.use('/embeddings', embeddingsRouter(deps));
   v1.use('/jobs', jobsRouter(deps));
   v1.use('/batches', batchesRouter(deps));
   v1.use('/webhook_endpoints', webhookEndpointsRouter(deps));

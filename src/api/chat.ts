@@ -7,7 +7,6 @@
  */
 import { checkRequestModel } from '../domain/models.js';
 import { Router, type Request, type Response } from 'express';
-import { ConflictError } from '../core/errors.js';
 import { enqueueGenerate } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
@@ -22,7 +21,7 @@ import { relayJobStream } from './stream-relay.js';
 import { chatRequestOf, completionIds, newJobRecord } from '../domain/jobs.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
-import { acceptedJob, waitForJob } from './jobs.js';
+import { acceptedJob, answerFailed, waitForJob } from './jobs.js';
 import { requestWebhookUrl } from './webhooks.js';
 
 function prefersAsync(req: Request): boolean {
@@ -33,9 +32,7 @@ function prefersAsync(req: Request): boolean {
 /** Answers a final job as the OpenAI SDK expects: the completion, or the error with its status. */
 function answerFinal(res: Response, rec: JobRecord) {
   if (rec.status === 'succeeded') return res.json(rec.result);
-  if (rec.status === 'cancelled') throw new ConflictError(`Job '${rec.id}' was cancelled.`, { code: 'job_cancelled' });
-  const e = rec.error!;
-  res.status(e.status).json({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+  answerFailed(res, rec);
 }
 
 export function chatRouter(deps: ApiDeps): Router {

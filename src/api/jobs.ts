@@ -16,6 +16,13 @@ export function acceptedJob(res: Response, rec: JobRecord) {
   res.status(202).setHeader('Location', `/v1/jobs/${rec.id}`).setHeader('Retry-After', '1').json(jobObject(rec));
 }
 
+/** A job that failed or was cancelled, answered as the SDKs expect: its error with its status (409 when cancelled). */
+export function answerFailed(res: Response, rec: JobRecord) {
+  if (rec.status === 'cancelled') throw new ConflictError(`Job '${rec.id}' was cancelled.`, { code: 'job_cancelled' });
+  const e = rec.error!;
+  res.status(e.status).json({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+}
+
 /** Waits (long-poll) until the job is final or `seconds` pass; answers the latest record. */
 export function waitForJob(deps: ApiDeps, rec: JobRecord, seconds: number, res: Response): Promise<JobRecord> {
   return waitUntilFinal(deps, deps.services.jobs, rec, isFinalJob, seconds, res);

@@ -11,6 +11,7 @@ import { FerryError, UpstreamError } from '../core/errors.js';
 import type { Services } from '../core/services.js';
 import type { ChatRequest, ValidatedChat } from '../openai/chat.js';
 import type { InputItem, ResponseRequest, ValidatedResponse } from '../openai/responses.js';
+import type { EmbeddingRequest, ValidatedEmbedding } from '../openai/embeddings.js';
 import { responseEvent } from '../openai/response-object.js';
 import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
@@ -81,6 +82,26 @@ export function newResponseRecord(p: {
     webhook_url: null,
   };
 }
+
+/** A new embeddings job's record, queued. */
+export function newEmbeddingRecord(p: { id: string; tenant: string; embedding: ValidatedEmbedding; line?: BatchLine }): JobRecord {
+  const { embedding } = p;
+  return {
+    ...queuedRecord(p.id, p.tenant, p.line),
+    type: 'embedding',
+    model: modelIdOf(embedding.model),
+    request: embedding.body,
+    file_ids: [],
+    image_urls: [],
+    inline_bytes: 0,
+    input_tokens: embedding.inputTokens,
+    stream: false,
+    metadata: null,
+    webhook_url: null,
+  };
+}
+
+export const embeddingRequestOf = (rec: JobRecord): EmbeddingRequest => rec.request as EmbeddingRequest;
 
 /** What every new job's record starts with. */
 function queuedRecord(id: string, tenant: string, line?: BatchLine) {

@@ -8,8 +8,12 @@ import { BadRequestError, NotFoundError } from '../core/errors.js';
 import { modelIdOf, type CatalogModel } from '../core/models.js';
 import type { Services } from '../core/services.js';
 
-/** The models Ferry serves: Gemini's that generate content (the chat check takes `gemini-` names only). */
-const served = (m: CatalogModel) => m.methods.includes('generateContent') && m.id.startsWith('gemini-');
+/** What a request asks of its model: to generate content (chat, responses) or to embed. */
+export type ModelUse = 'generateContent' | 'embedContent';
+const USES: ModelUse[] = ['generateContent', 'embedContent'];
+
+/** The models Ferry serves: Gemini's `gemini-` models that generate content or embed. */
+const served = (m: CatalogModel) => m.id.startsWith('gemini-') && USES.some((u) => m.methods.includes(u));
 
 export interface Offered {
   /** When a worker read the catalogue (seconds), or null when none has yet. */
@@ -63,15 +67,21 @@ export interface OutputLimit {
   value: number | null | undefined;
 }
 
-/** A request's model is offered, and its output limit within the model's. */
-export async function checkRequestModel(services: Services, name: string, output?: OutputLimit): Promise<void> {
-  return modelChecker(await offeredModels(services), services.config.models !== null)(name, output);
+/** A request's model is offered for its use, and its output limit within the model's. */
+export async function checkRequestModel(
+  services: Services,
+  name: string,
+  output?: OutputLimit,
+  use: ModelUse = 'generateContent',
+): Promise<void> {
+  return modelChecker(await offeredModels(services), services.config.models !== null)(name, output, use);
 }
 
 /** The same check, against a catalogue read once (every line of a batch). */
-export function modelChecker(offered: Offered, narrowed: boolean): (name: string, output?: OutputLimit) => void {
-  return (name, output) => {
+export function modelChecker(offered: Offered, narrowed: boolean): (name: string, output?: OutputLimit, use?: ModelUse) => void {
+  return (name, output, use = 'generateContent') => {
     const model = findOffered(offered, narrowed, name, 'model');
+    checkUse(model, use);
     const limit = model.output_token_limit;
     if (output && typeof output.value === 'number' && limit !== null && output.value > limit) {
       throw new BadRequestError(`"${output.field}" is ${output.value}, above ${model.id}'s limit of ${limit} output tokens.`, {
@@ -79,4 +89,15 @@ export function modelChecker(offered: Offered, narrowed: boolean): (name: string
       });
     }
   };
+}
+
+/** A model that cannot do what the request asks (an embedding model asked to chat, say): 400 naming `model`. */
+function checkUse(model: CatalogModel, use: ModelUse) {
+  // Methods unknown (FERRY_MODELS before the catalogue is read): Gemini answers for itself.
+  if (model.methods.length === 0 || model.methods.includes(use)) return;
+  const what =
+    use === 'embedContent'
+      ? 'embed text (use it with /v1/chat/completions or /v1/responses)'
+      : 'generate content (use it with /v1/embeddings)';
+  throw new BadRequestError(`The model '${model.id}' does not ${what}.`, { param: 'model', code: 'model_not_supported' });
 }

@@ -7,7 +7,7 @@ import { BadRequestError } from '../core/errors.js';
 import type { BatchRecord, RequestCounts } from '../core/records/batches.js';
 
 /** The endpoints a batch's lines may call. */
-const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/responses'];
+const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/responses', '/v1/embeddings'];
 
 /** Each way a batch's lines may run, as its refusal describes it (every execution named: the compiler checks). */
 const EXECUTIONS: Record<BatchExecution, string> = {

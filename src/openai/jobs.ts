@@ -1,5 +1,17 @@
 /** The Jobs API's wire contract (Ferry's own, for asynchronous requests): the job object and its events. */
 import type { JobRecord } from '../core/records/jobs.js';
+import { embeddingList, type EmbeddingRequest, type EmbeddingResult } from './embeddings.js';
+import { responseObject } from './response-object.js';
+
+/** A finished job's answer, as its endpoint answers it: the chat completion, the response, the embeddings list. */
+export function answerOf(rec: JobRecord): Record<string, unknown> | null {
+  if (!rec.result) return null;
+  if (rec.type === 'response') return responseObject(rec);
+  if (rec.type === 'embedding') {
+    return embeddingList(rec.result as unknown as EmbeddingResult, rec.model, (rec.request as EmbeddingRequest).encoding_format);
+  }
+  return rec.result;
+}
 
 /** The job as the API shows it (and webhook events carry it). */
 export function jobObject(rec: JobRecord) {
@@ -16,7 +28,7 @@ export function jobObject(rec: JobRecord) {
     finished_at: rec.finished_at,
     file_ids: rec.file_ids,
     metadata: rec.metadata,
-    result: rec.result,
+    result: answerOf(rec),
     error: rec.error ? { message: rec.error.message, type: rec.error.type, param: rec.error.param, code: rec.error.code } : null,
     batch_id: rec.batch_id,
     custom_id: rec.custom_id,

@@ -4,9 +4,11 @@
  * caller is told when the first part has gone out, after which the call cannot be tried again.
  */
 import type { GenerateContentResponse, Part } from '@google/genai';
-import type { JobRecord } from '../core/records/jobs.js';
+import type { JobRecord, JobType } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
-import { chatRequestOf, completionIds, responseRequestOf } from '../domain/jobs.js';
+import { chatRequestOf, completionIds, embeddingRequestOf, responseRequestOf } from '../domain/jobs.js';
+import { encodeVector, type EmbeddingResult } from '../openai/embeddings.js';
+import { embedTexts } from '../providers/gemini/embeddings.js';
 import { jobStream } from '../domain/job-stream.js';
 import { FINAL_EVENT, responseIdOf, responseObject, type ResponseEvent } from '../openai/response-object.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
@@ -79,6 +81,22 @@ export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs,
   await stream.appendUsage(rec.id, usage);
   return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
 }
+
+/** An embeddings job's calls (Gemini embeds up to 100 texts a call): the vectors, as base64. */
+export async function answerEmbedding(deps: CallDeps, rec: JobRecord): Promise<Answer> {
+  const body = embeddingRequestOf(rec);
+  const texts = typeof body.input === 'string' ? [body.input] : body.input;
+  const vectors = await embedTexts(deps.gemini.ai, { model: rec.model, texts, dimensions: body.dimensions ?? undefined });
+  const result: EmbeddingResult = { vectors: vectors.map(encodeVector), prompt_tokens: rec.input_tokens ?? 0 };
+  return { result: { ...result }, promptTokens: rec.input_tokens };
+}
+
+/** How each type of job is answered. */
+export const ANSWERS: Record<JobType, (deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void) => Promise<Answer>> = {
+  'chat.completion': answerChat,
+  response: answerResponse,
+  embedding: answerEmbedding,
+};
 
 /**
  * A response's call. Its result is the outcome (output items, status, usage), from which the

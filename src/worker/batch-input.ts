@@ -14,6 +14,7 @@ import { fileUsability } from '../domain/files.js';
 import { modelChecker, offeredModels } from '../domain/models.js';
 import { validateChatRequest, type ValidatedChat } from '../openai/chat.js';
 import { validateResponseRequest, type ValidatedResponse } from '../openai/responses.js';
+import { validateEmbeddingRequest, type ValidatedEmbedding } from '../openai/embeddings.js';
 
 type ModelCheck = ReturnType<typeof modelChecker>;
 
@@ -30,9 +31,14 @@ export interface RequestLine {
 }
 
 /** A line's request, checked as its endpoint checks one. */
-export type LineCall = { type: 'chat.completion'; chat: ValidatedChat } | { type: 'response'; response: ValidatedResponse };
+export type LineCall =
+  | { type: 'chat.completion'; chat: ValidatedChat }
+  | { type: 'response'; response: ValidatedResponse }
+  | { type: 'embedding'; embedding: ValidatedEmbedding };
 
-const validated = (call: LineCall) => (call.type === 'response' ? call.response : call.chat);
+/** What the line references and which model it names. */
+const validated = (call: LineCall): { model: string; fileIds: string[] } =>
+  call.type === 'response' ? call.response : call.type === 'embedding' ? { model: call.embedding.model, fileIds: [] } : call.chat;
 
 /** What each endpoint a batch may call checks a line's body with; `refused` are fields a batch cannot honour. */
 const ENDPOINTS: Record<string, { check: (body: unknown, seed: string) => LineCall; refused: string[] }> = {
@@ -44,10 +50,12 @@ const ENDPOINTS: Record<string, { check: (body: unknown, seed: string) => LineCa
     check: (body, seed) => ({ type: 'response', response: validateResponseRequest(body, seed) }),
     refused: ['stream', 'background', 'previous_response_id'],
   },
+  '/v1/embeddings': { check: (body) => ({ type: 'embedding', embedding: validateEmbeddingRequest(body) }), refused: [] },
 };
 
 /** The output limit a line's model is checked against, by the field the line set it in. */
-function outputField(call: LineCall): { field: string; value: number | null | undefined } {
+function outputField(call: LineCall): { field: string; value: number | null | undefined } | undefined {
+  if (call.type === 'embedding') return undefined;
   if (call.type === 'response') return { field: 'max_output_tokens', value: call.response.body.max_output_tokens };
   const { body } = call.chat;
   const field = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
@@ -149,7 +157,7 @@ function checkLine(text: string, line: number, index: number, endpoint: string, 
 /** A line whose model Gemini does not have, or whose output limit is above the model's, as its problem. */
 function modelProblem(check: ModelCheck, request: RequestLine, line: number): { error: BatchError } | null {
   try {
-    check(validated(request.call).model, outputField(request.call));
+    check(validated(request.call).model, outputField(request.call), request.call.type === 'embedding' ? 'embedContent' : 'generateContent');
     return null;
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;

@@ -11,7 +11,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { responseObject } from '../openai/response-object.js';
+import { answerOf } from '../openai/jobs.js';
 import type { JobRecord } from '../core/records/jobs.js';
 import { isFinalJob } from '../core/records/jobs.js';
 import { batchFileId, lineJobId, type BatchRecord, type BatchUsage, type RequestCounts } from '../core/records/batches.js';
@@ -73,7 +73,7 @@ function outputLine(rec: JobRecord): string {
   return JSON.stringify({
     id: `batch_req_${rec.id.slice('job-'.length)}`,
     custom_id: rec.custom_id,
-    response: { status_code: 200, request_id: rec.id, body: rec.type === 'response' ? responseObject(rec) : rec.result },
+    response: { status_code: 200, request_id: rec.id, body: answerOf(rec) },
     error: null,
   });
 }

@@ -20,12 +20,13 @@ import { BATCH_JOBS, jobIds, type BatchJobData, type BatchJobName } from '../cor
 import { isFinalBatch, lineJobId, type BatchError, type BatchRecord, type RequestCounts } from '../core/records/batches.js';
 import type { Services } from '../core/services.js';
 import { enqueueGeminiBatch } from '../core/enqueue.js';
-import { MAX_LISTED_ERRORS, readInput, type RequestLine } from './batch-input.js';
+import { MAX_LISTED_ERRORS, readInput, type LineCall, type RequestLine } from './batch-input.js';
+import type { JobRecord } from '../core/records/jobs.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
 import { batchLines } from '../core/metrics.js';
 import { announceBatch, failBatch, feed, releaseGate } from '../domain/batches.js';
-import { newJobRecord, newResponseRecord } from '../domain/jobs.js';
+import { newEmbeddingRecord, newJobRecord, newResponseRecord, type BatchLine } from '../domain/jobs.js';
 import { nowSeconds } from '../core/time.js';
 
 export type { BatchJobData } from '../core/queues.js';
@@ -162,13 +163,16 @@ async function createLineRecords(services: Services, batch: BatchRecord, lines: 
     lines.map((l, k) => {
       if (exists[k]) return undefined;
       const line = { batchId: batch.id, customId: l.custom_id, index: l.index };
-      const rec =
-        l.call.type === 'response'
-          ? newResponseRecord({ id: ids[k], tenant: batch.tenant, response: l.call.response, line })
-          : newJobRecord({ id: ids[k], tenant: batch.tenant, chat: l.call.chat, line });
-      return services.jobs.create(rec);
+      return services.jobs.create(lineRecord(ids[k], batch.tenant, l.call, line));
     }),
   );
+}
+
+/** A line's job record, of its endpoint's type. */
+function lineRecord(id: string, tenant: string, call: LineCall, line: BatchLine): JobRecord {
+  if (call.type === 'response') return newResponseRecord({ id, tenant, response: call.response, line });
+  if (call.type === 'embedding') return newEmbeddingRecord({ id, tenant, embedding: call.embedding, line });
+  return newJobRecord({ id, tenant, chat: call.chat, line });
 }
 
 // ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import type { Services } from '../core/services.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
 import type { ResolvedFile } from '../providers/gemini/mapping.js';
 import { fetchImages, fileUrlParts } from './images.js';
-import { answerChat, answerResponse, type Answer, type Inputs } from './answers.js';
+import { ANSWERS, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
 import { announceIfFinal, announceJobFinal, failureOf } from '../domain/jobs.js';
@@ -209,10 +209,9 @@ async function callAndRecord(
         }),
       );
     }
-    const answerOf = rec.type === 'response' ? answerResponse : answerChat;
     let answer: Answer;
     try {
-      answer = await answerOf(deps, rec, inputs, () => (streamed = true));
+      answer = await ANSWERS[rec.type](deps, rec, inputs, () => (streamed = true));
     } catch (err) {
       if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err);
       throw err;

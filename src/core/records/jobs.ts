@@ -3,10 +3,11 @@ import type { Redis } from 'ioredis';
 import type { ErrorBody } from '../errors.js';
 import type { ChatRequest } from '../../openai/chat.js';
 import type { InputItem, ResponseRequest } from '../../openai/responses.js';
+import type { EmbeddingRequest } from '../../openai/embeddings.js';
 import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 
-export type JobType = 'chat.completion' | 'response';
+export type JobType = 'chat.completion' | 'response' | 'embedding';
 export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota', 'running'];
@@ -14,12 +15,12 @@ export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_f
 export interface JobRecord {
   id: string;
   tenant: string;
-  /** What the job answers: a chat completion, or a response (whose id is the job's, `resp_` for `job-`). */
+  /** What the job answers: a chat completion, a response (whose id is the job's, `resp_` for `job-`), or embeddings. */
   type: JobType;
   status: JobStatus;
   model: string;
   /** The validated OpenAI request body (of the job's type). */
-  request: ChatRequest | ResponseRequest;
+  request: ChatRequest | ResponseRequest | EmbeddingRequest;
   /** A response's input as items, each with its id (what input_items lists). */
   input_items?: InputItem[];
   /** A response's earlier turns (from `previous_response_id`): their input and output items, in order. */
