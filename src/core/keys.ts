@@ -28,6 +28,10 @@ export class Keys {
   batchDone(batchId: string) {
     return `${this.record('batch', batchId)}:done`;
   }
+  /** The vectors Gemini Batch Mode has answered so far for one embeddings line (one per text). */
+  batchEmbeddingParts(batchId: string, index: number) {
+    return `${this.record('batch', batchId)}:embedding:${index}`;
+  }
   /** Ids whose record is written and whose job may not be queued yet (maintenance repairs them). */
   enqueuePending() {
     return `${this.prefix}:enqueue-pending`;

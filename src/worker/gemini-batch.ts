@@ -33,6 +33,7 @@ import { toRestRequest, type ResolvedFile } from '../providers/gemini/mapping.js
 import { JsonlSink } from './batch-output.js';
 import { fetchImages, fileUrlParts } from './images.js';
 import { geminiRequestFor, resultFor } from './answers.js';
+import { embeddingInputLines, forgetGathered, gatherEmbedding, partKeys } from './gemini-batch-embeddings.js';
 
 export interface GeminiBatchDeps {
   services: Services;
@@ -200,7 +201,8 @@ async function createOrWait(
   displayName: string,
 ): Promise<GeminiBatch | null> {
   try {
-    return await deps.gemini.batches.create(g.model, g.input_file!, displayName);
+    const kind = batch.endpoint === '/v1/embeddings' ? 'embed' : 'generate';
+    return await deps.gemini.batches.create(g.model, g.input_file!, displayName, kind);
   } catch (err) {
     // Gemini's quota or a transient failure: asked again later (runGeminiBatch).
     if (!(err instanceof UpstreamError) || err.upstreamStatus === 429 || err.retryable) throw err;
@@ -261,6 +263,10 @@ async function* inputLines(deps: GeminiBatchDeps, batch: BatchRecord, model: str
   const until = batch.expires_at + COPY_MARGIN_SECONDS;
   for await (const { index, rec } of lineRecords(deps.services, batch)) {
     if (!rec || rec.model !== model || isFinalJob(rec)) continue;
+    if (rec.type === 'embedding') {
+      for (const line of embeddingInputLines(rec)) yield line;
+      continue;
+    }
     try {
       const files = await copiesFor(deps, rec, copies, until);
       const allowPrivate = deps.services.config.allowPrivateNetworks;
@@ -356,22 +362,31 @@ async function collect(deps: GeminiBatchDeps, batch: BatchRecord, g: GeminiBatch
     index.delete(String(line.key));
     return recordAnswer(services, batch, i, line);
   });
-  for (const i of index.values()) {
+  for (const i of new Set(index.values())) {
     const rec = await services.jobs.get(lineJobId(batch.id, i));
     await endLine(services, batch.id, i, rec, unanswered);
   }
 }
 
-/** custom_id → line index, for the lines of one model. */
+/** Gemini's key → line index, for the lines of one model (an embeddings line has a key per text). */
 async function lineIndexes(services: Services, batch: BatchRecord, model: string): Promise<Map<string, number>> {
   const index = new Map<string, number>();
-  for await (const { index: i, rec } of lineRecords(services, batch)) if (rec?.model === model) index.set(String(rec.custom_id), i);
+  for await (const { index: i, rec } of lineRecords(services, batch)) {
+    if (rec?.model !== model) continue;
+    for (const key of rec.type === 'embedding' ? partKeys(rec) : [String(rec.custom_id)]) index.set(key, i);
+  }
   return index;
 }
 
 async function recordAnswer(services: Services, batch: BatchRecord, i: number, line: GeminiBatchLine): Promise<void> {
   const rec = await services.jobs.get(lineJobId(batch.id, i));
   if (!rec) return;
+  if (line.response && rec.type === 'embedding') {
+    const vectors = await gatherEmbedding(services, batch.id, i, rec, String(line.key), line.response.embedding?.values ?? []);
+    if (!vectors) return;
+    await endLine(services, batch.id, i, rec, { status: 'succeeded', result: { ...vectors }, error: null });
+    return forgetGathered(services, batch.id, i);
+  }
   if (line.response) {
     const result = await resultFor(rec, line.response);
     return endLine(services, batch.id, i, rec, { status: 'succeeded', result, error: null });

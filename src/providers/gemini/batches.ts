@@ -34,8 +34,8 @@ export interface GeminiBatch {
 /** One line of a responses file: the request's key and Gemini's answer or error. */
 export interface GeminiBatchLine {
   key: string;
-  /** Parsed JSON: its plain fields (candidates, usageMetadata, …), not the SDK's getters. */
-  response?: GenerateContentResponse;
+  /** Parsed JSON: its plain fields (candidates, usageMetadata, …), not the SDK's getters; an embeddings batch's has `embedding`. */
+  response?: GenerateContentResponse & { embedding?: { values?: number[] } };
   error?: { code?: number; message?: string; status?: string };
 }
 
@@ -80,11 +80,13 @@ export class GeminiBatches {
   }
 
   /**
-   * Creates a batch of `model` from an uploaded input file. Not idempotent and so never retried
+   * Creates a batch of `model` from an uploaded input file: of generate requests, or (`embed`)
+   * of embed requests, as `ai.batches.createEmbeddings` makes one. Not idempotent and so never retried
    * here: a caller that does not know whether it was made looks it up by display name first.
    */
-  async create(model: string, inputFile: string, displayName: string): Promise<GeminiBatch> {
-    const path = `v1beta/models/${encodeURIComponent(model)}:batchGenerateContent`;
+  async create(model: string, inputFile: string, displayName: string, kind: 'generate' | 'embed' = 'generate'): Promise<GeminiBatch> {
+    const method = kind === 'embed' ? 'asyncBatchEmbedContent' : 'batchGenerateContent';
+    const path = `v1beta/models/${encodeURIComponent(model)}:${method}`;
     const body = { batch: { displayName, inputConfig: { fileName: inputFile } } };
     return batchOf(await this.json('batches.create', 'POST', path, body));
   }
