@@ -23,10 +23,11 @@ export async function createBatch(
   window = '24h',
   metadata?: Record<string, string>,
   execution?: 'direct' | 'gemini_batch',
+  endpoint: '/v1/chat/completions' | '/v1/responses' | '/v1/embeddings' = '/v1/chat/completions',
 ): Promise<Batch> {
   const text = lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
   const input = await client.files.create({ file: await toFile(Buffer.from(`${text}\n`), 'input.jsonl'), purpose: 'batch' });
-  const body = { input_file_id: input.id, endpoint: '/v1/chat/completions' as const, completion_window: window as '24h', metadata };
+  const body = { input_file_id: input.id, endpoint: endpoint as '/v1/chat/completions', completion_window: window as '24h', metadata };
   // `execution` is Ferry's field beside OpenAI's; the SDK sends it as it is.
   return client.batches.create((execution ? { ...body, execution } : body) as typeof body);
 }
@@ -48,7 +49,7 @@ export async function lines(client: OpenAI, fileId: string | null | undefined): 
 }
 
 /** Output and error lines; asserts each custom_id appears exactly once across both. */
-export async function results(client: OpenAI, b: Batch, ids: string[]) {
+export async function results(client: OpenAI, b: Batch, ids: string[], object = 'chat.completion') {
   const out = await lines(client, b.output_file_id);
   const err = await lines(client, b.error_file_id);
   const seen = [...out, ...err].map((l) => l.custom_id).sort();
@@ -57,7 +58,7 @@ export async function results(client: OpenAI, b: Batch, ids: string[]) {
   for (const l of out) {
     assert.equal(l.error, null);
     assert.equal(l.response.status_code, 200);
-    assert.equal(l.response.body.object, 'chat.completion');
+    assert.equal(l.response.body.object, object);
   }
   for (const l of err) assert.equal(l.response, null);
   return { out, err };
