@@ -121,7 +121,7 @@ describe('batches of responses and embeddings', () => {
     // An embedding model cannot chat either.
     await assert.rejects(
       client.chat.completions.create({ model: EMBEDDER, messages: [{ role: 'user', content: 'hi' }] }),
-      (err: OpenAI.APIError) => err.status === 400 && /does not generate content/.test(err.message),
+      (err: Error & { status?: number }) => err.status === 400 && /does not generate content/.test(err.message),
     );
   });
 });

@@ -4,6 +4,8 @@
  * caller is told when the first part has gone out, after which the call cannot be tried again.
  */
 import type { GenerateContentResponse, Part } from '@google/genai';
+import { UpstreamError } from '../core/errors.js';
+import { fileUrlParts } from './images.js';
 import type { JobRecord, JobType } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
 import { chatRequestOf, completionIds, embeddingRequestOf, responseRequestOf } from '../domain/jobs.js';
@@ -91,6 +93,10 @@ export async function answerEmbedding(deps: CallDeps, rec: JobRecord): Promise<A
   return { result: { ...result }, promptTokens: rec.input_tokens };
 }
 
+/** The response's file URLs all fetched here, none left for Gemini to fetch. */
+const fetchedUrlParts = (allowPrivate: boolean, rec: JobRecord, images: Map<string, FetchedImage>) =>
+  fileUrlParts(allowPrivate, rec, images, { fetchAll: true });
+
 /** How each type of job is answered. */
 export const ANSWERS: Record<JobType, (deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void) => Promise<Answer>> = {
   'chat.completion': answerChat,
@@ -105,10 +111,17 @@ export const ANSWERS: Record<JobType, (deps: CallDeps, rec: JobRecord, inputs: I
  * first part of the answer, so a quota wait before it leaves nothing sent.
  */
 export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
-  const request = geminiRequestFor(rec, inputs);
+  let request = geminiRequestFor(rec, inputs);
   let last: GenerateContentResponse | undefined;
   if (!rec.stream) {
-    last = await generate(deps.gemini.ai, request);
+    last = await generate(deps.gemini.ai, request).catch(async (err) => {
+      if (!refusedUrl(err, inputs)) throw err;
+      request = geminiRequestFor(rec, {
+        ...inputs,
+        urls: await fetchedUrlParts(deps.services.config.allowPrivateNetworks, rec, inputs.images),
+      });
+      return generate(deps.gemini.ai, request);
+    });
     return { result: await resultFor(rec, last), promptTokens: last.usageMetadata?.promptTokenCount };
   }
   const events = new EventLog(deps.services, rec, onFirst);
@@ -120,6 +133,15 @@ export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inp
   const outcome = await writer.finish();
   await events.send({ type: FINAL_EVENT[outcome.status], response: responseObject(rec, outcome.status, outcome) });
   return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount };
+}
+
+/**
+ * Gemini would not fetch a URL it was given (a host it cannot reach, a size it will not take: the
+ * limits are not published), so the worker fetches the files itself and sends them inline.
+ */
+function refusedUrl(err: unknown, inputs: Inputs): boolean {
+  const byUrl = [...inputs.urls.values()].some((p) => p.fileData);
+  return byUrl && err instanceof UpstreamError && err.upstreamStatus === 400 && /url|fetch/i.test(err.message);
 }
 
 /** A response's stream events, numbered and appended to the job's stream; the first goes with `response.in_progress`. */

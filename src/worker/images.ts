@@ -112,11 +112,16 @@ const FILE: Wanted = { label: 'File URL', param: 'input', accepts: isGeminiMimeT
  * one whose name says a type Gemini takes is passed as it is; any other (http, or a name that says
  * nothing) is fetched here, through the SSRF guard, and sent inline within the request's limit.
  */
-export async function fileUrlParts(allowPrivate: boolean, rec: JobRecord, images: Map<string, FetchedImage>): Promise<Map<string, Part>> {
+export async function fileUrlParts(
+  allowPrivate: boolean,
+  rec: JobRecord,
+  images: Map<string, FetchedImage>,
+  opts: { fetchAll?: boolean } = {},
+): Promise<Map<string, Part>> {
   const out = new Map<string, Part>();
   let total = rec.inline_bytes + [...images.values()].reduce((n, img) => n + Math.floor((img.data.length * 3) / 4), 0);
   for (const url of rec.file_urls ?? []) {
-    const mimeType = url.startsWith('https://') ? mimeTypeOfName(new URL(url).pathname) : null;
+    const mimeType = url.startsWith('https://') && !opts.fetchAll ? mimeTypeOfName(new URL(url).pathname) : null;
     if (mimeType) {
       out.set(url, { fileData: { fileUri: url, mimeType } });
       continue;
