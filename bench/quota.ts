@@ -31,6 +31,9 @@
  *   BENCH_QUOTA_MODES         configured,learned (default both)
  *   BENCH_QUOTA_LINES         tenant A's batch lines (default 2000)
  *   BENCH_QUOTA_COMPLETIONS   tenant B's completions (default 500)
+ *   BENCH_QUOTA_B             what tenant B sends: chat (async chat completions), responses (background
+ *                             responses: POST /v1/responses with background:true, then GET
+ *                             /v1/responses/{id}?wait=60 until final), or both, each a scenario (default chat)
  *   BENCH_QUOTA_REFERENCE     0 skips the @google/genai reference pool (default 1)
  *   BENCH_QUOTA_MEMORY        0 skips the memory scenario (default 1)
  *   BENCH_QUOTA_MEMORY_JOBS   completions of the memory scenario (default 1000)
@@ -311,51 +314,90 @@ type JobOutcome = {
 /** When waiting stops; moved earlier when a process dies. */
 type Deadline = { at: number };
 
-/** One async completion: POST (202 + job), then long-polls until final or `deadline`. */
-async function asyncCompletion(apiUrl: string, key: string, agent: http.Agent, content: string, deadline: Deadline): Promise<JobOutcome> {
+/** What tenant B sends: asynchronous chat completions, or background responses. */
+type BKind = 'chat' | 'responses';
+
+/** How B's request of each kind is sent and polled: the path, the body, and which statuses are final. */
+const B_KINDS: Record<BKind, { post: string; poll: string; body: (content: string) => unknown; accepted: number; final: Set<string> }> = {
+  chat: {
+    post: '/v1/chat/completions',
+    poll: '/v1/jobs',
+    body: (content) => ({ model: MODEL, messages: [{ role: 'user', content }] }),
+    accepted: 202,
+    final: FINAL_JOB,
+  },
+  responses: {
+    post: '/v1/responses',
+    poll: '/v1/responses',
+    body: (content) => ({ model: MODEL, input: content, background: true }),
+    accepted: 200,
+    final: new Set(['completed', 'incomplete', 'failed', 'cancelled']),
+  },
+};
+
+/** B's outcome for a final status of either kind. */
+const outcomeOf = (status: string): JobOutcome['outcome'] =>
+  status === 'completed' || status === 'incomplete' ? 'succeeded' : (status as JobOutcome['outcome']);
+
+/** One async request: POST (202 + job, or the queued response), then long-polls until final or `deadline`. */
+async function asyncCompletion(
+  apiUrl: string,
+  key: string,
+  agent: http.Agent,
+  content: string,
+  deadline: Deadline,
+  kind: BKind = 'chat',
+): Promise<JobOutcome> {
+  const how = B_KINDS[kind];
   const auth = { authorization: `Bearer ${key}` };
   const s = now();
   const end = (outcome: JobOutcome['outcome'], detail?: string): JobOutcome => {
     const t = now();
     return { outcome, ms: t - s, endAt: t, detail };
   };
-  let id: string | null = null;
-  let lastProblem: string | undefined;
-  while (id === null) {
-    try {
-      const answer = await httpRequest(`${apiUrl}/v1/chat/completions`, {
-        method: 'POST',
-        agent,
-        headers: { ...auth, 'content-type': 'application/json', prefer: 'respond-async' },
-        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content }] }),
-      });
-      if (answer.status !== 202) return end('refused', `POST answered ${answer.status}: ${answer.text().slice(0, 200)}`);
-      const job = answer.json<{ id: string; status: string }>();
-      if (FINAL_JOB.has(job.status)) return end(job.status as JobOutcome['outcome']);
-      id = job.id;
-    } catch (err) {
-      // No answer at all (connection reset): the request may not have been taken; not retried.
-      return end('refused', `POST failed: ${(err as Error).message}`);
-    }
+  let id: string;
+  try {
+    const answer = await httpRequest(`${apiUrl}${how.post}`, {
+      method: 'POST',
+      agent,
+      headers: { ...auth, 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify(how.body(content)),
+    });
+    if (answer.status !== how.accepted) return end('refused', `POST answered ${answer.status}: ${answer.text().slice(0, 200)}`);
+    const job = answer.json<{ id: string; status: string }>();
+    if (how.final.has(job.status)) return end(outcomeOf(job.status));
+    id = job.id;
+  } catch (err) {
+    // No answer at all (connection reset): the request may not have been taken; not retried.
+    return end('refused', `POST failed: ${(err as Error).message}`);
   }
+  return pollUntilFinal(`${apiUrl}${how.poll}/${id}`, auth, agent, how.final, deadline, end);
+}
+
+async function pollUntilFinal(
+  url: string,
+  auth: Record<string, string>,
+  agent: http.Agent,
+  final: Set<string>,
+  deadline: Deadline,
+  end: (outcome: JobOutcome['outcome'], detail?: string) => JobOutcome,
+): Promise<JobOutcome> {
+  let lastProblem: string | undefined;
   for (;;) {
     const left = deadline.at - now();
     if (left <= 0) return end('unfinished', lastProblem);
     try {
       const wait = Math.max(1, Math.min(60, Math.floor(left / 1000)));
-      const answer = await httpRequest(`${apiUrl}/v1/jobs/${id}?wait=${wait}`, { agent, headers: auth });
+      const answer = await httpRequest(`${url}?wait=${wait}`, { agent, headers: auth });
       if (answer.status === 200) {
         const job = answer.json<{ status: string; error?: unknown }>();
-        if (FINAL_JOB.has(job.status))
-          return end(
-            job.status as JobOutcome['outcome'],
-            job.status === 'succeeded' ? undefined : JSON.stringify(job.error ?? null).slice(0, 200),
-          );
-        continue;
+        if (!final.has(job.status)) continue;
+        const outcome = outcomeOf(job.status);
+        return end(outcome, outcome === 'succeeded' ? undefined : JSON.stringify(job.error ?? null).slice(0, 200));
       }
-      lastProblem = `GET /v1/jobs answered ${answer.status}`;
+      lastProblem = `GET ${url} answered ${answer.status}`;
     } catch (err) {
-      lastProblem = `GET /v1/jobs failed: ${(err as Error).message}`;
+      lastProblem = `GET ${url} failed: ${(err as Error).message}`;
     }
     await sleep(500);
   }
@@ -369,6 +411,7 @@ async function steadyCompletions(
   n: number,
   perSecond: number,
   deadline: Deadline,
+  kind: BKind = 'chat',
 ): Promise<JobOutcome[]> {
   const start = now();
   const running: Promise<JobOutcome>[] = [];
@@ -377,7 +420,7 @@ async function steadyCompletions(
     if (due > deadline.at) break;
     const wait = due - now();
     if (wait > 0) await sleep(wait);
-    running.push(asyncCompletion(apiUrl, key, agent, `tenant b question ${i}`, deadline));
+    running.push(asyncCompletion(apiUrl, key, agent, `tenant b question ${i}`, deadline, kind));
   }
   const outcomes = await Promise.all(running);
   // Not sent before the deadline: never started, reported as unfinished.
@@ -393,7 +436,12 @@ interface ScenarioConfig {
   latency: LatencyKind;
   workers: number;
   mode: Mode;
+  /** What tenant B sends (chat when absent). */
+  b?: BKind;
 }
+
+/** A scenario's name: latency/workers/mode, and what B sends when it is not chat. */
+const scenarioName = (cfg: ScenarioConfig) => `${cfg.latency}/${cfg.workers}w/${cfg.mode}${cfg.b && cfg.b !== 'chat' ? `/${cfg.b}` : ''}`;
 
 interface ScenarioResult {
   name: string;
@@ -452,7 +500,7 @@ function planScenario(cfg: ScenarioConfig, lines: number, completions: number) {
   };
   return {
     cfg,
-    name: `${cfg.latency}/${cfg.workers}w/${cfg.mode}`,
+    name: scenarioName(cfg),
     lines,
     completions,
     medianMs,
@@ -494,7 +542,7 @@ async function runTenants(log: (l?: string) => void, { stack, agent, clientA, in
   const t0 = now();
   const deadline: Deadline = { at: t0 + plan.timeoutMs };
   const created = await clientA.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
-  const bRun = steadyCompletions(stack.apiUrl, KEY_B, agent, plan.completions, B_PER_SECOND, deadline);
+  const bRun = steadyCompletions(stack.apiUrl, KEY_B, agent, plan.completions, B_PER_SECOND, deadline, plan.cfg.b);
   const a = await waitForBatch(log, stack, clientA, created, deadline);
   const bOutcomes = await bRun;
   const upstream = await modelStats(stack.emulatorUrl).catch(() => ({
@@ -859,7 +907,8 @@ function readSettings() {
   const withReference = envFlag('BENCH_QUOTA_REFERENCE');
   const withMemory = envFlag('BENCH_QUOTA_MEMORY');
   const memoryJobs = envInt('BENCH_QUOTA_MEMORY_JOBS', 1000);
-  return { latencyKinds, workerCounts, modes, lines, completions, withReference, withMemory, memoryJobs };
+  const bKinds = envList<BKind>('BENCH_QUOTA_B', ['chat', 'responses'], ['chat'], { both: ['chat', 'responses'] });
+  return { latencyKinds, workerCounts, modes, bKinds, lines, completions, withReference, withMemory, memoryJobs };
 }
 
 type Settings = ReturnType<typeof readSettings>;
@@ -912,7 +961,8 @@ async function runReferencesAndScenarios(log: (l?: string) => void, runtime: Run
     if (settings.withReference) references[latency] = await measureReference(log, runtime, latency, settings.lines + settings.completions);
     for (const workers of settings.workerCounts) {
       for (const mode of settings.modes) {
-        scenarios.push(await runScenarioReported(log, runtime, { latency, workers, mode }, settings, input));
+        for (const b of settings.bKinds)
+          scenarios.push(await runScenarioReported(log, runtime, { latency, workers, mode, b }, settings, input));
       }
     }
   }
@@ -955,7 +1005,7 @@ async function runScenarioReported(
   input: Buffer,
 ): Promise<ScenarioOrError> {
   const { latency, workers, mode } = cfg;
-  const name = `${latency}/${workers}w/${mode}`;
+  const name = scenarioName(cfg);
   log('');
   log(
     `scenario ${name}: latency ${LATENCIES[latency].label}, ${workers} worker process${workers > 1 ? 'es' : ''}, quota ${mode === 'configured' ? `configured (FERRY_GEMINI_RPM=${RPM})` : 'learned (FERRY_GEMINI_RPM=0)'} — ${new Date().toISOString()}`,
