@@ -19,7 +19,7 @@ import { cancelJob, newResponseRecord, responseRequestOf } from '../domain/jobs.
 import { checkRequestModel } from '../domain/models.js';
 import { conversationOf, deleteResponse, ownedResponse } from '../domain/responses.js';
 import { inputItemObject, responseIdOf, responseObject } from '../openai/response-object.js';
-import { validateResponseRequest } from '../openai/responses.js';
+import { checkCallOutputs, validateResponseRequest } from '../openai/responses.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { waitForJob } from './jobs.js';
@@ -95,10 +95,11 @@ async function acceptResponse(deps: ApiDeps, req: Request, tenant: string): Prom
   const response = validateResponseRequest(req.body, id.slice(-12));
   await checkRequestModel(services, response.model, { field: 'max_output_tokens', value: response.body.max_output_tokens });
   for (const fileId of response.fileIds) {
-    const use = fileUsability(fileId, await services.files.get(fileId), tenant);
+    const use = fileUsability(fileId, await services.files.get(fileId), tenant, 'input');
     if (!use.usable) throw use.error;
   }
   const context = await conversationOf(services, response.body.previous_response_id, tenant);
+  if (context.length) checkCallOutputs(response.items, context);
   const { record, created } = await acceptOnce(services, {
     store: services.jobs,
     record: newResponseRecord({ id, tenant, response, context }),

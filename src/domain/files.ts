@@ -19,28 +19,29 @@ export type FileUsability = { usable: true; ready: boolean } | { usable: false; 
 const NOT_DOCUMENTS = new Set(['batch', 'batch_output']);
 
 /**
- * Whether file `id` (its record `f`, or null) may be a document of `tenant`'s completion, and if
- * so whether it is ready (processed) or still on its way to Gemini or Azure.
+ * Whether file `id` (its record `f`, or null) may be a document of `tenant`'s request, and if
+ * so whether it is ready (processed) or still on its way to Gemini or Azure. `param` is the
+ * request field that named it (`messages` of a chat completion, `input` of a response).
  */
-export function fileUsability(id: string, f: FileRecord | null, tenant: string | null): FileUsability {
+export function fileUsability(id: string, f: FileRecord | null, tenant: string | null, param = 'messages'): FileUsability {
   if (!f || (tenant !== null && f.tenant !== tenant)) {
     return {
       usable: false,
-      error: new NotFoundError(`No such file: '${id}'.`, { param: 'messages' }),
+      error: new NotFoundError(`No such file: '${id}'.`, { param }),
     };
   }
   if (f.status === 'error') {
     const why = `File '${id}' failed to upload: ${f.status_details ?? 'unknown error'}`;
     return {
       usable: false,
-      error: new BadRequestError(why, { param: 'messages', code: 'file_failed' }),
+      error: new BadRequestError(why, { param, code: 'file_failed' }),
     };
   }
   if (NOT_DOCUMENTS.has(f.purpose) || f.storage === 'local') {
     const why = `File '${id}' has purpose "${f.purpose}": batch input and output are not documents for the model.`;
     return {
       usable: false,
-      error: new BadRequestError(why, { param: 'messages', code: 'file_not_usable' }),
+      error: new BadRequestError(why, { param, code: 'file_not_usable' }),
     };
   }
   return { usable: true, ready: f.status === 'processed' };

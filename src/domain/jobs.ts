@@ -103,6 +103,9 @@ export function newEmbeddingRecord(p: { id: string; tenant: string; embedding: V
 
 export const embeddingRequestOf = (rec: JobRecord): EmbeddingRequest => rec.request as EmbeddingRequest;
 
+/** The request field that holds a job's parts (files, images): what its errors name. */
+export const inputParamOf = (rec: Pick<JobRecord, 'type'>) => (rec.type === 'response' ? 'input' : 'messages');
+
 /** What every new job's record starts with. */
 function queuedRecord(id: string, tenant: string, line?: BatchLine) {
   return {

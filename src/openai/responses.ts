@@ -171,6 +171,8 @@ export function validateResponseRequest(input: unknown, idSeed = ''): ValidatedR
   const background = body.background === true;
   if (background && !store) bad('"background" responses must be stored: leave "store" out or set it to true.', 'store');
   if (items.length === 0 && !given(body.previous_response_id)) bad('"input" must not be empty.', 'input');
+  // Continuing a response, the calls may be in it: checked once it is read (domain/responses.ts).
+  if (!given(body.previous_response_id)) checkCallOutputs(items, []);
   return {
     body,
     model: body.model,
@@ -330,7 +332,6 @@ class References {
   readonly fileIds = new Set<string>();
   readonly imageUrls = new Set<string>();
   readonly fileUrls = new Set<string>();
-  readonly callIds = new Set<string>();
   inlineBytes = 0;
 
   checkLimits() {
@@ -369,7 +370,6 @@ function checkItem(item: unknown, p: string, found: References, id: string): Inp
   if (type === 'function_call') {
     if (typeof item.call_id !== 'string' || typeof item.name !== 'string') bad(`${p} needs "call_id" and "name".`, p);
     parseArguments(item.arguments, `${p}.arguments`);
-    found.callIds.add(item.call_id);
     return { type, id: ownId ?? id.replace('msg_', 'fc_'), call_id: item.call_id, name: item.name, arguments: String(item.arguments) };
   }
   if (type === 'function_call_output') {
@@ -441,6 +441,23 @@ function checkFile(part: Json, pp: string, found: References): InputFile {
 }
 
 const base64Bytes = (b64: string) => Math.floor((b64.length * 3) / 4);
+
+/**
+ * Every function_call_output answers a function call made before it (in `earlier` turns or the
+ * input): Gemini's function response needs the call's name, and an answer to no call is a mistake.
+ */
+export function checkCallOutputs(items: InputItem[], earlier: InputItem[]): void {
+  const calls = new Set(earlier.flatMap((i) => (i.type === 'function_call' ? [i.call_id] : [])));
+  items.forEach((item, i) => {
+    if (item.type === 'function_call') calls.add(item.call_id);
+    if (item.type === 'function_call_output' && !calls.has(item.call_id)) {
+      bad(
+        `No function call found for function_call_output with call_id '${item.call_id}': answer a call of this response's conversation.`,
+        `input[${i}].call_id`,
+      );
+    }
+  });
+}
 
 /** A function call's `arguments`: a JSON object, as a string. */
 export function parseArguments(args: unknown, param: string): Record<string, unknown> {

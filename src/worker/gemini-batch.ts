@@ -26,7 +26,7 @@ import type { Services } from '../core/services.js';
 import { nowSeconds } from '../core/time.js';
 import { countLine, releaseGate } from '../domain/batches.js';
 import { fileUsability } from '../domain/files.js';
-import { jobErrorOf } from '../domain/jobs.js';
+import { inputParamOf, jobErrorOf } from '../domain/jobs.js';
 import { FINAL_GEMINI_BATCH_STATES, type GeminiBatch, type GeminiBatchLine } from '../providers/gemini/batches.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
 import { toRestRequest, type ResolvedFile } from '../providers/gemini/mapping.js';
@@ -286,7 +286,7 @@ async function copiesFor(deps: GeminiBatchDeps, rec: JobRecord, copies: Map<stri
   for (const id of rec.file_ids) {
     if (copies.has(id)) continue;
     const file = await deps.services.files.get(id);
-    const use = fileUsability(id, file, rec.tenant);
+    const use = fileUsability(id, file, rec.tenant, inputParamOf(rec));
     if (!use.usable) throw use.error;
     // Still on its way to Gemini or Azure: the batch is sent once it is there.
     if (!use.ready) throw new AskAgain(2000);

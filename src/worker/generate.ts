@@ -31,7 +31,7 @@ import { fetchImages, fileUrlParts } from './images.js';
 import { ANSWERS, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
-import { announceIfFinal, announceJobFinal, failureOf } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, failureOf, inputParamOf } from '../domain/jobs.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 import { nowSeconds } from '../core/time.js';
@@ -284,7 +284,7 @@ async function readyFiles(services: Services, rec: JobRecord): Promise<FileRecor
   let waiting = false;
   for (const id of rec.file_ids) {
     const f = await services.files.get(id);
-    const use = fileUsability(id, f, rec.tenant);
+    const use = fileUsability(id, f, rec.tenant, inputParamOf(rec));
     if (!use.usable) throw new JobFailure(use.error);
     if (!use.ready) waiting = true;
     files.push(f!);

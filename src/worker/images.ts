@@ -6,6 +6,7 @@ import { BlockedAddressError, guardedAgent } from '../core/ssrf.js';
 import type { FetchedImage } from '../providers/gemini/mapping.js';
 import { isGeminiMimeType, mimeTypeOfName } from '../providers/gemini/mime.js';
 import type { Part } from '@google/genai';
+import { inputParamOf } from '../domain/jobs.js';
 import { INLINE_LIMIT_BYTES } from '../openai/chat.js';
 
 const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
@@ -17,9 +18,9 @@ interface Wanted {
   accepts: (type: string) => boolean;
 }
 
-const IMAGE: Wanted = { label: 'Image URL', param: 'messages', accepts: (t) => t.startsWith('image/') };
+const image = (param: string): Wanted => ({ label: 'Image URL', param, accepts: (t) => t.startsWith('image/') });
 
-export async function fetchImage(url: string, allowPrivate: boolean, wanted: Wanted = IMAGE): Promise<FetchedImage> {
+export async function fetchImage(url: string, allowPrivate: boolean, wanted: Wanted = image('messages')): Promise<FetchedImage> {
   const { label, param } = wanted;
   let agent = agents.get(allowPrivate);
   if (!agent) agents.set(allowPrivate, (agent = guardedAgent(allowPrivate)));
@@ -90,14 +91,15 @@ async function bodyOf({ label, param }: Wanted, url: string, body: AsyncIterable
 /** Fetches a request's http(s) images; with its inline parts they must stay under Gemini's request limit. */
 export async function fetchImages(allowPrivate: boolean, rec: JobRecord): Promise<Map<string, FetchedImage>> {
   const out = new Map<string, FetchedImage>();
+  const param = inputParamOf(rec);
   let total = rec.inline_bytes;
   for (const url of rec.image_urls) {
-    const img = await fetchImage(url, allowPrivate);
+    const img = await fetchImage(url, allowPrivate, image(param));
     total += Math.floor((img.data.length * 3) / 4);
     if (total > INLINE_LIMIT_BYTES) {
       throw new PayloadTooLargeError(
         `The request's images and inline data exceed Gemini's ${INLINE_LIMIT_BYTES}-byte request limit; upload them with POST /v1/files.`,
-        { param: 'messages' },
+        { param },
       );
     }
     out.set(url, img);
