@@ -272,7 +272,7 @@ describe('batches', () => {
     const doc = await client.files.create({ file: await toFile(Buffer.from('plain text'), 'a.txt'), purpose: 'user_data' });
     const bad = (body: Record<string, unknown>) =>
       client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', ...body } as any);
-    await assert.rejects(bad({ endpoint: '/v1/embeddings' }), { status: 400, param: 'endpoint' });
+    await assert.rejects(bad({ endpoint: '/v1/completions' }), { status: 400, param: 'endpoint' });
     await assert.rejects(bad({ completion_window: '48h' }), { status: 400, param: 'completion_window' });
     await assert.rejects(bad({ input_file_id: doc.id }), { status: 400, param: 'input_file_id' });
     await assert.rejects(bad({ input_file_id: 'file-none' }), { status: 404 });

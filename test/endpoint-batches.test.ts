@@ -75,6 +75,8 @@ describe('batches of responses and embeddings', () => {
         [...Array(10).keys()],
       );
       for (const d of seven.data) assert.equal(d.embedding.length, 16);
+      // Gemini's shortened vectors are a prefix of the full one; Ferry answers them at unit length, as OpenAI does.
+      assert.ok(Math.abs(Math.hypot(...seven.data[0].embedding) - 1) < 1e-5);
       assert.deepEqual(seven.data[0].embedding, direct.data[0].embedding, 'the same text gets the same vector both ways');
       assert.deepEqual(seven.data[9].embedding, direct.data[1].embedding);
       assert.notDeepEqual(seven.data[0].embedding, seven.data[1].embedding);

@@ -50,8 +50,8 @@ describe('GET /v1/models and the model of every request', () => {
       assert.equal(m.object, 'model');
       ids.push(m.id);
     }
-    // Models that generate content; the embedding model is not offered while Ferry has no embeddings.
-    assert.ok(ids.includes('gemini-2.0-flash') && !ids.includes('gemini-embedding-001'), ids.join());
+    // Models that generate content, and the embedding model (for /v1/embeddings).
+    assert.ok(ids.includes('gemini-2.0-flash') && ids.includes('gemini-embedding-001'), ids.join());
     const pro = await client.models.retrieve('gemini-2.5-pro');
     assert.equal((pro as unknown as { output_token_limit: number }).output_token_limit, 65_536);
     await assert.rejects(client.models.retrieve('gemini-9-ultra'), (err: APIError) => {

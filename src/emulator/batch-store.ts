@@ -1,6 +1,7 @@
 /** Batch Mode jobs as the emulator holds them, and the setting new batches are made under. */
 
 import { randomBytes } from 'node:crypto';
+import type { EmbedInput } from './types.js';
 import { RpcError } from './errors.js';
 import type { BatchEndState, BatchSetting } from './types.js';
 
@@ -12,6 +13,9 @@ export const MAX_BATCH_PERIOD_MS = 48 * 3600_000;
 
 const DEFAULT_BATCH_SETTING: Readonly<BatchSetting> = { pendingMs: 200, runningMs: 500, failKeys: [], endState: 'SUCCEEDED' };
 const END_STATES: readonly string[] = ['SUCCEEDED', 'FAILED', 'EXPIRED'];
+
+/** What a batch's lines ask: generateContent (batchGenerateContent) or embedContent (asyncBatchEmbedContent). */
+export type BatchKind = 'generate' | 'embed';
 
 /** The end states a call can impose on a pending or running batch. */
 export type ForcedState = 'CANCELLED' | 'EXPIRED' | 'FAILED';
@@ -30,12 +34,15 @@ export interface LineAnswer {
   key?: string;
   metadata?: Json;
   response?: Json;
+  /** An embeddings line: its vector is computed when the output is written (its inputs are small, the vector is not). */
+  embedding?: EmbedInput;
   error?: { code: number; message: string; status: string };
 }
 
 export interface Batch {
   id: string;
   seq: number;
+  kind: BatchKind;
   /** The model as the fake model names it (from the path, without "models/"). */
   model: string;
   /** The model's resource name, e.g. "models/gemini-2.0-flash". */
@@ -66,7 +73,7 @@ export interface Batch {
   gone: boolean;
 }
 
-type NewBatch = Pick<Batch, 'model' | 'modelName' | 'displayName' | 'inputFile' | 'lines'>;
+type NewBatch = Pick<Batch, 'kind' | 'model' | 'modelName' | 'displayName' | 'inputFile' | 'lines'>;
 
 export class EmulatedBatches {
   private batches = new Map<string, Batch>();

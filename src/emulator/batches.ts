@@ -1,23 +1,26 @@
 /**
- * Gemini Batch Mode: models/{model}:batchGenerateContent and the batches/{id} long-running
- * operations (get, list, cancel, delete).
+ * Gemini Batch Mode: models/{model}:batchGenerateContent, models/{model}:asyncBatchEmbedContent
+ * (an embeddings batch, `@google/genai` batches.createEmbeddings) and the batches/{id} long-running
+ * operations (get, list, cancel, delete) of both.
  *
  * A batch's state is computed from its timestamps whenever it is looked at, so no timer runs:
  * PENDING for pendingMs, RUNNING for runningMs (its lines answered evenly over that period), then
  * its end state. Due lines are answered at that look, once each, by the same fake model as
- * generateContent; they are not generate calls (no quota, no latency, no generate stats). When a
- * batch ends its output is built once: a generated JSONL responses file in the file store for file
- * input, inline responses for inline input, both in input order.
+ * generateContent (or embedContent); they are not model calls (no quota, no latency, no model
+ * stats). When a batch ends its output is built once: a generated JSONL responses file in the file
+ * store for file input, inline responses for inline input, both in input order.
  *
  * Cancel and expiry end a batch where it stands: the lines answered by then are its output (none
  * answered: no output) and the rest stay unanswered. A FAILED batch has an error and no output.
  */
 
-import { requireModel } from './models.js';
+import { requireMethod } from './models.js';
 import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { Batch, BatchLine, ForcedState, LineAnswer } from './batch-store.js';
-import type { EmulatorContext, Handler } from './context.js';
+import type { Batch, BatchKind, BatchLine, ForcedState, LineAnswer } from './batch-store.js';
+import type { EmulatorContext, Handler, RequestInfo } from './context.js';
+import { embedBatchInput, embedResponseJson } from './embeddings.js';
 import { failedPrecondition, invalidArgument, notFound, toRpcError } from './errors.js';
 import { fileIdOf, stateOf } from './file-store.js';
 import { responseJson } from './generate.js';
@@ -32,6 +35,12 @@ const LINES_PER_TURN = 500;
 const OUTPUT_PIECE_CHARS = 64 * 1024;
 /** An Operation's error carries a google.rpc.Code (13 = INTERNAL), not an HTTP status. */
 const RPC_INTERNAL = 13;
+
+/** What tells the kinds apart: the method the model must offer, and the message names of the API. */
+const KINDS: Record<BatchKind, { method: string; request: string; batch: string }> = {
+  generate: { method: 'batchGenerateContent', request: 'BatchGenerateContentRequest', batch: 'GenerateContentBatch' },
+  embed: { method: 'asyncBatchEmbedContent', request: 'AsyncBatchEmbedContentRequest', batch: 'EmbedContentBatch' },
+};
 
 type BatchState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'EXPIRED';
 const FINAL_STATES = new Set<BatchState>(['SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED']);
@@ -77,8 +86,8 @@ async function advance(ctx: EmulatorContext, batch: Batch, now: number): Promise
   const target = () => dueAt(batch, batch.forced?.at ?? now);
   while (!batch.finished && !batch.gone && batch.answered < target()) {
     const stop = Math.min(target(), batch.answered + LINES_PER_TURN);
-    while (batch.answered < stop) {
-      const answer = answerLine(ctx, batch, batch.lines[batch.answered]);
+    while (batch.answered < stop && !batch.gone) {
+      const answer = await answerLine(ctx, batch, batch.lines[batch.answered]);
       batch.answers.push(answer);
       batch.answered += 1;
       if (answer.error) batch.failedLines += 1;
@@ -88,19 +97,31 @@ async function advance(ctx: EmulatorContext, batch: Batch, now: number): Promise
   if (!batch.finished && !batch.gone && FINAL_STATES.has(stateAt(batch, now))) finish(ctx, batch, stateAt(batch, now));
 }
 
-/** One line through the fake model; whatever generateContent would refuse becomes an error line. */
-function answerLine(ctx: EmulatorContext, batch: Batch, line: BatchLine): LineAnswer {
+/** One line through the fake model; whatever generateContent (embedContent) would refuse becomes an error line. */
+async function answerLine(ctx: EmulatorContext, batch: Batch, line: BatchLine): Promise<LineAnswer> {
   const answer: LineAnswer = { key: line.key, metadata: line.metadata };
   try {
     if (line.key !== undefined && batch.failKeys.has(line.key)) throw invalidArgument('Request contains an invalid argument.');
-    const facts = collectFacts(ctx.files, batch.model, line.request);
-    answer.response = responseJson(buildReply(facts, line.request as Json));
+    if (batch.kind === 'embed') answer.embedding = embedBatchInput(batch.model, line.request);
+    else answer.response = await generateLine(ctx, batch.model, line.request);
   } catch (err) {
     const { code, message, status } = toRpcError(err);
     answer.error = { code, message, status };
   }
   ctx.stats.countBatchLine(answer.error !== undefined);
   return answer;
+}
+
+async function generateLine(ctx: EmulatorContext, model: string, request: unknown): Promise<Json> {
+  const facts = collectFacts(ctx.files, model, request);
+  await ctx.remoteFiles.resolve(facts);
+  return responseJson(buildReply(facts, request as Json));
+}
+
+/** `{response}` or `{error}` of a line; an inline embedding response also carries its token count. */
+function lineResult(batch: Batch, { response, embedding, error }: LineAnswer, inline: boolean): Json {
+  if (embedding) return { response: embedResponseJson(embedding, batch.model, inline) };
+  return response ? { response } : { error };
 }
 
 function finish(ctx: EmulatorContext, batch: Batch, state: BatchState): void {
@@ -125,8 +146,9 @@ function writeResponsesFile(ctx: EmulatorContext, batch: Batch): string {
     size += piece.length;
     text = '';
   };
-  for (const { key, response, error } of batch.answers) {
-    text += `${JSON.stringify({ ...(key !== undefined ? { key } : {}), ...(response ? { response } : { error }) })}\n`;
+  for (const answer of batch.answers) {
+    const { key } = answer;
+    text += `${JSON.stringify({ ...(key !== undefined ? { key } : {}), ...lineResult(batch, answer, false) })}\n`;
     if (text.length >= OUTPUT_PIECE_CHARS) flush();
   }
   if (text) flush();
@@ -158,9 +180,9 @@ function batchStatsJson(batch: Batch): Record<string, string> {
 function outputJson(batch: Batch): Json | undefined {
   if (batch.responsesFile) return { responsesFile: batch.responsesFile };
   if (batch.inputFile !== undefined || batch.answers.length === 0) return undefined;
-  const inlinedResponses = batch.answers.map(({ metadata, response, error }) => ({
-    ...(metadata !== undefined ? { metadata } : {}),
-    ...(response ? { response } : { error }),
+  const inlinedResponses = batch.answers.map((answer) => ({
+    ...(answer.metadata !== undefined ? { metadata: answer.metadata } : {}),
+    ...lineResult(batch, answer, true),
   }));
   return { inlinedResponses: { inlinedResponses } };
 }
@@ -171,8 +193,9 @@ function operationJson(batch: Batch, now: number): Json {
   const final = FINAL_STATES.has(state);
   const name = `batches/${batch.id}`;
   const output = final ? outputJson(batch) : undefined;
+  const type = `${API_TYPE}.${KINDS[batch.kind].batch}`;
   const metadata = {
-    '@type': `${API_TYPE}.GenerateContentBatch`,
+    '@type': type,
     model: batch.modelName,
     ...(batch.displayName !== undefined ? { displayName: batch.displayName } : {}),
     ...(batch.inputFile !== undefined ? { inputConfig: { fileName: batch.inputFile } } : {}),
@@ -186,7 +209,7 @@ function operationJson(batch: Batch, now: number): Json {
   };
   if (!final) return { name, metadata };
   if (state === 'FAILED') return { name, metadata, done: true, error: { code: RPC_INTERNAL, message: 'The batch failed.' } };
-  return { name, metadata, done: true, response: { '@type': `${API_TYPE}.GenerateContentBatchOutput`, ...output } };
+  return { name, metadata, done: true, response: { '@type': `${type}Output`, ...output } };
 }
 
 // ---- Input ----
@@ -197,28 +220,34 @@ interface BatchSpec {
   requests?: unknown;
 }
 
-/** The create body: {"batch":{"displayName","inputConfig":{"fileName"} | {"requests":{"requests":[…]}}}}. */
-function batchSpec(body: unknown): BatchSpec {
+/**
+ * The create body: {"batch":{"displayName","inputConfig":{"fileName"} | {"requests":{"requests":[…]}}}}.
+ * Field names may come in proto form too, as proto JSON allows: the SDK's createEmbeddings sends "file_name".
+ */
+function batchSpec(body: unknown, kind: BatchKind): BatchSpec {
+  const names = KINDS[kind];
   const batch = isObject(body) ? body.batch : undefined;
-  if (!isObject(batch)) throw invalidArgument('* BatchGenerateContentRequest.batch: batch is required.\n');
-  const { displayName, inputConfig: input } = batch;
+  if (!isObject(batch)) throw invalidArgument(`* ${names.request}.batch: batch is required.\n`);
+  const displayName = batch.displayName ?? batch.display_name;
+  const input = batch.inputConfig ?? batch.input_config;
   if (displayName !== undefined && typeof displayName !== 'string') {
     throw invalidArgument(`Invalid value at 'batch.display_name' (TYPE_STRING), ${JSON.stringify(displayName)}`);
   }
-  if (!isObject(input)) throw invalidArgument('* GenerateContentBatch.input_config: input_config is required.\n');
-  if ((input.fileName === undefined) === (input.requests === undefined)) {
-    throw invalidArgument('* GenerateContentBatch.input_config: exactly one of file_name and requests must be set.\n');
+  if (!isObject(input)) throw invalidArgument(`* ${names.batch}.input_config: input_config is required.\n`);
+  const fileName = input.fileName ?? input.file_name;
+  if ((fileName === undefined) === (input.requests === undefined)) {
+    throw invalidArgument(`* ${names.batch}.input_config: exactly one of file_name and requests must be set.\n`);
   }
-  if (input.fileName !== undefined && (typeof input.fileName !== 'string' || !input.fileName)) {
-    throw invalidArgument(`Invalid value at 'batch.input_config.file_name' (TYPE_STRING), ${JSON.stringify(input.fileName)}`);
+  if (fileName !== undefined && (typeof fileName !== 'string' || !fileName)) {
+    throw invalidArgument(`Invalid value at 'batch.input_config.file_name' (TYPE_STRING), ${JSON.stringify(fileName)}`);
   }
-  return { displayName, fileName: input.fileName as string | undefined, requests: input.requests };
+  return { displayName, fileName: fileName as string | undefined, requests: input.requests };
 }
 
-function inlineLines(requests: unknown): BatchLine[] {
+function inlineLines(requests: unknown, kind: BatchKind): BatchLine[] {
   const list = isObject(requests) ? requests.requests : undefined;
   if (!Array.isArray(list) || list.length === 0) {
-    throw invalidArgument('* GenerateContentBatch.input_config.requests.requests: requests must not be empty.\n');
+    throw invalidArgument(`* ${KINDS[kind].batch}.input_config.requests.requests: requests must not be empty.\n`);
   }
   return list.map((item, i) => {
     const where = `batch.input_config.requests.requests[${i}]`;
@@ -273,14 +302,18 @@ function requireBatch(ctx: EmulatorContext, id: string): Batch {
   return batch;
 }
 
+export const handleCreateBatch: Handler = (ctx, req, res, info) => createBatch(ctx, req, res, info, 'generate');
+export const handleCreateEmbeddingsBatch: Handler = (ctx, req, res, info) => createBatch(ctx, req, res, info, 'embed');
+
 /** Not idempotent, like Gemini's: every call makes a new batch. */
-export const handleCreateBatch: Handler = async (ctx, req, res, { params }) => {
-  requireModel(params.model);
+async function createBatch(ctx: EmulatorContext, req: IncomingMessage, res: ServerResponse, { params }: RequestInfo, kind: BatchKind) {
+  requireMethod(params.model, KINDS[kind].method);
   // The whole body counts against the request limit (20 MiB), which bounds inline batches.
-  const spec = batchSpec(await readJson(req, ctx.opts.maxRequestBytes));
-  const lines = spec.fileName !== undefined ? await fileLines(ctx, spec.fileName) : inlineLines(spec.requests);
+  const spec = batchSpec(await readJson(req, ctx.opts.maxRequestBytes), kind);
+  const lines = spec.fileName !== undefined ? await fileLines(ctx, spec.fileName) : inlineLines(spec.requests, kind);
   const model = params.model;
   const batch = ctx.batches.create({
+    kind,
     model,
     modelName: model.startsWith('tunedModels/') ? model : `models/${model}`,
     displayName: spec.displayName,
@@ -291,7 +324,7 @@ export const handleCreateBatch: Handler = async (ctx, req, res, { params }) => {
   // Settled like any look: with a zero schedule the batch has already run.
   await settle(ctx, batch, batch.createdAt);
   sendJson(res, 200, operationJson(batch, batch.createdAt));
-};
+}
 
 export const handleGetBatch: Handler = async (ctx, _req, res, { params }) => {
   const batch = requireBatch(ctx, params.id);

@@ -6,6 +6,7 @@ import type { FaultDecision, FaultInjector } from './faults.js';
 import type { EmulatedFiles } from './file-store.js';
 import type { LatencyModel } from './latency.js';
 import type { QuotaEnforcer } from './quota.js';
+import type { RemoteFiles } from './remote-files.js';
 import type { StatsCollector } from './stats.js';
 import type { EmulatedUploads } from './upload-store.js';
 
@@ -31,12 +32,14 @@ export interface EmulatorContext {
   faults: FaultInjector;
   files: EmulatedFiles;
   uploads: EmulatedUploads;
-  /** Per-model rpm/tpm of generate calls. */
+  /** Per-model rpm/tpm of model calls (generate and embed). */
   quota: QuotaEnforcer;
-  /** Service time of generate calls. */
+  /** Service time of model calls. */
   latency: LatencyModel;
   /** Batch Mode jobs and their setting. */
   batches: EmulatedBatches;
+  /** Fetches the https URLs of fileData parts. */
+  remoteFiles: RemoteFiles;
 }
 
 export interface RequestInfo {

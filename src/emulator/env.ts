@@ -1,20 +1,25 @@
 /**
- * Quota, latency and batch schedule of the standalone emulator from its environment, so a
- * benchmark can run it under production conditions without code:
+ * Quota, latency, batch schedule and fileData URL trust of the standalone emulator from its
+ * environment, so a benchmark can run it under production conditions without code:
  *
  *   FERRY_EMULATOR_RPM, FERRY_EMULATOR_TPM             per-model limits of every model (0 = unlimited)
- *   FERRY_EMULATOR_LATENCY_MS                          fixed service time of generate calls, or
+ *   FERRY_EMULATOR_LATENCY_MS                          fixed service time of model calls, or
  *   FERRY_EMULATOR_LATENCY_MEDIAN_MS + _P99_MS         a lognormal one
  *   FERRY_EMULATOR_BATCH_PENDING_MS                    how long a new batch stays PENDING (default 200)
  *   FERRY_EMULATOR_BATCH_RUNNING_MS                    then how long it stays RUNNING (default 500)
+ *   FERRY_EMULATOR_FILE_URI_CA                         a PEM file whose certificates the emulator trusts
+ *                                                      when it fetches a fileData https URL (a local
+ *                                                      server's self-signed certificate)
  *
- * Unset or empty variables leave the emulator's default (unlimited, no delay, the batch defaults).
+ * Unset or empty variables leave the emulator's default (unlimited, no delay, the batch defaults,
+ * Node's roots only).
  */
 
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/config.js';
 import { MAX_BATCH_PERIOD_MS } from './batch-store.js';
 import { MAX_LATENCY_MS } from './latency.js';
-import type { BatchSetting, EmulatorOptions, LatencySetting, QuotaSetting } from './types.js';
+import type { BatchSetting, EmulatorOptions, FileUriTls, LatencySetting, QuotaSetting } from './types.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -49,11 +54,24 @@ function batchSchedule(env: Env): Partial<BatchSetting> | undefined {
   return { ...(pendingMs !== undefined ? { pendingMs } : {}), ...(runningMs !== undefined ? { runningMs } : {}) };
 }
 
+/** Read once at start: a file that cannot be read is a configuration error, not a failed fetch later. */
+function fileUriTls(env: Env): FileUriTls | undefined {
+  const path = given(env, 'FERRY_EMULATOR_FILE_URI_CA');
+  if (path === undefined) return undefined;
+  try {
+    return { ca: readFileSync(path, 'utf8') };
+  } catch (err) {
+    throw new ConfigError('FERRY_EMULATOR_FILE_URI_CA', `must name a readable PEM file: ${(err as Error).message}`);
+  }
+}
+
 /** Throws a ConfigError naming the variable when one is malformed or set with a variable it excludes. */
-export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency' | 'batches'> {
-  const out: { quota?: QuotaSetting; latency?: LatencySetting; batches?: Partial<BatchSetting> } = {};
+export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency' | 'batches' | 'fileUriTls'> {
+  const out: { quota?: QuotaSetting; latency?: LatencySetting; batches?: Partial<BatchSetting>; fileUriTls?: FileUriTls } = {};
   const batches = batchSchedule(env);
   if (batches) out.batches = batches;
+  const tls = fileUriTls(env);
+  if (tls) out.fileUriTls = tls;
   const rpm = limit(env, 'FERRY_EMULATOR_RPM');
   const tpm = limit(env, 'FERRY_EMULATOR_TPM');
   if (rpm !== undefined || tpm !== undefined) out.quota = { ...(rpm !== undefined ? { rpm } : {}), ...(tpm !== undefined ? { tpm } : {}) };

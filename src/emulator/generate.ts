@@ -1,10 +1,13 @@
-/** generateContent and streamGenerateContent (SSE with ?alt=sse, else a JSON array) handlers. */
+/**
+ * generateContent and streamGenerateContent (SSE with ?alt=sse, else a JSON array) handlers, and the
+ * admission every model call (generate or embed) goes through.
+ */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EmulatorContext, Handler, RequestInfo } from './context.js';
 import { JSON_TYPE, readJson, sendJson, sleep } from './http.js';
 import { buildReply, collectFacts, type Candidate, type Reply } from './model.js';
-import { requireModel } from './models.js';
+import { requireMethod } from './models.js';
 
 /** Streamed text goes out in this many chunks. */
 const STREAM_CHUNKS = 3;
@@ -22,15 +25,13 @@ async function generate(
   stream: boolean,
 ): Promise<void> {
   const model = params.model;
-  requireModel(model);
+  requireMethod(model, 'generateContent');
   const body = await readJson(req, ctx.opts.maxRequestBytes);
   ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(body) });
   const facts = collectFacts(ctx.files, model, body);
-  // Quota after validation (a request the API refuses as invalid is not charged), and the modelled
-  // service time after the quota: a refused call answers at once, as Gemini's do.
-  ctx.quota.admit(model, facts.promptTokens);
-  const delayMs = ctx.latency.next();
-  if (delayMs > 0) await sleep(delayMs);
+  // A URL that cannot be fetched makes the request invalid: fetched before the quota charges it.
+  await ctx.remoteFiles.resolve(facts);
+  await admitModelCall(ctx, model, facts.promptTokens);
   const reply = buildReply(facts, body as Record<string, unknown>);
   if (!stream) return sendJson(res, 200, responseJson(reply));
 
@@ -39,6 +40,16 @@ async function generate(
   // Without alt=sse the real API streams one JSON array of the same chunks.
   res.writeHead(200, { 'Content-Type': JSON_TYPE });
   res.end(`[${chunks.map((c) => JSON.stringify(c)).join(',\r\n')}]`);
+}
+
+/**
+ * Quota after validation (a request the API refuses as invalid is not charged), and the modelled
+ * service time after the quota: a refused call answers at once, as Gemini's do.
+ */
+export async function admitModelCall(ctx: EmulatorContext, model: string, tokens: number): Promise<void> {
+  ctx.quota.admit(model, tokens);
+  const delayMs = ctx.latency.next();
+  if (delayMs > 0) await sleep(delayMs);
 }
 
 async function sendSse(res: ServerResponse, chunks: object[]): Promise<void> {
@@ -51,10 +62,13 @@ async function sendSse(res: ServerResponse, chunks: object[]): Promise<void> {
   res.end();
 }
 
-function candidateJson(c: Candidate, text: string | undefined, last: boolean): Record<string, unknown> {
+/** A candidate, or its piece in a stream: the thought part (if any) goes first, in the first piece. */
+function candidateJson(c: Candidate, text: string | undefined, last: boolean, first = true): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (c.functionCall) out.content = { parts: [{ functionCall: c.functionCall }], role: 'model' };
-  else if (text !== undefined) out.content = { parts: [{ text }], role: 'model' };
+  const parts: Record<string, unknown>[] = c.thought !== undefined && first ? [{ text: c.thought, thought: true }] : [];
+  if (c.functionCall) parts.push({ functionCall: c.functionCall });
+  else if (text !== undefined) parts.push({ text });
+  if (parts.length) out.content = { parts, role: 'model' };
   if (last) {
     out.finishReason = c.finishReason;
     if (c.safetyRatings) out.safetyRatings = c.safetyRatings;
@@ -81,7 +95,7 @@ function streamChunks(reply: Reply): object[] {
   const pieces = texts.map((t) => splitText(t as string, STREAM_CHUNKS));
   return Array.from({ length: STREAM_CHUNKS }, (_, i) => {
     const last = i === STREAM_CHUNKS - 1;
-    const candidates = reply.candidates.map((c, k) => candidateJson(c, pieces[k][i], last));
+    const candidates = reply.candidates.map((c, k) => candidateJson(c, pieces[k][i], last, i === 0));
     return responseJson(reply, candidates, last);
   });
 }

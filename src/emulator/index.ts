@@ -1,4 +1,4 @@
-/** A local Gemini Developer API emulator: resumable uploads, files, generateContent and Batch Mode on the real wire protocol. */
+/** A local Gemini Developer API emulator: resumable uploads, files, generateContent, embeddings and Batch Mode on the real wire protocol. */
 
 export { emulatorOptionsFromEnv } from './env.js';
 export { startEmulator } from './server.js';
@@ -11,6 +11,7 @@ export type {
   EmulatorStats,
   FaultKind,
   FaultRule,
+  FileUriTls,
   GenerateModelStats,
   GenerateRequestRecord,
   LatencySetting,

@@ -2,6 +2,11 @@
  * The fake model: validates a generateContent request and computes a deterministic reply that
  * reveals what reached the model (model, files, inline data, system instruction, texts).
  *
+ * A fileData part names a file of the Files API, or (since January 2026) an https URL that Gemini
+ * fetches itself: collectFacts leaves such a part's size and hash to be filled in by
+ * remote-files.ts, so that validation stays synchronous and the fetch happens once the request is
+ * known to be valid.
+ *
  * Directives in the last user text: `CALL <name> <json-args>` (a declared function) answers a
  * functionCall; `FINISH:<REASON>` sets the finish reason; `BLOCK:<REASON>` blocks the prompt.
  */
@@ -9,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { failedPrecondition, invalidArgument } from './errors.js';
 import { fileIdOf, stateOf, type EmulatedFiles } from './file-store.js';
+import { planThinking, thoughtSummary, thoughtTokens, type ThinkingPlan } from './thinking.js';
 
 /** Tokens charged per file or inline part, like an image on the real API. */
 const TOKENS_PER_MEDIA_PART = 258;
@@ -31,6 +37,10 @@ const FINISH_REASONS = new Set([
 /** Finish reasons for which the real API sends a candidate without content. */
 const CONTENTLESS_REASONS = new Set(['SAFETY', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'MALFORMED_FUNCTION_CALL']);
 const BLOCK_REASONS = new Set(['SAFETY', 'OTHER', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'IMAGE_SAFETY']);
+/** The SDK's ServiceTier values; the enum's names (FLEX, SERVICE_TIER_FLEX) are taken too, as proto JSON takes them. */
+const SERVICE_TIERS = new Set(['unspecified', 'standard', 'flex', 'priority']);
+/** A fileUri of the Files API (e.g. https://generativelanguage.googleapis.com/v1beta/files/abc), as opposed to a URL to fetch. */
+const FILES_API_PATH = /^\/(?:v1beta|v1alpha|v1)\/files\/[^/]+$/;
 
 type Json = Record<string, unknown>;
 
@@ -41,15 +51,28 @@ export interface FileFact {
   sha256: string;
 }
 
+/** A fileData part naming an https URL: its fact is completed once the URL is fetched (remote-files.ts). */
+export interface RemoteFileRef {
+  url: string;
+  fact: FileFact;
+  /** The part gave a mimeType, which wins over the URL's Content-Type (as it does over a file's). */
+  mimeTypeGiven: boolean;
+}
+
 export interface PromptFacts {
   model: string;
+  /** Files of the store and fetched URLs, in prompt order. */
   files: FileFact[];
+  /** The URLs among them, still to be fetched. */
+  remote: RemoteFileRef[];
   inline: { mimeType: string; bytes: number }[];
   system: string[];
   texts: string[];
   functionResponses: { name: string; response: unknown }[];
   lastUserText: string;
   promptTokens: number;
+  /** Absent when the model does not think for this request. */
+  thinking?: ThinkingPlan;
 }
 
 export interface FunctionCall {
@@ -62,6 +85,8 @@ export interface Candidate {
   finishReason: string;
   /** Absent for a function call or a blocked candidate. */
   text?: string;
+  /** The thought summary, shown before the answer (thinkingConfig.includeThoughts). */
+  thought?: string;
   functionCall?: FunctionCall;
   safetyRatings?: Json[];
 }
@@ -69,7 +94,7 @@ export interface Candidate {
 export interface Reply {
   candidates: Candidate[];
   promptFeedback?: { blockReason: string };
-  usageMetadata: { promptTokenCount: number; candidatesTokenCount: number; totalTokenCount: number };
+  usageMetadata: { promptTokenCount: number; candidatesTokenCount: number; totalTokenCount: number; thoughtsTokenCount?: number };
   modelVersion: string;
   responseId: string;
 }
@@ -85,15 +110,18 @@ export function collectFacts(files: EmulatedFiles, model: string, body: unknown)
   if (!Array.isArray(contents) || contents.length === 0) {
     throw invalidArgument('* GenerateContentRequest.contents: contents is not specified\n');
   }
+  checkServiceTier(body.serviceTier);
   const facts: PromptFacts = {
     model,
     files: [],
+    remote: [],
     inline: [],
     system: systemTexts(body.systemInstruction),
     texts: [],
     functionResponses: [],
     lastUserText: '',
     promptTokens: 0,
+    thinking: planThinking(model, body.generationConfig),
   };
   contents.forEach((content, i) => {
     const where = `GenerateContentRequest.contents[${i}]`;
@@ -125,21 +153,54 @@ function collectPart(files: EmulatedFiles, facts: PromptFacts, texts: string[], 
     if (typeof data !== 'string') throw invalidArgument(`* ${where}.inline_data.data: data must be base64.\n`);
     facts.inline.push({ mimeType, bytes: Buffer.from(data, 'base64').length });
   }
-  if (isObject(part.fileData)) facts.files.push(fileFact(files, part.fileData, where));
+  if (isObject(part.fileData)) facts.files.push(fileFact(files, facts, part.fileData, where));
   if (isObject(part.functionResponse)) {
     facts.functionResponses.push({ name: String(part.functionResponse.name ?? ''), response: part.functionResponse.response ?? null });
   }
 }
 
-function fileFact(files: EmulatedFiles, fileData: Json, where: string): FileFact {
+function fileFact(files: EmulatedFiles, facts: PromptFacts, fileData: Json, where: string): FileFact {
   const uri = fileData.fileUri;
   if (typeof uri !== 'string' || !uri) throw invalidArgument(`* ${where}.file_data.file_uri: file uri must be specified.\n`);
+  const url = URL.canParse(uri) ? new URL(uri) : undefined;
+  if ((url?.protocol === 'https:' || url?.protocol === 'http:') && !FILES_API_PATH.test(url.pathname)) {
+    return remoteFact(facts, url, fileData, where);
+  }
   const file = files.get(uri);
   const id = fileIdOf(uri);
   if (!file) throw invalidArgument(`File ${id} does not exist or you do not have permission to access it.`);
   if (stateOf(file) !== 'ACTIVE') throw failedPrecondition(`The File ${id} is not in an ACTIVE state and usage is not allowed.`);
   const mimeType = typeof fileData.mimeType === 'string' && fileData.mimeType ? fileData.mimeType : file.mimeType;
   return { name: `files/${file.id}`, mimeType, sizeBytes: file.sizeBytes, sha256: file.sha256Hex };
+}
+
+/**
+ * A URL Gemini fetches itself: https only. Its name in the reply leaves out the query, where a
+ * signed URL carries its signature.
+ */
+function remoteFact(facts: PromptFacts, url: URL, fileData: Json, where: string): FileFact {
+  if (url.protocol !== 'https:') {
+    throw invalidArgument(`* ${where}.file_data.file_uri: Gemini fetches https URLs only; ${url.protocol} is not supported.\n`);
+  }
+  const given = typeof fileData.mimeType === 'string' && fileData.mimeType !== '';
+  const fact: FileFact = {
+    name: `${url.origin}${url.pathname}`,
+    mimeType: given ? (fileData.mimeType as string) : '',
+    sizeBytes: 0,
+    sha256: '',
+  };
+  facts.remote.push({ url: url.href, fact, mimeTypeGiven: given });
+  return fact;
+}
+
+function checkServiceTier(tier: unknown): void {
+  if (tier === undefined || tier === null) return;
+  const name = typeof tier === 'string' ? tier.toLowerCase().replace(/^service_tier_/, '') : '';
+  if (!SERVICE_TIERS.has(name)) {
+    throw invalidArgument(
+      `Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta.ServiceTier), ${JSON.stringify(tier)}`,
+    );
+  }
 }
 
 function systemTexts(system: unknown): string[] {
@@ -176,7 +237,12 @@ export function buildReply(facts: PromptFacts, body: Json): Reply {
     (sum, c) => sum + countWords(c.text ?? (c.functionCall ? `${c.functionCall.name} ${JSON.stringify(c.functionCall.args)}` : '')),
     0,
   );
-  return { candidates, usageMetadata: usage(facts.promptTokens, outputTokens), modelVersion, responseId };
+  const thoughts = facts.thinking ? thoughtTokens(facts.thinking, facts.promptTokens) : 0;
+  if (facts.thinking?.includeThoughts) {
+    const thought = thoughtSummary(thoughts, facts.lastUserText);
+    for (const c of candidates) if (c.text !== undefined || c.functionCall) c.thought = thought;
+  }
+  return { candidates, usageMetadata: usage(facts.promptTokens, outputTokens, thoughts), modelVersion, responseId };
 }
 
 function makeCandidate(
@@ -301,8 +367,10 @@ export function truncateWords(text: string, limit: number): string {
   return text;
 }
 
-const usage = (prompt: number, output: number) => ({
+/** Thought tokens count in the total, as Gemini bills them with the output. */
+const usage = (prompt: number, output: number, thoughts = 0) => ({
   promptTokenCount: prompt,
   candidatesTokenCount: output,
-  totalTokenCount: prompt + output,
+  totalTokenCount: prompt + output + thoughts,
+  ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
 });

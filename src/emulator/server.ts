@@ -1,12 +1,20 @@
 /** The HTTP server: routing, API key, fault injection, error answers and lifecycle. */
 
-import { handleGetModel, handleListModels } from './models.js';
+import { handleGetModel, handleListModels } from './model-routes.js';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkApiKey } from './auth.js';
 import { EmulatedBatches } from './batch-store.js';
-import { endBatch, handleCancelBatch, handleCreateBatch, handleDeleteBatch, handleGetBatch, handleListBatches } from './batches.js';
+import {
+  endBatch,
+  handleCancelBatch,
+  handleCreateBatch,
+  handleCreateEmbeddingsBatch,
+  handleDeleteBatch,
+  handleGetBatch,
+  handleListBatches,
+} from './batches.js';
 import type { EmulatorContext, Handler, RequestInfo, ResolvedOptions } from './context.js';
 import {
   handleExpireBatch,
@@ -24,6 +32,7 @@ import {
   handleReset,
   resetState,
 } from './control.js';
+import { handleBatchEmbedContents, handleEmbedContent } from './embeddings.js';
 import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
 import { EmulatedFiles } from './file-store.js';
@@ -32,6 +41,7 @@ import { handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
 import { LatencyModel } from './latency.js';
 import { QuotaEnforcer } from './quota.js';
+import { RemoteFiles } from './remote-files.js';
 import { StatsCollector } from './stats.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
 import { EmulatedUploads } from './upload-store.js';
@@ -47,6 +57,10 @@ import {
 const HOURS = 3600_000;
 /** Default seed, so that probabilistic faults repeat from run to run unless a seed is given. */
 const DEFAULT_SEED = 0x5eed;
+/** Largest body fetched from a fileData URL unless set: Gemini's inline limit per request since January 2026. */
+const DEFAULT_MAX_FILE_URI_BYTES = 100 * 1024 ** 2;
+/** The routes that call a model: counted in flight per model, as their quota is. */
+const MODEL_ROUTES: ReadonlySet<RouteName> = new Set(['generate', 'stream', 'embed', 'embed.batch']);
 
 interface RouteSpec {
   methods: string[];
@@ -95,6 +109,24 @@ const ROUTE_TABLE: RouteSpec[] = [
     pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):batchGenerateContent$`),
     route: 'batches.create',
     handler: handleCreateBatch,
+  },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):embedContent$`),
+    route: 'embed',
+    handler: handleEmbedContent,
+  },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):batchEmbedContents$`),
+    route: 'embed.batch',
+    handler: handleBatchEmbedContents,
+  },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):asyncBatchEmbedContent$`),
+    route: 'batches.createEmbeddings',
+    handler: handleCreateEmbeddingsBatch,
   },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/batches$`), route: 'batches.list', handler: handleListBatches },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/batches/(?<id>[^/:]+)$`), route: 'batches.get', handler: handleGetBatch },
@@ -177,7 +209,7 @@ async function handleRequest(ctx: EmulatorContext, req: IncomingMessage, res: Se
     const info: RequestInfo = { url, params: match.params, baseUrl: requestBaseUrl(ctx, req) };
     if (match.route) {
       ctx.stats.countRequest(match.route);
-      if (match.route === 'generate' || match.route === 'stream') trackGenerateCall(ctx, match.params.model, res);
+      if (MODEL_ROUTES.has(match.route)) trackModelCall(ctx, match.params.model, res);
       if (needsApiKey(match)) checkApiKey(ctx.opts.apiKey, req, url);
       const decision = ctx.faults.decide(match.route);
       if (decision.latencyMs > 0) await sleep(decision.latencyMs);
@@ -209,8 +241,8 @@ function holdAnswer(res: ServerResponse, ms: number): void {
   }) as ServerResponse['end'];
 }
 
-/** Counts a generate call in flight until its response closes (answered, cut or abandoned). */
-function trackGenerateCall(ctx: EmulatorContext, model: string, res: ServerResponse): void {
+/** Counts a model call in flight until its response closes (answered, cut or abandoned). */
+function trackModelCall(ctx: EmulatorContext, model: string, res: ServerResponse): void {
   ctx.stats.generateStarted(model);
   res.once('close', () => ctx.stats.generateEnded(model, res.headersSent && res.statusCode >= 200 && res.statusCode < 300));
 }
@@ -261,6 +293,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     quota: new QuotaEnforcer(options.quota, stats),
     latency: new LatencyModel(options.latency, opts.seed),
     batches: new EmulatedBatches(options.batches),
+    remoteFiles: new RemoteFiles({ ...options.fileUriTls, maxBytes: options.maxFileUriBytes ?? DEFAULT_MAX_FILE_URI_BYTES }),
   };
   if (options.faults) ctx.faults.set(options.faults);
 
@@ -302,6 +335,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     failBatch: (name) => endBatch(ctx, name, 'FAILED'),
     close: () =>
       new Promise<void>((resolve, reject) => {
+        ctx.remoteFiles.close();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),

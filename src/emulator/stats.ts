@@ -51,7 +51,7 @@ export class StatsCollector {
     if (this.generateRequests.length > KEPT_GENERATE_REQUESTS) this.generateRequests.shift();
   }
 
-  /** A generate call of `model` was received (counted from routing until its response closes). */
+  /** A model call (generate or embed) of `model` was received (counted from routing until its response closes). */
   generateStarted(model: string): void {
     const s = this.modelStats(model);
     s.inFlight += 1;

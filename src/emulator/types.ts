@@ -10,7 +10,10 @@ export const ROUTES = [
   'files.delete',
   'generate',
   'stream',
+  'embed',
+  'embed.batch',
   'batches.create',
+  'batches.createEmbeddings',
   'batches.get',
   'batches.list',
   'batches.cancel',
@@ -48,14 +51,18 @@ export interface FaultRule {
 
 /** Per-minute limits of one model; 0 or absent = unlimited. */
 export interface QuotaLimits {
-  /** Generate requests per minute. */
+  /** Model calls (generate, stream, embed, batch embed) per minute. */
   rpm?: number;
-  /** Input (prompt) tokens per minute, counted as usageMetadata.promptTokenCount reports them. */
+  /**
+   * Input tokens per minute, counted as usageMetadata.promptTokenCount reports them (embed calls:
+   * the words of the texts embedded).
+   */
   tpm?: number;
 }
 
 /**
- * Quota of generateContent/streamGenerateContent, enforced per model like Gemini's. `rpm`/`tpm`
+ * Quota of the model calls (generateContent, streamGenerateContent, embedContent,
+ * batchEmbedContents), enforced per model like Gemini's. `rpm`/`tpm`
  * apply to every model; a `perModel` entry overrides them for that model field by field (a field
  * it leaves out is inherited, 0 there means unlimited). Model names as in the path, without "models/".
  */
@@ -64,7 +71,7 @@ export interface QuotaSetting extends QuotaLimits {
 }
 
 /**
- * Service time of generate calls, waited after the quota check and before answering (streams: before
+ * Service time of model calls (generate and embed), waited after the quota check and before answering (streams: before
  * the first chunk). `lognormal` draws from the seeded generator: mu = ln(medianMs),
  * sigma = ln(p99Ms / medianMs) / 2.326. `{ kind: 'fixed', ms: 0 }` (the default) is no delay.
  */
@@ -113,9 +120,9 @@ export interface EmulatorOptions {
   maxFileBytes?: number;
   /** Largest accepted generateContent request body; default 20 MiB like the real API. */
   maxRequestBytes?: number;
-  /** Per-model rpm/tpm of generate calls; default unlimited. Kept across reset(). */
+  /** Per-model rpm/tpm of model calls (generate and embed); default unlimited. Kept across reset(). */
   quota?: QuotaSetting;
-  /** Service time of generate calls; default none. Kept across reset(). */
+  /** Service time of model calls (generate and embed); default none. Kept across reset(). */
   latency?: LatencySetting;
   /** Batch Mode schedule and line faults; fields left out take their defaults. */
   batches?: Partial<BatchSetting>;
@@ -124,6 +131,20 @@ export interface EmulatorOptions {
    * input file; larger ones keep only their metadata. Default 64 MiB.
    */
   maxKeptFileBytes?: number;
+  /**
+   * TLS of the fetches of fileData https URLs: `ca` (PEM) is trusted besides Node's bundled roots,
+   * e.g. a test server's self-signed certificate. Default: Node's roots only.
+   */
+  fileUriTls?: FileUriTls;
+  /** Largest body fetched from a fileData https URL; default 100 MiB. */
+  maxFileUriBytes?: number;
+}
+
+export interface FileUriTls {
+  /** PEM certificate(s) trusted besides Node's bundled roots, for these fetches only. */
+  ca?: string | Buffer;
+  /** Default true; false accepts any certificate. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface GenerateRequestRecord {
@@ -132,7 +153,7 @@ export interface GenerateRequestRecord {
   body: unknown;
 }
 
-/** Generate calls (generateContent and streamGenerateContent) of one model. */
+/** Calls to one model: generate calls (generateContent, streamGenerateContent) and embed calls (embedContent, batchEmbedContents). */
 export interface GenerateModelStats {
   /** Calls answered with a 2xx status (a stream counts once its 200 headers went out). */
   answered2xx: number;
@@ -153,9 +174,9 @@ export interface EmulatorStats {
   faultsInjected: Record<string, number>;
   /** The last 100 generateContent/streamGenerateContent request bodies. */
   generateRequests: GenerateRequestRecord[];
-  /** Generate calls per model (the model as in the path, without "models/"). */
+  /** Generate and embed calls per model (the model as in the path, without "models/"). */
   generateByModel: Record<string, GenerateModelStats>;
-  /** Batch Mode; batch lines are not generate calls and are counted only here. */
+  /** Batch Mode; batch lines are not model calls and are counted only here. */
   batches: BatchCounters;
 }
 
@@ -195,4 +216,12 @@ export interface Emulator {
   /** Ends a pending or running batch as FAILED, with an error and no output; rejects like expireBatch. */
   failBatch(name: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A checked embed request: what its vector is computed from (small, unlike the vector). */
+export interface EmbedInput {
+  text: string;
+  dimensions: number;
+  /** Words of the text: the tokens charged. */
+  tokens: number;
 }

@@ -75,10 +75,15 @@ function textsOf(input: unknown): string[] {
   return list as string[];
 }
 
-/** A vector as base64 of little-endian float32s (what the SDKs decode). */
+/**
+ * A vector as base64 of little-endian float32s (what the SDKs decode), scaled to unit length:
+ * OpenAI's vectors have it at any size (so a dot product is the cosine), Gemini's only at full size
+ * (a smaller `dimensions` is the first values of the full vector).
+ */
 export function encodeVector(values: number[]): string {
+  const norm = Math.hypot(...values) || 1;
   const buf = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => buf.writeFloatLE(v, i * 4));
+  values.forEach((v, i) => buf.writeFloatLE(v / norm, i * 4));
   return buf.toString('base64');
 }
 

@@ -1,0 +1,163 @@
+/**
+ * Files named by URL in a response, through the process users run (`ferry all`, as `npm start`
+ * runs it, at the default log level). Gemini fetches public and signed https URLs itself, and
+ * whether it will fetch a given URL varies (hosts it cannot reach, sizes it will not take), so both
+ * sides are tested: an https URL Gemini fetches (the emulator trusts the test's certificate
+ * authority), and one it refuses (an emulator that does not), which the worker then fetches itself
+ * through the SSRF guard and sends inline.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { Redis } from 'ioredis';
+import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { eventually, freePort, spawnFerry } from './harness.js';
+import { deleteByPrefix } from './redis-keys.js';
+
+const KEY = 'sk-file-urls';
+const PDF = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(3000)]);
+
+/** A self-signed certificate for 127.0.0.1, made with the openssl CLI. */
+function makeCertificate(dir: string): { key: string; cert: string } {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key, cert };
+}
+
+/** Ferry (`ferry all`) against `emulator`, trusting the test's certificate authority for the worker's own fetches. */
+async function startFerryProcess(
+  emulator: Emulator,
+  ca: string,
+  prefix: string,
+): Promise<{ child: ChildProcess; client: OpenAI; stderr: () => string }> {
+  const port = await freePort();
+  const child = spawnFerry('all', {
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    FERRY_REDIS_PREFIX: prefix,
+    FERRY_API_KEYS: `${KEY}:file-urls`,
+    GEMINI_API_KEY: 'emulator-key',
+    GEMINI_BASE_URL: emulator.url,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    FERRY_METRICS_PORT: '0',
+    FERRY_DATA_DIR: path.join(os.tmpdir(), `${prefix}-data`),
+    FERRY_STAGING_DIR: path.join(os.tmpdir(), `${prefix}-staging`),
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+    NODE_EXTRA_CA_CERTS: ca,
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  const base = `http://127.0.0.1:${port}`;
+  await eventually(async () => (await fetch(`${base}/readyz`).catch(() => null))?.ok, 60_000, 'ferry to be ready');
+  return { child, client: new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 60_000 }), stderr: () => stderr };
+}
+
+describe('files by URL in responses, on `ferry all`', () => {
+  let tmp: string;
+  let server: https.Server;
+  let base: string;
+  const served: string[] = [];
+  const ferries: Array<{ child: ChildProcess; prefix: string }> = [];
+  const emulators: Emulator[] = [];
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-file-urls-'));
+    const { key, cert } = makeCertificate(tmp);
+    server = https.createServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
+      served.push(String(req.url));
+      res.writeHead(200, { 'content-type': 'application/pdf', 'content-length': PDF.length }).end(PDF);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    for (const f of ferries) {
+      assert.equal(f.child.exitCode, null, 'ferry is still running after the tests');
+      f.child.kill('SIGTERM');
+      await deleteByPrefix(redis, f.prefix);
+    }
+    redis.disconnect();
+    for (const e of emulators) await e.close();
+    server.close();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  async function ferryWith(trusted: boolean) {
+    const emulator = await startEmulator({
+      quiet: true,
+      processingDelayMs: 0,
+      ...(trusted ? { fileUriTls: { ca: await readFile(path.join(tmp, 'cert.pem')) } } : {}),
+    });
+    emulators.push(emulator);
+    const prefix = `ferry-test-${randomBytes(5).toString('hex')}`;
+    const f = await startFerryProcess(emulator, path.join(tmp, 'cert.pem'), prefix);
+    ferries.push({ child: f.child, prefix });
+    return f;
+  }
+
+  const ask = (client: OpenAI, url: string) =>
+    client.responses.create({
+      model: 'gemini-2.5-flash',
+      input: [
+        {
+          role: 'user',
+          content: [
+            { type: 'input_file', file_url: url },
+            { type: 'input_text', text: 'What is in it?' },
+          ],
+        },
+      ],
+    });
+
+  test('an https URL whose name says its type goes to Gemini as it is, and Gemini fetches it', async () => {
+    const { client } = await ferryWith(true);
+    served.length = 0;
+    const r = await ask(client, `${base}/reports/q3.pdf`);
+    assert.equal(r.status, 'completed');
+    assert.match(r.output_text, new RegExp(`files=${base.replace(/[.]/g, '\\.')}/reports/q3\\.pdf\\(application/pdf,${PDF.length} bytes`));
+    assert.deepEqual(served, ['/reports/q3.pdf'], 'fetched once, by Gemini');
+  });
+
+  test('a URL Gemini will not fetch is fetched by the worker and sent inline', async () => {
+    const { client, stderr } = await ferryWith(false);
+    served.length = 0;
+    const r = await ask(client, `${base}/reports/q4.pdf`);
+    assert.equal(r.status, 'completed', JSON.stringify(r.error));
+    assert.match(r.output_text, new RegExp(`inline=application/pdf\\(${PDF.length} bytes\\)`));
+    assert.deepEqual(served, ['/reports/q4.pdf'], 'Gemini could not connect; the worker fetched it once');
+    // A name that says no type is fetched by the worker from the start.
+    const noType = await ask(client, `${base}/download?id=7`);
+    assert.match(noType.output_text, new RegExp(`inline=application/pdf\\(${PDF.length} bytes\\)`));
+    assert.doesNotMatch(stderr(), /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace written');
+  });
+});
