@@ -11,12 +11,16 @@ import type { Services } from '../src/core/services.js';
 import { nowSeconds } from '../src/core/time.js';
 import { acceptOnce, type Accepted } from '../src/domain/accept.js';
 import { newBatchRecord } from '../src/domain/batches.js';
-import { newJobRecord } from '../src/domain/jobs.js';
+import { newEmbeddingRecord, newJobRecord, newResponseRecord } from '../src/domain/jobs.js';
+import { validateEmbeddingRequest } from '../src/openai/embeddings.js';
+import { validateResponseRequest } from '../src/openai/responses.js';
 import { validateChatRequest } from '../src/openai/chat.js';
 
-export type Kind = 'job' | 'file' | 'batch';
+export type Kind = 'job' | 'response' | 'embedding' | 'file' | 'batch';
 
 const CHAT = { model: 'gemini-2.0-flash', messages: [{ role: 'user', content: 'Summarise the report.' }] };
+const RESPONSE = { model: 'gemini-2.5-flash', input: 'Summarise the report.', background: true };
+const EMBEDDING = { model: 'gemini-embedding-001', input: ['the report', 'its summary'] };
 export const FILE_BYTES = Buffer.from('%PDF-1.4\nthe same bytes each time\n%%EOF\n');
 
 /** Accepts one request of `kind` under `key`; a file's bytes are staged first under a key of their own, as the API does. */
@@ -32,6 +36,20 @@ export async function acceptRequest(
       record: newJobRecord({ id: newId('job'), tenant: TENANT, chat: validateChatRequest(CHAT) }),
       idempotencyKey: key,
       fingerprintOf: [CHAT],
+      enqueue: (job) => enqueueGenerate(services, job),
+    });
+  }
+  if (kind === 'response' || kind === 'embedding') {
+    const id = newId('job');
+    const record =
+      kind === 'response'
+        ? newResponseRecord({ id, tenant: TENANT, response: validateResponseRequest(RESPONSE) })
+        : newEmbeddingRecord({ id, tenant: TENANT, embedding: validateEmbeddingRequest(EMBEDDING) });
+    return acceptOnce(services, {
+      store: services.jobs,
+      record,
+      idempotencyKey: key,
+      fingerprintOf: [kind === 'response' ? RESPONSE : EMBEDDING],
       enqueue: (job) => enqueueGenerate(services, job),
     });
   }

@@ -63,12 +63,15 @@ async function acceptAndDie(kind: Kind, tenant: string, key: string, step: strin
 
 async function queuedWork(kind: Kind, id: string) {
   const { queues } = ferry.services;
-  if (kind === 'job') return queues.generate.getJob(id);
+  if (kind === 'job' || kind === 'response' || kind === 'embedding') return queues.generate.getJob(id);
   if (kind === 'file') return queues.upload.getJob(jobIds.upload(id));
   return queues.batch.getJob(jobIds.batch(BATCH_JOBS.finalize, id));
 }
 
-const storeOf = (kind: Kind) => ({ job: ferry.services.jobs, file: ferry.services.files, batch: ferry.services.batches })[kind];
+const storeOf = (kind: Kind) => {
+  const { jobs, files, batches } = ferry.services;
+  return { job: jobs, response: jobs, embedding: jobs, file: files, batch: batches }[kind];
+};
 
 async function entry(tenant: string, key: string): Promise<{ id: string | null; lease?: number }> {
   return JSON.parse((await ferry.services.redis.get(ferry.services.keys.idempotency(tenant, key)))!);
@@ -129,7 +132,7 @@ async function killedAt(kind: Kind, step: string) {
   }
 }
 
-for (const kind of ['job', 'file', 'batch'] as const) {
+for (const kind of ['job', 'response', 'embedding', 'file', 'batch'] as const) {
   test(`a ${kind}: killed after each step of acceptance, the resend reaches the one record`, { timeout: 60_000 }, async () => {
     await Promise.all(ACCEPT_STEPS.map((step) => killedAt(kind, step)));
   });

@@ -223,6 +223,36 @@ describe('/v1/responses', () => {
     assert.deepEqual(r.text?.format, { type: 'json_schema', name: 'answer', schema, strict: true });
   });
 
+  test("a conversation sends its earlier files again: turn 2 by previous_response_id, in the background, sees turn 1's file", async () => {
+    const f = await client.files.create({ file: await toFile(TEXT, 'turn-one.txt'), purpose: 'user_data' });
+    const first = await client.responses.create({
+      model: MODEL,
+      input: [
+        {
+          role: 'user',
+          content: [
+            { type: 'input_file', file_id: f.id },
+            { type: 'input_text', text: 'Read this.' },
+          ],
+        },
+      ],
+    });
+    assert.equal(first.status, 'completed');
+    let second: any = await client.responses.create({ model: MODEL, input: 'And now?', previous_response_id: first.id, background: true });
+    second = await (await ferry.fetch(`/v1/responses/${second.id}?wait=20`)).json();
+    assert.equal(second.status, 'completed', JSON.stringify(second.error));
+    assert.match(second.output[0].content[0].text, /files=files\/[^ ]+\(text\/plain/, "the first turn's file reached the model again");
+    assert.match(second.output[0].content[0].text, /text=Read this\. \/ .* \/ And now\?$/);
+    // A file deleted since cannot go again: the continuation is refused before anything is queued.
+    await client.files.delete(f.id);
+    await refused(
+      client.responses.create({ model: MODEL, input: 'Once more?', previous_response_id: first.id }),
+      404,
+      'input',
+      /No such file/,
+    );
+  });
+
   test('a tool call over two turns: function_call, then its output by previous_response_id reaches the model', async () => {
     const tools = [
       {

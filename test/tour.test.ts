@@ -144,6 +144,10 @@ describe('a tour of `npm start`', () => {
     for (const [method, p] of [
       ['GET', '/v1/files'],
       ['POST', '/v1/chat/completions'],
+      ['POST', '/v1/responses'],
+      ['GET', '/v1/responses/resp_nope'],
+      ['POST', '/v1/embeddings'],
+      ['GET', '/v1/models'],
       ['GET', '/v1/jobs'],
       ['GET', '/v1/batches'],
       ['GET', '/v1/webhook_endpoints'],
@@ -237,6 +241,57 @@ describe('a tour of `npm start`', () => {
     );
     assert.equal((await call('unknown model', 'POST', '/v1/chat/completions', { json: { model: 'gpt-4o', messages: [] } })).status, 400);
     assert.equal((await call('wrong method', 'DELETE', '/v1/chat/completions')).status, 404);
+  });
+
+  test('responses: direct, streamed, in the background, and what follows; embeddings; models', async () => {
+    const input = [
+      {
+        role: 'user',
+        content: [
+          { type: 'input_file', file_id: fileId },
+          { type: 'input_text', text: 'Summarise.' },
+        ],
+      },
+    ];
+    const direct = await call('response', 'POST', '/v1/responses', { json: { model: 'gemini-2.5-flash', input } });
+    assert.equal(direct.json.status, 'completed', JSON.stringify(direct.json.error));
+    const streamed = await call('streamed response', 'POST', '/v1/responses', {
+      json: { model: 'gemini-2.5-flash', input: 'Hi.', stream: true },
+    });
+    assert.match(streamed.text, /event: response\.completed/);
+    const bg = await call('background response', 'POST', '/v1/responses', {
+      json: { model: 'gemini-2.5-flash', input: 'Later.', background: true, previous_response_id: direct.json.id },
+    });
+    assert.equal(bg.json.status, 'queued');
+    assert.equal((await call('response wait', 'GET', `/v1/responses/${bg.json.id}?wait=20`)).json.status, 'completed');
+    assert.equal((await call('input items', 'GET', `/v1/responses/${bg.json.id}/input_items?limit=5`)).json.object, 'list');
+    assert.equal((await call('cancel a finished response', 'POST', `/v1/responses/${bg.json.id}/cancel`)).status, 409);
+    assert.equal((await call('stream of a direct response', 'GET', `/v1/responses/${direct.json.id}?stream=true`)).status, 400);
+    assert.equal((await call('other tenant response', 'GET', `/v1/responses/${direct.json.id}`, { key: KEY_B })).status, 404);
+    assert.equal((await call('admin response', 'GET', `/v1/responses/${direct.json.id}`, { key: ADMIN })).status, 200);
+    assert.equal((await call('response delete', 'DELETE', `/v1/responses/${bg.json.id}`)).json.deleted, true);
+    assert.equal(
+      (
+        await call('hosted tool', 'POST', '/v1/responses', {
+          json: { model: 'gemini-2.5-flash', input: 'x', tools: [{ type: 'web_search' }] },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await call('bad response JSON', 'POST', '/v1/responses', { body: '{', headers: { 'content-type': 'application/json' } })).status,
+      400,
+    );
+    const emb = await call('embeddings', 'POST', '/v1/embeddings', {
+      json: { model: 'gemini-embedding-001', input: ['a', 'b'], dimensions: 8 },
+    });
+    assert.equal(emb.json.data.length, 2);
+    assert.equal(
+      (await call('embeddings with a chat model', 'POST', '/v1/embeddings', { json: { model: 'gemini-2.5-flash', input: 'a' } })).status,
+      400,
+    );
+    assert.ok((await call('models', 'GET', '/v1/models')).json.data.length > 0);
+    assert.equal((await call('unknown model id', 'GET', '/v1/models/gemini-9')).status, 404);
   });
 
   test('batches: create, wait, read the output, list, cancel an ended one', async () => {

@@ -7,7 +7,8 @@
  *   `GET /v1/responses/{id}?stream=true&starting_after=N`.
  */
 import { Router, type Request, type Response } from 'express';
-import { BadRequestError, ConflictError } from '../core/errors.js';
+import { BadRequestError, ConflictError, PayloadTooLargeError } from '../core/errors.js';
+import { INLINE_LIMIT_BYTES } from '../openai/chat.js';
 import { enqueueGenerate } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { newId } from '../core/ids.js';
@@ -94,15 +95,23 @@ async function acceptResponse(deps: ApiDeps, req: Request, tenant: string): Prom
   const id = newId('job');
   const response = validateResponseRequest(req.body, id.slice(-12));
   await checkRequestModel(services, response.model, { field: 'max_output_tokens', value: response.body.max_output_tokens });
-  for (const fileId of response.fileIds) {
+  const context = await conversationOf(services, response.body.previous_response_id, tenant);
+  if (context.length) checkCallOutputs(response.items, context);
+  const rec = newResponseRecord({ id, tenant, response, context });
+  if (rec.inline_bytes > INLINE_LIMIT_BYTES) {
+    throw new PayloadTooLargeError(
+      `The conversation's inline data totals ${rec.inline_bytes} bytes, over Gemini's ${INLINE_LIMIT_BYTES}-byte request limit: upload the files with POST /v1/files and reference them by file_id.`,
+      { param: 'previous_response_id' },
+    );
+  }
+  // The earlier turns' files go to Gemini again: each must still be there.
+  for (const fileId of rec.file_ids) {
     const use = fileUsability(fileId, await services.files.get(fileId), tenant, 'input');
     if (!use.usable) throw use.error;
   }
-  const context = await conversationOf(services, response.body.previous_response_id, tenant);
-  if (context.length) checkCallOutputs(response.items, context);
   const { record, created } = await acceptOnce(services, {
     store: services.jobs,
-    record: newResponseRecord({ id, tenant, response, context }),
+    record: rec,
     idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
     fingerprintOf: [req.body],
     enqueue: (job) => enqueueGenerate(services, job),

@@ -10,7 +10,7 @@ import type { WebhookEndpoint } from '../core/records/webhooks.js';
 import { FerryError, UpstreamError } from '../core/errors.js';
 import type { Services } from '../core/services.js';
 import type { ChatRequest, ValidatedChat } from '../openai/chat.js';
-import type { InputItem, ResponseRequest, ValidatedResponse } from '../openai/responses.js';
+import { referencesOf, type InputItem, type ResponseRequest, type ValidatedResponse } from '../openai/responses.js';
 import type { EmbeddingRequest, ValidatedEmbedding } from '../openai/embeddings.js';
 import { responseEvent } from '../openai/response-object.js';
 import { emitSafely } from './webhooks.js';
@@ -64,7 +64,7 @@ export function newResponseRecord(p: {
   context?: InputItem[];
   line?: BatchLine;
 }): JobRecord {
-  const { response } = p;
+  const response = p.context?.length ? withContextReferences(p.response, p.context) : p.response;
   return {
     ...queuedRecord(p.id, p.tenant, p.line),
     type: 'response',
@@ -80,6 +80,19 @@ export function newResponseRecord(p: {
     stream: p.line ? false : response.stream,
     metadata: response.body.metadata ?? null,
     webhook_url: null,
+  };
+}
+
+/** A response continuing a conversation references the files of its earlier turns too: they go to Gemini again. */
+function withContextReferences(response: ValidatedResponse, context: InputItem[]): ValidatedResponse {
+  const earlier = referencesOf(context);
+  const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
+  return {
+    ...response,
+    fileIds: union(earlier.fileIds, response.fileIds),
+    imageUrls: union(earlier.imageUrls, response.imageUrls),
+    fileUrls: union(earlier.fileUrls, response.fileUrls),
+    inlineBytes: earlier.inlineBytes + response.inlineBytes,
   };
 }
 

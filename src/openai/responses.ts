@@ -442,6 +442,18 @@ function checkFile(part: Json, pp: string, found: References): InputFile {
 
 const base64Bytes = (b64: string) => Math.floor((b64.length * 3) / 4);
 
+/** What items reference (files by id, images and files by URL) and their inline bytes: of a conversation's earlier turns. */
+export function referencesOf(items: InputItem[]): Pick<ValidatedResponse, 'fileIds' | 'imageUrls' | 'fileUrls' | 'inlineBytes'> {
+  const found = new References();
+  items.forEach((item, i) => {
+    if (item.type !== 'message') return;
+    item.content.forEach((part, j) => {
+      if (item.role === 'user' && !('text' in part)) checkPart(part, `context[${i}].content[${j}]`, 'user', found);
+    });
+  });
+  return { fileIds: [...found.fileIds], imageUrls: [...found.imageUrls], fileUrls: [...found.fileUrls], inlineBytes: found.inlineBytes };
+}
+
 /**
  * Every function_call_output answers a function call made before it (in `earlier` turns or the
  * input): Gemini's function response needs the call's name, and an answer to no call is a mistake.
