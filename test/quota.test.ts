@@ -187,8 +187,9 @@ describe('quota-bound throughput', () => {
         ended.filter((j) => j.status !== 'succeeded'),
         [],
       );
-      // Ideal: 200 / 20 + 1.5 = 11.5 s; a cap of a few running jobs would take over a minute.
-      assert.ok(seconds <= (200 / 20 + 1.5) / 0.8, `${seconds.toFixed(1)} s`);
+      // Ideal: 200 / 20 + 1.5 = 11.5 s; a cap of a few running jobs would take over a minute. (How
+      // near the ideal it comes is the quota benchmark's to measure, on a machine not running tests.)
+      assert.ok(seconds <= (200 / 20 + 1.5) / 0.5, `${seconds.toFixed(1)} s`);
       assert.ok(ferry.emulator.stats().generateByModel[MODEL].peakInFlight >= 25, 'latency did not limit throughput');
     } finally {
       await ferry.close();
