@@ -16,14 +16,29 @@
  * tenants asking): a tenant ahead of its share by more than the horizon yields while another
  * tenant is waiting, and never otherwise, so a tenant alone gets the whole rate.
  *
- * The limits are the configured quota (FERRY_GEMINI_RPM, FERRY_GEMINI_TPM), or learned. Learned:
- * no limit until the first 429 (each process then only keeps a slow-start window of calls in
- * flight, so a first contact cannot storm the quota); a 429 that states its per-minute limit
- * (QuotaFailure's quotaValue, as Gemini's do) sets it, less a margin; one that does not cuts the
- * rate by a fifth, starting from the success rate observed before it. A learned rate grows while
- * calls wait for it, quickly up to the rate last refused and slowly beyond, so a raised quota is
- * found again. Every 429 also pauses the model for Gemini's RetryInfo delay. Learned limits stay
- * in Redis, so a restarted or new worker starts from them.
+ * The limits are the configured quota (FERRY_GEMINI_RPM, FERRY_GEMINI_TPM), or learned from what
+ * Gemini accepts, by additive-increase/multiplicative-decrease (AIMD) on the admitted rate, shared
+ * by every worker through Redis (scripts/admission.ts):
+ * - until the first 429 no limit is known, and each process keeps only a slow-start window of calls
+ *   in flight, so a first contact cannot storm the quota;
+ * - a 429 cuts the rate to BACKOFF of the rate being admitted (at a first 429, the rate this
+ *   project's workers admitted over the last seconds, counted per second in Redis), once per
+ *   refusal episode, whether or not the 429 states its limit: a stated limit (QuotaFailure's
+ *   quotaValue) only caps the rate for STATED_CAP_MS, since a project shared with other clients
+ *   leaves less than it states; a first 429 that states its limit starts there, less a margin;
+ * - while calls wait for turns the rate grows back, in time: quickly to just under the rate last
+ *   refused, then probing beyond it faster the longer no 429 comes, so a raised quota is found in
+ *   seconds and a lowered one by the next cuts.
+ * Every 429 also pauses the model for Gemini's RetryInfo delay (a short one when it gives none and
+ * a rate is known: the cut does the work). Learned limits stay in Redis, so a restarted or new
+ * worker starts from them.
+ *
+ * Why AIMD on the admitted rate: the previous learner cut a fifth from the success rate observed
+ * before a 429; with seconds of model latency the first 429s come before any success is seen, so it
+ * learned nothing and the workers' slow start stormed the quota again: with 429s that state no limit
+ * it reached 0.53 of the quota-bound ideal with 22% of calls refused (bench quota, 2 s latency, 20/s).
+ * The admitted rate is known at once and is what the upstream judged; growth in time rather than
+ * per call keeps the probe gentle at any rate.
  *
  * Written here rather than taken from a library: BullMQ's limiter is per queue with a fixed rate,
  * and the rate-limiter packages count requests per window; none learns a limit, weighs input
@@ -39,10 +54,16 @@ import { nowSeconds } from './time.js';
 export const HORIZON_MS = 1000;
 /** How long a worker trusts "no limit known" for a model before asking Redis again. */
 const FREE_CACHE_MS = 1000;
-/** Calls refused for quota back off at least this long (Gemini's RetryInfo usually says more). */
+/** Calls refused for quota back off at least this long while no rate is known (Gemini's RetryInfo usually says more). */
 const MIN_PAUSE_MS = 500;
-/** Fewer successes than this say too little to learn a rate from. */
+/** With a rate known and no RetryInfo, the pause is this many turns: the cut does the rest. */
+const PAUSE_TURNS = 2;
+/** Fewer admissions than this say too little to learn a rate from. */
 const MIN_OBSERVED = 10;
+/** A 429 cuts the admitted rate to this share of itself. */
+const BACKOFF = 0.8;
+/** How long a stated limit caps the rate before it is probed beyond (a raised tier states more only when refused). */
+const STATED_CAP_MS = 60_000;
 /** A stated limit is used less this share, for the calls whose timing bunches on the way. */
 const STATED_MARGIN = 0.97;
 /**
@@ -102,7 +123,7 @@ export class Admission {
   /** Slow start while no limit is known: calls in flight here per model, and the window. */
   private readonly inFlight = new Map<string, number>();
   private readonly window = new Map<string, number>();
-  /** Successes per model per second here, flushed once a second: the observed rate at a first 429. */
+  /** Calls admitted in slow start per model per second here, flushed once a second: the admitted rate at a first 429. */
   private readonly counts = new Map<string, number>();
   private readonly firstSeen = new Map<string, number>();
   private readonly flusher: NodeJS.Timeout;
@@ -167,6 +188,7 @@ export class Admission {
     const window = Math.max(this.window.get(model) ?? SLOW_START_WINDOW, SLOW_START_WINDOW * 2 ** doublings);
     if (n >= window) return { go: false, retryMs: 50 + Math.round(Math.random() * 200), why: 'slow_start' };
     this.inFlight.set(model, n + 1);
+    this.counts.set(model, (this.counts.get(model) ?? 0) + 1);
     return { go: true, waitMs: 0, paced: false, inFlight: true };
   }
 
@@ -177,7 +199,6 @@ export class Admission {
 
   /** After a call that Gemini answered: widen the slow start, learn up, correct the token estimate. */
   async succeeded(req: AdmissionRequest, decision: Decision, promptTokens: number | undefined): Promise<void> {
-    this.counts.set(req.model, (this.counts.get(req.model) ?? 0) + 1);
     if (!decision.go) return;
     if (decision.inFlight) this.window.set(req.model, (this.window.get(req.model) ?? SLOW_START_WINDOW) + 1);
     const extra = promptTokens === undefined ? 0 : promptTokens - req.tokens;
@@ -190,33 +211,42 @@ export class Admission {
   /** After Gemini refused a call for quota: pause the model for its delay, and learn its limit. */
   async refused(model: string, refusal: QuotaRefusal): Promise<void> {
     this.free.delete(model);
-    const observed = refusal.limits.rpm ? 0 : await this.observedRate(model);
+    const [admitted, rate] = await Promise.all([this.admittedRate(model), this.redis.hget(this.key(model), 'rate')]);
     await this.redis.ferryAdmitRefused(
       this.key(model),
       Date.now(),
-      Math.max(refusal.retryAfterMs ?? 1000, MIN_PAUSE_MS),
+      this.pauseMs(refusal, rate === null ? null : Number(rate)),
       this.cfgRate,
-      observed,
+      admitted,
       refusal.limits.rpm ?? 0,
       refusal.limits.tpm ?? 0,
       this.opts.tpm,
       STATED_MARGIN,
+      BACKOFF,
+      STATED_CAP_MS,
     );
   }
 
+  /** Gemini's RetryInfo delay; without one, a couple of turns at a known rate, else a short pause. */
+  private pauseMs(refusal: QuotaRefusal, rate: number | null): number {
+    if (refusal.retryAfterMs !== null) return Math.max(refusal.retryAfterMs, 50);
+    const known = this.cfgRate > 0 ? this.cfgRate : rate;
+    return known ? Math.min(Math.max((PAUSE_TURNS * 1000) / known, 50), MIN_PAUSE_MS) : MIN_PAUSE_MS;
+  }
+
   /**
-   * Successes per second across every worker over the last three seconds and this one so far, or
-   * over the time since this process first saw the model if shorter; 0 when fewer than
-   * MIN_OBSERVED calls are known (too few to tell a rate from a burst).
+   * Calls admitted per second in slow start across every worker over the last three seconds and
+   * this one so far (at least one second: a first burst is not a rate); 0 when fewer than
+   * MIN_OBSERVED calls are known.
    */
-  private async observedRate(model: string): Promise<number> {
+  private async admittedRate(model: string): Promise<number> {
     await this.flushCounts();
     const t = Date.now();
     const sec = Math.floor(t / 1000);
-    const counts = await this.redis.mget([0, 1, 2, 3].map((k) => this.key(model, `:ok:${sec - k}`)));
+    const counts = await this.redis.mget([0, 1, 2, 3].map((k) => this.key(model, `:admitted:${sec - k}`)));
     const calls = counts.reduce((sum, c) => sum + Number(c ?? 0), 0);
     const seconds = Math.min(3 + (t % 1000) / 1000, (t - (this.firstSeen.get(model) ?? t)) / 1000);
-    return calls < MIN_OBSERVED || seconds <= 0 ? 0 : calls / Math.max(seconds, 0.25);
+    return calls < MIN_OBSERVED ? 0 : calls / Math.max(seconds, 1);
   }
 
   private async flushCounts(): Promise<void> {
@@ -229,8 +259,8 @@ export class Admission {
       counts.map(([model, n]) =>
         this.redis
           .multi()
-          .incrby(this.key(model, `:ok:${sec}`), n)
-          .expire(this.key(model, `:ok:${sec}`), 10)
+          .incrby(this.key(model, `:admitted:${sec}`), n)
+          .expire(this.key(model, `:admitted:${sec}`), 10)
           .exec(),
       ),
     );

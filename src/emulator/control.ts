@@ -13,6 +13,8 @@ const CONTROL_BODY_LIMIT = 1024 * 1024;
  * Forgets files, upload sessions, batches, stats, faults and quota usage. The quota and latency
  * settings and the batch schedule stay: they describe the production conditions a run is made
  * under, not its state. The batch setting's failKeys and endState are faults and are forgotten.
+ * The quota's schedule starts again: a run made after a reset meets it from its first step, as the
+ * stats' quota timeline then says.
  */
 export function resetState(ctx: EmulatorContext): void {
   ctx.batches.clear();
@@ -24,7 +26,10 @@ export function resetState(ctx: EmulatorContext): void {
   ctx.latency.restart();
 }
 
-export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.stats.snapshot());
+/** The counters, and the quota's limits over time for a benchmark to compute what a moving quota allowed. */
+export const statsSnapshot = (ctx: EmulatorContext) => ctx.stats.snapshot(ctx.quota.timeline());
+
+export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, statsSnapshot(ctx));
 
 export const handleGetFaults: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.faults.list());
 
@@ -35,7 +40,7 @@ export const handlePutFaults: Handler = async (ctx, req, res) => {
 
 export const handleGetQuota: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.quota.get());
 
-/** Replaces the whole setting (absent fields are unlimited) and answers it. */
+/** Replaces the whole setting (absent fields are unlimited, or their default) and answers it; a schedule starts now. */
 export const handlePutQuota: Handler = async (ctx, req, res) => {
   // set() validates first: a 400 leaves the setting as it was.
   ctx.quota.set((await readJson(req, CONTROL_BODY_LIMIT)) as QuotaSetting);

@@ -17,5 +17,7 @@ export type {
   LatencySetting,
   QuotaLimits,
   QuotaSetting,
+  QuotaStep,
+  QuotaTimeline,
   RouteName,
 } from './types.js';

@@ -31,6 +31,7 @@ import {
   handlePutQuota,
   handleReset,
   resetState,
+  statsSnapshot,
 } from './control.js';
 import { handleBatchEmbedContents, handleEmbedContent } from './embeddings.js';
 import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
@@ -324,7 +325,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   return {
     url: ctx.baseUrl,
     port,
-    stats: () => stats.snapshot(),
+    stats: () => statsSnapshot(ctx),
     setFaults: (rules) => ctx.faults.set(rules),
     setQuota: (quota) => ctx.quota.set(quota),
     setLatency: (latency) => ctx.latency.set(latency),

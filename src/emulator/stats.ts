@@ -6,6 +6,7 @@ import {
   type EmulatorStats,
   type GenerateModelStats,
   type GenerateRequestRecord,
+  type QuotaTimeline,
   type RouteName,
 } from './types.js';
 
@@ -86,7 +87,8 @@ export class StatsCollector {
     return s;
   }
 
-  snapshot(): EmulatorStats {
+  /** `quota` is the quota enforcer's, which keeps the schedule: these counters only count. */
+  snapshot(quota: QuotaTimeline): EmulatorStats {
     return structuredClone({
       bytesBySession: this.bytesBySession,
       bytesByFile: this.bytesByFile,
@@ -95,6 +97,7 @@ export class StatsCollector {
       generateRequests: this.generateRequests,
       generateByModel: Object.fromEntries(this.generateByModel),
       batches: this.batches,
+      quota,
     });
   }
 

@@ -60,14 +60,58 @@ export interface QuotaLimits {
   tpm?: number;
 }
 
+/** A change of the quota during a run: from `atMs` on, every model's limits are these. */
+export interface QuotaStep extends QuotaLimits {
+  /**
+   * Milliseconds after the setting was applied (or the usage last reset); steps in increasing
+   * order. A field the step leaves out keeps the value in force; 0 means unlimited.
+   */
+  atMs: number;
+}
+
 /**
  * Quota of the model calls (generateContent, streamGenerateContent, embedContent,
  * batchEmbedContents), enforced per model like Gemini's. `rpm`/`tpm`
  * apply to every model; a `perModel` entry overrides them for that model field by field (a field
  * it leaves out is inherited, 0 there means unlimited). Model names as in the path, without "models/".
+ * The other fields reproduce conditions of the real service; left out, they change nothing.
  */
 export interface QuotaSetting extends QuotaLimits {
   perModel?: Record<string, QuotaLimits>;
+  /**
+   * Default true. false: the 429's QuotaFailure names the metrics but not their limit (no
+   * quotaValue, no "limit: N" in the message), as the Gemini API's answers did through 2025;
+   * Help and RetryInfo are kept.
+   */
+  statesLimit?: boolean;
+  /**
+   * 'full' (default): QuotaFailure, Help and RetryInfo. 'none': the bare answer of Vertex AI and its
+   * dynamic shared quota, no details at all (no QuotaFailure, no RetryInfo): "Resource exhausted.
+   * Please try again later. ..."
+   */
+  detail?: 'full' | 'none';
+  /**
+   * 0 ≤ share < 1, default 0: another client of the same project spends this share of every
+   * limit, continuously, so our calls get (1 − share) of it. The 429s still state the full limit.
+   */
+  sharedShare?: number;
+  /**
+   * Changes of the top-level rpm/tpm over time (perModel entries keep overriding the fields they
+   * set). At each step a model's allowance keeps its level, capped at the new capacity.
+   */
+  schedule?: QuotaStep[];
+}
+
+/** The quota limits over time, for a benchmark to compute what a moving quota allowed. */
+export interface QuotaTimeline {
+  /** When atMs 0 was, in ms since the epoch: the setting applied or the usage last reset. */
+  startEpochMs: number;
+  /** Milliseconds from then to this snapshot: the steps with a larger atMs are still to come. */
+  elapsedMs: number;
+  /** The top-level limits from each atMs on (0 = unlimited): the start, then every step of the schedule. */
+  steps: { atMs: number; rpm: number; tpm: number }[];
+  /** The share of every limit another client spends: our calls get (1 − sharedShare) of it. */
+  sharedShare: number;
 }
 
 /**
@@ -178,6 +222,8 @@ export interface EmulatorStats {
   generateByModel: Record<string, GenerateModelStats>;
   /** Batch Mode; batch lines are not model calls and are counted only here. */
   batches: BatchCounters;
+  /** The quota's limits over time (the schedule, if any) and the share another client takes. */
+  quota: QuotaTimeline;
 }
 
 export interface BatchCounters {
@@ -195,14 +241,15 @@ export interface Emulator {
   port: number;
   stats(): EmulatorStats;
   setFaults(rules: FaultRule[]): void;
-  /** Replaces the quota setting and starts every model with a full allowance. */
+  /** Replaces the quota setting, starts every model with a full allowance and its schedule from now. */
   setQuota(quota: QuotaSetting): void;
   setLatency(latency: LatencySetting): void;
   /** Changes the given fields of the batch setting (for batches created from now on). */
   setBatchSetting(setting: Partial<BatchSetting>): void;
   /**
-   * Forget files, sessions, batches, stats, faults and quota usage. The quota and latency settings
-   * and the batch schedule stay; the batch setting's failKeys and endState go back to their defaults.
+   * Forget files, sessions, batches, stats, faults and quota usage (the quota's schedule starts
+   * again). The quota and latency settings and the batch schedule stay; the batch setting's
+   * failKeys and endState go back to their defaults.
    */
   reset(): void;
   /** Make a file vanish as if its time to live had passed. */
