@@ -31,6 +31,11 @@
  *   BENCH_QUOTA_MODES         configured,learned (default both)
  *   BENCH_QUOTA_LINES         tenant A's batch lines (default 2000)
  *   BENCH_QUOTA_COMPLETIONS   tenant B's completions (default 500)
+ *   BENCH_QUOTA_CONDITIONS    how the quota behaves, comma-separated (default stated): stated (the 429 states
+ *                             its limit), unstated (QuotaFailure without quotaValue), vertex (a bare 429, no
+ *                             details), shared (another client spends 40% of the quota: ideal = the 60% left),
+ *                             shared-unstated (both), moving (halved at 30 s, then 2,400 RPM from 60 s: ideal =
+ *                             the integral); conditions other than stated run in the learned mode only
  *   BENCH_QUOTA_B             what tenant B sends: chat (async chat completions), responses (background
  *                             responses: POST /v1/responses with background:true, then GET
  *                             /v1/responses/{id}?wait=60 until final), or both, each a scenario (default chat)
@@ -117,6 +122,53 @@ const MODE_ENV: Record<Mode, Record<string, string>> = {
 
 /** Seconds the quota needs for `n` requests, plus one median model latency. */
 const idealSeconds = (n: number, medianMs: number) => n / PER_SECOND + medianMs / 1000;
+
+type Condition = 'stated' | 'unstated' | 'vertex' | 'shared' | 'shared-unstated' | 'moving';
+
+/** The moving quota: requests per second from each time on (seconds), as FERRY_EMULATOR_QUOTA_SCHEDULE sets it. */
+const MOVING: Array<[number, number]> = [
+  [0, PER_SECOND],
+  [30, PER_SECOND / 2],
+  [60, PER_SECOND * 2],
+];
+
+/** Seconds a moving quota needs for `n` requests: where the integral of its rate reaches n. */
+function movingSeconds(n: number): number {
+  let left = n;
+  for (let i = 0; i < MOVING.length; i++) {
+    const [from, rate] = MOVING[i];
+    const span = i + 1 < MOVING.length ? MOVING[i + 1][0] - from : Infinity;
+    if (left <= rate * span) return from + left / rate;
+    left -= rate * span;
+  }
+  return Infinity;
+}
+
+/** Each condition's emulator settings (empty values clear the bench's own environment) and its ideal. */
+const QUOTA_ENV_CLEAR = {
+  FERRY_EMULATOR_QUOTA_STATES_LIMIT: '',
+  FERRY_EMULATOR_QUOTA_DETAIL: '',
+  FERRY_EMULATOR_QUOTA_SHARED_SHARE: '',
+  FERRY_EMULATOR_QUOTA_SCHEDULE: '',
+};
+const CONDITIONS: Record<Condition, { env: Record<string, string>; ideal: (n: number, medianMs: number) => number }> = {
+  stated: { env: {}, ideal: idealSeconds },
+  unstated: { env: { FERRY_EMULATOR_QUOTA_STATES_LIMIT: '0' }, ideal: idealSeconds },
+  vertex: { env: { FERRY_EMULATOR_QUOTA_DETAIL: 'none' }, ideal: idealSeconds },
+  shared: { env: { FERRY_EMULATOR_QUOTA_SHARED_SHARE: '0.4' }, ideal: (n, ms) => n / (PER_SECOND * 0.6) + ms / 1000 },
+  'shared-unstated': {
+    env: { FERRY_EMULATOR_QUOTA_SHARED_SHARE: '0.4', FERRY_EMULATOR_QUOTA_STATES_LIMIT: '0' },
+    ideal: (n, ms) => n / (PER_SECOND * 0.6) + ms / 1000,
+  },
+  moving: {
+    env: {
+      FERRY_EMULATOR_QUOTA_SCHEDULE: MOVING.slice(1)
+        .map(([at, rate]) => `${at * 1000}:${rate * 60}`)
+        .join(','),
+    },
+    ideal: (n, ms) => movingSeconds(n) + ms / 1000,
+  },
+};
 
 const sec = (ms: number | null) => (ms === null ? null : round(ms / 1000, 1));
 const fmtS = (ms: number | null) => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(1)} s`);
@@ -438,10 +490,13 @@ interface ScenarioConfig {
   mode: Mode;
   /** What tenant B sends (chat when absent). */
   b?: BKind;
+  /** How the quota behaves (stated when absent). */
+  condition?: Condition;
 }
 
 /** A scenario's name: latency/workers/mode, and what B sends when it is not chat. */
-const scenarioName = (cfg: ScenarioConfig) => `${cfg.latency}/${cfg.workers}w/${cfg.mode}${cfg.b && cfg.b !== 'chat' ? `/${cfg.b}` : ''}`;
+const scenarioName = (cfg: ScenarioConfig) =>
+  `${cfg.latency}/${cfg.workers}w/${cfg.mode}${cfg.condition && cfg.condition !== 'stated' ? `/${cfg.condition}` : ''}${cfg.b && cfg.b !== 'chat' ? `/${cfg.b}` : ''}`;
 
 interface ScenarioResult {
   name: string;
@@ -494,9 +549,9 @@ interface ScenarioResult {
 function planScenario(cfg: ScenarioConfig, lines: number, completions: number) {
   const medianMs = LATENCIES[cfg.latency].medianMs;
   const ideal = {
-    batch: idealSeconds(lines, medianMs),
-    completions: idealSeconds(completions, medianMs),
-    overall: idealSeconds(lines + completions, medianMs),
+    batch: CONDITIONS[cfg.condition ?? 'stated'].ideal(lines, medianMs),
+    completions: CONDITIONS[cfg.condition ?? 'stated'].ideal(completions, medianMs),
+    overall: CONDITIONS[cfg.condition ?? 'stated'].ideal(lines + completions, medianMs),
   };
   return {
     cfg,
@@ -516,7 +571,13 @@ async function startScenario(scope: Scope, log: (l?: string) => void, runtime: R
   const stack: Stack = await startStack(scope, {
     runtime,
     workers: cfg.workers,
-    emulatorEnv: { FERRY_EMULATOR_RPM: String(RPM), FERRY_EMULATOR_TPM: '', ...LATENCIES[cfg.latency].env },
+    emulatorEnv: {
+      FERRY_EMULATOR_RPM: String(RPM),
+      FERRY_EMULATOR_TPM: '',
+      ...LATENCIES[cfg.latency].env,
+      ...QUOTA_ENV_CLEAR,
+      ...CONDITIONS[cfg.condition ?? 'stated'].env,
+    },
     env: { FERRY_API_KEYS: API_KEYS, ...MODE_ENV[cfg.mode] },
   });
   const agent = new http.Agent({ keepAlive: true });
@@ -908,7 +969,10 @@ function readSettings() {
   const withMemory = envFlag('BENCH_QUOTA_MEMORY');
   const memoryJobs = envInt('BENCH_QUOTA_MEMORY_JOBS', 1000);
   const bKinds = envList<BKind>('BENCH_QUOTA_B', ['chat', 'responses'], ['chat'], { both: ['chat', 'responses'] });
-  return { latencyKinds, workerCounts, modes, bKinds, lines, completions, withReference, withMemory, memoryJobs };
+  const conditions = envList<Condition>('BENCH_QUOTA_CONDITIONS', Object.keys(CONDITIONS) as Condition[], ['stated'], {
+    all: Object.keys(CONDITIONS) as Condition[],
+  });
+  return { latencyKinds, workerCounts, modes, bKinds, conditions, lines, completions, withReference, withMemory, memoryJobs };
 }
 
 type Settings = ReturnType<typeof readSettings>;
