@@ -69,8 +69,11 @@ redis.call('ZREM', KEYS[4], job)
 if rate then redis.call('HSET', h, 'tat', tat + interval) end
 if tpm > 0 then redis.call('HSET', h, 'ttat', ttat + tokens * Tt) end
 redis.call('PEXPIRE', h, 7 * 86400000)
+-- flag: 1 contended (calls wait, or this one did); +2 the rate binds (this turn came as the schedule
+-- filled up: within one interval of the burst), the only time that growing it is warranted
 local flag = 0
 if contended then flag = 1 end
+if rate and delay > -interval then flag = flag + 2 end
 return {1, math.max(delay, 0), 0, interval, flag}`;
 
 /**
@@ -135,6 +138,7 @@ local cfgTpm = tonumber(ARGV[7])
 local margin = tonumber(ARGV[8])
 local backoff = tonumber(ARGV[9])
 local capMs = tonumber(ARGV[10])
+local accepted = tonumber(ARGV[11])
 local h = KEYS[1]
 local s = redis.call('HMGET', h, 'rate', 'paused', 'cut')
 local paused = math.max(tonumber(s[2]) or 0, now + pauseMs)
@@ -152,14 +156,19 @@ if cut > now - math.max(pauseMs, 500) then return 0 end
 local rate = tonumber(s[1])
 local from = rate
 if not from then from = admitted end
+-- admitted far above what got through (pauses did the throttling: the quota is lower, or shared):
+-- the accepted rate is the better measure of what the upstream allows
+if from and accepted > 0 and accepted * 1.1 < from then from = accepted * 1.1 end
 if not from or from <= 0 then
   if cap <= 0 then return 0 end
   from = cap / backoff
 end
 local target = from * backoff
 local ceiling = from
-if not rate and cap > 0 then
-  target = math.min(from, cap)
+if not rate then
+  -- a first 429 ends the slow start, whose burst overstates the rate: halve it, and probe from there
+  target = from * 0.5
+  if cap > 0 then target = math.min(from, cap) end
   ceiling = target
 end
 redis.call('HSET', h, 'rate', math.max(target, 0.1), 'ceiling', ceiling, 'cut', now)
