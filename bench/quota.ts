@@ -1025,8 +1025,13 @@ async function runReferencesAndScenarios(log: (l?: string) => void, runtime: Run
     if (settings.withReference) references[latency] = await measureReference(log, runtime, latency, settings.lines + settings.completions);
     for (const workers of settings.workerCounts) {
       for (const mode of settings.modes) {
-        for (const b of settings.bKinds)
-          scenarios.push(await runScenarioReported(log, runtime, { latency, workers, mode, b }, settings, input));
+        for (const condition of settings.conditions) {
+          // A configured rate says nothing of a quota that hides, shrinks or moves: those are the learner's.
+          if (condition !== 'stated' && mode === 'configured') continue;
+          for (const b of settings.bKinds) {
+            scenarios.push(await runScenarioReported(log, runtime, { latency, workers, mode, b, condition }, settings, input));
+          }
+        }
       }
     }
   }
