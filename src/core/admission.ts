@@ -22,11 +22,13 @@
  * - until the first 429 no limit is known, and each process keeps only a slow-start window of calls
  *   in flight, so a first contact cannot storm the quota;
  * - a 429 cuts the rate to BACKOFF of the rate being admitted (or of what got through, when that is
- *   far less: pauses were doing the throttling), at a first 429 half the rate this
- *   project's workers admitted over the last seconds, counted per second in Redis), once per
- *   refusal episode, whether or not the 429 states its limit: a stated limit (QuotaFailure's
- *   quotaValue) only caps the rate for STATED_CAP_MS, since a project shared with other clients
- *   leaves less than it states; a first 429 that states its limit starts there, less a margin;
+ *   far less: pauses were doing the throttling), once per refusal episode, whether or not the 429
+ *   states its limit; a first 429 halves the rate this project's workers admitted over the last
+ *   seconds (counted per second in Redis), or starts at the limit it states, less a margin;
+ * - a stated limit (QuotaFailure's quotaValue) is an upper bound, not the answer: a project shared
+ *   with other clients leaves less than it states, and a raised quota states itself only when it
+ *   refuses, so it caps the rate's growth for STATED_CAP_MS only;
+ * - turns booked ahead before a 429 are given up rather than sent into the refusal;
  * - while calls wait for turns the rate grows back, in time: quickly to just under the rate last
  *   refused, then probing beyond it faster the longer no 429 comes, so a raised quota is found in
  *   seconds and a lowered one by the next cuts.
@@ -66,7 +68,7 @@ const BACKOFF = 0.8;
 /** Seconds over which the rate the upstream accepts is measured, to bound a cut when it is well below the admitted one. */
 const ACCEPTED_WINDOW_S = 5;
 /** How long a stated limit caps the rate before it is probed beyond (a raised tier states more only when refused). */
-const STATED_CAP_MS = 60_000;
+const STATED_CAP_MS = 10_000;
 /** A stated limit is used less this share, for the calls whose timing bunches on the way. */
 const STATED_MARGIN = 0.97;
 /**

@@ -80,9 +80,10 @@ return {1, math.max(delay, 0), 0, interval, flag}`;
  * A call succeeded while calls waited for their turns: a learned rate grows, in time rather than per
  * call (so it grows alike at any rate). Below the rate last refused (the ceiling) it recovers
  * quickly, a tenth of the ceiling a second, up to just under it; from there it probes, slowly at
- * first and faster the longer no refusal comes (2% a second, plus 1% for every second spent
+ * first and faster the longer no refusal comes (5% a second, plus 2% for every second spent
  * probing), so a quota that stays put is met again gently and one that was raised is found within
- * seconds (a doubled quota in about eight). A stated limit caps the growth while it is fresh. An
+ * seconds (a doubled quota in about six, a quadrupled one in about ten). A stated limit caps the
+ * growth while it is fresh (STATED_CAP_MS): a raised quota states itself only when it refuses. An
  * estimate of input tokens is corrected by the count Gemini reported.
  */
 export const SUCCEEDED = `
@@ -111,7 +112,7 @@ if rate < ceiling * 0.97 then
 else
   local since = tonumber(s[4])
   if not since then since = now; redis.call('HSET', h, 'probing', now) end
-  rate = rate * (1 + (0.02 + 0.01 * (now - since) / 1000) * dt)
+  rate = rate * (1 + (0.05 + 0.02 * (now - since) / 1000) * dt)
 end
 local cap = tonumber(s[5]) or 0
 if cap > 0 and (tonumber(s[6]) or 0) > now then rate = math.min(rate, cap) end
