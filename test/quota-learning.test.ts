@@ -48,10 +48,18 @@ async function learnedRate(ferry: Ferry): Promise<number> {
  * share of 429s and the seconds until all were done.
  */
 async function learnUnder(quota: QuotaSetting): Promise<{ rate: number; share: number; seconds: number; statuses: string[] }> {
-  const ferry = await startFerry({ emulator: { quota: { rpm: 1200, ...quota }, latency: { kind: 'fixed', ms: 300 } } });
+  return learnUnderFor({ rpm: 1200, ...quota }, 400);
+}
+
+async function learnUnderFor(
+  quota: QuotaSetting,
+  n: number,
+): Promise<{ rate: number; share: number; seconds: number; statuses: string[] }> {
+  const ferry = await startFerry({ emulator: { quota, latency: { kind: 'fixed', ms: 300 } } });
   try {
+    await fetch(`${ferry.emulator.url}/_emulator/reset`, { method: 'POST' });
     const started = Date.now();
-    const ids = await Promise.all(Array.from({ length: 400 }, (_, i) => submit(ferry, `learn ${i}`)));
+    const ids = await Promise.all(Array.from({ length: n }, (_, i) => submit(ferry, `learn ${i}`)));
     const statuses = await finalStatuses(ferry, ids);
     const seconds = (Date.now() - started) / 1000;
     const s = ferry.emulator.stats().generateByModel[MODEL];
@@ -88,6 +96,21 @@ describe('a quota learned from what Gemini accepts', () => {
     assert.ok(seconds <= 400 / 12 / 0.6 + 3, `${seconds.toFixed(1)} s for 400 calls at the 12/s left`);
     // 12/s are left of the 20/s the 429s state: the rate is cut below the stated 19.4/s, near what is left.
     assert.ok(rate >= 6 && rate <= 18, `learned ${rate.toFixed(1)}/s against the 12/s left`);
+    assert.ok(share <= 0.15, `${(share * 100).toFixed(1)}% of calls refused`);
+  });
+
+  test('a quota raised mid-run, its 429s stating no limit, is found within seconds', { timeout: 90_000 }, async () => {
+    // 600 RPM (10/s) for the first 3 s, then 2,400 RPM (40/s). (A raised quota whose 429s stated the
+    // old limit is found once the stated cap has lapsed, STATED_CAP_MS later.)
+    const started = Date.now();
+    const quota = { rpm: 600, statesLimit: false, schedule: [{ atMs: 3000, rpm: 2400 }] };
+    const { share, seconds, statuses } = await learnUnderFor(quota, 400);
+    assert.deepEqual(
+      statuses.filter((s) => s !== 'succeeded'),
+      [],
+    );
+    // Ideal: 30 calls in the first 3 s, the other 370 at 40/s: about 12 s; at the old 10/s, 40 s.
+    assert.ok(seconds <= 28, `${seconds.toFixed(1)} s for 400 calls (${((Date.now() - started) / 1000).toFixed(1)} s in all)`);
     assert.ok(share <= 0.15, `${(share * 100).toFixed(1)}% of calls refused`);
   });
 });
