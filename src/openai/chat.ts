@@ -9,7 +9,8 @@
  * to send instead, and the checks that span fields (a tool message answers an earlier call, the
  * inline bytes of all parts together) are a few lines here.
  */
-import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
+import { PayloadTooLargeError } from '../core/errors.js';
+import { bad, checkMetadata, checkNumber, given, isObj, type Json } from './fields.js';
 
 /** Gemini's limit for a whole request with inline data (larger media goes through the Files API). */
 export const INLINE_LIMIT_BYTES = 20 * 1000 * 1000;
@@ -115,15 +116,6 @@ const PARAMS = new Set<string>([
   'webhook_url',
 ] satisfies (keyof ChatRequest)[]);
 
-type Json = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const given = (v: unknown) => v !== undefined && v !== null;
-
-function bad(message: string, param: string): never {
-  throw new BadRequestError(message, { param });
-}
-
 /** Checks a request body; answers it typed, with what the API and worker need to know of it. */
 export function validateChatRequest(input: unknown): ValidatedChat {
   const found = new References();
@@ -187,14 +179,6 @@ function checkModel(model: unknown) {
   }
 }
 
-function checkNumber(body: Json, name: string, min: number, max: number, integer = false) {
-  const v = body[name];
-  if (!given(v)) return;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    bad(`"${name}" must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}.`, name);
-  }
-}
-
 function checkStop(stop: unknown) {
   if (!given(stop)) return;
   const list = typeof stop === 'string' ? [stop] : stop;
@@ -207,13 +191,6 @@ function checkStreaming(stream: unknown, options: unknown) {
   if (stream !== undefined && typeof stream !== 'boolean') bad('"stream" must be true or false.', 'stream');
   if (given(options) && (!isObj(options) || Object.keys(options).some((k) => k !== 'include_usage'))) {
     bad('"stream_options" takes only "include_usage".', 'stream_options');
-  }
-}
-
-function checkMetadata(metadata: unknown) {
-  if (!given(metadata)) return;
-  if (!isObj(metadata) || Object.values(metadata).some((v) => typeof v !== 'string') || Object.keys(metadata).length > 16) {
-    bad('"metadata" must be an object of up to 16 string values.', 'metadata');
   }
 }
 

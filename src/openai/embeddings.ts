@@ -4,7 +4,7 @@
  * of little-endian float32s, the encoding the SDKs ask for by default, so a job's record holds a
  * quarter of what JSON numbers would take; `encoding_format: "float"` decodes them on the way out.
  */
-import { BadRequestError } from '../core/errors.js';
+import { bad, given, isObj } from './fields.js';
 
 /** OpenAI's limit on inputs per request. */
 export const MAX_EMBEDDING_INPUTS = 2048;
@@ -33,13 +33,6 @@ export interface EmbeddingResult {
 }
 
 const PARAMS = new Set(['model', 'input', 'dimensions', 'encoding_format', 'user']);
-
-function bad(message: string, param: string): never {
-  throw new BadRequestError(message, { param });
-}
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const given = (v: unknown) => v !== undefined && v !== null;
 
 export function validateEmbeddingRequest(input: unknown): ValidatedEmbedding {
   if (!isObj(input)) bad('The body must be a JSON object, sent with "Content-Type: application/json".', 'body');

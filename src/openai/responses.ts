@@ -6,7 +6,8 @@
  *
  * Written by hand for the same reasons as chat.ts: every refusal names its field and what to send.
  */
-import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
+import { PayloadTooLargeError } from '../core/errors.js';
+import { bad, checkMetadata, checkNumber, given, isObj, type Json } from './fields.js';
 import { INLINE_LIMIT_BYTES, MAX_IMAGE_URLS, parseDataUrl } from './chat.js';
 
 export interface InputText {
@@ -150,15 +151,6 @@ const REFUSED: Record<string, string> = {
   webhook_url: "responses announce themselves to the tenant's webhook endpoints (POST /v1/webhook_endpoints); leave it out.",
 };
 
-type Json = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const given = (v: unknown) => v !== undefined && v !== null;
-
-function bad(message: string, param: string): never {
-  throw new BadRequestError(message, { param });
-}
-
 /** Checks a request body; answers it typed, with its items and what they reference. */
 export function validateResponseRequest(input: unknown, idSeed = ''): ValidatedResponse {
   if (!isObj(input)) bad('The body must be a JSON object, sent with "Content-Type: application/json".', 'body');
@@ -224,14 +216,6 @@ function checkModel(model: unknown) {
   }
 }
 
-function checkNumber(body: Json, name: string, min: number, max: number, integer = false) {
-  const v = body[name];
-  if (!given(v)) return;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    bad(`"${name}" must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}.`, name);
-  }
-}
-
 function checkBoolean(body: Json, name: string) {
   if (given(body[name]) && typeof body[name] !== 'boolean') bad(`"${name}" must be true or false.`, name);
 }
@@ -244,13 +228,6 @@ function checkEnum(body: Json, name: string, allowed: string[], why = '') {
   const v = body[name];
   if (given(v) && !allowed.includes(String(v))) {
     bad(`"${name}" must be ${allowed.map((a) => `"${a}"`).join(', ')}${why ? `: ${why}` : '.'}`, name);
-  }
-}
-
-function checkMetadata(metadata: unknown) {
-  if (!given(metadata)) return;
-  if (!isObj(metadata) || Object.values(metadata).some((v) => typeof v !== 'string') || Object.keys(metadata).length > 16) {
-    bad('"metadata" must be an object of up to 16 string values.', 'metadata');
   }
 }
 

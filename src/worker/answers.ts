@@ -3,7 +3,7 @@
  * response (or its events). A streamed answer goes through the job's Redis Stream as it comes; the
  * caller is told when the first part has gone out, after which the call cannot be tried again.
  */
-import type { GenerateContentResponse, Part } from '@google/genai';
+import type { GenerateContentResponse } from '@google/genai';
 import { UpstreamError } from '../core/errors.js';
 import { fileUrlParts } from './images.js';
 import type { JobRecord, JobType } from '../core/records/jobs.js';
@@ -22,16 +22,11 @@ import {
   usageOf,
   type FetchedImage,
   type GeminiRequest,
-  type ResolvedFile,
 } from '../providers/gemini/mapping.js';
-import { OutputWriter, toGeminiResponseRequest } from '../providers/gemini/responses.js';
+import { OutputWriter, toGeminiResponseRequest, type ResponseInputs } from '../providers/gemini/responses.js';
 
-/** What a job's parts reference, made ready for the call. */
-export interface Inputs {
-  files: Map<string, ResolvedFile>;
-  images: Map<string, FetchedImage>;
-  urls: Map<string, Part>;
-}
+/** What a job's parts reference, made ready for the call (a chat completion uses its files and images). */
+export type Inputs = ResponseInputs;
 
 export interface Answer {
   result: Record<string, unknown>;
