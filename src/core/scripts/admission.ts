@@ -69,22 +69,14 @@ redis.call('ZREM', KEYS[4], job)
 if rate then redis.call('HSET', h, 'tat', tat + interval) end
 if tpm > 0 then redis.call('HSET', h, 'ttat', ttat + tokens * Tt) end
 redis.call('PEXPIRE', h, 7 * 86400000)
--- flag: 1 contended (calls wait, or this one did); +2 the rate binds (this turn came as the schedule
--- filled up: within one interval of the burst), the only time that growing it is warranted
 local flag = 0
 if contended then flag = 1 end
-if rate and delay > -interval then flag = flag + 2 end
 return {1, math.max(delay, 0), 0, interval, flag}`;
 
 /**
- * A call succeeded while calls waited for their turns: a learned rate grows, in time rather than per
- * call (so it grows alike at any rate). Below the rate last refused (the ceiling) it recovers
- * quickly, a tenth of the ceiling a second, up to just under it; from there it probes, slowly at
- * first and faster the longer no refusal comes (5% a second, plus 2% for every second spent
- * probing), so a quota that stays put is met again gently and one that was raised is found within
- * seconds (a doubled quota in about six, a quadrupled one in about ten). A stated limit caps the
- * growth while it is fresh (STATED_CAP_MS): a raised quota states itself only when it refuses. An
- * estimate of input tokens is corrected by the count Gemini reported.
+ * A call succeeded. A learned rate grows while calls wait for it, by 0.05 a second per call, which
+ * at `rate` calls a second is 5% a second, up to near the rate last refused, and a tenth of that
+ * beyond it. An estimate of input tokens is corrected by the count Gemini reported.
  */
 export const SUCCEEDED = `
 local now = tonumber(ARGV[1])
@@ -99,47 +91,29 @@ if tpm > 0 and extraTokens ~= 0 then
   redis.call('HSET', h, 'ttat', math.max(ttat + extraTokens * 60000 / tpm, now - 1000))
 end
 if cfgRate > 0 or not contended then return 0 end
-local s = redis.call('HMGET', h, 'rate', 'ceiling', 'grown', 'probing', 'cap', 'capUntil')
-local rate = tonumber(s[1])
+local rate = tonumber(redis.call('HGET', h, 'rate'))
 if not rate then return 0 end
-local ceiling = tonumber(s[2]) or rate
-local dt = math.min(math.max(now - (tonumber(s[3]) or now), 0), 1000) / 1000
-redis.call('HSET', h, 'grown', now)
-if dt <= 0 then return 0 end
-if rate < ceiling * 0.97 then
-  rate = math.min(rate + ceiling * 0.1 * dt, ceiling * 0.97)
-  redis.call('HDEL', h, 'probing')
-else
-  local since = tonumber(s[4])
-  if not since then since = now; redis.call('HSET', h, 'probing', now) end
-  rate = rate * (1 + (0.05 + 0.02 * (now - since) / 1000) * dt)
-end
-local cap = tonumber(s[5]) or 0
-if cap > 0 and (tonumber(s[6]) or 0) > now then rate = math.min(rate, cap) end
-redis.call('HSET', h, 'rate', rate)
+local ceiling = tonumber(redis.call('HGET', h, 'ceiling') or 0)
+local step = 0.05
+if ceiling > 0 and rate >= ceiling * 0.95 then step = 0.005 end
+redis.call('HSET', h, 'rate', rate + step)
 return 1`;
 
 /**
- * A call was refused for quota. The model pauses for the upstream's delay. A learned rate is cut
- * once per refusal episode (calls admitted before the cut are refused too and say nothing new): to
- * BACKOFF of the rate being admitted, which is the learned rate, or at a first refusal the rate this
- * project's workers were admitting (measured by the caller, `admitted`). A stated per-minute limit
- * (QuotaFailure's quotaValue) is an upper bound, not the answer, for a while: a first refusal that
- * states it starts there (less a margin); a later one below it says that someone else spends part
- * of the quota, and cuts as an unstated one does.
+ * A call was refused for quota. The model pauses for the upstream's delay. A limit the refusal
+ * states (per minute) is learned as it is, less a margin; otherwise a learned rate is cut (once
+ * per pause: calls admitted before the cut are refused too and say nothing new), starting, the
+ * first time, from the success rate observed over the last seconds.
  */
 export const REFUSED = `
 local now = tonumber(ARGV[1])
 local pauseMs = tonumber(ARGV[2])
 local cfgRate = tonumber(ARGV[3])
-local admitted = tonumber(ARGV[4])
+local observed = tonumber(ARGV[4])
 local statedRpm = tonumber(ARGV[5])
 local statedTpm = tonumber(ARGV[6])
 local cfgTpm = tonumber(ARGV[7])
 local margin = tonumber(ARGV[8])
-local backoff = tonumber(ARGV[9])
-local capMs = tonumber(ARGV[10])
-local accepted = tonumber(ARGV[11])
 local h = KEYS[1]
 local s = redis.call('HMGET', h, 'rate', 'paused', 'cut')
 local paused = math.max(tonumber(s[2]) or 0, now + pauseMs)
@@ -147,31 +121,20 @@ redis.call('HSET', h, 'paused', paused, 'tat', paused, 'ttat', paused)
 redis.call('PEXPIRE', h, 7 * 86400000)
 if cfgTpm <= 0 and statedTpm > 0 then redis.call('HSET', h, 'tpm', statedTpm * margin) end
 if cfgRate > 0 then return 0 end
-local cap = 0
 if statedRpm > 0 then
-  cap = statedRpm / 60 * margin
-  redis.call('HSET', h, 'cap', cap, 'capUntil', now + capMs)
+  redis.call('HSET', h, 'rate', statedRpm / 60 * margin, 'ceiling', statedRpm / 60, 'cut', now)
+  return 1
 end
+if statedTpm > 0 then return 0 end
 local cut = tonumber(s[3]) or 0
-if cut > now - math.max(pauseMs, 500) then return 0 end
+if cut > now - pauseMs then return 0 end
+-- the ceiling is the rate that was just refused; the first time, the success rate seen before it
 local rate = tonumber(s[1])
-local from = rate
-if not from then from = admitted end
--- admitted far above what got through (pauses did the throttling: the quota is lower, or shared):
--- the accepted rate is the better measure of what the upstream allows
-if from and accepted > 0 and accepted * 1.1 < from then from = accepted * 1.1 end
-if not from or from <= 0 then
-  if cap <= 0 then return 0 end
-  from = cap / backoff
-end
-local target = from * backoff
-local ceiling = from
 if not rate then
-  -- a first 429 ends the slow start, whose burst overstates the rate: halve it, and probe from there
-  target = from * 0.5
-  if cap > 0 then target = math.min(from, cap) end
-  ceiling = target
+  -- too few calls seen to say what rate held: only the pause, until there are
+  if observed <= 0 then return 0 end
+  redis.call('HSET', h, 'rate', observed * 0.9, 'ceiling', observed, 'cut', now)
+else
+  redis.call('HSET', h, 'rate', math.max(rate * 0.8, 0.2), 'ceiling', rate, 'cut', now)
 end
-redis.call('HSET', h, 'rate', math.max(target, 0.1), 'ceiling', ceiling, 'cut', now)
-redis.call('HDEL', h, 'probing')
 return 1`;
