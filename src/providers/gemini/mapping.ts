@@ -70,11 +70,7 @@ function toContents(messages: ChatMessage[], parts: PartMapper): { system: Part[
   const system: Part[] = [];
   const contents: Content[] = [];
   const toolNames = new Map<string, string>();
-  const push = (role: 'user' | 'model', more: Part[]) => {
-    const last = contents.at(-1);
-    if (last && last.role === role) last.parts!.push(...more);
-    else contents.push({ role, parts: more });
-  };
+  const push = (role: 'user' | 'model', more: Part[]) => appendTurn(contents, role, more);
   for (const m of messages) {
     if (m.role === 'user') push('user', parts.of(m.content));
     else if (m.role === 'assistant') {
@@ -84,22 +80,34 @@ function toContents(messages: ChatMessage[], parts: PartMapper): { system: Part[
       });
       push('model', [...parts.of(m.content), ...calls]);
     } else if (m.role === 'tool') {
-      const response = toolResponse(parts.of(m.content));
+      const response = functionResponseOf(
+        parts
+          .of(m.content)
+          .map((p) => p.text ?? '')
+          .join(''),
+        'content',
+      );
       push('user', [{ functionResponse: { name: toolNames.get(m.tool_call_id) ?? 'tool', response } }]);
     } else system.push(...parts.of(m.content));
   }
   return { system, contents };
 }
 
-/** A tool message's text as a function response: its JSON object, or the text under "content". */
-function toolResponse(parts: Part[]): Record<string, unknown> {
-  const text = parts.map((p) => p.text ?? '').join('');
+/** A function's answer as Gemini's function response: its JSON object, or the text under `key`. */
+export function functionResponseOf(text: string, key: string): Record<string, unknown> {
   try {
     const v = JSON.parse(text);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : { content: v };
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : { [key]: v };
   } catch {
-    return { content: text };
+    return { [key]: text };
   }
+}
+
+/** Adds parts as a turn of `role`, merged into the last turn when it is of the same role (Gemini alternates roles). */
+export function appendTurn(contents: Content[], role: 'user' | 'model', parts: Part[]): void {
+  const last = contents.at(-1);
+  if (last && last.role === role) last.parts!.push(...parts);
+  else contents.push({ role, parts });
 }
 
 function samplingConfig(body: ChatRequest): GenerateContentConfig {

@@ -23,7 +23,7 @@ import {
   type InputItem,
   type ResponseRequest,
 } from '../../openai/responses.js';
-import type { FetchedImage, GeminiRequest, ResolvedFile } from './mapping.js';
+import { appendTurn, functionResponseOf, type FetchedImage, type GeminiRequest, type ResolvedFile } from './mapping.js';
 import { mimeTypeOfName } from './mime.js';
 
 /** What a response's parts reference, made ready by the worker. */
@@ -47,17 +47,15 @@ function toContents(items: InputItem[], inputs: ResponseInputs): { system: Part[
   const system: Part[] = [];
   const contents: Content[] = [];
   const callNames = new Map<string, string>();
-  const push = (role: 'user' | 'model', parts: Part[]) => {
-    const last = contents.at(-1);
-    if (last && last.role === role) last.parts!.push(...parts);
-    else contents.push({ role, parts });
-  };
+  const push = (role: 'user' | 'model', parts: Part[]) => appendTurn(contents, role, parts);
   for (const item of items) {
     if (item.type === 'function_call') {
       callNames.set(item.call_id, item.name);
       push('model', [{ functionCall: { name: item.name, args: parseArguments(item.arguments, 'arguments') } }]);
     } else if (item.type === 'function_call_output') {
-      push('user', [{ functionResponse: { name: callNames.get(item.call_id) ?? 'function', response: functionResult(item.output) } }]);
+      push('user', [
+        { functionResponse: { name: callNames.get(item.call_id) ?? 'function', response: functionResponseOf(item.output, 'output') } },
+      ]);
     } else {
       const parts = item.content.map((c) => partOf(c, inputs));
       if (item.role === 'system' || item.role === 'developer') system.push(...parts);
@@ -65,16 +63,6 @@ function toContents(items: InputItem[], inputs: ResponseInputs): { system: Part[
     }
   }
   return { system, contents };
-}
-
-/** A function's output as Gemini's function response: its JSON object, or the text under "output". */
-function functionResult(output: string): Record<string, unknown> {
-  try {
-    const v = JSON.parse(output);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : { output: v };
-  } catch {
-    return { output };
-  }
 }
 
 function partOf(c: InputContent, inputs: ResponseInputs): Part {
