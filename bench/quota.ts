@@ -144,21 +144,32 @@ function movingSeconds(n: number): number {
   return Infinity;
 }
 
-/** Each condition's emulator settings (empty values clear the bench's own environment) and its ideal. */
 const QUOTA_ENV_CLEAR = {
   FERRY_EMULATOR_QUOTA_STATES_LIMIT: '',
   FERRY_EMULATOR_QUOTA_DETAIL: '',
   FERRY_EMULATOR_QUOTA_SHARED_SHARE: '',
   FERRY_EMULATOR_QUOTA_SCHEDULE: '',
 };
-const CONDITIONS: Record<Condition, { env: Record<string, string>; ideal: (n: number, medianMs: number) => number }> = {
-  stated: { env: {}, ideal: idealSeconds },
-  unstated: { env: { FERRY_EMULATOR_QUOTA_STATES_LIMIT: '0' }, ideal: idealSeconds },
-  vertex: { env: { FERRY_EMULATOR_QUOTA_DETAIL: 'none' }, ideal: idealSeconds },
-  shared: { env: { FERRY_EMULATOR_QUOTA_SHARED_SHARE: '0.4' }, ideal: (n, ms) => n / (PER_SECOND * 0.6) + ms / 1000 },
+/**
+ * Each condition's emulator settings (empty values clear the bench's own environment), its ideal,
+ * and its targets in the learned mode: the share of the ideal and the most 429s.
+ */
+const CONDITIONS: Record<
+  Condition,
+  { env: Record<string, string>; ideal: (n: number, medianMs: number) => number; target: [number, number] }
+> = {
+  stated: { env: {}, ideal: idealSeconds, target: [0.9, 0.02] },
+  unstated: { env: { FERRY_EMULATOR_QUOTA_STATES_LIMIT: '0' }, ideal: idealSeconds, target: [0.85, 0.05] },
+  vertex: { env: { FERRY_EMULATOR_QUOTA_DETAIL: 'none' }, ideal: idealSeconds, target: [0.85, 0.05] },
+  shared: {
+    env: { FERRY_EMULATOR_QUOTA_SHARED_SHARE: '0.4' },
+    ideal: (n, ms) => n / (PER_SECOND * 0.6) + ms / 1000,
+    target: [0.85, 0.05],
+  },
   'shared-unstated': {
     env: { FERRY_EMULATOR_QUOTA_SHARED_SHARE: '0.4', FERRY_EMULATOR_QUOTA_STATES_LIMIT: '0' },
     ideal: (n, ms) => n / (PER_SECOND * 0.6) + ms / 1000,
+    target: [0.85, 0.05],
   },
   moving: {
     env: {
@@ -167,8 +178,12 @@ const CONDITIONS: Record<Condition, { env: Record<string, string>; ideal: (n: nu
         .join(','),
     },
     ideal: (n, ms) => movingSeconds(n) + ms / 1000,
+    target: [0.8, 0.1],
   },
 };
+/** How soon after a moving quota's step the learned rate must be within RATE_FOUND_BAND of it. */
+const RATE_FOUND_S = 10;
+const RATE_FOUND_BAND = 0.25;
 
 const sec = (ms: number | null) => (ms === null ? null : round(ms / 1000, 1));
 const fmtS = (ms: number | null) => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(1)} s`);
@@ -542,6 +557,8 @@ interface ScenarioResult {
     error_codes: Record<string, number>;
   };
   peak_rss_mb: { workers: Array<number | null>; api: number | null; emulator: number | null };
+  /** A moving quota: after each step, the seconds until the learned rate was within RATE_FOUND_BAND of it. */
+  rate_found: Array<{ step_s: number; rate: number; after_s: number | null }> | null;
   targets: Record<string, boolean | null>;
 }
 
@@ -604,8 +621,10 @@ async function runTenants(log: (l?: string) => void, { stack, agent, clientA, in
   const deadline: Deadline = { at: t0 + plan.timeoutMs };
   const created = await clientA.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
   const bRun = steadyCompletions(stack.apiUrl, KEY_B, agent, plan.completions, B_PER_SECOND, deadline, plan.cfg.b);
+  const follower = plan.cfg.condition === 'moving' ? followRate(stack) : null;
   const a = await waitForBatch(log, stack, clientA, created, deadline);
   const bOutcomes = await bRun;
+  const rateFound = follower ? rateFoundAfterSteps(await follower.stop(), await quotaStartMs(stack.emulatorUrl)) : null;
   const upstream = await modelStats(stack.emulatorUrl).catch(() => ({
     answered2xx: 0,
     refusedForQuota: 0,
@@ -618,7 +637,50 @@ async function runTenants(log: (l?: string) => void, { stack, agent, clientA, in
     api: stack.api.peakRss(),
     emulator: stack.emulator.peakRss(),
   };
-  return { t0, created, ...a, bOutcomes, upstream, rss };
+  return { t0, created, ...a, bOutcomes, upstream, rss, rateFound };
+}
+
+interface RateSample {
+  at: number;
+  rate: number;
+}
+
+/** Samples the learned rate (the workers' shared estimate in Redis) twice a second until stopped. */
+function followRate(stack: Stack): { stop: () => Promise<RateSample[]> } {
+  const samples: RateSample[] = [];
+  let key: string | undefined;
+  const sample = async () => {
+    key ??= (await stack.redis.keys(`${stack.prefix}:quota:*:${MODEL}`))[0];
+    const rate = key ? Number(await stack.redis.hget(key, 'rate')) : NaN;
+    // Wall-clock time: the emulator's schedule is in epoch milliseconds.
+    if (Number.isFinite(rate) && rate > 0) samples.push({ at: Date.now(), rate });
+  };
+  const timer = setInterval(() => void sample().catch(() => {}), 500);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      return samples;
+    },
+  };
+}
+
+/** When the emulator's quota schedule started (its clock for the steps). */
+async function quotaStartMs(emulatorUrl: string): Promise<number> {
+  const stats = (await httpRequest(`${emulatorUrl}/_emulator/stats`)).json<{ quota?: { startEpochMs?: number } }>();
+  return stats.quota?.startEpochMs ?? NaN;
+}
+
+/**
+ * For each step of the moving quota, the seconds until the learned rate first came within
+ * RATE_FOUND_BAND of the step's rate (null: not before the next step, or the end).
+ */
+function rateFoundAfterSteps(samples: RateSample[], startMs: number) {
+  return MOVING.slice(1).map(([atS, rate], i) => {
+    const from = startMs + atS * 1000;
+    const until = i + 2 < MOVING.length ? startMs + MOVING[i + 2][0] * 1000 : Infinity;
+    const hit = samples.find((x) => x.at >= from && x.at < until && Math.abs(x.rate - rate) <= rate * RATE_FOUND_BAND);
+    return { step_s: atS, rate, after_s: hit ? round((hit.at - from) / 1000, 1) : null };
+  });
 }
 
 type TenantsRun = Awaited<ReturnType<typeof runTenants>>;
@@ -744,13 +806,15 @@ function judgeScenario({ plan, run, lineCheck, tenantB }: Findings) {
   const allDoneMs = timedOut || batchEndMs === null || tenantB.lastEnd === null ? null : Math.max(batchEndMs, tenantB.lastEnd);
   const ratio = allDoneMs === null ? null : (plan.ideal.overall * 1000) / allDoneMs;
   const share = share429(run.upstream);
-  const [minRatio, max429] = plan.cfg.mode === 'configured' ? [0.9, 0.02] : [0.8, 0.1];
+  const [minRatio, max429] = plan.cfg.mode === 'configured' ? [0.9, 0.02] : CONDITIONS[plan.cfg.condition ?? 'stated'].target;
+  const found = run.rateFound;
   const targets = {
     time: ratio === null ? false : ratio >= minRatio,
     share_429: share === null ? null : share <= max429,
     nothing_lost: lineCheck.lost === 0 && tenantB.succeeded === plan.completions && lineCheck.exactlyOnce !== false,
     completions_p99: tenantB.p99 === null ? null : tenantB.p99 <= 2 * plan.medianMs + 1000,
     worker_rss: run.rss.workers.every((r) => r !== null) ? run.rss.workers.every((r) => r! < RSS_LIMIT) : null,
+    rate_found: found === null ? null : found.every((f) => f.after_s !== null && f.after_s <= RATE_FOUND_S),
   };
   return { timedOut, batchEndMs, allDoneMs, ratio, share, minRatio, max429, targets };
 }
@@ -809,6 +873,7 @@ function scenarioResult({ plan, run, lineCheck, tenantB }: Findings, judged: Jud
       api: rss.api === null ? null : round(rss.api / MB),
       emulator: rss.emulator === null ? null : round(rss.emulator / MB),
     },
+    rate_found: run.rateFound,
     targets: judged.targets,
   };
 }
@@ -841,6 +906,10 @@ function logScenario(log: (l?: string) => void, { plan, run, lineCheck, tenantB 
   log(
     `  peak RSS: workers ${rss.workers.map(fmtMB).join(', ')} (target < 300 MB: ${verdict(targets.worker_rss)}), api ${fmtMB(rss.api)}, emulator ${fmtMB(rss.emulator)}`,
   );
+  if (run.rateFound)
+    log(
+      `  the learned rate found each step of the quota: ${run.rateFound.map((f) => `${f.rate}/s at ${f.step_s} s ${f.after_s === null ? 'not found' : `after ${f.after_s} s`}`).join(', ')} (target ≤ ${RATE_FOUND_S} s: ${verdict(targets.rate_found)})`,
+    );
   // The first problem met: polling the batch comes before reading its files.
   const problem = run.batchProblem ?? lineCheck.readProblem;
   if (problem) log(`  problem: ${problem.split('\n')[0]}`);

