@@ -83,7 +83,7 @@ export async function acceptRequest(
     record: newBatchRecord({
       id: newId('batch', Date.now(), '_'),
       tenant: TENANT,
-      params: { ...body, windowSeconds: 86400, metadata: null, execution: 'direct' },
+      params: { ...body, windowSeconds: 86400, metadata: null, execution: 'direct', outputExpiresAfterSeconds: null },
       createdAt: nowSeconds(),
     }),
     idempotencyKey: key,

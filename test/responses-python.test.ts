@@ -143,7 +143,7 @@ describe('the Python openai SDK against /v1/responses of `npm start`', () => {
   });
 
   test(
-    'responses_check.py: string, file, stream, background, function call, models and a BadRequestError',
+    'responses_check.py: string, file, stream, background, function call, models, a chunked upload, expires_after and a BadRequestError',
     { timeout: 90_000 },
     async () => {
       if (python instanceof Error) assert.fail(`The Python SDK is not available, so this test cannot run: ${python.message}`);
@@ -199,6 +199,12 @@ describe('the Python openai SDK against /v1/responses of `npm start`', () => {
       assert.match(r.function_call.second_output_text, /functionResponse=get_weather\{"temp":24\}/);
 
       assert.ok(r.models.includes(MODEL), r.models.join());
+
+      assert.equal(r.uploads.status, 'completed');
+      assert.equal(r.uploads.bytes, r.uploads.expected_bytes);
+      assert.equal(r.uploads.file_status, 'processed');
+      assert.equal(r.uploads.file_sha256, r.uploads.expected_sha256, 'the parts composed in order');
+      assert.equal(r.uploads.expires_in, 3600);
 
       assert.equal(r.bad_field.raised, 'BadRequestError');
       assert.equal(r.bad_field.status, 400);

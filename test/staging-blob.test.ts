@@ -255,7 +255,7 @@ describe('Ferry with its staging in a blob container', () => {
   const contentOf = async (id: string) => Buffer.from(await (await client.files.content(id)).arrayBuffer());
 
   test('an upload lands in the container, reaches Gemini from there, and /content reads it back', async () => {
-    assert.ok(ferry.services.staging instanceof BlobStagingStore);
+    assert.ok(ferry.services.staging.inner instanceof BlobStagingStore);
     const bytes = randomBytes(3 * MIB + 5);
     const since = proxy.log.length;
     const created = await client.files.create({ file: await toFile(bytes, 'clip.mp4'), purpose: 'user_data' });
@@ -270,6 +270,31 @@ describe('Ferry with its staging in a blob container', () => {
     assert.ok(bytesMoved(reads) >= bytes.length, 'the worker read the staged blob through the proxy');
 
     assert.ok((await contentOf(created.id)).equals(bytes));
+  });
+
+  test('an Uploads API file: its parts are staged blobs, read in order on the way to Gemini, deleted with the file', async () => {
+    const bytes = randomBytes(3 * MIB + 7);
+    const upload = await client.uploads.create({
+      bytes: bytes.length,
+      filename: 'parts.mp4',
+      mime_type: 'video/mp4',
+      purpose: 'user_data',
+    });
+    const cut = [0, MIB + 3, 2 * MIB + 11, bytes.length];
+    const parts = await Promise.all(
+      [0, 1, 2].map(async (i) =>
+        client.uploads.parts.create(upload.id, { data: await toFile(bytes.subarray(cut[i], cut[i + 1]), `p${i}`) }),
+      ),
+    );
+    const done = await client.uploads.complete(upload.id, { part_ids: parts.map((p) => p.id) });
+    const file = await settled(done.file!.id);
+    const upstream = await (await fetch(`${ferry.emulator.url}/v1beta/${file.provider_file}?key=k`)).json();
+    assert.equal(geminiSha256Hex(upstream.sha256Hash), sha256(bytes), 'Gemini holds the parts in order');
+    assert.ok((await contentOf(file.id)).equals(bytes));
+    const staged = (await committedBlobs(STAGING)).filter((n) => n.startsWith(file.id));
+    assert.equal(staged.length, 4, `three parts and their manifest: ${staged.join(', ')}`);
+    await client.files.delete(file.id);
+    await eventually(async () => (await committedBlobs(STAGING)).every((n) => !n.startsWith(file.id)), 10_000, 'the parts deleted');
   });
 
   test('an azure_storage upload is copied by the service: no byte of it passes through the worker', async () => {

@@ -27,6 +27,7 @@ import { responsesRouter } from './responses.js';
 import { embeddingsRouter } from './embeddings.js';
 import { modelsRouter } from './models.js';
 import { filesRouter } from './files.js';
+import { uploadsRouter } from './uploads.js';
 import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   const v1 = express.Router();
   v1.use(requireKey(deps.ring));
   v1.use('/files', filesRouter(deps));
+  v1.use('/uploads', uploadsRouter(deps));
   v1.use('/chat', chatRouter(deps));
   v1.use('/responses', responsesRouter(deps));
   v1.use('/embeddings', embeddingsRouter(deps));

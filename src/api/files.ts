@@ -1,17 +1,16 @@
 /** `/v1/files`: OpenAI's Files API, tenant-scoped, backed by staging and the upload queue. */
 import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { BadRequestError, FerryError, GoneError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors.js';
+import { BadRequestError, FerryError, GoneError, PayloadTooLargeError } from '../core/errors.js';
 import { enqueueUpload } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
-import { isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
+import { isFinalFile, newFileRecord, type FileRecord } from '../core/records/files.js';
 import { checkUploadParams, fileObject } from '../openai/files.js';
-import { createAzureProvider, describeMissing, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
-import { isGeminiMimeType } from '../providers/gemini/mime.js';
-import { deleteFile } from '../domain/files.js';
+import { createAzureProvider, type AzureBlobStore } from '../providers/azure/index.js';
+import { deleteFile, fileStorage } from '../domain/files.js';
 import { principal } from './auth.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
@@ -137,19 +136,14 @@ async function buildRecord(
   if (!file) throw noFilePart(fields);
   const params = checkUploadParams(fields, req.query);
   if (file.bytes === 0) throw new BadRequestError('The file is empty.', { param: 'file' });
-  if (params.purpose === 'batch' && file.bytes > config.batch.maxBytes) {
-    throw new PayloadTooLargeError(`Batch input is limited to ${config.batch.maxBytes} bytes; this file has ${file.bytes}.`);
-  }
-  const missingAzure = params.targetStorage === 'azure_storage' ? missingAzureSettings(config.azure) : [];
-  if (missingAzure.length > 0)
-    throw new BadRequestError(describeMissing(missingAzure), { param: 'target_storage', code: 'azure_storage_not_configured' });
-  const storage: Storage = params.purpose === 'batch' ? 'local' : params.targetStorage;
   const mime = await detectMimeType({ override: params.mimeType, partType: file.partType, filename: file.filename, head: file.head });
-  if (storage === 'gemini' && !isGeminiMimeType(mime)) {
-    throw new UnsupportedMediaTypeError(
-      `Gemini cannot take files of type "${mime}" ("${file.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
-    );
-  }
+  const storage = fileStorage(config, {
+    purpose: params.purpose,
+    target: params.targetStorage,
+    bytes: file.bytes,
+    mime,
+    filename: file.filename,
+  });
   return newFileRecord({
     id,
     tenant,
@@ -163,5 +157,6 @@ async function buildRecord(
     target_model_names: params.targetModelNames,
     display_name: params.displayName || file.filename,
     webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
+    expiresAfterSeconds: params.expiresAfterSeconds,
   });
 }

@@ -56,6 +56,8 @@ export interface UploadOptions {
   staging: StagingStore;
   stagingKey: string;
   maxBytes: number;
+  /** The name of the file's part: "file" (Files API) unless given ("data" for an upload's part). */
+  filePart?: string;
 }
 
 /** The form's fields and its one file, staged under `stagingKey`; nothing is left staged when it fails. */
@@ -122,9 +124,11 @@ class UploadReader {
   }
 
   private onFile(name: string, stream: Readable, info: busboy.FileInfo) {
-    if (name !== 'file' || this.writing) {
+    const part = this.opts.filePart ?? 'file';
+    if (name !== part || this.writing) {
       stream.resume();
-      const message = name === 'file' ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "file" part.`;
+      const message =
+        name === part ? 'Send exactly one file part.' : `Unexpected file part "${name}"; the file goes in the "${part}" part.`;
       this.fail(new BadRequestError(message, { param: name }));
       return;
     }

@@ -51,6 +51,18 @@ export class Keys {
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
   }
+  /** An upload's parts (Uploads API), in its record's slot. */
+  uploadParts(uploadId: string) {
+    return `${this.prefix}:upload-parts:${this.tag(uploadId)}`;
+  }
+  /** Uploads by the time they expire (their parts are then deleted). */
+  uploadExpiry() {
+    return `${this.prefix}:upload-expiry`;
+  }
+  /** Files by the time their client-set expiry (`expires_after`) deletes them everywhere. */
+  fileExpiry() {
+    return `${this.prefix}:file-expiry`;
+  }
   /** The Redis Stream a streaming job's chunks are relayed through. */
   jobStream(jobId: string) {
     return `${this.prefix}:stream:${jobId}`;

@@ -17,6 +17,8 @@ import { Idempotency } from './idempotency.js';
 import { ModelCatalog } from './models.js';
 import { DeliveryStore, EndpointStore } from './records/webhooks.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
+import { PartedStaging } from './staging-parts.js';
+import { UPLOAD_TTL_SECONDS, UploadStore } from './records/uploads.js';
 
 export interface Services {
   config: Config;
@@ -30,7 +32,8 @@ export interface Services {
   models: ModelCatalog;
   endpoints: EndpointStore;
   deliveries: DeliveryStore;
-  staging: StagingStore;
+  staging: PartedStaging;
+  uploads: UploadStore;
   queues: { [Q in QueueName]: Queue<QueueData[Q]> };
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
@@ -70,13 +73,15 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     redis,
     keys,
     files: new FileStore(redis, keys, config.fileRetentionSeconds),
+    // An upload lives an hour; its record is kept a day more, so a late call learns it expired.
+    uploads: new UploadStore(redis, keys, UPLOAD_TTL_SECONDS + 86400),
     jobs: new JobStore(redis, keys, config.jobRetentionSeconds, config.responseRetentionSeconds),
     batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
     models: new ModelCatalog(redis, keys),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
-    staging: opts.staging ?? new LocalStagingStore(config.stagingDir),
+    staging: new PartedStaging(opts.staging ?? new LocalStagingStore(config.stagingDir)),
     queues,
     flows,
     async close() {

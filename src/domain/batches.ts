@@ -26,6 +26,7 @@ export function newBatchRecord(p: { id: string; tenant: string; params: BatchCre
     input_file_id: params.input_file_id,
     completion_window: params.completion_window,
     metadata: params.metadata,
+    output_expires_after_seconds: params.outputExpiresAfterSeconds,
     errors: null,
     output_file_id: null,
     error_file_id: null,

@@ -4,9 +4,12 @@
  * runs (a file can fail or be deleted meanwhile): one rule, one message. How an upload ends
  * (processed or failed, with its event), and what deleting one sets in motion.
  */
-import { BadRequestError, NotFoundError, type FerryError } from '../core/errors.js';
+import { BadRequestError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, type FerryError } from '../core/errors.js';
+import type { Config } from '../core/config.js';
+import { describeMissing, missingAzureSettings } from '../providers/azure/index.js';
+import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import { jobIds, type RemoveJobData } from '../core/queues.js';
-import { isFinalFile, type FileRecord } from '../core/records/files.js';
+import { isFinalFile, type FileRecord, type Storage } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { enqueueRemoval } from '../core/enqueue.js';
 import { nowSeconds } from '../core/time.js';
@@ -45,6 +48,34 @@ export function fileUsability(id: string, f: FileRecord | null, tenant: string |
     };
   }
   return { usable: true, ready: f.status === 'processed' };
+}
+
+/**
+ * Where a new file goes, or why it cannot: batch input stays with Ferry (within the batch limit);
+ * Azure needs its settings; Gemini takes only the types it reads, and up to its size limit.
+ */
+export function fileStorage(
+  config: Config,
+  f: { purpose: string; target: 'gemini' | 'azure_storage'; bytes: number; mime: string; filename: string },
+): Storage {
+  if (f.purpose === 'batch') {
+    if (f.bytes > config.batch.maxBytes)
+      throw new PayloadTooLargeError(`Batch input is limited to ${config.batch.maxBytes} bytes; this file has ${f.bytes}.`);
+    return 'local';
+  }
+  const missingAzure = f.target === 'azure_storage' ? missingAzureSettings(config.azure) : [];
+  if (missingAzure.length > 0)
+    throw new BadRequestError(describeMissing(missingAzure), { param: 'target_storage', code: 'azure_storage_not_configured' });
+  if (f.target === 'gemini' && !isGeminiMimeType(f.mime)) {
+    throw new UnsupportedMediaTypeError(
+      `Gemini cannot take files of type "${f.mime}" ("${f.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
+    );
+  }
+  if (f.target === 'gemini' && f.bytes > config.maxFileBytes)
+    throw new PayloadTooLargeError(
+      `Gemini takes files of up to ${config.maxFileBytes} bytes (FERRY_MAX_FILE_BYTES); this one has ${f.bytes}. Send it with "target_storage": "azure_storage", or split it.`,
+    );
+  return f.target;
 }
 
 /**

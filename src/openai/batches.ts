@@ -4,6 +4,7 @@
  */
 import type { BatchExecution } from '../core/config.js';
 import { BadRequestError } from '../core/errors.js';
+import { expiresAfter } from './files.js';
 import type { BatchRecord, RequestCounts } from '../core/records/batches.js';
 
 /** The endpoints a batch's lines may call. */
@@ -15,7 +16,7 @@ const EXECUTIONS: Record<BatchExecution, string> = {
   gemini_batch: 'Gemini Batch Mode, half price, up to 24 h',
 };
 
-const PARAMS = ['input_file_id', 'endpoint', 'completion_window', 'metadata', 'execution'];
+const PARAMS = ['input_file_id', 'endpoint', 'completion_window', 'metadata', 'execution', 'output_expires_after'];
 
 /** `POST /v1/batches`, checked. */
 export interface BatchCreateParams {
@@ -26,6 +27,8 @@ export interface BatchCreateParams {
   windowSeconds: number;
   metadata: Record<string, string> | null;
   execution: BatchExecution;
+  /** Seconds the output and error files are kept from their creation (`output_expires_after`), or null for the default. */
+  outputExpiresAfterSeconds: number | null;
 }
 
 /** Checks a create body; `defaultExecution` stands in for an absent `execution` (FERRY_BATCH_EXECUTION). */
@@ -45,6 +48,7 @@ export function checkBatchCreate(body: Record<string, unknown>, defaultExecution
     windowSeconds: windowSecs,
     execution: batchExecution(body.execution, defaultExecution),
     metadata: checkMetadata(body.metadata),
+    outputExpiresAfterSeconds: expiresAfter(body.output_expires_after, 'output_expires_after'),
   };
 }
 
@@ -96,6 +100,9 @@ export function batchObject(rec: BatchRecord, counts: RequestCounts) {
     cancelled_at: rec.cancelled_at,
     request_counts: counts,
     metadata: rec.metadata,
+    ...(rec.output_expires_after_seconds
+      ? { output_expires_after: { anchor: 'created_at' as const, seconds: rec.output_expires_after_seconds } }
+      : {}),
     usage: rec.usage,
     execution: rec.execution ?? 'direct',
     ...(rec.gemini_batches ? { gemini_batches: rec.gemini_batches.map((g) => ({ model: g.model, name: g.name, state: g.state })) } : {}),

@@ -7,11 +7,18 @@ import type { FileRecord } from '../core/records/files.js';
 
 /** Purposes whose files go to the model; `batch` input stays with Ferry. */
 const MODEL_PURPOSES = ['user_data', 'assistants', 'vision', 'fine-tune', 'evals'];
-const PURPOSES = [...MODEL_PURPOSES, 'batch'];
-const STORAGES = ['gemini', 'azure_storage'] as const;
+export const PURPOSES = [...MODEL_PURPOSES, 'batch'];
+export const STORAGES = ['gemini', 'azure_storage'] as const;
 
 /** A form field as the multipart parser gives it: a value, repeated `name[]` values, or `name[key]` values. */
 export type FieldValue = string | string[] | Record<string, string>;
+
+/** The form fields `POST /v1/files` takes besides the file; any other is a 400 naming it. */
+const UPLOAD_FIELDS = ['purpose', 'target_storage', 'mime_type', 'display_name', 'webhook_url', 'target_model_names', 'expires_after'];
+
+/** OpenAI's bounds on a file's `expires_after.seconds`: an hour to 30 days. */
+export const EXPIRES_AFTER_MIN_SECONDS = 3600;
+export const EXPIRES_AFTER_MAX_SECONDS = 30 * 86400;
 
 /** An upload's fields, checked. */
 export interface UploadParams {
@@ -22,10 +29,19 @@ export interface UploadParams {
   displayName: string | undefined;
   webhookUrl: string | undefined;
   targetModelNames: string[];
+  /** Seconds after creation that the client wants the file gone (`expires_after`), or null for the default. */
+  expiresAfterSeconds: number | null;
 }
 
 /** Checks the fields of an upload; `target_storage` may also come in the query string. */
 export function checkUploadParams(fields: Record<string, FieldValue>, query: Record<string, unknown>): UploadParams {
+  const unknown = Object.keys(fields).find((name) => !UPLOAD_FIELDS.includes(name));
+  if (unknown !== undefined) {
+    throw new BadRequestError(`Unknown field "${unknown}"; an upload takes "file" and: ${UPLOAD_FIELDS.join(', ')}.`, {
+      param: unknown,
+      code: 'unknown_parameter',
+    });
+  }
   const purpose = singleField(fields, 'purpose');
   if (!purpose) throw new BadRequestError('Missing "purpose" (e.g. "user_data" or "batch").', { param: 'purpose' });
   if (!PURPOSES.includes(purpose)) {
@@ -45,7 +61,27 @@ export function checkUploadParams(fields: Record<string, FieldValue>, query: Rec
     displayName: singleField(fields, 'display_name') || undefined,
     webhookUrl: singleField(fields, 'webhook_url') || undefined,
     targetModelNames: stringList(fields.target_model_names, 'target_model_names'),
+    expiresAfterSeconds: expiresAfter(fields.expires_after, 'expires_after'),
   };
+}
+
+/**
+ * `expires_after` as OpenAI shapes it, `{anchor: "created_at", seconds}` (in a form,
+ * `expires_after[anchor]` and `expires_after[seconds]`): the seconds, or null when absent.
+ */
+export function expiresAfter(v: unknown, name: string): number | null {
+  if (v === undefined || v === null) return null;
+  const shape = `"${name}" must be {"anchor": "created_at", "seconds": N} with N from ${EXPIRES_AFTER_MIN_SECONDS} to ${EXPIRES_AFTER_MAX_SECONDS}`;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new BadRequestError(`${shape}.`, { param: name });
+  const { anchor, seconds, ...rest } = v as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) throw new BadRequestError(`${shape}; "${extra}" is not one of its fields.`, { param: `${name}.${extra}` });
+  if (anchor !== 'created_at') throw new BadRequestError(`${shape}: the only anchor is "created_at".`, { param: `${name}.anchor` });
+  const n = typeof seconds === 'string' && /^\d+$/.test(seconds.trim()) ? Number(seconds) : seconds;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < EXPIRES_AFTER_MIN_SECONDS || n > EXPIRES_AFTER_MAX_SECONDS) {
+    throw new BadRequestError(`${shape}; got ${JSON.stringify(seconds)}.`, { param: `${name}.seconds` });
+  }
+  return n;
 }
 
 /** A field sent once, trimmed; a repeated or keyed one is a 400 naming it. */
@@ -72,7 +108,7 @@ export function fileObject(rec: FileRecord, retentionSeconds: number) {
     object: 'file' as const,
     bytes: rec.bytes,
     created_at: rec.created_at,
-    expires_at: rec.created_at + retentionSeconds,
+    expires_at: rec.expires_at ?? rec.created_at + retentionSeconds,
     filename: rec.filename,
     purpose: rec.purpose,
     status: rec.status,

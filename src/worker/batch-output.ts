@@ -194,5 +194,6 @@ function outputFileRecord(services: Services, batch: BatchRecord, id: string, ki
     mime_type: 'application/jsonl',
     storage: 'local',
     contentRetentionSeconds: services.config.contentRetentionSeconds,
+    expiresAfterSeconds: batch.output_expires_after_seconds ?? null,
   });
 }

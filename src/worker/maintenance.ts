@@ -1,12 +1,15 @@
 /**
  * The maintenance queue: a scheduled pass that deletes staged bytes whose
- * retention has passed and queues again the work of records whose enqueue was
+ * retention has passed, deletes files whose client-set expiry has come and the parts of uploads
+ * past their hour, and queues again the work of records whose enqueue was
  * lost (core/enqueue.ts). A BullMQ job scheduler runs it every few seconds across
  * all worker processes (one scheduled pass at a time), and each worker process runs it once as it
  * starts, so that work an API accepted just before it died is queued within seconds of either;
  * both steps are safe to run at the same time.
  */
 import { reconcilePending } from '../core/enqueue.js';
+import { deleteFile } from '../domain/files.js';
+import { expireUploads } from '../domain/uploads.js';
 import { MAINTENANCE_JOB } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 import { nowSeconds } from '../core/time.js';
@@ -16,8 +19,10 @@ export const SWEEP_SCHEDULER_ID = 'sweep-content';
 export const MAINTENANCE_EVERY_MS = 5_000;
 
 export function maintenanceProcessor(services: Services) {
-  return async (): Promise<{ deleted: number; requeued: number; cleared: number }> => ({
+  return async (): Promise<{ deleted: number; expired: number; uploadsExpired: number; requeued: number; cleared: number }> => ({
     ...(await sweepExpiredContent(services)),
+    ...(await sweepExpiredFiles(services)),
+    uploadsExpired: await expireUploads(services),
     ...(await reconcilePending(services)),
   });
 }
@@ -36,6 +41,24 @@ export async function sweepExpiredContent(services: Services, now = nowSeconds()
       }
       await files.forgetContentExpiry(id);
       deleted++;
+    }
+  }
+}
+
+/**
+ * Files whose client-set expiry has passed are deleted everywhere, as a DELETE does. The entry is
+ * forgotten only after the delete: a pass cut short deletes again, which finds nothing to do.
+ */
+export async function sweepExpiredFiles(services: Services, now = nowSeconds()) {
+  const { files } = services;
+  let expired = 0;
+  for (;;) {
+    const ids = await files.dueForExpiry(now);
+    if (ids.length === 0) return { expired };
+    for (const id of ids) {
+      await deleteFile(services, id);
+      await files.forgetExpiry(id);
+      expired++;
     }
   }
 }

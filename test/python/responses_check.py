@@ -5,8 +5,10 @@ the environment. Prints one JSON line of what it saw; the Node test asserts on i
 exception propagates (a traceback and a non-zero exit), so the test shows it.
 """
 
+import hashlib
 import json
 import os
+import pathlib
 import sys
 import tempfile
 import time
@@ -145,6 +147,37 @@ try:
     results["bad_field"] = {"raised": None}
 except openai.BadRequestError as e:
     results["bad_field"] = {"raised": type(e).__name__, "status": e.status_code, "param": e.param, "message": e.message}
+
+# The Uploads API through the SDK's own chunked helper (parts of 20,000 bytes, the md5 checked),
+# and a file uploaded with expires_after.
+data = b"".join(f"line {i} of a chunked upload\n".encode() for i in range(3000))
+with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as tmp:
+    tmp.write(data)
+upload = client.uploads.upload_file_chunked(
+    file=pathlib.Path(tmp.name),
+    mime_type="text/plain",
+    purpose="user_data",
+    part_size=20_000,
+    md5=hashlib.md5(data).hexdigest(),
+)
+uploaded = until(
+    lambda: (lambda f: f if f.status != "uploaded" else None)(client.files.retrieve(upload.file.id)),
+    "the uploaded file processed",
+)
+brief = client.files.create(
+    file=("brief.txt", b"short-lived\n"),
+    purpose="user_data",
+    expires_after={"anchor": "created_at", "seconds": 3600},
+)
+results["uploads"] = {
+    "status": upload.status,
+    "bytes": upload.bytes,
+    "expected_bytes": len(data),
+    "file_status": uploaded.status,
+    "file_sha256": getattr(uploaded, "sha256", None),
+    "expected_sha256": hashlib.sha256(data).hexdigest(),
+    "expires_in": brief.expires_at - brief.created_at,
+}
 
 print(json.dumps(results))
 sys.stdout.flush()

@@ -62,6 +62,8 @@ export interface BatchRecord {
   input_file_id: string;
   completion_window: string;
   metadata: Record<string, string> | null;
+  /** How long the output and error files are kept (`output_expires_after.seconds`); absent: the default. */
+  output_expires_after_seconds?: number | null;
   errors: { object: 'list'; data: BatchError[] } | null;
   output_file_id: string | null;
   error_file_id: string | null;

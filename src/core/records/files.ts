@@ -39,6 +39,8 @@ export interface FileRecord {
   azure_blob_path: string | null;
   /** A per-upload webhook target for this file's events. */
   webhook_url: string | null;
+  /** When the client asked the file to be gone (`expires_after`): deleted everywhere then. Null: the default retention. */
+  expires_at?: number | null;
 }
 
 /** A new file's record: `local` files (batch input and output) are ready at once, others wait for their upload. */
@@ -55,9 +57,12 @@ export function newFileRecord(f: {
   target_model_names?: string[];
   display_name?: string;
   webhook_url?: string | null;
+  /** Seconds until the file is deleted everywhere, as the client set it; null for the default. */
+  expiresAfterSeconds?: number | null;
 }): FileRecord {
   const now = nowSeconds();
   const local = f.storage === 'local';
+  const expiresAt = f.expiresAfterSeconds ? now + f.expiresAfterSeconds : null;
   return {
     id: f.id,
     tenant: f.tenant,
@@ -76,7 +81,7 @@ export function newFileRecord(f: {
     bytes_uploaded: 0,
     attempts: 0,
     staging_key: f.id,
-    content_expires_at: now + f.contentRetentionSeconds,
+    content_expires_at: Math.min(now + f.contentRetentionSeconds, expiresAt ?? Infinity),
     content_deleted: false,
     processed_at: local ? now : null,
     upload_url: null,
@@ -87,6 +92,7 @@ export function newFileRecord(f: {
     azure_url: null,
     azure_blob_path: null,
     webhook_url: f.webhook_url ?? null,
+    expires_at: expiresAt,
   };
 }
 
@@ -108,13 +114,29 @@ export class FileStore extends RecordStore<FileRecord> {
     super(redis, keys, { kind: 'file', retentionSeconds, lifecycle: FILE_LIFECYCLE, secondary: (rec) => [rec.purpose] });
   }
 
-  /** The record and its content-expiry entry in one step. */
+  /** The record and its content-expiry entry in one step (and its expiry, when the client set one). */
   override async create(rec: FileRecord, scored: ScoredEntry[] = []): Promise<boolean> {
-    return super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }]);
+    const expiry = rec.expires_at ? [{ key: this.keys.fileExpiry(), score: rec.expires_at }] : [];
+    return super.create(rec, [...scored, { key: this.keys.contentExpiry(), score: rec.content_expires_at }, ...expiry]);
+  }
+
+  /** A file the client set to expire is kept until then (and an hour more, for the sweep to delete its copies). */
+  protected override retentionOf(rec: FileRecord): number {
+    if (!rec.expires_at) return this.retentionSeconds;
+    return Math.min(this.retentionSeconds, Math.max(rec.expires_at - nowSeconds(), 0) + 3600);
   }
 
   protected override setsOf(): string[] {
-    return [this.keys.contentExpiry()];
+    return [this.keys.contentExpiry(), this.keys.fileExpiry()];
+  }
+
+  /** Ids of files whose client-set expiry has passed: deleted everywhere. */
+  async dueForExpiry(nowSeconds: number, max = 500): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.fileExpiry(), 0, nowSeconds, 'LIMIT', 0, max);
+  }
+
+  async forgetExpiry(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.fileExpiry(), id);
   }
 
   listFiles(tenant: string, opts: ListOptions & { purpose?: string }) {

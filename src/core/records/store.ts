@@ -86,7 +86,7 @@ export class RecordStore<T extends BaseRecord> {
   protected readonly redis: Scripted;
 
   readonly kind: string;
-  private readonly retentionSeconds: number;
+  protected readonly retentionSeconds: number;
   private readonly lifecycle: Lifecycle<T['status']>;
   private readonly secondary: (rec: T) => string[];
 
