@@ -86,8 +86,16 @@ describe('the Uploads API', () => {
         JSON.stringify(body),
       );
     }
-    // Still pending: the right order completes it.
+    assert.equal(
+      await ferry.services.staging.size(`${(await ferry.services.uploads.get(upload.id))!.file_id}.parts`),
+      null,
+      'no manifest is left',
+    );
+    // Still pending: the right order completes it; a part sent but not named is not the file's, and goes.
+    const [spare] = await sendParts(client, upload.id, randomBytes(1000), 1);
+    const spareKey = (await ferry.services.uploads.parts(upload.id)).get(spare)!.staging_key;
     assert.equal((await client.uploads.complete(upload.id, { part_ids: ids, md5: md5(data) })).status, 'completed');
+    assert.equal(await ferry.services.staging.size(spareKey), null, 'the part not named is deleted');
   });
 
   test('create refuses what Gemini cannot take before any part is sent', async () => {

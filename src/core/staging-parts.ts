@@ -30,6 +30,11 @@ export class PartedStaging implements StagingStore {
     return this.inner.write(key, Readable.from([Buffer.from(JSON.stringify(parts))]));
   }
 
+  /** Drops the manifest of `key`, keeping its parts (a completion refused after composing them). */
+  async decompose(key: string): Promise<void> {
+    if (isComposed(key)) await this.inner.delete(key);
+  }
+
   write(key: string, source: Readable): Promise<StagedObject> {
     return this.inner.write(key, source);
   }

@@ -130,7 +130,10 @@ export async function completeUpload(
     parts.map((p) => ({ key: p.staging_key, bytes: p.bytes })),
   );
   crashPoint('upload.composed');
-  const { sha256 } = await digests(services, key, md5);
+  const { sha256 } = await digests(services, key, md5).catch(async (err: unknown) => {
+    await services.staging.decompose(key);
+    throw err;
+  });
   const storage = fileStorage(services.config, {
     purpose: upload.purpose,
     target: upload.target_storage,
@@ -163,6 +166,7 @@ export async function completeUpload(
   });
   crashPoint('upload.file-accepted');
   await services.uploads.transition(upload.id, { status: 'completed' });
+  await dropPartsOutside(services, upload.id, new Set(partIds));
   const done = (await services.uploads.get(upload.id)) ?? { ...upload, status: 'completed' as const };
   return { upload: done, file };
 }
@@ -175,6 +179,12 @@ export async function cancelUpload(services: Services, upload: UploadRecord): Pr
   if (!cancelled) throw notPending((await services.uploads.get(upload.id)) ?? upload);
   await dropParts(services, upload.id);
   return cancelled;
+}
+
+/** Parts sent but not named in the completion are not the file's: their bytes go. */
+async function dropPartsOutside(services: Services, uploadId: string, named: Set<string>): Promise<void> {
+  const parts = await services.uploads.parts(uploadId);
+  await Promise.all([...parts.values()].filter((p) => !named.has(p.id)).map((p) => services.staging.delete(p.staging_key)));
 }
 
 async function dropParts(services: Services, uploadId: string): Promise<void> {
