@@ -87,6 +87,43 @@ describe('the learned rate', () => {
     }
   });
 
+  test('a 429 for a call admitted before the last cut does not cut again: it was refused at the old rate', async () => {
+    const model = 'm-stale';
+    const admission = admissionFor(model);
+    try {
+      for (let i = 0; i < 12; i++) await callOnce(admission, model);
+      const before = Date.now();
+      await admission.refused(model, { retryAfterMs: 0, limits: {} });
+      const first = await rateOf(model);
+      await sleep(700); // past the episode's own half second
+      await admission.refused(model, { retryAfterMs: 0, limits: {}, admittedAt: before - 1 });
+      assert.equal(await rateOf(model), first, 'a stale refusal leaves the rate');
+      await admission.refused(model, { retryAfterMs: 0, limits: {}, admittedAt: Date.now() });
+      assert.ok((await rateOf(model)) < first, 'a refusal at the new rate cuts it');
+    } finally {
+      admission.close();
+    }
+  });
+
+  test('with no limit known, the slow start stops widening while nothing is answered (a stall)', async () => {
+    const model = 'm-stall';
+    const admission = admissionFor(model);
+    try {
+      const first = request(model);
+      const firstTurn = await admission.admit(first);
+      await admission.succeeded(first, firstTurn, 10);
+      admission.finished(first, firstTurn);
+      // One answer, then nothing for two and a half seconds: time alone would have doubled the
+      // window five times (to 544); answers stopped after the first, so it doubles for a second at most.
+      await sleep(2500);
+      let sent = 0;
+      for (let i = 0; i < 300; i++) if ((await admission.admit(request(model))).go) sent++;
+      assert.ok(sent <= 17 * 4, `${sent} calls sent with nothing answered for 2.5 s`);
+    } finally {
+      admission.close();
+    }
+  });
+
   test('with no limit known, the slow start keeps its first window until something is answered', async () => {
     const model = 'm-slow';
     const admission = admissionFor(model);
@@ -101,7 +138,7 @@ describe('the learned rate', () => {
         if (decision.go) held.push({ req, decision });
         else await sleep(20);
       }
-      assert.equal(held.length, 8, 'the first window, not a doubled one');
+      assert.equal(held.length, 16, 'the first window, not a doubled one');
       // A first answer starts the clock: the window widens by one per success and doubles with time.
       for (const h of held.splice(0)) {
         await admission.succeeded(h.req, h.decision, 10);
@@ -110,7 +147,7 @@ describe('the learned rate', () => {
       await sleep(1100);
       let more = 0;
       for (let i = 0; i < 100; i++) if ((await admission.admit(request(model))).go) more++;
-      assert.ok(more > 16, `${more} calls in flight after the first answers`);
+      assert.ok(more > 32, `${more} calls in flight after the first answers`);
     } finally {
       admission.close();
     }

@@ -95,8 +95,10 @@ describe('a quota learned from what Gemini accepts', () => {
       [],
     );
     assert.ok(seconds <= 400 / 12 / 0.4 + 3, `${seconds.toFixed(1)} s for 400 calls at the 12/s left`);
-    // 12/s are left of the 20/s the 429s state: the rate is cut below the stated 19.4/s, near what is left.
-    assert.ok(rate >= 6 && rate <= 18, `learned ${rate.toFixed(1)}/s against the 12/s left`);
+    // 12/s are left of the 20/s the 429s state. An AIMD estimate saw-tooths around what is left,
+    // probing above it between 429s: where it ends is a sample of that; the share of 429s says
+    // whether it stayed near (a learner that believed the stated 19.4/s would be refused 40% of the time).
+    assert.ok(rate >= 6 && rate <= 24, `learned ${rate.toFixed(1)}/s against the 12/s left`);
     assert.ok(share <= 0.15, `${(share * 100).toFixed(1)}% of calls refused`);
   });
 

@@ -35,6 +35,12 @@
  * - it grows only to a quarter above the calls admitted in the last second: a rate the workers do
  *   not use says nothing of the quota. (Without this, workers starved of CPU let it grow to twice
  *   the quota, then stormed it when the CPU came back: 26% of calls refused in a loaded test run.)
+ * - a 429 for a call admitted before the last cut cuts nothing: it was refused at the old rate (on
+ *   a loaded machine such 429s arrive seconds late, and each cut the rate again, to a tenth);
+ * - the slow start's window doubles with time only while answers come (a stall, the model's or a
+ *   starved process's, holds it), so calls sent before a first 429 is seen stay few.
+ * Traced on a machine with two busy loops beside two Ferry instances: 25% of calls refused before
+ * these three rules, 2–11% after (a first contact under such load still costs a few dozen).
  * Every 429 also pauses the model for Gemini's RetryInfo delay (a short one when it gives none and
  * a rate is known: the cut does the work). Learned limits stay in Redis, so a restarted or new
  * worker starts from them.
@@ -71,7 +77,7 @@ const BACKOFF = 0.8;
 /** Seconds over which the rate the upstream accepts is measured, to bound a cut when it is well below the admitted one. */
 const ACCEPTED_WINDOW_S = 5;
 /** How long a stated limit caps the rate before it is probed beyond (a raised tier states more only when refused). */
-const STATED_CAP_MS = 5_000;
+const STATED_CAP_MS = 4_000;
 /** A stated limit is used less this share, for the calls whose timing bunches on the way. */
 const STATED_MARGIN = 0.97;
 /**
@@ -79,12 +85,19 @@ const STATED_MARGIN = 0.97;
  * one with each success and, once calls are answered, doubles every SLOW_START_DOUBLING_MS, so a quota is met by a few dozen
  * calls (a 429 answers at once, before any model latency) and a model with none is soon unbounded.
  */
-const SLOW_START_WINDOW = 8;
+const SLOW_START_WINDOW = 16;
 const SLOW_START_DOUBLING_MS = 500;
+/** With no answer for this long, the slow start's window stops doubling. */
+const SLOW_START_STALL_MS = 1000;
 /** A window a 429 narrowed stays so this long before it doubles again. */
 const SLOW_START_HOLD_MS = 2000;
 /** Refused calls come back over this share of the time their turns take at the full rate. */
 const RETURN_PRESSURE = 0.75;
+/**
+ * And within this long: a rate learned low (a first 429 met while the workers were starved)
+ * recovers in seconds, and the calls it sent far away must be back to take the turns.
+ */
+const RETURN_SPREAD_MAX_MS = 15_000;
 
 export type Lane = 'interactive' | 'batch';
 
@@ -124,6 +137,8 @@ export interface AdmissionState {
 export interface QuotaRefusal {
   retryAfterMs: number | null;
   limits: { rpm?: number; tpm?: number };
+  /** When the refused call was admitted (its decision's `bookedAt`): one admitted before the last cut says nothing new. */
+  admittedAt?: number;
 }
 
 export class Admission {
@@ -141,8 +156,11 @@ export class Admission {
   /** Calls answered per model per second here, flushed with them: the rate the upstream accepts. */
   private readonly accepted = new Map<string, number>();
   private readonly firstSeen = new Map<string, number>();
-  /** When this process first had an answer (success or 429) for a model: the slow start's clock. */
+  /** When this process first, and last, had an answer (success or 429) for a model: the slow start's clock. */
   private readonly firstAnswered = new Map<string, number>();
+  private readonly lastAnswered = new Map<string, number>();
+  /** When this process last had a call refused for quota, per model. */
+  private readonly lastRefused = new Map<string, number>();
   private readonly flusher: NodeJS.Timeout;
 
   constructor(
@@ -194,12 +212,19 @@ export class Admission {
         // Its tenant's waiting calls come back over a little less than the turns they need at the
         // full rate: a few find their turn taken and go round again, but no turn is left idle for
         // want of a caller (with other tenants waiting, fairness at admission shares the turns).
-        const spread = Math.min(Number(waiting) * (Number(interval) || 1000) * RETURN_PRESSURE, 60_000);
+        const spread = Math.min(Number(waiting) * (Number(interval) || 1000) * RETURN_PRESSURE, RETURN_SPREAD_MAX_MS);
         return { go: false, retryMs: Math.round(Number(ms) + Math.random() * spread), why: flag === 1 ? 'paused' : 'quota' };
       }
-      this.free.set(req.model, Date.now());
+      // Unless a 429 came meanwhile: the answer is stale, and the next call asks Redis again.
+      if ((this.lastRefused.get(req.model) ?? 0) < now) this.free.set(req.model, Date.now());
     }
     return this.slowStart(req.model);
+  }
+
+  private answered(model: string) {
+    const now = Date.now();
+    if (!this.firstAnswered.has(model)) this.firstAnswered.set(model, now);
+    this.lastAnswered.set(model, now);
   }
 
   /** This process's slow-start window: its own size, or the doubled initial one, whichever is wider. */
@@ -208,7 +233,10 @@ export class Admission {
     // open the window to hundreds of calls before the first 429 could narrow it.
     const since = this.widenFrom.get(model) ?? this.firstAnswered.get(model);
     if (since === undefined) return this.window.get(model) ?? SLOW_START_WINDOW;
-    const doublings = Math.floor((Date.now() - since) / SLOW_START_DOUBLING_MS);
+    // Time counts only while answers come: a stall (the model, or this process starved of CPU)
+    // holds the window where it is, so the calls sent meanwhile cannot storm a quota unseen.
+    const until = Math.min(Date.now(), (this.lastAnswered.get(model) ?? since) + SLOW_START_STALL_MS);
+    const doublings = Math.floor((until - since) / SLOW_START_DOUBLING_MS);
     const doubled = doublings < 0 ? 0 : SLOW_START_WINDOW * 2 ** Math.min(20, doublings);
     return Math.max(this.window.get(model) ?? SLOW_START_WINDOW, doubled);
   }
@@ -220,7 +248,7 @@ export class Admission {
     if (n >= window) return { go: false, retryMs: 50 + Math.round(Math.random() * 200), why: 'slow_start' };
     this.inFlight.set(model, n + 1);
     this.counts.set(model, (this.counts.get(model) ?? 0) + 1);
-    return { go: true, waitMs: 0, paced: false, inFlight: true };
+    return { go: true, waitMs: 0, paced: false, inFlight: true, bookedAt: Date.now() };
   }
 
   /**
@@ -242,7 +270,7 @@ export class Admission {
   /** After a call that Gemini answered: widen the slow start, learn up, correct the token estimate. */
   async succeeded(req: AdmissionRequest, decision: Decision, promptTokens: number | undefined): Promise<void> {
     this.accepted.set(req.model, (this.accepted.get(req.model) ?? 0) + 1);
-    if (!this.firstAnswered.has(req.model)) this.firstAnswered.set(req.model, Date.now());
+    this.answered(req.model);
     if (!decision.go) return;
     if (decision.inFlight) this.window.set(req.model, (this.window.get(req.model) ?? SLOW_START_WINDOW) + 1);
     const extra = promptTokens === undefined ? 0 : promptTokens - req.tokens;
@@ -256,7 +284,8 @@ export class Admission {
   /** After Gemini refused a call for quota: pause the model for its delay, and learn its limit. */
   async refused(model: string, refusal: QuotaRefusal): Promise<void> {
     this.free.delete(model);
-    if (!this.firstAnswered.has(model)) this.firstAnswered.set(model, Date.now());
+    this.answered(model);
+    this.lastRefused.set(model, Date.now());
     this.narrowSlowStart(model);
     await this.flushCounts();
     const [admitted, accepted, rate] = await Promise.all([
@@ -277,6 +306,7 @@ export class Admission {
       BACKOFF,
       STATED_CAP_MS,
       accepted,
+      refusal.admittedAt ?? Date.now(),
     );
   }
 

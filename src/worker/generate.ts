@@ -217,7 +217,7 @@ async function callAndRecord(
     try {
       answer = await ANSWERS[rec.type](deps, rec, inputs, () => (streamed = true));
     } catch (err) {
-      if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err);
+      if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err, turn.decision);
       throw err;
     }
     crashPoint('generate.answered');
@@ -244,9 +244,16 @@ const isTooManyRequests = (err: unknown): err is UpstreamError => err instanceof
  * counts the try, for the record's `attempts`). A 429 naming the exceeded quota also pauses the
  * model and lowers a learned rate, for every worker.
  */
-async function waitForQuota(deps: GenerateDeps, job: Job<GenerateJobData>, plan: Plan, err: UpstreamError): Promise<Park> {
+async function waitForQuota(
+  deps: GenerateDeps,
+  job: Job<GenerateJobData>,
+  plan: Plan,
+  err: UpstreamError,
+  decision: Decision,
+): Promise<Park> {
   quotaRefusals.inc({ model: plan.model });
-  if (err.quotaExceeded) await deps.admission.refused(plan.model, { retryAfterMs: err.retryAfterMs, limits: err.quotaLimits });
+  const admittedAt = decision.go ? decision.bookedAt : undefined;
+  if (err.quotaExceeded) await deps.admission.refused(plan.model, { retryAfterMs: err.retryAfterMs, limits: err.quotaLimits, admittedAt });
   await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
   const ms = err.retryAfterMs ?? Math.min(500 * 2 ** Math.min(job.data.quotaRetries ?? 0, 6), 30_000);
   return waitingForQuota(plan, Math.max(ms, 250) * (1 + Math.random() / 2), ['running']);

@@ -103,9 +103,9 @@ return {1, math.max(delay, 0), 0, interval, flag}`;
  * A call succeeded while calls waited for their turns: a learned rate grows, in time rather than per
  * call (so it grows alike at any rate). Below the rate last refused (the ceiling) it recovers
  * quickly, a tenth of the ceiling a second, up to just under it; from there it probes, slowly at
- * first and faster the longer no refusal comes (5% a second, plus 3% for every second spent
+ * first and faster the longer no refusal comes (5% a second, plus 6% for every second spent
  * probing), so a quota that stays put is met again gently and one that was raised is found within
- * seconds (a doubled quota in about five, a quadrupled one in about eight). A stated limit caps the
+ * seconds (a doubled quota in about four, a quadrupled one in about six). A stated limit caps the
  * growth while it is fresh (STATED_CAP_MS): a raised quota states itself only when it refuses. An
  * estimate of input tokens is corrected by the count Gemini reported.
  */
@@ -135,7 +135,7 @@ if rate < ceiling * 0.97 then
 else
   local since = tonumber(s[4])
   if not since then since = now; redis.call('HSET', h, 'probing', now) end
-  rate = rate * (1 + (0.05 + 0.03 * (now - since) / 1000) * dt)
+  rate = rate * (1 + (0.05 + 0.06 * (now - since) / 1000) * dt)
 end
 local cap = tonumber(s[5]) or 0
 if cap > 0 and (tonumber(s[6]) or 0) > now then rate = math.min(rate, cap) end
@@ -152,7 +152,7 @@ return 1`;
  * A call was refused for quota. The model pauses for the upstream's delay. A learned rate is cut
  * once per refusal episode (calls admitted before the cut are refused too and say nothing new): to
  * BACKOFF of the rate being admitted, which is the learned rate, or at a first refusal the rate this
- * project's workers were admitting (measured by the caller, `admitted`). A stated per-minute limit
+ * project's workers were admitting (measured by the caller, `admitted`), or the limit it states. A stated per-minute limit
  * (QuotaFailure's quotaValue) is an upper bound, not the answer, for a while: a first refusal that
  * states it starts there (less a margin); a later one below it says that someone else spends part
  * of the quota, and cuts as an unstated one does.
@@ -169,6 +169,7 @@ local margin = tonumber(ARGV[8])
 local backoff = tonumber(ARGV[9])
 local capMs = tonumber(ARGV[10])
 local accepted = tonumber(ARGV[11])
+local admittedAt = tonumber(ARGV[12])
 local h = KEYS[1]
 local s = redis.call('HMGET', h, 'rate', 'paused', 'cut')
 local paused = math.max(tonumber(s[2]) or 0, now + pauseMs)
@@ -182,10 +183,11 @@ if statedRpm > 0 then
   redis.call('HSET', h, 'cap', cap, 'capUntil', now + capMs)
 end
 local cut = tonumber(s[3]) or 0
-if cut > now - math.max(pauseMs, 500) then return 0 end
+-- one episode: a call admitted before the last cut was refused at the old rate, and says nothing new
+if cut > now - math.max(pauseMs, 500) or cut >= admittedAt then return 0 end
 local rate = tonumber(s[1])
 local from = rate
-if not from then from = admitted end
+if not from then from = math.max(admitted, accepted) end
 -- admitted far above what got through (pauses did the throttling: the quota is lower, or shared):
 -- the accepted rate is the better measure of what the upstream allows
 if from and accepted > 0 and accepted * 1.1 < from then from = accepted * 1.1 end
@@ -203,7 +205,7 @@ end
 if not rate then
   -- a first 429 ends the slow start, whose burst overstates the rate: halve it, and probe from there
   target = from * 0.5
-  if cap > 0 then target = math.min(from, cap) end
+  if cap > 0 then target = cap end
   ceiling = target
 end
 redis.call('HSET', h, 'rate', math.max(target, 0.1), 'ceiling', ceiling, 'cut', now)
