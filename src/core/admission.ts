@@ -77,7 +77,7 @@ const BACKOFF = 0.8;
 /** Seconds over which the rate the upstream accepts is measured, to bound a cut when it is well below the admitted one. */
 const ACCEPTED_WINDOW_S = 5;
 /** How long a stated limit caps the rate before it is probed beyond (a raised tier states more only when refused). */
-const STATED_CAP_MS = 4_000;
+const STATED_CAP_MS = 3_000;
 /** A stated limit is used less this share, for the calls whose timing bunches on the way. */
 const STATED_MARGIN = 0.97;
 /**

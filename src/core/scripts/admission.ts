@@ -138,7 +138,11 @@ else
   rate = rate * (1 + (0.05 + 0.06 * (now - since) / 1000) * dt)
 end
 local cap = tonumber(s[5]) or 0
-if cap > 0 and (tonumber(s[6]) or 0) > now then rate = math.min(rate, cap) end
+if cap > 0 and (tonumber(s[6]) or 0) > now and rate >= cap then
+  -- held at a fresh stated limit: probing beyond it starts, gently, when the limit lapses
+  rate = cap
+  redis.call('HDEL', h, 'probing')
+end
 -- the calls admitted in the last whole second: growth stops at USE_MARGIN above them
 local us = tonumber(s[7]) or 0
 local used = 0
