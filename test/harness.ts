@@ -159,3 +159,12 @@ export function freePort(): Promise<number> {
     s.on('error', reject);
   });
 }
+
+/** The file once its upload ended processed (long-polling the Files API); fails the test if it ends otherwise. */
+export async function processedFile(client: OpenAI, id: string): Promise<any> {
+  return eventually(async () => {
+    const f: any = await client.files.retrieve(id, { query: { wait: 10 } } as any);
+    if (f.status === 'error') throw new Error(`file ${id} failed: ${f.status_details}`);
+    return f.status === 'processed' ? f : null;
+  });
+}

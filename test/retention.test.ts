@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
-import { eventually, startFerry, type Ferry } from './harness.js';
+import { eventually, processedFile, startFerry, type Ferry } from './harness.js';
 import { sweepExpiredFiles } from '../src/worker/maintenance.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -57,10 +57,7 @@ describe('retention the client sets', () => {
     });
     assert.equal(created.expires_at, created.created_at + 3600);
     assert.ok((created as any).content_expires_at <= created.created_at + 3600, 'the bytes go no later than the file');
-    const done = await eventually(async () => {
-      const f: any = await client.files.retrieve(created.id, { query: { wait: 10 } } as any);
-      return f.status === 'processed' ? f : null;
-    });
+    const done = await processedFile(client, created.id);
     const geminiFile = `${ferry.emulator.url}/v1beta/${done.provider_file}?key=emulator-key`;
     assert.equal((await fetch(geminiFile)).status, 200);
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
-import { KEYS, eventually, freePort, spawnFerry, startFerry, type Ferry } from './harness.js';
+import { KEYS, eventually, freePort, processedFile, spawnFerry, startFerry, type Ferry } from './harness.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { COMPLETE_STEPS, expireUploads } from '../src/domain/uploads.js';
@@ -55,10 +55,7 @@ describe('the Uploads API', () => {
     assert.ok(done.file, 'the completed upload carries its file');
     assert.equal(done.file!.bytes, data.length);
     assert.equal((done.file as any).sha256, sha256(data));
-    const file: any = await eventually(async () => {
-      const f: any = await client.files.retrieve(done.file!.id, { query: { wait: 10 } } as any);
-      return f.status === 'processed' ? f : null;
-    });
+    const file = await processedFile(client, done.file!.id);
     assert.equal(ferry.emulator.stats().bytesByFile[file.provider_file], data.length);
     // The bytes read back are the file's, in order.
     const back = Buffer.from(await (await client.files.content(file.id)).arrayBuffer());
@@ -173,10 +170,7 @@ describe('the Uploads API', () => {
         const again = await client.uploads.complete(upload.id, { part_ids: ids, md5: md5(data) });
         assert.equal(again.status, 'completed', step);
         assert.equal(again.file!.id, (await ferry.services.uploads.get(upload.id))!.file_id, `${step}: the file named at creation`);
-        const file: any = await eventually(async () => {
-          const f: any = await client.files.retrieve(again.file!.id, { query: { wait: 10 } } as any);
-          return f.status === 'processed' ? f : null;
-        });
+        const file = await processedFile(client, again.file!.id);
         assert.equal(file.sha256, sha256(data), step);
         const mine = (await client.files.list({ purpose: 'user_data' } as any)).data.filter((f) => f.filename === `k-${step}.txt`);
         assert.equal(mine.length, 1, `${step}: one file`);

@@ -90,15 +90,13 @@ async function partsInOrder(services: Services, upload: UploadRecord, partIds: s
   return ordered;
 }
 
-/** Reads the composed bytes once: their sha256, and their md5 when the client gave one to check. */
-async function digests(services: Services, key: string, md5: string | null): Promise<{ sha256: string; head: Buffer }> {
+/** Reads the composed bytes once: their sha256, and their md5 checked when the client gave one. */
+async function sha256Checking(services: Services, key: string, md5: string | null): Promise<string> {
   const sha = createHash('sha256');
   const md = md5 ? createHash('md5') : null;
-  let head = Buffer.alloc(0);
   for await (const chunk of services.staging.read(key)) {
     sha.update(chunk as Buffer);
     md?.update(chunk as Buffer);
-    if (head.length < 4096) head = Buffer.concat([head, (chunk as Buffer).subarray(0, 4096 - head.length)]);
   }
   if (md && md.digest('hex') !== md5) {
     throw new BadRequestError("The md5 given does not match the parts' bytes: a part was sent wrong, or named out of order.", {
@@ -106,7 +104,7 @@ async function digests(services: Services, key: string, md5: string | null): Pro
       code: 'md5_mismatch',
     });
   }
-  return { sha256: sha.digest('hex'), head };
+  return sha.digest('hex');
 }
 
 /**
@@ -130,7 +128,7 @@ export async function completeUpload(
     parts.map((p) => ({ key: p.staging_key, bytes: p.bytes })),
   );
   crashPoint('upload.composed');
-  const { sha256 } = await digests(services, key, md5).catch(async (err: unknown) => {
+  const sha256 = await sha256Checking(services, key, md5).catch(async (err: unknown) => {
     await services.staging.decompose(key);
     throw err;
   });
