@@ -10,6 +10,9 @@
  *   BENCH_RUNTIME=tsx    run the sources through tsx instead of compiled JavaScript (see bench/lib.ts)
  *   BENCH_UPLOAD_ROUNDS  Ferry uploads, each followed by another plain copy (default 1); the
  *                        best of each kind is compared, which steadies figures on a busy machine
+ *   BENCH_INGEST_ROUNDS  rounds of the ingest comparison (default 5): the openai SDK's files.create to
+ *                        Ferry's API against the same call to a server that only drains the body,
+ *                        alternating, best of each compared (bench/ingest.ts); 0 skips it
  *   BENCH_UPLOAD_STAGING=azure  staging in Azurite (FERRY_STAGING_CONTAINER) instead of a
  *                        directory; the worker leg's ceiling is then a plain copy of the staged
  *                        blob from the same Azurite, range by range, to the emulator, and a plain
@@ -52,9 +55,11 @@ import {
   type Stack,
 } from './lib.js';
 import { startAzureStaging, type AzureStaging } from './staging-azure.js';
+import { measureIngest, startDrain, type IngestRuns } from './ingest.js';
 
 const DEFAULT_BYTES = 1024 ** 3;
 const WORKER_RATIO_TARGET = 0.9;
+const INGEST_RATIO_TARGET = 0.9;
 const RSS_TARGET_BYTES = 200e6;
 /** Read size for both the plain copy and the multipart body (Ferry's staging reads use the same). */
 const READ_HWM = 1 << 20;
@@ -560,6 +565,50 @@ function resultJson(
   };
 }
 
+/** The SDK's files.create into Ferry against the same call into a draining server, alternating. */
+async function ingestComparison(ctx: SectionContext, rig: UploadRig): Promise<IngestRuns | null> {
+  const rounds = envInt('BENCH_INGEST_ROUNDS', 5);
+  if (rounds <= 0) return null;
+  rig.log(`ingest: the openai SDK's files.create (${rounds} rounds, each: a draining server, then Ferry until processed)`);
+  const drain = await startDrain(ctx.scope);
+  try {
+    return await measureIngest(rig.stack, drain.url, rig.file, rig.size, rounds, rig.quiet, rig.log);
+  } finally {
+    await drain.proc.stop();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * The verdict is on the medians: the client's own time for the same call varies by a quarter
+ * from round to round here, so one lucky drain round decides a best-of comparison.
+ */
+function logIngest(rig: UploadRig, runs: IngestRuns) {
+  const best = { drain: Math.min(...runs.drainMs), ferry: Math.min(...runs.ferryMs) };
+  const mid = { drain: median(runs.drainMs), ferry: median(runs.ferryMs) };
+  const ratio = mid.drain / mid.ferry;
+  const n = runs.drainMs.length;
+  rig.log(`SDK → drain (median of ${n})    ${fmtRate(mbps(rig.size, mid.drain))}   (best ${fmtRate(mbps(rig.size, best.drain))})`);
+  rig.log(`SDK → Ferry API (median of ${n}) ${fmtRate(mbps(rig.size, mid.ferry))}   (best ${fmtRate(mbps(rig.size, best.ferry))})`);
+  rig.log(
+    `ingest / drain (medians)    ${ratio.toFixed(2)}   target ≥ ${INGEST_RATIO_TARGET}   ${verdict(ratio >= INGEST_RATIO_TARGET)}   (best against best ${(best.drain / best.ferry).toFixed(2)})`,
+  );
+  return {
+    drain_ms: runs.drainMs.map((ms) => round(ms)),
+    ferry_ms: runs.ferryMs.map((ms) => round(ms)),
+    drain_median_mbps: round(mbps(rig.size, mid.drain)),
+    ferry_median_mbps: round(mbps(rig.size, mid.ferry)),
+    ratio: round(ratio, 3),
+    best_ratio: round(best.drain / best.ferry, 3),
+    target: INGEST_RATIO_TARGET,
+    verdict: verdict(ratio >= INGEST_RATIO_TARGET),
+  };
+}
+
 const section: Section = {
   name: 'upload',
   title: 'one large file through Ferry (API stages, worker uploads to the Gemini emulator) vs a plain copy',
@@ -569,12 +618,17 @@ const section: Section = {
     const profDir = process.env.BENCH_CPU_PROF?.trim() ? path.resolve(process.env.BENCH_CPU_PROF.trim()) : null;
     const rig = await setUp(ctx, size, profDir);
     const runs = await measureRounds(rig, rounds);
+    const ingest = await ingestComparison(ctx, rig);
     const comparison = compareRuns(rig, runs);
     const loadAfter = loadAverage();
     ctx.log(`load average at the end ${loadAfter}`);
     ctx.log('');
     logComparison(rig, runs, comparison);
-    return resultJson(rig, runs, comparison, { profiled: profDir !== null, loadAfter });
+    const ingestResult = ingest ? logIngest(rig, ingest) : null;
+    return {
+      ...resultJson(rig, runs, comparison, { profiled: profDir !== null, loadAfter }),
+      ...(ingestResult ? { ingest: ingestResult } : {}),
+    };
   },
 };
 

@@ -14,6 +14,7 @@ import OpenAI, { toFile } from 'openai';
 import { loadConfig } from '../src/core/config.js';
 import { nowSeconds } from '../src/core/time.js';
 import { BlobStagingStore, createBlobStagingStore } from '../src/providers/azure/staging.js';
+import { HEAD_BYTES } from '../src/core/staging.js';
 import { geminiSha256Hex } from '../src/providers/gemini/files.js';
 import { sweepExpiredContent } from '../src/worker/maintenance.js';
 import {
@@ -98,7 +99,11 @@ describe('the blob staging store', () => {
   test('write streams in blocks and answers bytes and sha256; ranges, size, a second write replaces, delete', async () => {
     const bytes = randomBytes(300_123);
     const since = proxy.log.length;
-    assert.deepEqual(await store.write('k1', piecesOf(bytes, 10_000)), { bytes: bytes.length, sha256: sha256(bytes) });
+    assert.deepEqual(await store.write('k1', piecesOf(bytes, 10_000)), {
+      bytes: bytes.length,
+      sha256: sha256(bytes),
+      head: bytes.subarray(0, HEAD_BYTES),
+    });
     const blocks = requestsFor(CONTAINER, 'k1', since).filter((r) => r.method === 'PUT' && r.comp === 'block');
     assert.ok(blocks.length >= 4, `staged in blocks, not in one request (${blocks.length})`);
     assert.ok(
@@ -120,12 +125,16 @@ describe('the blob staging store', () => {
     }
 
     const second = Buffer.from('a shorter second version\n');
-    assert.deepEqual(await store.write('k1', Readable.from([second])), { bytes: second.length, sha256: sha256(second) });
+    assert.deepEqual(await store.write('k1', Readable.from([second])), {
+      bytes: second.length,
+      sha256: sha256(second),
+      head: second.subarray(0, HEAD_BYTES),
+    });
     assert.equal(await store.size('k1'), second.length);
     assert.ok((await streamOf(store.read('k1'))).equals(second));
 
     const empty = await store.write('empty', Readable.from([]));
-    assert.deepEqual(empty, { bytes: 0, sha256: sha256(Buffer.alloc(0)) });
+    assert.deepEqual(empty, { bytes: 0, sha256: sha256(Buffer.alloc(0)), head: Buffer.alloc(0) });
     assert.equal(await store.size('empty'), 0);
 
     await store.delete('k1');

@@ -5,32 +5,15 @@
  */
 import busboy from 'busboy';
 import type { Request } from 'express';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
-import { SNIFF_BYTES } from '../core/mime.js';
 import type { StagedObject, StagingStore } from '../core/staging.js';
 
 import type { FieldValue } from '../openai/files.js';
 
 export interface ParsedUpload {
   fields: Record<string, FieldValue>;
-  file: (StagedObject & { filename: string; partType: string; head: Buffer }) | null;
-}
-
-/** Passes bytes through, keeping the first few for type detection. */
-class HeadCapture extends Transform {
-  private parts: Buffer[] = [];
-  private size = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void) {
-    if (this.size < SNIFF_BYTES) {
-      this.parts.push(chunk.subarray(0, SNIFF_BYTES - this.size));
-      this.size += Math.min(chunk.length, SNIFF_BYTES - this.size);
-    }
-    cb(null, chunk);
-  }
-  head(): Buffer {
-    return Buffer.concat(this.parts);
-  }
+  file: (StagedObject & { filename: string; partType: string }) | null;
 }
 
 /** `a` → a; `a[]` → array; `a[k]` → object (how SDKs encode arrays and objects in forms). */
@@ -91,13 +74,14 @@ class UploadReader {
   private readonly fields: Record<string, FieldValue> = {};
   private file: ParsedUpload['file'] = null;
   private writing: Promise<void> | null = null;
-  private current: HeadCapture | null = null;
+  private current: Readable | null = null;
   private failure: Error | null = null;
   private finished = false;
+  private refusing = false;
 
   constructor(
-    req: Request,
-    bb: busboy.Busboy,
+    private readonly req: Request,
+    private readonly bb: busboy.Busboy,
     private readonly opts: UploadOptions,
   ) {
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
@@ -132,23 +116,33 @@ class UploadReader {
       this.fail(new BadRequestError(message, { param: name }));
       return;
     }
-    const capture = new HeadCapture();
-    this.current = capture;
-    // Errors end the staging pipeline through `capture`; the part itself is drained by busboy.
-    stream.on('error', (err: Error) => capture.destroy(err));
+    // The part goes straight to the store: each stream between them costs every chunk of a large file.
+    this.current = stream;
     stream.on('limit', () => {
-      const err = new PayloadTooLargeError(`The file is larger than the maximum of ${this.opts.maxBytes} bytes.`);
-      this.fail(err);
-      stream.unpipe(capture);
-      capture.destroy(err);
-      stream.resume();
+      this.refuseRest(new PayloadTooLargeError(`The file is larger than the maximum of ${this.opts.maxBytes} bytes.`));
     });
-    this.writing = this.opts.staging.write(this.opts.stagingKey, stream.pipe(capture)).then(
+    this.writing = this.opts.staging.write(this.opts.stagingKey, stream).then(
       (staged) => {
-        this.file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '', head: capture.head() };
+        this.file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '' };
       },
-      (err: Error) => this.fail(err instanceof PayloadTooLargeError ? err : (this.failure ?? err)),
+      (err: Error) => this.refuseRest(this.failure ?? err),
     );
+  }
+
+  /**
+   * The file will not be kept (over the limit, or the store failed): its write is ended with
+   * `err` and nothing is committed. The rest of the body is read and dropped here, without the
+   * parser, so that the client, still sending, gets the answer rather than a reset connection.
+   */
+  private refuseRest(err: Error) {
+    this.fail(err);
+    if (this.refusing) return;
+    this.refusing = true;
+    this.current?.destroy(err);
+    this.req.unpipe(this.bb);
+    if (this.req.complete) return void this.finish();
+    this.req.on('end', () => void this.finish());
+    this.req.resume();
   }
 
   private abort(err: Error) {

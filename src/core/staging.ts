@@ -7,13 +7,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { SNIFF_BYTES } from './mime.js';
 import { pipeline } from 'node:stream/promises';
 
 export interface StagedObject {
   bytes: number;
   sha256: string;
+  /** The first HEAD_BYTES (fewer if the object is smaller), for type detection. */
+  head: Buffer;
 }
+
+/** How much of an object's start a write keeps (what file-type detection reads). */
+export const HEAD_BYTES = SNIFF_BYTES;
 
 export interface StagingStore {
   /** Streams `source` into `key`, hashing and counting as it goes. Nothing is left behind on failure. */
@@ -54,14 +60,22 @@ export function holdEarlyErrors(source: Readable): Readable {
   return source.on('error', () => {});
 }
 
-/** Counts and hashes bytes flowing through it. */
-export class HashingCounter extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void) {
+/**
+ * Counts and hashes the bytes of a stream as they are read, keeping its head, as a listener rather than a stream
+ * in the pipe (one hop less for every chunk). Attach it in the same tick as the stream's reader:
+ * a data listener starts the flow.
+ */
+export class ByteTally {
+  private readonly hash = createHash('sha256');
+  private readonly headParts: Buffer[] = [];
+  private bytes = 0;
+  readonly add = (chunk: Buffer) => {
+    if (this.bytes < HEAD_BYTES) this.headParts.push(Buffer.from(chunk.subarray(0, HEAD_BYTES - this.bytes)));
     this.bytes += chunk.length;
     this.hash.update(chunk);
-    cb(null, chunk);
+  };
+  result(): StagedObject {
+    return { bytes: this.bytes, sha256: this.hash.digest('hex'), head: Buffer.concat(this.headParts) };
   }
 }
 
@@ -78,15 +92,17 @@ export class LocalStagingStore implements StagingStore {
     await mkdir(this.dir, { recursive: true });
     const final = this.pathOf(key);
     const tmp = `${final}.${randomBytes(6).toString('hex')}.part`;
-    const counter = new HashingCounter();
+    const tally = new ByteTally();
     try {
-      await pipeline(source, counter, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+      const done = pipeline(source, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+      source.on('data', tally.add);
+      await done;
       await rename(tmp, final);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
-    return { bytes: counter.bytes, sha256: counter.hash.digest('hex') };
+    return tally.result();
   }
 
   read(key: string, range?: { start: number; end: number }): Readable {

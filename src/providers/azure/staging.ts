@@ -12,12 +12,12 @@
  * uncommitted blocks); one that fails at or after its commit deletes the blob.
  */
 import { retryPolicy } from '../../core/attempts.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import type { Config } from '../../core/config.js';
 import type { RetryPolicy } from '../../core/retry.js';
-import { holdEarlyErrors, type SequentialReader, type StagedObject, type StagingStore } from '../../core/staging.js';
+import { ByteTally, holdEarlyErrors, type SequentialReader, type StagedObject, type StagingStore } from '../../core/staging.js';
 import type { AzureCall } from './blocks.js';
 import { azureCall } from './call.js';
 import { accountOf, containerCreator, createAzureClients, signedReadUrlOf, withoutQuery, type AzureClients } from './client.js';
@@ -112,7 +112,7 @@ export class BlobStagingStore implements StagingStore {
       await this.call('staging.delete', () => blob.deleteIfExists()).catch(() => {});
       throw err;
     }
-    return { bytes: blocks.bytes, sha256: blocks.hash.digest('hex') };
+    return blocks.tally.result();
   }
 
   read(key: string, range?: { start: number; end: number }): Readable {
@@ -170,8 +170,7 @@ export class BlobStagingStore implements StagingStore {
  */
 class BlockWriter {
   readonly ids: string[] = [];
-  readonly hash = createHash('sha256');
-  bytes = 0;
+  readonly tally = new ByteTally();
   private readonly tag = randomBytes(4).toString('hex');
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -186,8 +185,7 @@ class BlockWriter {
   ) {}
 
   async add(chunk: Buffer): Promise<void> {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
+    this.tally.add(chunk);
     for (let rest = chunk; rest.length > 0;) {
       const take = Math.min(rest.length, this.opts.blockBytes - this.pendingBytes);
       this.pending.push(rest.subarray(0, take));
