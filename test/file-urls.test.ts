@@ -8,8 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -57,7 +57,7 @@ async function startFerryProcess(
   emulator: Emulator,
   ca: string,
   prefix: string,
-): Promise<{ child: ChildProcess; client: OpenAI; stderr: () => string }> {
+): Promise<{ child: ChildProcess; client: OpenAI; stderr: () => string; stagingDir: string }> {
   const port = await freePort();
   const child = spawnFerry('all', {
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -77,7 +77,12 @@ async function startFerryProcess(
   child.stderr?.on('data', (d) => (stderr += d));
   const base = `http://127.0.0.1:${port}`;
   await eventually(async () => (await fetch(`${base}/readyz`).catch(() => null))?.ok, 60_000, 'ferry to be ready');
-  return { child, client: new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 60_000 }), stderr: () => stderr };
+  return {
+    child,
+    client: new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 60_000 }),
+    stderr: () => stderr,
+    stagingDir: path.join(os.tmpdir(), `${prefix}-staging`),
+  };
 }
 
 describe('files by URL in responses, on `ferry all`', () => {
@@ -93,6 +98,7 @@ describe('files by URL in responses, on `ferry all`', () => {
     const { key, cert } = makeCertificate(tmp);
     server = https.createServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
       served.push(String(req.url));
+      if (req.url?.startsWith('/missing')) return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/pdf', 'content-length': PDF.length }).end(PDF);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -159,5 +165,87 @@ describe('files by URL in responses, on `ferry all`', () => {
     const noType = await ask(client, `${base}/download?id=7`);
     assert.match(noType.output_text, new RegExp(`inline=application/pdf\\(${PDF.length} bytes\\)`));
     assert.doesNotMatch(stderr(), /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace written');
+  });
+
+  /** `url` instead of a file, as JSON (the SDK's generic post) or as a form without a file part (files.create). */
+  const nameByUrl = (client: OpenAI, url: string, asForm = false) =>
+    asForm
+      ? client.files.create({ purpose: 'user_data', url } as unknown as OpenAI.FileCreateParams)
+      : client.post<OpenAI.FileObject>('/files', { body: { purpose: 'user_data', url } });
+
+  const processed = async (client: OpenAI, id: string) => {
+    for (;;) {
+      const f = (await client.files.retrieve(id, { query: { wait: 30 } })) as OpenAI.FileObject & Record<string, unknown>;
+      if (f.status !== 'uploaded') return f;
+    }
+  };
+
+  const askAbout = (client: OpenAI, fileId: string) =>
+    client.responses.create({
+      model: 'gemini-2.5-flash',
+      input: [
+        {
+          role: 'user',
+          content: [
+            { type: 'input_file', file_id: fileId },
+            { type: 'input_text', text: 'What is in it?' },
+          ],
+        },
+      ],
+    });
+
+  test('a file named by an https URL that Gemini fetches is registered as it is: no byte passes through Ferry', async () => {
+    const { client, stagingDir } = await ferryWith(true);
+    served.length = 0;
+    const url = `${base}/contracts/lease.pdf`;
+    const created = (await nameByUrl(client, url)) as OpenAI.FileObject & Record<string, unknown>;
+    assert.equal(created.source_url, url);
+    assert.equal(created.filename, 'lease.pdf');
+    const f = await processed(client, created.id);
+    assert.equal(f.status, 'processed', String(f.status_details));
+    assert.equal(f.uri, url, 'Gemini reads it at its URL');
+    assert.equal(f.provider_file, null, 'no Gemini Files API copy');
+    assert.equal(f.bytes, PDF.length);
+    assert.equal(f.mime_type, 'application/pdf');
+    assert.deepEqual(await readdir(stagingDir).catch(() => []), [], 'nothing staged');
+    const r = await askAbout(client, created.id);
+    assert.match(r.output_text, new RegExp(`files=${url.replace(/[.]/g, '\\.')}\\(application/pdf,${PDF.length} bytes`));
+    // Ferry read the headers, Gemini fetched it to count it and again to answer.
+    assert.ok(served.every((u) => u === '/contracts/lease.pdf'));
+    const content = await client.files.content(created.id).catch((e: unknown) => e);
+    assert.ok(content instanceof OpenAI.BadRequestError && /named by URL/.test(content.message), String(content));
+  });
+
+  test('a file named by a URL Gemini will not fetch is fetched through the guard, staged and uploaded', async () => {
+    const { client } = await ferryWith(false);
+    const url = `${base}/contracts/deed.pdf`;
+    const created = await nameByUrl(client, url, true);
+    const f = await processed(client, created.id);
+    assert.equal(f.status, 'processed', String(f.status_details));
+    assert.match(String(f.provider_file), /^files\//, 'uploaded to the Gemini Files API');
+    assert.equal(f.bytes, PDF.length);
+    assert.equal(f.sha256, createHash('sha256').update(PDF).digest('hex'));
+    const body = Buffer.from(await (await client.files.content(created.id)).arrayBuffer());
+    assert.ok(body.equals(PDF), 'the fetched bytes are the file');
+    const r = await askAbout(client, created.id);
+    assert.match(r.output_text, new RegExp(`\\(application/pdf,${PDF.length} bytes`));
+  });
+
+  test('a URL that cannot be a file is a 400 naming "url"; one that answers 404 ends the file in error saying so', async () => {
+    const { client, child } = await ferryWith(true);
+    for (const [body, why] of [
+      [{ purpose: 'user_data', url: 'ftp://example.com/a.pdf' }, /https or http URL, or gs:\/\/bucket\/object/],
+      [{ purpose: 'batch', url: `${base}/a.jsonl` }, /Batch input is sent as a file/],
+      [{ purpose: 'user_data', url: `${base}/a.pdf`, bogus: 1 }, /Unknown field "bogus"/],
+    ] as const) {
+      const err = await client.post('/files', { body }).catch((e: unknown) => e);
+      assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+      assert.match(err.message, why);
+    }
+    const missing = await nameByUrl(client, `${base}/missing/report.pdf`);
+    const f = await processed(client, missing.id);
+    assert.equal(f.status, 'error');
+    assert.match(String(f.status_details), /missing\/report\.pdf answered 404/);
+    assert.equal(child.exitCode, null);
   });
 });

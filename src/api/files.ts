@@ -1,5 +1,5 @@
 /** `/v1/files`: OpenAI's Files API, tenant-scoped, backed by staging and the upload queue. */
-import { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { BadRequestError, FerryError, GoneError, PayloadTooLargeError } from '../core/errors.js';
 import { enqueueUpload } from '../core/enqueue.js';
@@ -8,7 +8,7 @@ import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
 import { isFinalFile, newFileRecord, type FileRecord } from '../core/records/files.js';
-import { checkUploadParams, fileObject } from '../openai/files.js';
+import { checkUploadParams, fileNameOfUrl, fileObject, type FieldValue } from '../openai/files.js';
 import { createAzureProvider, type AzureBlobStore } from '../providers/azure/index.js';
 import { deleteFile, fileStorage } from '../domain/files.js';
 import { principal } from './auth.js';
@@ -16,6 +16,8 @@ import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { parseUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
+import { assertPublicUrl } from '../core/ssrf.js';
+import { mimeTypeOfName } from '../providers/gemini/mime.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 
@@ -26,7 +28,14 @@ export function filesRouter(deps: ApiDeps): Router {
   const azureBlobs = () => (azure ??= createAzureProvider(deps.services.config));
   const r = Router();
 
-  r.post('/', (req: Request, res: Response) => acceptUpload(deps, req, res));
+  // A file named by URL may come as JSON; an upload is multipart, parsed as it streams.
+  const json = express.json({ limit: '64kb' });
+  r.post(
+    '/',
+    (req, res, next) => (req.is('application/json') ? json(req, res, next) : next()),
+    (req: Request, res: Response) =>
+      req.is('application/json') ? acceptUrl(deps, req, res, jsonFields(req.body)) : acceptUpload(deps, req, res),
+  );
 
   r.get('/', async (req, res) => {
     const { tenant } = principal(res);
@@ -69,6 +78,7 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
   const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
   const id = newId('file');
   const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
+  if (!parsed.file && parsed.fields.url !== undefined) return acceptUrl(deps, req, res, parsed.fields);
   try {
     const built = await buildRecord(deps, tenant, id, parsed, req);
     const { record: rec, created } = await acceptOnce(deps.services, {
@@ -93,6 +103,59 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
   }
 }
 
+/**
+ * A file named by URL (Ferry's `url`): nothing is staged here. The worker registers it where Gemini
+ * reads it (an https URL Gemini fetches, a Cloud Storage object), or fetches it through the SSRF
+ * guard and uploads it as any file.
+ */
+async function acceptUrl(deps: ApiDeps, req: Request, res: Response, fields: Record<string, FieldValue>) {
+  const { files, config } = deps.services;
+  const { tenant } = principal(res);
+  const params = checkUploadParams(fields, req.query);
+  const source = params.sourceUrl;
+  if (!source) throw noFilePart(fields);
+  if (params.purpose === 'batch') {
+    throw new BadRequestError('Batch input is sent as a file, not named by URL: upload the JSONL with "file".', { param: 'url' });
+  }
+  if (!source.startsWith('gs://')) await assertPublicUrl(source, config.allowPrivateNetworks, 'url');
+  const filename = fileNameOfUrl(source);
+  const named = params.mimeType || mimeTypeOfName(filename);
+  const storage = fileStorage(config, { purpose: params.purpose, target: params.targetStorage, bytes: 0, mime: named, filename });
+  const built = newFileRecord({
+    id: newId('file'),
+    tenant,
+    filename,
+    purpose: params.purpose,
+    bytes: 0,
+    sha256: '',
+    mime_type: named ?? 'application/octet-stream',
+    storage,
+    contentRetentionSeconds: config.contentRetentionSeconds,
+    target_model_names: params.targetModelNames,
+    display_name: params.displayName || filename,
+    webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
+    expiresAfterSeconds: params.expiresAfterSeconds,
+    source_url: source,
+  });
+  const { record: rec, created } = await acceptOnce(deps.services, {
+    store: files,
+    record: built,
+    idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),
+    fingerprintOf: [source, fields, req.query],
+    enqueue: (f) => enqueueUpload(deps.services, f.id),
+  });
+  if (created) requestLogger(req).info({ file_id: rec.id, tenant, storage: rec.storage }, 'file accepted by URL');
+  res.json(fileObject(rec, config.fileRetentionSeconds));
+}
+
+/** A JSON body's fields as the form's would be (objects and lists as they are). */
+function jsonFields(body: unknown): Record<string, FieldValue> {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BadRequestError('The body must be a JSON object, e.g. {"url": "https://…/report.pdf", "purpose": "user_data"}.');
+  }
+  return body as Record<string, FieldValue>;
+}
+
 /** The original bytes while staged; once they are gone, a file stored in Azure is read from its blob. */
 async function sendContent(deps: ApiDeps, azureBlobs: () => AzureBlobStore, req: Request, res: Response) {
   const { files, staging, config } = deps.services;
@@ -105,6 +168,11 @@ async function sendContent(deps: ApiDeps, azureBlobs: () => AzureBlobStore, req:
       : rec.storage === 'azure_storage' && rec.status === 'processed' && rec.azure_blob_path
         ? await azureBlobs().open(rec.azure_blob_path)
         : null;
+  if (content === null && rec.source_url) {
+    throw new BadRequestError(`'${rec.id}' was named by URL and its bytes are read from there: ${rec.source_url}`, {
+      code: 'content_at_url',
+    });
+  }
   if (content === null) {
     throw new GoneError(
       `The bytes of '${rec.id}' are no longer retained (content is kept ${Math.round(config.contentRetentionSeconds / 3600)} h after upload).`,
@@ -120,7 +188,7 @@ async function sendContent(deps: ApiDeps, azureBlobs: () => AzureBlobStore, req:
 function noFilePart(fields: Record<string, unknown>): BadRequestError {
   const why = fields.file
     ? 'The "file" part has no filename: send it as a file (Content-Disposition: form-data; name="file"; filename="…").'
-    : 'No file part: send the file in a multipart part named "file".';
+    : 'No file part: send the file in a multipart part named "file", or name where it is with "url".';
   return new BadRequestError(why, { param: 'file' });
 }
 

@@ -56,7 +56,8 @@ export function fileUsability(id: string, f: FileRecord | null, tenant: string |
  */
 export function fileStorage(
   config: Config,
-  f: { purpose: string; target: 'gemini' | 'azure_storage'; bytes: number; mime: string; filename: string },
+  /** `mime` null: not known yet (a file named by URL is typed when it is reached). */
+  f: { purpose: string; target: 'gemini' | 'azure_storage'; bytes: number; mime: string | null; filename: string },
 ): Storage {
   if (f.purpose === 'batch') {
     if (f.bytes > config.batch.maxBytes)
@@ -66,7 +67,7 @@ export function fileStorage(
   const missingAzure = f.target === 'azure_storage' ? missingAzureSettings(config.azure) : [];
   if (missingAzure.length > 0)
     throw new BadRequestError(describeMissing(missingAzure), { param: 'target_storage', code: 'azure_storage_not_configured' });
-  if (f.target === 'gemini' && !isGeminiMimeType(f.mime)) {
+  if (f.target === 'gemini' && f.mime !== null && !isGeminiMimeType(f.mime)) {
     throw new UnsupportedMediaTypeError(
       `Gemini cannot take files of type "${f.mime}" ("${f.filename}"). Send a document, image, audio, video or text file, or set "mime_type" if the type was guessed wrong.`,
     );

@@ -17,6 +17,18 @@ const RECORDED_INLINE_LIMIT = 64 * 1024;
 export const handleGenerate: Handler = (ctx, req, res, info) => generate(ctx, req, res, info, false);
 export const handleStreamGenerate: Handler = (ctx, req, res, info) => generate(ctx, req, res, info, true);
 
+/**
+ * countTokens: the prompt's size, files included. Gemini reads the files to count them, so an
+ * external URL it cannot fetch refuses the count as it would the call. Not charged to the quota.
+ */
+export const handleCountTokens: Handler = async (ctx, req, res, { params }) => {
+  requireMethod(params.model, 'countTokens');
+  const body = (await readJson(req, ctx.opts.maxRequestBytes)) as { contents?: unknown; generateContentRequest?: { contents?: unknown } };
+  const facts = collectFacts(ctx.files, params.model, { contents: body.contents ?? body.generateContentRequest?.contents ?? [] });
+  await ctx.remoteFiles.resolve(facts);
+  sendJson(res, 200, { totalTokens: facts.promptTokens });
+};
+
 async function generate(
   ctx: EmulatorContext,
   req: IncomingMessage,

@@ -38,7 +38,7 @@ import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
 import { EmulatedFiles } from './file-store.js';
 import { handleDeleteFile, handleDownloadFile, handleGetFile, handleListFiles } from './files.js';
-import { handleGenerate, handleStreamGenerate } from './generate.js';
+import { handleCountTokens, handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
 import { LatencyModel } from './latency.js';
 import { QuotaEnforcer } from './quota.js';
@@ -98,6 +98,12 @@ const ROUTE_TABLE: RouteSpec[] = [
     pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):generateContent$`),
     route: 'generate',
     handler: handleGenerate,
+  },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^/${VERSION}/(?<model>(?:models|tunedModels)/[^/:]+):countTokens$`),
+    route: 'countTokens',
+    handler: handleCountTokens,
   },
   {
     methods: ['POST'],

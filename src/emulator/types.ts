@@ -10,6 +10,7 @@ export const ROUTES = [
   'files.delete',
   'generate',
   'stream',
+  'countTokens',
   'embed',
   'embed.batch',
   'batches.create',

@@ -14,7 +14,16 @@ export const STORAGES = ['gemini', 'azure_storage'] as const;
 export type FieldValue = string | string[] | Record<string, string>;
 
 /** The form fields `POST /v1/files` takes besides the file; any other is a 400 naming it. */
-const UPLOAD_FIELDS = ['purpose', 'target_storage', 'mime_type', 'display_name', 'webhook_url', 'target_model_names', 'expires_after'];
+const UPLOAD_FIELDS = [
+  'purpose',
+  'target_storage',
+  'mime_type',
+  'display_name',
+  'webhook_url',
+  'target_model_names',
+  'expires_after',
+  'url',
+];
 
 /** OpenAI's bounds on a file's `expires_after.seconds`: an hour to 30 days. */
 export const EXPIRES_AFTER_MIN_SECONDS = 3600;
@@ -31,6 +40,8 @@ export interface UploadParams {
   targetModelNames: string[];
   /** Seconds after creation that the client wants the file gone (`expires_after`), or null for the default. */
   expiresAfterSeconds: number | null;
+  /** Ferry's `url`: the file is where this names (https, http or gs://), not in the request. */
+  sourceUrl: string | undefined;
 }
 
 /** Checks the fields of an upload; `target_storage` may also come in the query string. */
@@ -62,7 +73,34 @@ export function checkUploadParams(fields: Record<string, FieldValue>, query: Rec
     webhookUrl: singleField(fields, 'webhook_url') || undefined,
     targetModelNames: stringList(fields.target_model_names, 'target_model_names'),
     expiresAfterSeconds: expiresAfter(fields.expires_after, 'expires_after'),
+    sourceUrl: sourceUrlOf(singleField(fields, 'url')),
   };
+}
+
+/** A Cloud Storage object's address: gs://bucket/object. */
+export const GS_URL = /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/\S+$/;
+
+/** The `url` field: an https or http URL, or gs://bucket/object. */
+function sourceUrlOf(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  if (GS_URL.test(v)) return v;
+  const url = URL.canParse(v) ? new URL(v) : null;
+  if (url && (url.protocol === 'https:' || url.protocol === 'http:')) return url.href;
+  throw new BadRequestError(`"url" must be an https or http URL, or gs://bucket/object; got "${v.slice(0, 200)}".`, {
+    param: 'url',
+    code: 'invalid_url',
+  });
+}
+
+/** The name a file named by URL goes by: the last segment of its path, else its host. */
+export function fileNameOfUrl(source: string): string {
+  const path = source.startsWith('gs://') ? source.slice(5) : new URL(source).pathname;
+  const last = path.split('/').filter(Boolean).pop();
+  try {
+    return (last ? decodeURIComponent(last) : source.startsWith('gs://') ? path : new URL(source).hostname).slice(0, 255);
+  } catch {
+    return last ?? 'file';
+  }
 }
 
 /**
@@ -123,6 +161,7 @@ export function fileObject(rec: FileRecord, retentionSeconds: number) {
     uri: rec.storage === 'azure_storage' ? rec.azure_url : rec.gemini_uri,
     provider_expires_at: rec.gemini_expires_at,
     content_expires_at: rec.content_deleted ? null : rec.content_expires_at,
+    source_url: rec.source_url ?? null,
   };
 }
 

@@ -58,6 +58,8 @@ export async function ensureGeminiCopy(deps: UploadDeps, fileRecord: FileRecord,
   if (rec.status !== 'processed') {
     throw new ConflictError(`File '${rec.id}' is not ready for use (status "${rec.status}").`, { code: 'file_not_ready' });
   }
+  // Named by an https URL that Gemini fetches itself (worker/source-url.ts): used as it is.
+  if (rec.source_url && rec.gemini_uri === rec.source_url) return { fileUri: rec.source_url, mimeType: rec.mime_type };
   const { config } = deps.services;
   const signed = config.azure.handoff === 'signed_url' && until === undefined;
   if (rec.storage === 'azure_storage' && signed && rec.bytes <= GEMINI_EXTERNAL_URL_MAX_BYTES) {

@@ -12,22 +12,42 @@ import { INLINE_LIMIT_BYTES } from '../openai/chat.js';
 const agents = new Map<boolean, ReturnType<typeof guardedAgent>>();
 
 /** What a fetch is for: the word its errors use, the request field they name, the types it takes. */
-interface Wanted {
+export interface Wanted {
   label: string;
   param: string;
   accepts: (type: string) => boolean;
+  /** For the whole fetch, body included (default 15 s). */
+  timeoutMs?: number;
 }
 
 const image = (param: string): Wanted => ({ label: 'Image URL', param, accepts: (t) => t.startsWith('image/') });
 
 export async function fetchImage(url: string, allowPrivate: boolean, wanted: Wanted = image('messages')): Promise<FetchedImage> {
+  const { mimeType, body } = await openUrl(url, allowPrivate, wanted);
+  return { mimeType, data: (await bodyOf(wanted, url, body)).toString('base64') };
+}
+
+export interface OpenedUrl {
+  mimeType: string;
+  /** Content-Length, when the server gave one. */
+  length: number | null;
+  body: AsyncIterable<Uint8Array> | null;
+  /** Lets the answer go unread. */
+  close(): Promise<void>;
+}
+
+/**
+ * GETs `url` through the SSRF guard: its type and its body, not yet read, when it answers 2xx with
+ * a type `wanted` takes. A refusal is the request's error (400), the server's own trouble is tried again.
+ */
+export async function openUrl(url: string, allowPrivate: boolean, wanted: Wanted): Promise<OpenedUrl> {
   const { label, param } = wanted;
   let agent = agents.get(allowPrivate);
   if (!agent) agents.set(allowPrivate, (agent = guardedAgent(allowPrivate)));
   let res;
   try {
     // The guarded agent checks every connection, redirect hops included.
-    res = await fetch(url, { dispatcher: agent, redirect: 'follow', signal: AbortSignal.timeout(15_000) });
+    res = await fetch(url, { dispatcher: agent, redirect: 'follow', signal: AbortSignal.timeout(wanted.timeoutMs ?? 15_000) });
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause;
     if (cause instanceof BlockedAddressError) {
@@ -52,7 +72,14 @@ export async function fetchImage(url: string, allowPrivate: boolean, wanted: Wan
     if (!res.ok) return refused(wanted, url, res.status);
     throw new BadRequestError(`${label} ${url} serves ${type || 'no content type'}, which Gemini does not take.`, { param });
   }
-  return { mimeType: type, data: (await bodyOf(wanted, url, res.body)).toString('base64') };
+  const length = res.headers.get('content-length') === null ? NaN : Number(res.headers.get('content-length'));
+  const body = res.body;
+  return {
+    mimeType: type,
+    length: Number.isSafeInteger(length) && length >= 0 ? length : null,
+    body,
+    close: async () => void (await body?.cancel().catch(() => {})),
+  };
 }
 
 /** A status the image's server answered: its own trouble is tried again; a refusal is the request's. */

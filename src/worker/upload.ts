@@ -30,6 +30,7 @@ import {
   stagedBytesRetained,
   type UploadDeps,
 } from './transfer.js';
+import { takeFromUrl } from './source-url.js';
 
 export function uploadProcessor(deps: UploadDeps) {
   return async (job: Job<QueueData['upload']>): Promise<unknown> => {
@@ -73,7 +74,13 @@ async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknow
   }
 }
 
-function uploadTo(deps: UploadDeps, rec: FileRecord, job: Job): Promise<unknown> {
+async function uploadTo(deps: UploadDeps, named: FileRecord, job: Job): Promise<unknown> {
+  let rec = named;
+  if (rec.source_url) {
+    const from = await takeFromUrl(deps, rec, rec.source_url);
+    if ('registered' in from) return from.registered;
+    rec = from.staged;
+  }
   if (rec.storage === 'gemini') return uploadToGemini(deps, rec, job);
   if (rec.storage === 'azure_storage') return uploadToAzure(deps, rec, job);
   throw new UnrecoverableError(`storage ${rec.storage} is not handled by this worker`);

@@ -41,6 +41,12 @@ export interface FileRecord {
   webhook_url: string | null;
   /** When the client asked the file to be gone (`expires_after`): deleted everywhere then. Null: the default retention. */
   expires_at?: number | null;
+  /**
+   * Where the file is, when it was named by URL (`url`) rather than sent: Gemini reads it there
+   * when it can (`gemini_uri` is then this URL, or a registered Cloud Storage file), else the worker
+   * fetches it into staging and it travels as an upload does.
+   */
+  source_url?: string | null;
 }
 
 /** A new file's record: `local` files (batch input and output) are ready at once, others wait for their upload. */
@@ -59,6 +65,7 @@ export function newFileRecord(f: {
   webhook_url?: string | null;
   /** Seconds until the file is deleted everywhere, as the client set it; null for the default. */
   expiresAfterSeconds?: number | null;
+  source_url?: string | null;
 }): FileRecord {
   const now = nowSeconds();
   const local = f.storage === 'local';
@@ -93,6 +100,7 @@ export function newFileRecord(f: {
     azure_blob_path: null,
     webhook_url: f.webhook_url ?? null,
     expires_at: expiresAt,
+    source_url: f.source_url ?? null,
   };
 }
 

@@ -71,4 +71,23 @@ export class GeminiFiles {
       await sleep(Math.min(250 * 1.6 ** i, 10_000), signal);
     }
   }
+
+  /**
+   * Whether Gemini reads the file at `url` itself: a token count of a prompt holding only it (Gemini
+   * must fetch the file to count it, and a count is not charged to the generate quota). False when
+   * Gemini answers that it cannot fetch it; other failures are thrown as any call's are.
+   */
+  async fetchesUrl(model: string, url: string, mimeType: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.call(
+        'countTokens',
+        () => this.ai.models.countTokens({ model, contents: [{ role: 'user', parts: [{ fileData: { fileUri: url, mimeType } }] }] }),
+        signal,
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof UpstreamError && err.upstreamStatus === 400 && /url|fetch/i.test(err.message)) return false;
+      throw err;
+    }
+  }
 }
