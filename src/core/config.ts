@@ -36,7 +36,11 @@ export interface Config {
   prefix: string;
   apiKeys: Map<string, string>;
   adminKey: string | undefined;
-  gemini: { apiKey: string | undefined; baseUrl: string | undefined };
+  /**
+   * `credentialsFile`: Google credentials (GOOGLE_APPLICATION_CREDENTIALS, as every Google client
+   * reads it) for the one Gemini call an API key cannot make: registering Cloud Storage objects.
+   */
+  gemini: { apiKey: string | undefined; baseUrl: string | undefined; credentialsFile: string | undefined };
   stagingDir: string;
   /** FERRY_STAGING_CONTAINER: staged bytes live in this Azure Blob container (the AZURE_STORAGE_* account) instead of `stagingDir`. */
   stagingContainer: string | undefined;
@@ -470,7 +474,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...readRedis(env, redisUrl, prefix),
     apiKeys,
     adminKey: str(env, 'FERRY_ADMIN_KEY'),
-    gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL') },
+    gemini: { apiKey: geminiKey, baseUrl: url(env, 'GEMINI_BASE_URL'), credentialsFile: str(env, 'GOOGLE_APPLICATION_CREDENTIALS') },
     ...readFiles(env, chunk),
     syncWaitSeconds: int(env, 'FERRY_SYNC_WAIT_SECONDS', 60, 0, 3600),
     ...readRetries(env),

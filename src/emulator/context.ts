@@ -22,6 +22,7 @@ export interface ResolvedOptions {
   maxFileBytes: number;
   maxRequestBytes: number;
   maxKeptFileBytes: number;
+  gcsDir?: string;
 }
 
 export interface EmulatorContext {

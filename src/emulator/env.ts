@@ -134,8 +134,13 @@ function fileUriTls(env: Env): FileUriTls | undefined {
 }
 
 /** Throws a ConfigError naming the variable when one is malformed or set with a variable it excludes. */
-export function emulatorOptionsFromEnv(env: Env = process.env): Pick<EmulatorOptions, 'quota' | 'latency' | 'batches' | 'fileUriTls'> {
-  const out: { quota?: QuotaSetting; latency?: LatencySetting; batches?: Partial<BatchSetting>; fileUriTls?: FileUriTls } = {};
+export function emulatorOptionsFromEnv(
+  env: Env = process.env,
+): Pick<EmulatorOptions, 'quota' | 'latency' | 'batches' | 'fileUriTls' | 'gcsDir'> {
+  const out: { quota?: QuotaSetting; latency?: LatencySetting; batches?: Partial<BatchSetting>; fileUriTls?: FileUriTls; gcsDir?: string } =
+    {};
+  const gcsDir = given(env, 'FERRY_EMULATOR_GCS_DIR');
+  if (gcsDir) out.gcsDir = gcsDir;
   const batches = batchSchedule(env);
   if (batches) out.batches = batches;
   const tls = fileUriTls(env);

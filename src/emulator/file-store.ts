@@ -14,8 +14,11 @@ const CUSTOM_ID = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
 const FAIL_PREFIX = 'fail-processing';
 
 export type FileState = 'PROCESSING' | 'ACTIVE' | 'FAILED';
-/** UPLOADED: sent by a client; GENERATED: written by the API (batch responses), the only kind it lets clients download. */
-export type FileSource = 'UPLOADED' | 'GENERATED';
+/**
+ * UPLOADED: sent by a client; GENERATED: written by the API (batch responses), the only kind it lets
+ * clients download; REGISTERED: a Cloud Storage object registered with files:register.
+ */
+export type FileSource = 'UPLOADED' | 'GENERATED' | 'REGISTERED';
 
 export interface StoredFile {
   id: string;

@@ -38,6 +38,7 @@ import { invalidArgument, notFound, RpcError, toRpcError } from './errors.js';
 import { FaultInjector, faultError } from './faults.js';
 import { EmulatedFiles } from './file-store.js';
 import { handleDeleteFile, handleDownloadFile, handleGetFile, handleListFiles } from './files.js';
+import { handleRegisterFiles, handleTokenExchange } from './register.js';
 import { handleCountTokens, handleGenerate, handleStreamGenerate } from './generate.js';
 import { header, sendError, sleep } from './http.js';
 import { LatencyModel } from './latency.js';
@@ -82,6 +83,8 @@ const VERSION = '(?:v1beta|v1alpha|v1)';
 const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['POST'], pattern: /^\/upload\/v1beta\/files$/, route: 'upload.start', handler: handleUploadStart },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/files$`), route: 'files.list', handler: handleListFiles },
+  { methods: ['POST'], pattern: new RegExp(`^/${VERSION}/files:register$`), route: 'files.register', handler: handleRegisterFiles },
+  { methods: ['POST'], pattern: /^\/token$/, route: 'token', handler: handleTokenExchange },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/models$`), route: 'models.list', handler: handleListModels },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/models/(?<id>[^/:]+)$`), route: 'models.get', handler: handleGetModel },
   { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/files/(?<id>[^/:]+)$`), route: 'files.get', handler: handleGetFile },
@@ -191,8 +194,13 @@ function matchRoute(req: IncomingMessage, url: URL): Match | undefined {
 }
 
 /** Upload session URLs carry their own credential (the upload id), as on the real API. */
+/** Session URLs carry their own authority, and the token exchange is not Gemini's (no API key there). */
 const needsApiKey = (match: Match) =>
-  match.route !== undefined && match.route !== 'upload.chunk' && match.route !== 'upload.query' && match.route !== 'upload.cancel';
+  match.route !== undefined &&
+  match.route !== 'upload.chunk' &&
+  match.route !== 'upload.query' &&
+  match.route !== 'upload.cancel' &&
+  match.route !== 'token';
 
 function requestBaseUrl(ctx: EmulatorContext, req: IncomingMessage): string {
   const host = req.headers.host;
@@ -276,6 +284,7 @@ function resolveOptions(o: EmulatorOptions): ResolvedOptions {
     maxFileBytes: o.maxFileBytes ?? 2 * 1024 ** 3,
     maxRequestBytes: o.maxRequestBytes ?? 20 * 1024 ** 2,
     maxKeptFileBytes: o.maxKeptFileBytes ?? 64 * 1024 ** 2,
+    gcsDir: o.gcsDir,
   };
 }
 

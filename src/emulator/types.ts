@@ -8,6 +8,8 @@ export const ROUTES = [
   'files.get',
   'files.list',
   'files.delete',
+  'files.register',
+  'token',
   'generate',
   'stream',
   'countTokens',
@@ -183,6 +185,8 @@ export interface EmulatorOptions {
   fileUriTls?: FileUriTls;
   /** Largest body fetched from a fileData https URL; default 100 MiB. */
   maxFileUriBytes?: number;
+  /** A directory standing in for Cloud Storage: gs://bucket/object is `<gcsDir>/bucket/object` (register.ts). */
+  gcsDir?: string;
 }
 
 export interface FileUriTls {

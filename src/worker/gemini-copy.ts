@@ -23,6 +23,8 @@ import type { FileRecord } from '../core/records/files.js';
 import type { Services } from '../core/services.js';
 import { withScripts } from '../core/scripts/index.js';
 import { fileUsability } from '../domain/files.js';
+import { GEMINI_EXTERNAL_URL_MAX_BYTES } from '../providers/gemini/files.js';
+import { registerCloudObject } from './source-url.js';
 import { activeCopyFields, requireAzure, sendToGemini, stagedSource, type ByteSource, type UploadDeps } from './transfer.js';
 import { nowSeconds } from '../core/time.js';
 
@@ -30,15 +32,6 @@ export interface GeminiCopy {
   fileUri: string;
   mimeType: string;
 }
-
-/**
- * Gemini fetches external URLs (public or signed, e.g. an Azure SAS) of up to
- * 100 MB per file: "Input method comparison" in Google's "File input methods"
- * guide (https://ai.google.dev/gemini-api/docs/file-input-methods), and the
- * announcement https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits.
- * Larger files go through the Files API (2 GB).
- */
-export const GEMINI_EXTERNAL_URL_MAX_BYTES = 100 * 1000 * 1000;
 
 /** How long a signed URL handed to Gemini stays valid. */
 const SIGNED_URL_TTL_MS = 30 * 60_000;
@@ -117,6 +110,8 @@ async function cachedOrTransferred(deps: UploadDeps, first: FileRecord, until: n
 /** Uploads the file's bytes to Gemini again (from the blob or the staged bytes) and records the new copy. */
 async function transfer(deps: UploadDeps, rec: FileRecord): Promise<GeminiCopy> {
   const { files } = deps.services;
+  const registered = await registerCloudObject(deps, rec);
+  if (registered) return registered;
   const source = await sourceOf(deps, rec);
   // A copy still alive may be what a running Gemini batch or a call in flight reads: it expires on its own.
   const alive = rec.gemini_expires_at !== null && rec.gemini_expires_at > nowSeconds();

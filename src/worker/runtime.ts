@@ -82,7 +82,12 @@ function queueWorker(
 export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
   const { config, logger } = services;
   const policy = retryPolicy(config);
-  const gemini = createGeminiProvider({ ...target, chunkBytes: config.uploadChunkBytes, policy });
+  const gemini = createGeminiProvider({
+    ...target,
+    chunkBytes: config.uploadChunkBytes,
+    policy,
+    credentialsFile: config.gemini.credentialsFile,
+  });
   const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
   const connection = createRedis(config, 'worker');
   logErrors(connection, logger, 'worker connection');

@@ -2,9 +2,12 @@
  * Files named by URL (`url` on POST /v1/files) rather than sent. Gemini reads public and signed
  * https URLs itself, up to GEMINI_EXTERNAL_URL_MAX_BYTES: such a file is registered as it is (its
  * URL is its Gemini uri; no byte passes through Ferry) once a token count of it shows that Gemini
- * fetches it. Whether it does varies (hosts it cannot reach, sizes it will not take), so anything
- * else (http, larger files, a refusal, an Azure target, a Cloud Storage object) is fetched here
- * through the SSRF guard into staging, and travels on as an upload does.
+ * fetches it. Whether it does varies (hosts it cannot reach, sizes it will not take). A Cloud
+ * Storage object (gs://) is registered with Gemini's files:register when Google credentials are
+ * configured (GOOGLE_APPLICATION_CREDENTIALS) and its bucket lets Gemini read it. Anything else
+ * (http, larger files, a refusal, an Azure target, gs:// without access) is fetched here through
+ * the SSRF guard (a gs:// object from its public address) into staging, and travels on as an
+ * upload does.
  *
  * Safe to repeat: bytes staged and recorded by an earlier attempt are not fetched again.
  */
@@ -14,9 +17,9 @@ import { PayloadTooLargeError } from '../core/errors.js';
 import type { FileRecord } from '../core/records/files.js';
 import { markProcessed } from '../domain/files.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
-import { GEMINI_EXTERNAL_URL_MAX_BYTES } from './gemini-copy.js';
+import { GEMINI_EXTERNAL_URL_MAX_BYTES } from '../providers/gemini/files.js';
 import { openUrl, type Wanted } from './images.js';
-import { stagedBytesRetained, type UploadDeps } from './transfer.js';
+import { activeCopyFields, stagedBytesRetained, type UploadDeps } from './transfer.js';
 
 /** The model whose token count tells whether Gemini fetches a URL, when the file names none. */
 const PROBE_MODEL = 'gemini-2.5-flash';
@@ -31,6 +34,10 @@ export async function takeFromUrl(deps: UploadDeps, rec: FileRecord, url: string
   if (url.startsWith('https://') && rec.storage === 'gemini') {
     const registered = await registerWithGemini(deps, rec, url);
     if (registered) return { registered };
+  }
+  if (url.startsWith('gs://') && rec.storage === 'gemini') {
+    const copy = await registerCloudObject(deps, rec);
+    if (copy) return { registered: { uri: copy.fileUri } };
   }
   return { staged: await stageFromUrl(deps, rec, fetchableUrlOf(url)) };
 }
@@ -62,6 +69,32 @@ async function registerWithGemini(deps: UploadDeps, rec: FileRecord, url: string
     provider_state: 'active',
   });
   return processed ? { uri: url } : ({ skipped: 'deleted' } as const);
+}
+
+/**
+ * A gs:// file registered with Gemini (again, when its registration has expired): the record says
+ * processed with the registered copy. Null when it cannot be (no credentials, no access).
+ */
+export async function registerCloudObject(deps: UploadDeps, rec: FileRecord): Promise<{ fileUri: string; mimeType: string } | null> {
+  const url = rec.source_url;
+  if (!url?.startsWith('gs://') || !deps.gemini.files.registers) return null;
+  let file = await deps.gemini.files.register(url);
+  if (!file) return null;
+  if (file.state === 'PROCESSING')
+    file = await deps.gemini.files.waitUntilProcessed(file.name, deps.services.config.activeWaitSeconds * 1000);
+  if (file.state !== 'ACTIVE' || !file.uri) return null;
+  const mimeType = namedType(rec) ?? file.mimeType ?? UNTYPED;
+  const fields = {
+    ...activeCopyFields(file),
+    gemini_name: file.name,
+    provider_state: 'active' as const,
+    bytes: Number(file.sizeBytes ?? 0),
+    mime_type: mimeType,
+  };
+  // A file deleted meanwhile keeps no record; its registration holds no bytes and expires upstream.
+  if (rec.status === 'processed') await deps.services.files.update(rec.id, fields);
+  else await markProcessed(deps.services, rec.id, fields);
+  return { fileUri: file.uri, mimeType };
 }
 
 /** A Cloud Storage object is fetched from its public address (a private one needs it shared, or a signed URL). */

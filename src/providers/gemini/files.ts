@@ -1,8 +1,18 @@
 /** Gemini Files API operations other than upload, through `@google/genai`. */
 import type { GoogleGenAI } from '@google/genai';
+import { GoogleAuth } from 'google-auth-library';
 import { UpstreamError } from '../../core/errors.js';
 import { sleep, withRetry, type RetryPolicy } from '../../core/retry.js';
 import { measured } from './errors.js';
+
+/**
+ * Gemini fetches external URLs (public or signed, e.g. an Azure SAS) of up to
+ * 100 MB per file: "Input method comparison" in Google's "File input methods"
+ * guide (https://ai.google.dev/gemini-api/docs/file-input-methods), and the
+ * announcement https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits.
+ * Larger files go through the Files API (2 GB).
+ */
+export const GEMINI_EXTERNAL_URL_MAX_BYTES = 100 * 1000 * 1000;
 
 export interface GeminiFile {
   name: string;
@@ -26,11 +36,42 @@ export function geminiSha256Hex(sha256Hash: string | undefined): string | null {
   return /^[0-9a-f]{64}$/i.test(text) ? text.toLowerCase() : null;
 }
 
+/**
+ * The OAuth credentials registering a Cloud Storage object takes (an API key is not enough): any
+ * file google-auth-library reads (service account, external account, authorized user). The
+ * objects' bucket must let the Gemini API's service agent read them.
+ */
+export function cloudStorageAuth(keyFile: string): GoogleAuth {
+  return new GoogleAuth({ keyFile, scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+}
+
 export class GeminiFiles {
   constructor(
     private readonly ai: GoogleGenAI,
     private readonly policy: RetryPolicy,
+    private readonly storageAuth: GoogleAuth | null = null,
   ) {}
+
+  /** Whether Cloud Storage objects can be registered (credentials are configured). */
+  get registers(): boolean {
+    return this.storageAuth !== null;
+  }
+
+  /**
+   * Registers the Cloud Storage object `uri` (gs://bucket/object) as a Gemini file: no byte is
+   * uploaded. Null when Gemini may not read it (401, 403, 404: credentials or the bucket's grant).
+   */
+  async register(uri: string, signal?: AbortSignal): Promise<GeminiFile | null> {
+    const auth = this.storageAuth;
+    if (!auth) return null;
+    try {
+      const answer = await this.call('files.register', () => this.ai.files.registerFiles({ uris: [uri], auth }), signal);
+      return ((answer.files ?? [])[0] as GeminiFile | undefined) ?? null;
+    } catch (err) {
+      if (err instanceof UpstreamError && [401, 403, 404].includes(err.upstreamStatus ?? 0)) return null;
+      throw err;
+    }
+  }
 
   private call<T>(operation: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withRetry({ provider: 'gemini', operation }, this.policy, () => measured(operation, fn), signal);

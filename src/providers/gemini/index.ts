@@ -3,7 +3,7 @@ import type { GoogleGenAI } from '@google/genai';
 import type { RetryPolicy } from '../../core/retry.js';
 import { GeminiBatches } from './batches.js';
 import { createGenAI } from './client.js';
-import { GeminiFiles } from './files.js';
+import { cloudStorageAuth, GeminiFiles } from './files.js';
 import { GeminiUploader } from './uploader.js';
 
 export interface GeminiProvider {
@@ -14,13 +14,20 @@ export interface GeminiProvider {
   close(): void;
 }
 
-export function createGeminiProvider(opts: { apiKey: string; baseUrl?: string; chunkBytes: number; policy: RetryPolicy }): GeminiProvider {
+export function createGeminiProvider(opts: {
+  apiKey: string;
+  baseUrl?: string;
+  chunkBytes: number;
+  policy: RetryPolicy;
+  /** Google credentials for registering Cloud Storage objects; without them, none is registered. */
+  credentialsFile?: string;
+}): GeminiProvider {
   const { ai, close } = createGenAI({ apiKey: opts.apiKey, baseUrl: opts.baseUrl });
   const uploader = new GeminiUploader(opts.apiKey, opts.baseUrl, opts.chunkBytes, opts.policy);
   const batches = new GeminiBatches(opts.apiKey, opts.baseUrl, opts.policy);
   return {
     ai,
-    files: new GeminiFiles(ai, opts.policy),
+    files: new GeminiFiles(ai, opts.policy, opts.credentialsFile ? cloudStorageAuth(opts.credentialsFile) : null),
     batches,
     uploader,
     close: () => {
