@@ -159,6 +159,8 @@ describe('the Python openai SDK against /v1/responses of `npm start`', () => {
       assert.equal(r.string.output_text, `model=${MODEL} | system=Be brief. | text=Hello from Python`);
       assert.match(r.string.id, /^resp_/);
 
+      assert.deepEqual(r.by_url, { refused: true, param: 'url', code: 'url_not_allowed' });
+
       assert.equal(r.file.file_status, 'processed');
       assert.equal(r.file.status, 'completed');
       assert.ok(r.file.provider_file, 'the processed file names its Gemini copy');

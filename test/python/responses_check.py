@@ -179,5 +179,17 @@ results["uploads"] = {
     "expires_in": brief.expires_at - brief.created_at,
 }
 
+# A file named by URL instead of sent (Ferry's `url`), through the SDK's generic post: a loopback
+# address is refused by the SSRF guard with a 400 naming the field.
+try:
+    client.post(
+        "/files",
+        body={"purpose": "user_data", "url": "http://127.0.0.1:9/private.pdf"},
+        cast_to=openai.types.FileObject,
+    )
+    results["by_url"] = {"refused": False}
+except openai.BadRequestError as e:
+    results["by_url"] = {"refused": True, "param": e.body.get("param"), "code": e.body.get("code")}
+
 print(json.dumps(results))
 sys.stdout.flush()
