@@ -77,3 +77,45 @@ async function waitProcessed(client: OpenAI, id: string): Promise<void> {
     if (f.status === 'error') throw new Error(`file ${id} failed: ${f.status_details}`);
   }
 }
+
+export interface PartedRun {
+  parts: number;
+  concurrency: number;
+  /** Creation to the last part staged. */
+  partsMs: number;
+  /** The /complete call: the parts read once in order to hash them. */
+  completeMs: number;
+  /** Completed to processed (the worker's upload of the parts, read in order). */
+  workerMs: number;
+  totalMs: number;
+}
+
+/**
+ * A file sent through the Uploads API as the SDK's users send a large one: parts of `partBytes`,
+ * `concurrency` at a time, each read from its slice of the file, then completed and waited for.
+ */
+export async function measureParted(stack: Stack, file: string, size: number, partBytes: number, concurrency: number): Promise<PartedRun> {
+  const client = new OpenAI({ baseURL: `${stack.apiUrl}/v1`, apiKey: stack.apiKey, maxRetries: 0, timeout: 30 * 60_000 });
+  const t0 = now();
+  const upload = await client.uploads.create({ bytes: size, filename: 'bench-parted.mp4', mime_type: 'video/mp4', purpose: 'user_data' });
+  const count = Math.ceil(size / partBytes);
+  const ids: string[] = new Array(count);
+  let next = 0;
+  const sender = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const start = i * partBytes;
+      const end = Math.min(size, start + partBytes) - 1;
+      const part = await client.uploads.parts.create(upload.id, { data: createReadStream(file, { start, end }) });
+      ids[i] = part.id;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, sender));
+  const t1 = now();
+  const done = await client.uploads.complete(upload.id, { part_ids: ids });
+  const t2 = now();
+  if (!done.file || done.file.bytes !== size) throw new Error(`the completed upload holds ${done.file?.bytes} bytes, not ${size}`);
+  await waitProcessed(client, done.file.id);
+  const t3 = now();
+  await client.files.delete(done.file.id);
+  return { parts: count, concurrency, partsMs: t1 - t0, completeMs: t2 - t1, workerMs: t3 - t2, totalMs: t3 - t0 };
+}

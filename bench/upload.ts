@@ -13,6 +13,9 @@
  *   BENCH_INGEST_ROUNDS  rounds of the ingest comparison (default 5): the openai SDK's files.create to
  *                        Ferry's API against the same call to a server that only drains the body,
  *                        alternating, best of each compared (bench/ingest.ts); 0 skips it
+ *   BENCH_PARTED=0      skips the Uploads API step: the file in 64 MiB parts, 8 sent at a time by
+ *                        the openai SDK, completed (the parts hashed in one pass) and uploaded; the
+ *                        peak RSS targets cover it, as they come last
  *   BENCH_UPLOAD_STAGING=azure  staging in Azurite (FERRY_STAGING_CONTAINER) instead of a
  *                        directory; the worker leg's ceiling is then a plain copy of the staged
  *                        blob from the same Azurite, range by range, to the emulator, and a plain
@@ -55,7 +58,7 @@ import {
   type Stack,
 } from './lib.js';
 import { startAzureStaging, type AzureStaging } from './staging-azure.js';
-import { measureIngest, startDrain, type IngestRuns } from './ingest.js';
+import { measureIngest, measureParted, startDrain, type IngestRuns, type PartedRun } from './ingest.js';
 
 const DEFAULT_BYTES = 1024 ** 3;
 const WORKER_RATIO_TARGET = 0.9;
@@ -578,6 +581,33 @@ async function ingestComparison(ctx: SectionContext, rig: UploadRig): Promise<In
   }
 }
 
+const PART_BYTES = 64 * 1024 * 1024;
+const PART_CONCURRENCY = 8;
+
+async function partedUpload(rig: UploadRig): Promise<PartedRun> {
+  rig.log(`Uploads API: ${fmtMB(PART_BYTES)} parts, ${PART_CONCURRENCY} at a time (the openai SDK), then complete, then processed`);
+  const run = await measureParted(rig.stack, rig.file, rig.size, PART_BYTES, PART_CONCURRENCY);
+  logRow(rig, 'parts sent', run.partsMs, `${run.parts} parts, ${run.concurrency} at a time`);
+  logRow(rig, 'complete', run.completeMs, 'the parts read once in order for the sha256');
+  logRow(rig, 'worker leg', run.workerMs, 'completed → processed, the parts read in order');
+  logRow(rig, 'Uploads API total', run.totalMs, '');
+  await rig.quiet();
+  return run;
+}
+
+function partedJson(rig: UploadRig, run: PartedRun) {
+  return {
+    parts: run.parts,
+    concurrency: run.concurrency,
+    parts_ms: round(run.partsMs),
+    parts_mbps: round(mbps(rig.size, run.partsMs)),
+    complete_ms: round(run.completeMs),
+    complete_mbps: round(mbps(rig.size, run.completeMs)),
+    worker_ms: round(run.workerMs),
+    total_ms: round(run.totalMs),
+  };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -619,6 +649,7 @@ const section: Section = {
     const rig = await setUp(ctx, size, profDir);
     const runs = await measureRounds(rig, rounds);
     const ingest = await ingestComparison(ctx, rig);
+    const parted = process.env.BENCH_PARTED === '0' ? null : await partedUpload(rig);
     const comparison = compareRuns(rig, runs);
     const loadAfter = loadAverage();
     ctx.log(`load average at the end ${loadAfter}`);
@@ -628,6 +659,7 @@ const section: Section = {
     return {
       ...resultJson(rig, runs, comparison, { profiled: profDir !== null, loadAfter }),
       ...(ingestResult ? { ingest: ingestResult } : {}),
+      ...(parted ? { uploads_api: partedJson(rig, parted) } : {}),
     };
   },
 };

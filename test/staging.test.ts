@@ -1,12 +1,12 @@
 /** The staging store's sequential reader: the bytes of every range, read ahead or not, are the staged ones. */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { LocalStagingStore } from '../src/core/staging.js';
+import { HEAD_BYTES, LocalStagingStore } from '../src/core/staging.js';
 import { JsonlSink } from '../src/worker/batch-output.js';
 
 let dir: string;
@@ -68,4 +68,17 @@ test('a JSONL sink aborted before the store has taken up its stream fails its wr
   sink.abort(new Error('asked again later'));
   await assert.rejects(sink.done);
   assert.equal(await store.size('aborted'), null);
+});
+
+test('a write answers the bytes, sha256 and head of what it stored, from a source of buffers or of strings', async () => {
+  const big = await store.write('tally', Readable.from([bytes.subarray(0, 3000), bytes.subarray(3000)]));
+  assert.deepEqual(big, {
+    bytes: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    head: bytes.subarray(0, HEAD_BYTES),
+  });
+  const text = await store.write('text', Readable.from(['{"a":1}\n', 'é\n']));
+  const expected = Buffer.from('{"a":1}\né\n');
+  assert.deepEqual(text, { bytes: expected.length, sha256: createHash('sha256').update(expected).digest('hex'), head: expected });
+  assert.ok((await readFile(path.join(dir, 'text'))).equals(expected));
 });

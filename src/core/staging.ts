@@ -69,7 +69,9 @@ export class ByteTally {
   private readonly hash = createHash('sha256');
   private readonly headParts: Buffer[] = [];
   private bytes = 0;
-  readonly add = (chunk: Buffer) => {
+  readonly add = (data: Buffer | string) => {
+    // A source of strings (a Readable of text) reaches the file as their UTF-8 bytes.
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
     if (this.bytes < HEAD_BYTES) this.headParts.push(Buffer.from(chunk.subarray(0, HEAD_BYTES - this.bytes)));
     this.bytes += chunk.length;
     this.hash.update(chunk);
