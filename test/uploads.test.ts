@@ -95,6 +95,15 @@ describe('the Uploads API', () => {
     assert.equal(await ferry.services.staging.size(spareKey), null, 'the part not named is deleted');
   });
 
+  test('a part of exactly 64 MiB (the default part size of the SDKs) is taken; one byte more is a 413', async () => {
+    const data = randomBytes(64 * 1024 * 1024 + 1);
+    const upload = await client.uploads.create({ bytes: data.length - 1, filename: 'p.bin', mime_type: 'video/mp4', purpose: 'user_data' });
+    const part = await client.uploads.parts.create(upload.id, { data: await toFile(data.subarray(1), 'p0') });
+    assert.match(part.id, /^part_/);
+    await assert.rejects(client.uploads.parts.create(upload.id, { data: await toFile(data, 'p1') }), (e: any) => e.status === 413);
+    await client.uploads.cancel(upload.id);
+  });
+
   test('create refuses what Gemini cannot take before any part is sent', async () => {
     await assert.rejects(
       client.uploads.create({ bytes: 10, filename: 'x.exe', mime_type: 'application/x-msdownload', purpose: 'user_data' }),

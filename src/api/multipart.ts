@@ -56,7 +56,9 @@ export async function parseUpload(req: Request, opts: UploadOptions): Promise<Pa
     bb = busboy({
       headers: req.headers,
       defParamCharset: 'utf8',
-      limits: { fileSize: opts.maxBytes, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
+      // Busboy signals its limit when the size reaches it: one byte more, so that a file of exactly
+      // the maximum (a 64 MiB part, the SDKs' default) is accepted.
+      limits: { fileSize: opts.maxBytes + 1, files: 2, fields: 200, fieldSize: 64 * 1024, parts: 210 },
     });
   } catch (err) {
     throw new BadRequestError(`Malformed multipart request: ${(err as Error).message}`, { code: 'invalid_multipart' });
