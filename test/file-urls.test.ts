@@ -131,14 +131,15 @@ describe('files by URL in responses, on `ferry all`', () => {
     return f;
   }
 
-  const ask = (client: OpenAI, url: string) =>
+  /** A response about one file, named by URL (`file_url`) or by id (`file_id`). */
+  const ask = (client: OpenAI, file: string) =>
     client.responses.create({
       model: 'gemini-2.5-flash',
       input: [
         {
           role: 'user',
           content: [
-            { type: 'input_file', file_url: url },
+            file.startsWith('file-') ? { type: 'input_file', file_id: file } : { type: 'input_file', file_url: file },
             { type: 'input_text', text: 'What is in it?' },
           ],
         },
@@ -180,20 +181,6 @@ describe('files by URL in responses, on `ferry all`', () => {
     }
   };
 
-  const askAbout = (client: OpenAI, fileId: string) =>
-    client.responses.create({
-      model: 'gemini-2.5-flash',
-      input: [
-        {
-          role: 'user',
-          content: [
-            { type: 'input_file', file_id: fileId },
-            { type: 'input_text', text: 'What is in it?' },
-          ],
-        },
-      ],
-    });
-
   test('a file named by an https URL that Gemini fetches is registered as it is: no byte passes through Ferry', async () => {
     const { client, stagingDir } = await ferryWith(true);
     served.length = 0;
@@ -208,7 +195,7 @@ describe('files by URL in responses, on `ferry all`', () => {
     assert.equal(f.bytes, PDF.length);
     assert.equal(f.mime_type, 'application/pdf');
     assert.deepEqual(await readdir(stagingDir).catch(() => []), [], 'nothing staged');
-    const r = await askAbout(client, created.id);
+    const r = await ask(client, created.id);
     assert.match(r.output_text, new RegExp(`files=${url.replace(/[.]/g, '\\.')}\\(application/pdf,${PDF.length} bytes`));
     // Ferry read the headers, Gemini fetched it to count it and again to answer.
     assert.ok(served.every((u) => u === '/contracts/lease.pdf'));
@@ -227,7 +214,7 @@ describe('files by URL in responses, on `ferry all`', () => {
     assert.equal(f.sha256, createHash('sha256').update(PDF).digest('hex'));
     const body = Buffer.from(await (await client.files.content(created.id)).arrayBuffer());
     assert.ok(body.equals(PDF), 'the fetched bytes are the file');
-    const r = await askAbout(client, created.id);
+    const r = await ask(client, created.id);
     assert.match(r.output_text, new RegExp(`\\(application/pdf,${PDF.length} bytes`));
   });
 
