@@ -25,6 +25,8 @@ http.createServer((req, res) => {
 export interface IngestRuns {
   drainMs: number[];
   ferryMs: number[];
+  /** With blob staging: the Azure SDK staging the same file into the same Azurite (the store's ceiling). */
+  plainStageMs: number[];
 }
 
 export async function startDrain(scope: Scope): Promise<{ url: string; proc: Proc }> {
@@ -51,13 +53,18 @@ export async function measureIngest(
   rounds: number,
   quiet: () => Promise<void>,
   log: (line: string) => void,
+  stagePlain: ((file: string) => Promise<number>) | null = null,
 ): Promise<IngestRuns> {
-  const runs: IngestRuns = { drainMs: [], ferryMs: [] };
+  const runs: IngestRuns = { drainMs: [], ferryMs: [], plainStageMs: [] };
   const client = new OpenAI({ baseURL: `${stack.apiUrl}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
   for (let r = 1; r <= rounds; r++) {
     const drained = await sdkUpload(drainUrl, 'drain', file);
     runs.drainMs.push(drained.ms);
     log(`  SDK → drain #${r}   ${(drained.ms / 1000).toFixed(2)} s`);
+    if (stagePlain) {
+      runs.plainStageMs.push(await stagePlain(file));
+      log(`  Azure SDK → Azurite #${r}   ${(runs.plainStageMs[r - 1] / 1000).toFixed(2)} s`);
+    }
     await sleep(500);
     const ferry = await sdkUpload(`${stack.apiUrl}/v1`, stack.apiKey, file);
     if (ferry.bytes !== size) throw new Error(`Ferry staged ${ferry.bytes} bytes, not ${size}`);

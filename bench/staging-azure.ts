@@ -7,6 +7,7 @@
  * another, as the SDK does it (the bytes only counted); and the same ranges
  * as one stream, for a plain copy from Azurite to the emulator.
  */
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { startAzurite } from '../test/azurite.js';
@@ -21,6 +22,11 @@ export interface AzureStaging {
   readRanges(key: string, size: number, rangeBytes: number): Promise<number>;
   /** The staged blob `key` as one stream of range downloads, one after another. */
   rangeStream(key: string, size: number, rangeBytes: number): Readable;
+  /**
+   * The ingest ceiling with Azurite as the store: the Azure SDK stages `file` into the same
+   * container, in blocks of Ferry's size and as many at once, then it is deleted. Milliseconds.
+   */
+  stagePlain(file: string): Promise<number>;
 }
 
 async function* ranges(container: ContainerClient, key: string, size: number, rangeBytes: number) {
@@ -46,5 +52,13 @@ export async function startAzureStaging(scope: Scope): Promise<AzureStaging> {
       return ms;
     },
     rangeStream: (key, size, rangeBytes) => Readable.from(ranges(container, key, size, rangeBytes), { objectMode: false }),
+    async stagePlain(file) {
+      const blob = container.getBlockBlobClient(`bench-plain-stage-${Date.now()}`);
+      const t0 = now();
+      await blob.uploadStream(createReadStream(file, { highWaterMark: 1 << 20 }), 4 * 1024 * 1024, 4);
+      const ms = now() - t0;
+      await blob.deleteIfExists();
+      return ms;
+    },
   };
 }

@@ -230,6 +230,46 @@ describe('the blob staging store', () => {
     const bound = (IN_FLIGHT + 1) * (BLOCK + PIECE) + 2 * PIECE;
     assert.ok(most <= bound, `at most ${most} bytes read and not yet acknowledged (bound ${bound}, file ${total})`);
   });
+
+  test('writes in parallel share the block buffers of the store: memory stays that of a few, whatever their number', async () => {
+    const config = loadConfig({ AZURE_STORAGE_CONNECTION_STRING: proxiedConnectionString(), FERRY_STAGING_CONTAINER: CONTAINER });
+    const BUDGET = 3;
+    const WRITES = 6;
+    const shared = createBlobStagingStore(config, { blockBytes: BLOCK, blocksInFlight: 4, blocksInProcess: BUDGET });
+    const PIECE = 16 * KIB;
+    const each = 1 * MIB;
+    const since = proxy.log.length;
+    const acknowledged = () =>
+      proxy.log
+        .slice(since)
+        .filter((r) => r.comp === 'block' && r.path.startsWith(`/${AZURITE_ACCOUNT}/${CONTAINER}/parallel-`))
+        .reduce((n, r) => n + r.sentBytes, 0);
+    let pulled = 0;
+    let most = 0;
+    const source = () =>
+      Readable.from(
+        (function* () {
+          for (let mine = 0; mine < each; mine += PIECE) {
+            pulled += PIECE;
+            most = Math.max(most, pulled - acknowledged());
+            yield randomBytes(PIECE);
+          }
+        })(),
+        { highWaterMark: 1 },
+      );
+    proxy.delayMs = 40;
+    try {
+      const written = await Promise.all(Array.from({ length: WRITES }, (_, i) => shared.write(`parallel-${i}`, source())));
+      assert.ok(written.every((w) => w.bytes === each));
+    } finally {
+      proxy.delayMs = 0;
+    }
+    assert.ok(shared.blockBuffers <= BUDGET, `${shared.blockBuffers} block buffers allocated (budget ${BUDGET})`);
+    // The budget staging, and each write gathering one block: not 4 in flight for each of the 6.
+    const bound = (BUDGET + WRITES) * (BLOCK + PIECE) + 2 * PIECE;
+    assert.ok(most <= bound, `at most ${most} bytes read and not yet acknowledged (bound ${bound}, ${WRITES} writes)`);
+    await Promise.all(Array.from({ length: WRITES }, (_, i) => shared.delete(`parallel-${i}`)));
+  });
 });
 
 describe('Ferry with its staging in a blob container', () => {

@@ -32,13 +32,24 @@ export interface BlobStagingOptions {
   blockBytes?: number;
   /** Blocks of one write being staged at once. */
   blocksInFlight?: number;
+  /**
+   * Block buffers of all the writes of this store together: parts of an upload arrive in parallel,
+   * and each write taking `blocksInFlight` of its own would grow the process with every one.
+   */
+  blocksInProcess?: number;
   /** Download size of a sequential reader. */
   readSegmentBytes?: number;
   /** Segments a sequential reader downloads ahead of the one being read. */
   readSegmentsAhead?: number;
 }
 
-const DEFAULTS: Required<BlobStagingOptions> = { blockBytes: 4 * MIB, blocksInFlight: 4, readSegmentBytes: 8 * MIB, readSegmentsAhead: 1 };
+const DEFAULTS: Required<BlobStagingOptions> = {
+  blockBytes: 4 * MIB,
+  blocksInFlight: 4,
+  blocksInProcess: 8,
+  readSegmentBytes: 8 * MIB,
+  readSegmentsAhead: 1,
+};
 
 /** Errors that mean the blob is not there (its container neither): absent, as a missing file is for the local store. */
 function isAbsent(err: unknown): boolean {
@@ -61,6 +72,7 @@ export class BlobStagingStore implements StagingStore {
   private readonly call: AzureCall;
   private readonly ensureContainer: () => Promise<void>;
   private readonly opts: Required<BlobStagingOptions>;
+  private readonly buffers: BlockBuffers;
 
   constructor(
     private readonly settings: AzureSettings,
@@ -69,6 +81,7 @@ export class BlobStagingStore implements StagingStore {
     opts: BlobStagingOptions = {},
   ) {
     this.opts = { ...DEFAULTS, ...opts };
+    this.buffers = new BlockBuffers(this.opts.blockBytes, this.opts.blocksInProcess);
     this.call = azureCall(policy, container);
     this.ensureContainer = containerCreator(settings.createContainer, this.call, () => this.clients.container);
   }
@@ -80,6 +93,11 @@ export class BlobStagingStore implements StagingStore {
   private blob(key: string): BlockBlobClient {
     if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`invalid staging key ${key}`);
     return this.clients.container.getBlockBlobClient(key);
+  }
+
+  /** Block buffers this store has allocated, all writes together (at most `blocksInProcess`). */
+  get blockBuffers(): number {
+    return this.buffers.allocated;
   }
 
   /** The account the container is in (see accountOf): the Azure provider copies from it server-side when it is its own. */
@@ -95,7 +113,7 @@ export class BlobStagingStore implements StagingStore {
   async write(key: string, source: Readable): Promise<StagedObject> {
     holdEarlyErrors(source);
     const blob = this.blob(key);
-    const blocks = new BlockWriter(blob, this.call, this.opts);
+    const blocks = new BlockWriter(blob, this.call, this.opts, this.buffers);
     try {
       await this.ensureContainer();
       for await (const chunk of source) await blocks.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
@@ -160,13 +178,48 @@ export class BlobStagingStore implements StagingStore {
 }
 
 /**
+ * The block buffers of one store, shared by its writes: at most `limit` exist, and a write that
+ * needs one when all are staging waits (its source with it), so concurrent writes hold the same
+ * memory as a few. Buffers are used again rather than allocated (and faulted in) every few MiB.
+ */
+class BlockBuffers {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(b: Buffer) => void> = [];
+  private made = 0;
+
+  constructor(
+    private readonly bytes: number,
+    private readonly limit: number,
+  ) {}
+
+  /** Buffers allocated so far (never more than the limit). */
+  get allocated(): number {
+    return this.made;
+  }
+
+  take(): Promise<Buffer> {
+    const ready = this.free.pop();
+    if (ready) return Promise.resolve(ready);
+    if (this.made < this.limit) {
+      this.made += 1;
+      return Promise.resolve(Buffer.allocUnsafeSlow(this.bytes));
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift();
+    if (next) next(buffer);
+    else this.free.push(buffer);
+  }
+}
+
+/**
  * The blocks of one write: pieces are gathered until a block's worth, which
  * is then staged while the next is gathered; taking more waits while
- * `blocksInFlight` are staging. Full blocks are copied into buffers of the
- * write that are used again once staged, so a large upload does not allocate
- * (and fault in) a fresh block of memory every few MiB; a small upload never
- * takes one. Block ids carry a random tag of this write, so two writes of the
- * same key never mix their blocks.
+ * `blocksInFlight` of this write, or all the store's block buffers, are
+ * staging. A small upload never takes a buffer. Block ids carry a random tag
+ * of this write, so two writes of the same key never mix their blocks.
  */
 class BlockWriter {
   readonly ids: string[] = [];
@@ -174,7 +227,6 @@ class BlockWriter {
   private readonly tag = randomBytes(4).toString('hex');
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private readonly free: Buffer[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { err: unknown } | null = null;
 
@@ -182,6 +234,7 @@ class BlockWriter {
     private readonly blob: BlockBlobClient,
     private readonly call: AzureCall,
     private readonly opts: Required<BlobStagingOptions>,
+    private readonly buffers: BlockBuffers,
   ) {}
 
   async add(chunk: Buffer): Promise<void> {
@@ -211,7 +264,7 @@ class BlockWriter {
     while (this.inFlight.size >= this.opts.blocksInFlight && !this.failure) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure.err;
     const full = this.pendingBytes === this.opts.blockBytes;
-    const buffer = full ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.opts.blockBytes)) : null;
+    const buffer = full ? await this.buffers.take() : null;
     const body = buffer ? gather(this.pending, buffer) : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
@@ -220,10 +273,13 @@ class BlockWriter {
     this.ids.push(id);
     const staged: Promise<void> = this.call('staging.stageBlock', () => this.blob.stageBlock(id, body, body.length))
       .then(
-        () => void (buffer && this.free.push(buffer)),
+        () => {},
         (err: unknown) => void (this.failure ??= { err }),
       )
-      .finally(() => this.inFlight.delete(staged));
+      .finally(() => {
+        if (buffer) this.buffers.give(buffer);
+        this.inFlight.delete(staged);
+      });
     this.inFlight.add(staged);
   }
 }
