@@ -46,7 +46,7 @@ export interface BlobStagingOptions {
 const DEFAULTS: Required<BlobStagingOptions> = {
   blockBytes: 4 * MIB,
   blocksInFlight: 4,
-  blocksInProcess: 8,
+  blocksInProcess: 6,
   readSegmentBytes: 8 * MIB,
   readSegmentsAhead: 1,
 };
@@ -215,18 +215,18 @@ class BlockBuffers {
 }
 
 /**
- * The blocks of one write: pieces are gathered until a block's worth, which
- * is then staged while the next is gathered; taking more waits while
- * `blocksInFlight` of this write, or all the store's block buffers, are
- * staging. A small upload never takes a buffer. Block ids carry a random tag
- * of this write, so two writes of the same key never mix their blocks.
+ * The blocks of one write: bytes are copied into a buffer of the store as they come, and a full
+ * buffer is staged while the next fills; taking a buffer waits while `blocksInFlight` of this
+ * write, or all the store's buffers, are in use. No piece of the source is held once copied, so
+ * a write holds only the store's buffers. Block ids carry a random tag of this write, so two
+ * writes of the same key never mix their blocks.
  */
 class BlockWriter {
   readonly ids: string[] = [];
   readonly tally = new ByteTally();
   private readonly tag = randomBytes(4).toString('hex');
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private current: Buffer | null = null;
+  private filled = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { err: unknown } | null = null;
 
@@ -239,35 +239,40 @@ class BlockWriter {
 
   async add(chunk: Buffer): Promise<void> {
     this.tally.add(chunk);
-    for (let rest = chunk; rest.length > 0;) {
-      const take = Math.min(rest.length, this.opts.blockBytes - this.pendingBytes);
-      this.pending.push(rest.subarray(0, take));
-      this.pendingBytes += take;
-      rest = rest.subarray(take);
-      if (this.pendingBytes === this.opts.blockBytes) await this.stage();
+    for (let at = 0; at < chunk.length;) {
+      const into = this.current ?? (this.current = await this.nextBuffer());
+      const copied = chunk.copy(into, this.filled, at);
+      this.filled += copied;
+      at += copied;
+      if (this.filled === into.length) this.stage();
     }
   }
 
   /** Stages what is gathered and waits for every block. */
   async flush(): Promise<void> {
-    if (this.pendingBytes > 0) await this.stage();
+    if (this.filled > 0) this.stage();
     await this.settle();
     if (this.failure) throw this.failure.err;
   }
 
-  /** Waits for the blocks in flight, whatever their outcome. */
+  /** Waits for the blocks in flight, whatever their outcome; a buffer still filling goes back. */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
+    if (this.current) this.buffers.give(this.current);
+    this.current = null;
   }
 
-  private async stage(): Promise<void> {
+  private async nextBuffer(): Promise<Buffer> {
     while (this.inFlight.size >= this.opts.blocksInFlight && !this.failure) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure.err;
-    const full = this.pendingBytes === this.opts.blockBytes;
-    const buffer = full ? await this.buffers.take() : null;
-    const body = buffer ? gather(this.pending, buffer) : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    return this.buffers.take();
+  }
+
+  private stage(): void {
+    const buffer = this.current!;
+    const body = buffer.subarray(0, this.filled);
+    this.current = null;
+    this.filled = 0;
     // The same length for every index below a million (a blob holds at most 50,000 blocks), as Azure requires.
     const id = Buffer.from(`${this.tag}-${String(this.ids.length).padStart(6, '0')}`).toString('base64');
     this.ids.push(id);
@@ -277,17 +282,11 @@ class BlockWriter {
         (err: unknown) => void (this.failure ??= { err }),
       )
       .finally(() => {
-        if (buffer) this.buffers.give(buffer);
+        this.buffers.give(buffer);
         this.inFlight.delete(staged);
       });
     this.inFlight.add(staged);
   }
-}
-
-function gather(pieces: Buffer[], into: Buffer): Buffer {
-  let at = 0;
-  for (const p of pieces) at += p.copy(into, at);
-  return into.subarray(0, at);
 }
 
 export function createBlobStagingStore(config: Config, opts?: BlobStagingOptions): BlobStagingStore {
