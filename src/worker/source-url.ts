@@ -55,7 +55,7 @@ const wanted = (rec: FileRecord, timeoutMs?: number): Wanted => ({
 /** Registered as the URL itself when Gemini fetches it and it is within Gemini's size for URLs; else null. */
 async function registerWithGemini(deps: UploadDeps, rec: FileRecord, url: string) {
   const { config } = deps.services;
-  // Only the headers are read: the size and type Gemini will see.
+  // Only the headers are read (a GET let go, not a HEAD, which a URL signed for GET refuses): the size and type Gemini will see.
   const head = await openUrl(url, config.allowPrivateNetworks, wanted(rec));
   await head.close();
   if (head.length === null || head.length === 0 || head.length > GEMINI_EXTERNAL_URL_MAX_BYTES) return null;
