@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { Redis } from 'ioredis';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { eventually, freePort, spawnFerry } from './harness.js';
@@ -229,6 +229,10 @@ describe('files by URL in responses, on `ferry all`', () => {
       assert.ok(err instanceof OpenAI.BadRequestError, String(err));
       assert.match(err.message, why);
     }
+    const both = await client.files
+      .create({ file: await toFile(PDF, 'a.pdf'), purpose: 'user_data', url: `${base}/a.pdf` } as unknown as OpenAI.FileCreateParams)
+      .catch((e: unknown) => e);
+    assert.ok(both instanceof OpenAI.BadRequestError && both.param === 'url' && /not both/.test(both.message), String(both));
     const missing = await nameByUrl(client, `${base}/missing/report.pdf`);
     const f = await processed(client, missing.id);
     assert.equal(f.status, 'error');

@@ -203,6 +203,9 @@ async function buildRecord(
   const { fields, file } = parsed;
   if (!file) throw noFilePart(fields);
   const params = checkUploadParams(fields, req.query);
+  if (params.sourceUrl) {
+    throw new BadRequestError('Send the file or name it with "url", not both.', { param: 'url' });
+  }
   if (file.bytes === 0) throw new BadRequestError('The file is empty.', { param: 'file' });
   const mime = await detectMimeType({ override: params.mimeType, partType: file.partType, filename: file.filename, head: file.head });
   const storage = fileStorage(config, {
