@@ -21,8 +21,14 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 
-function admissionFor(model: string): Admission {
-  return new Admission(redis, new Keys(prefix), { apiKey: `key-${model}`, rpm: 0, tpm: 0 });
+/** Runs `fn` with an admission of its own for `model` (no rate configured), closed afterwards. */
+async function withAdmission(model: string, fn: (admission: Admission) => Promise<void>): Promise<void> {
+  const admission = new Admission(redis, new Keys(prefix), { apiKey: `key-${model}`, rpm: 0, tpm: 0 });
+  try {
+    await fn(admission);
+  } finally {
+    admission.close();
+  }
 }
 
 const request = (model: string): AdmissionRequest => ({ model, tenant: 't', lane: 'interactive', tokens: 10, jobId: `j${seq++}` });
@@ -47,8 +53,7 @@ async function callOnce(admission: Admission, model: string): Promise<Decision> 
 describe('the learned rate', () => {
   test('grows only to a margin above the calls admitted: a rate the workers do not use says nothing of the quota', async () => {
     const model = 'm-unused';
-    const admission = admissionFor(model);
-    try {
+    await withAdmission(model, async (admission) => {
       // A 429 stating no limit after a few calls: a learned rate exists from here on.
       for (let i = 0; i < 12; i++) await callOnce(admission, model);
       await admission.refused(model, { retryAfterMs: 0, limits: {} });
@@ -65,15 +70,12 @@ describe('the learned rate', () => {
         rate <= Math.max(start, 3 * 1.25 + 1) + 0.01,
         `the rate grew to ${rate.toFixed(2)}/s from ${start.toFixed(2)}/s on 3 calls a second`,
       );
-    } finally {
-      admission.close();
-    }
+    });
   });
 
   test('a 429 that states its limit cuts to just under it and recovers toward it, not toward the rate refused', async () => {
     const model = 'm-stated';
-    const admission = admissionFor(model);
-    try {
+    await withAdmission(model, async (admission) => {
       await admission.refused(model, { retryAfterMs: 0, limits: { rpm: 600 } });
       assert.equal((await rateOf(model)).toFixed(2), (10 * 0.97).toFixed(2));
       // Raised far above the stated limit (as a probe beyond an old cap would), then refused again.
@@ -82,15 +84,12 @@ describe('the learned rate', () => {
       await admission.refused(model, { retryAfterMs: 0, limits: { rpm: 600 } });
       assert.ok((await rateOf(model)) <= 10 * 0.97 + 1e-9, `cut to ${(await rateOf(model)).toFixed(2)}/s, not 0.8 × 40`);
       assert.ok(Number(await redis.hget(key, 'ceiling')) <= 10, 'recovers toward the stated limit');
-    } finally {
-      admission.close();
-    }
+    });
   });
 
   test('a 429 for a call admitted before the last cut does not cut again: it was refused at the old rate', async () => {
     const model = 'm-stale';
-    const admission = admissionFor(model);
-    try {
+    await withAdmission(model, async (admission) => {
       for (let i = 0; i < 12; i++) await callOnce(admission, model);
       const before = Date.now();
       await admission.refused(model, { retryAfterMs: 0, limits: {} });
@@ -100,15 +99,12 @@ describe('the learned rate', () => {
       assert.equal(await rateOf(model), first, 'a stale refusal leaves the rate');
       await admission.refused(model, { retryAfterMs: 0, limits: {}, admittedAt: Date.now() });
       assert.ok((await rateOf(model)) < first, 'a refusal at the new rate cuts it');
-    } finally {
-      admission.close();
-    }
+    });
   });
 
   test('with no limit known, the slow start stops widening while nothing is answered (a stall)', async () => {
     const model = 'm-stall';
-    const admission = admissionFor(model);
-    try {
+    await withAdmission(model, async (admission) => {
       const first = request(model);
       const firstTurn = await admission.admit(first);
       await admission.succeeded(first, firstTurn, 10);
@@ -119,16 +115,13 @@ describe('the learned rate', () => {
       let sent = 0;
       for (let i = 0; i < 300; i++) if ((await admission.admit(request(model))).go) sent++;
       assert.ok(sent <= 17 * 4, `${sent} calls sent with nothing answered for 2.5 s`);
-    } finally {
-      admission.close();
-    }
+    });
   });
 
   test('with no limit known, the slow start keeps its first window until something is answered', async () => {
     const model = 'm-slow';
-    const admission = admissionFor(model);
     const held: Array<{ req: AdmissionRequest; decision: Decision }> = [];
-    try {
+    await withAdmission(model, async (admission) => {
       // Nothing answers for two seconds (a slow model, or a starved process): time alone would
       // have doubled the window four times.
       const deadline = Date.now() + 2000;
@@ -148,8 +141,6 @@ describe('the learned rate', () => {
       let more = 0;
       for (let i = 0; i < 100; i++) if ((await admission.admit(request(model))).go) more++;
       assert.ok(more > 32, `${more} calls in flight after the first answers`);
-    } finally {
-      admission.close();
-    }
+    });
   });
 });

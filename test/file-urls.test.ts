@@ -229,6 +229,8 @@ describe('files by URL in responses, on `ferry all`', () => {
       assert.ok(err instanceof OpenAI.BadRequestError, String(err));
       assert.match(err.message, why);
     }
+    const zip = await client.post('/files', { body: { purpose: 'user_data', url: `${base}/bundle.zip` } }).catch((e: unknown) => e);
+    assert.ok(zip instanceof OpenAI.APIError && zip.status === 415 && /application\/zip/.test(zip.message), String(zip));
     const both = await client.files
       .create({ file: await toFile(PDF, 'a.pdf'), purpose: 'user_data', url: `${base}/a.pdf` } as unknown as OpenAI.FileCreateParams)
       .catch((e: unknown) => e);

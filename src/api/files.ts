@@ -7,8 +7,8 @@ import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
 import { newId } from '../core/ids.js';
 import { detectMimeType } from '../core/mime.js';
-import { isFinalFile, newFileRecord, type FileRecord } from '../core/records/files.js';
-import { checkUploadParams, fileNameOfUrl, fileObject, type FieldValue } from '../openai/files.js';
+import { isFinalFile, newFileRecord, type FileRecord, type Storage } from '../core/records/files.js';
+import { checkUploadParams, fileNameOfUrl, fileObject, type FieldValue, type UploadParams } from '../openai/files.js';
 import { createAzureProvider, type AzureBlobStore } from '../providers/azure/index.js';
 import { deleteFile, fileStorage } from '../domain/files.js';
 import { principal } from './auth.js';
@@ -17,7 +17,6 @@ import type { ApiDeps } from './deps.js';
 import { parseUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
-import { mimeTypeOfName } from '../providers/gemini/mime.js';
 import { waitUntilFinal } from './long-poll.js';
 import { listPage, listQuery, waitSeconds } from './params.js';
 
@@ -119,22 +118,17 @@ async function acceptUrl(deps: ApiDeps, req: Request, res: Response, fields: Rec
   }
   if (!source.startsWith('gs://')) await assertPublicUrl(source, config.allowPrivateNetworks, 'url');
   const filename = fileNameOfUrl(source);
-  const named = params.mimeType || mimeTypeOfName(filename);
+  // From the name alone (the bytes are not here): unknown is left to the worker, which reads the server's type.
+  const guessed = await detectMimeType({ override: params.mimeType, filename, head: Buffer.alloc(0) });
+  const named = guessed === UNTYPED ? null : guessed;
   const storage = fileStorage(config, { purpose: params.purpose, target: params.targetStorage, bytes: 0, mime: named, filename });
-  const built = newFileRecord({
+  const built = await fileRecordOf(deps, tenant, params, {
     id: newId('file'),
-    tenant,
     filename,
-    purpose: params.purpose,
     bytes: 0,
     sha256: '',
-    mime_type: named ?? 'application/octet-stream',
+    mime_type: named ?? UNTYPED,
     storage,
-    contentRetentionSeconds: config.contentRetentionSeconds,
-    target_model_names: params.targetModelNames,
-    display_name: params.displayName || filename,
-    webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
-    expiresAfterSeconds: params.expiresAfterSeconds,
     source_url: source,
   });
   const { record: rec, created } = await acceptOnce(deps.services, {
@@ -215,18 +209,32 @@ async function buildRecord(
     mime,
     filename: file.filename,
   });
-  return newFileRecord({
+  return fileRecordOf(deps, tenant, params, {
     id,
-    tenant,
     filename: file.filename,
-    purpose: params.purpose,
     bytes: file.bytes,
     sha256: file.sha256,
     mime_type: mime,
     storage,
-    contentRetentionSeconds: config.contentRetentionSeconds,
+  });
+}
+
+const UNTYPED = 'application/octet-stream';
+
+/** A new file's record from what the request asked (the fields every way of making a file shares). */
+async function fileRecordOf(
+  deps: ApiDeps,
+  tenant: string,
+  params: UploadParams,
+  f: { id: string; filename: string; bytes: number; sha256: string; mime_type: string; storage: Storage; source_url?: string },
+): Promise<FileRecord> {
+  return newFileRecord({
+    ...f,
+    tenant,
+    purpose: params.purpose,
+    contentRetentionSeconds: deps.services.config.contentRetentionSeconds,
     target_model_names: params.targetModelNames,
-    display_name: params.displayName || file.filename,
+    display_name: params.displayName || f.filename,
     webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
     expiresAfterSeconds: params.expiresAfterSeconds,
   });
