@@ -11,10 +11,11 @@ import { isFinalFile, newFileRecord, type FileRecord, type Storage } from '../co
 import { checkUploadParams, fileNameOfUrl, fileObject, type FieldValue, type UploadParams } from '../openai/files.js';
 import { createAzureProvider, type AzureBlobStore } from '../providers/azure/index.js';
 import { deleteFile, fileStorage } from '../domain/files.js';
+import { beginEarlyUpload, earlyUploadPlan, earlyUploadsPossible, endEarlyUpload } from '../domain/early-uploads.js';
 import { principal } from './auth.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
-import { parseUpload } from './multipart.js';
+import { parseUpload, type FileStart, type ParsedUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
 import { waitUntilFinal } from './long-poll.js';
@@ -76,7 +77,14 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
   }
   const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
   const id = newId('file');
-  const parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes });
+  const early = new EarlyStart(deps, id, req);
+  let parsed: ParsedUpload;
+  try {
+    parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes, onFileStart: early.onFileStart });
+  } catch (err) {
+    await early.end('refused');
+    throw err;
+  }
   if (!parsed.file && parsed.fields.url !== undefined) return acceptUrl(deps, req, res, parsed.fields);
   try {
     const built = await buildRecord(deps, tenant, id, parsed, req);
@@ -88,6 +96,7 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
       fingerprintOf: [built.sha256, parsed.fields, req.query],
       enqueue: built.status === 'uploaded' ? (f) => enqueueUpload(deps.services, f.id) : null,
     });
+    await early.end(created ? 'accepted' : 'refused');
     if (!created) await staging.delete(id);
     else
       requestLogger(req).info(
@@ -97,8 +106,53 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
     res.json(fileObject(rec, config.fileRetentionSeconds));
   } catch (err) {
     // A refusal (4xx) made no record; after a server-side failure one may still name these bytes.
-    if (err instanceof FerryError && err.status < 500) await staging.delete(id).catch(() => {});
+    if (err instanceof FerryError && err.status < 500) {
+      await early.end('refused');
+      await staging.delete(id).catch(() => {});
+    }
     throw err;
+  }
+}
+
+/**
+ * The early upload of one request's file (domain/early-uploads.ts): asked for as the bytes begin,
+ * where it may start, and told how the request ended. Best effort: the file's own upload does not
+ * depend on it, so a failure here is logged and the request goes on.
+ */
+class EarlyStart {
+  private begun: Promise<boolean> = Promise.resolve(false);
+  readonly onFileStart: ((start: FileStart) => void) | undefined;
+
+  constructor(
+    private readonly deps: ApiDeps,
+    private readonly fileId: string,
+    private readonly req: Request,
+  ) {
+    this.onFileStart = earlyUploadsPossible(deps.services.config) ? (start) => this.begin(start) : undefined;
+  }
+
+  private begin(start: FileStart) {
+    const plan = earlyUploadPlan(this.deps.services.config, {
+      ...start,
+      fileId: this.fileId,
+      stagingKey: this.fileId,
+      query: this.req.query,
+    });
+    if (!plan) return;
+    this.begun = beginEarlyUpload(this.deps.services, plan).then(
+      () => true,
+      (err: Error) => {
+        requestLogger(this.req).warn({ err: err.message, file_id: this.fileId }, 'early upload not started');
+        return false;
+      },
+    );
+  }
+
+  async end(outcome: 'accepted' | 'refused') {
+    if (!(await this.begun)) return;
+    await endEarlyUpload(this.deps.services, this.fileId, outcome).catch((err: Error) =>
+      requestLogger(this.req).warn({ err: err.message, file_id: this.fileId }, 'early upload not told the outcome'),
+    );
   }
 }
 

@@ -41,6 +41,46 @@ export interface UploadOptions {
   maxBytes: number;
   /** The name of the file's part: "file" (Files API) unless given ("data" for an upload's part). */
   filePart?: string;
+  /**
+   * Called as the file's bytes begin, with the fields before it and the file's size where the
+   * request's length tells it; the file is then staged so that it can be read while it arrives.
+   */
+  onFileStart?: (start: FileStart) => void;
+}
+
+export interface FileStart {
+  fields: Record<string, FieldValue>;
+  filename: string;
+  partType: string;
+  /** Null unless the request has a Content-Length and the file is its last part (checked once it has arrived). */
+  bytes: number | null;
+}
+
+/** How much of the body's start is kept to find where the file's bytes begin. */
+const PREFIX_BYTES = 64 * 1024;
+
+/**
+ * The size of the file whose part begins in `prefix`, were it the body's last part: the body's
+ * length less what comes before its bytes and the closing delimiter. Null when the part's headers
+ * are not within `prefix`.
+ */
+export function lastPartSize(prefix: Buffer, boundary: string, part: string, contentLength: number): number | null {
+  const delimiter = `--${boundary}\r\n`;
+  for (let at = prefix.indexOf(delimiter); at >= 0; at = prefix.indexOf(delimiter, at + 1)) {
+    if (at > 0 && prefix.toString('latin1', at - 2, at) !== '\r\n') continue;
+    const headersEnd = prefix.indexOf('\r\n\r\n', at);
+    if (headersEnd < 0) return null;
+    const headers = prefix.toString('latin1', at + delimiter.length, headersEnd);
+    if (!/filename\*?=/i.test(headers) || !new RegExp(`[;\\s]name="${part}"`, 'i').test(headers)) continue;
+    const size = contentLength - (headersEnd + 4) - Buffer.byteLength(`\r\n--${boundary}--\r\n`);
+    return size >= 0 ? size : null;
+  }
+  return null;
+}
+
+function boundaryOf(type: string): string | null {
+  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
+  return m ? (m[1] ?? m[2]) : null;
 }
 
 /** The form's fields and its one file, staged under `stagingKey`; nothing is left staged when it fails. */
@@ -80,6 +120,9 @@ class UploadReader {
   private failure: Error | null = null;
   private finished = false;
   private refusing = false;
+  /** The body's first bytes, kept while a file's start may still need them. */
+  private prefix: Buffer[] | null = null;
+  private stopKeeping = () => {};
 
   constructor(
     private readonly req: Request,
@@ -102,11 +145,33 @@ class UploadReader {
     req.on('close', () => {
       if (!req.complete) this.abort(new BadRequestError('The request was aborted before the upload completed.'));
     });
+    if (opts.onFileStart) this.keepPrefix();
     req.pipe(bb);
   }
 
   private fail(err: Error) {
     this.failure ??= err;
+  }
+
+  /** Listens before the parser does, so that a chunk is here by the time the parser finds a file in it. */
+  private keepPrefix() {
+    const parts: Buffer[] = (this.prefix = []);
+    let kept = 0;
+    const keep = (chunk: Buffer) => {
+      parts.push(chunk);
+      kept += chunk.length;
+      if (kept >= PREFIX_BYTES) this.stopKeeping();
+    };
+    this.stopKeeping = () => this.req.off('data', keep);
+    this.req.on('data', keep);
+  }
+
+  /** The file's size as the request's length tells it (see lastPartSize). */
+  private declaredFileSize(part: string): number | null {
+    const length = Number(this.req.headers['content-length']);
+    const boundary = boundaryOf(this.req.headers['content-type'] ?? '');
+    if (!this.prefix || !Number.isSafeInteger(length) || !boundary) return null;
+    return lastPartSize(Buffer.concat(this.prefix), boundary, part, length);
   }
 
   private onFile(name: string, stream: Readable, info: busboy.FileInfo) {
@@ -123,7 +188,14 @@ class UploadReader {
     stream.on('limit', () => {
       this.refuseRest(new PayloadTooLargeError(`The file is larger than the maximum of ${this.opts.maxBytes} bytes.`));
     });
-    this.writing = this.opts.staging.write(this.opts.stagingKey, stream).then(
+    const onStart = this.opts.onFileStart;
+    if (onStart) {
+      const bytes = this.declaredFileSize(part);
+      this.stopKeeping();
+      this.prefix = null;
+      onStart({ fields: { ...this.fields }, filename: info.filename ?? 'file', partType: info.mimeType ?? '', bytes });
+    }
+    this.writing = this.opts.staging.write(this.opts.stagingKey, stream, { followable: onStart !== undefined }).then(
       (staged) => {
         this.file = { ...staged, filename: info.filename ?? 'file', partType: info.mimeType ?? '' };
       },

@@ -47,6 +47,13 @@ export interface Config {
   dataDir: string;
   maxFileBytes: number;
   uploadChunkBytes: number;
+  /**
+   * FERRY_UPLOAD_OVERLAP: a file whose size is known as it starts arriving (its fields before it,
+   * and a Content-Length) goes on to Gemini while the API still receives it. `stallSeconds`
+   * (FERRY_UPLOAD_STALL_SECONDS): such an early upload with no new byte and no answer for that
+   * long is given up, its Gemini session cancelled (the API that received it is gone).
+   */
+  uploadOverlap: { enabled: boolean; stallSeconds: number };
   syncWaitSeconds: number;
   upstreamAttempts: number;
   retryBaseMs: number;
@@ -336,7 +343,7 @@ function readRedis(
 function readFiles(
   env: Env,
   chunk: number,
-): Pick<Config, 'stagingDir' | 'stagingContainer' | 'dataDir' | 'maxFileBytes' | 'uploadChunkBytes'> {
+): Pick<Config, 'stagingDir' | 'stagingContainer' | 'dataDir' | 'maxFileBytes' | 'uploadChunkBytes' | 'uploadOverlap'> {
   const dataDir = path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
   return {
     stagingDir: path.resolve(str(env, 'FERRY_STAGING_DIR') ?? path.join(dataDir, 'staging')),
@@ -344,6 +351,10 @@ function readFiles(
     dataDir,
     maxFileBytes: int(env, 'FERRY_MAX_FILE_BYTES', GEMINI_MAX_FILE_BYTES, 1),
     uploadChunkBytes: chunk,
+    uploadOverlap: {
+      enabled: bool(env, 'FERRY_UPLOAD_OVERLAP', true),
+      stallSeconds: int(env, 'FERRY_UPLOAD_STALL_SECONDS', 120, 1, 24 * 3600),
+    },
   };
 }
 

@@ -12,11 +12,13 @@
 import {
   BATCH_JOBS,
   DELIVER_JOB,
+  EARLY_UPLOAD_JOB,
   GENERATE_JOB,
   QUEUES,
   UPLOAD_JOBS,
   jobIds,
   upstreamJobOptions,
+  type EarlyUploadJobData,
   type GenerateJobData,
   type RemoveJobData,
 } from './queues.js';
@@ -54,6 +56,11 @@ export async function enqueueGenerate(services: Services, rec: JobRecord): Promi
 
 export async function enqueueUpload(services: Services, fileId: string): Promise<void> {
   await services.queues.upload.add(UPLOAD_JOBS.upload, { fileId }, { jobId: jobIds.upload(fileId) });
+}
+
+/** An early upload: one try (a crashed worker's is run again); the file's own upload job is what must not fail. */
+export async function enqueueEarlyUpload(services: Services, data: EarlyUploadJobData): Promise<void> {
+  await services.queues.early.add(EARLY_UPLOAD_JOB, data, { jobId: jobIds.early(data.fileId), attempts: 1 });
 }
 
 /**

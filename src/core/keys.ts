@@ -44,6 +44,16 @@ export class Keys {
   geminiCopyLock(fileId: string) {
     return `${this.prefix}:lock:gemini-copy:${fileId}`;
   }
+  /**
+   * A file's early upload (sent on to Gemini while the API still receives it): its session, what
+   * the API decided (accepted or refused), and the lease of the worker sending it.
+   */
+  earlyUpload(fileId: string) {
+    return `${this.record('file', fileId)}:early`;
+  }
+  earlyUploadLease(fileId: string) {
+    return `${this.record('file', fileId)}:early-lease`;
+  }
   /** A model's admission state under one Gemini project (a digest of its key), and its parts. */
   quota(project: string, model: string, part = '') {
     return `${this.prefix}:quota:${this.tag(`${project}:${model}`)}${part}`;

@@ -7,6 +7,8 @@ export const QUEUES = {
   deliver: 'deliver',
   batch: 'batch',
   maintenance: 'maintenance',
+  /** Uploads begun while the API still receives the file: a queue of their own, so that one waiting on a slow client never holds up an accepted file's upload. */
+  early: 'early',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -28,6 +30,7 @@ export const UPLOAD_JOBS = { upload: 'upload', remove: 'remove' } as const;
 export const GENERATE_JOB = 'chat';
 export const DELIVER_JOB = 'deliver';
 export const MAINTENANCE_JOB = 'sweep';
+export const EARLY_UPLOAD_JOB = 'early';
 
 /**
  * Job names on the batch queue. `finalize` is the parent of a batch's flow:
@@ -49,6 +52,7 @@ export type BatchJobName = (typeof BATCH_JOBS)[keyof typeof BATCH_JOBS];
 export const jobIds = {
   upload: (fileId: string) => `upload-${fileId}`,
   remove: (fileId: string) => `remove-${fileId}`,
+  early: (fileId: string) => `early-${fileId}`,
   batch: (name: BatchJobName, batchId: string) => `${name}-${batchId}`,
 };
 
@@ -79,6 +83,22 @@ export interface UploadJobData {
   fileId: string;
 }
 
+/**
+ * A file's upload to Gemini begun while the API still receives it (early-upload queue):
+ * what the file will be, as far as the API knows when its bytes start (see worker/early-upload.ts).
+ */
+export interface EarlyUploadJobData {
+  fileId: string;
+  staging_key: string;
+  /** The file's size, from the request's Content-Length; checked against what arrives. */
+  bytes: number;
+  display_name: string;
+  /** What the type is detected from, with the head of the bytes (core/mime.ts). */
+  filename: string;
+  part_type: string;
+  mime_override?: string;
+}
+
 /** A signed webhook delivery (deliver queue). */
 export interface DeliverJobData {
   deliveryId: string;
@@ -100,6 +120,7 @@ export interface QueueData {
   deliver: DeliverJobData;
   maintenance: Record<string, never>;
   batch: BatchJobData;
+  early: EarlyUploadJobData;
 }
 
 /** Job defaults for work that talks to an upstream: retried with Ferry's backoff, kept a while for inspection. */

@@ -61,6 +61,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     deliver: createQueue(QUEUES.deliver, config, queueRedis),
     maintenance: createQueue(QUEUES.maintenance, config, queueRedis),
     batch: createQueue(QUEUES.batch, config, queueRedis),
+    early: createQueue(QUEUES.early, config, queueRedis),
   };
   // Flows are batches: their jobs live under the batch queue's prefix (its slot on a cluster).
   const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config, QUEUES.batch) });

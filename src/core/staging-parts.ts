@@ -7,7 +7,7 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { SequentialReader, StagedObject, StagingStore } from './staging.js';
+import type { FollowedObject, SequentialReader, StagedObject, StagingStore } from './staging.js';
 
 export const PARTS_SUFFIX = '.parts';
 
@@ -35,8 +35,14 @@ export class PartedStaging implements StagingStore {
     if (isComposed(key)) await this.inner.delete(key);
   }
 
-  write(key: string, source: Readable): Promise<StagedObject> {
-    return this.inner.write(key, source);
+  write(key: string, source: Readable, opts?: { followable?: boolean }): Promise<StagedObject> {
+    return this.inner.write(key, source, opts);
+  }
+
+  /** Plain keys, where the store can follow a write (an Upload's parts are never followed). */
+  async follow(key: string, buffer: Buffer): Promise<FollowedObject | null> {
+    if (isComposed(key) || !this.inner.follow) return null;
+    return this.inner.follow(key, buffer);
   }
 
   read(key: string, range?: { start: number; end: number }): Readable {

@@ -22,13 +22,22 @@ export interface StagedObject {
 export const HEAD_BYTES = SNIFF_BYTES;
 
 export interface StagingStore {
-  /** Streams `source` into `key`, hashing and counting as it goes. Nothing is left behind on failure. */
-  write(key: string, source: Readable): Promise<StagedObject>;
+  /**
+   * Streams `source` into `key`, hashing and counting as it goes. Nothing is left behind on failure.
+   * `followable`: another process may read the bytes while they are written (see `follow`).
+   */
+  write(key: string, source: Readable, opts?: { followable?: boolean }): Promise<StagedObject>;
   /** A stream of the bytes in [start, end] (inclusive, as fs ranges are). */
   read(key: string, range?: { start: number; end: number }): Readable;
   /** A reader of `key` for one sequential upload, reading into `buffer` (see SequentialReader). */
   reader(key: string, buffer: Buffer): SequentialReader;
   size(key: string): Promise<number | null>;
+  /**
+   * `key` read as it grows, while a followable write is still under way or after it: null if
+   * there is nothing (yet) under that key, absent where a store cannot (a blob is readable only
+   * once committed).
+   */
+  follow?(key: string, buffer: Buffer): Promise<FollowedObject | null>;
   delete(key: string): Promise<void>;
   /**
    * When the store is a blob container in storage account `account`: a read-only URL of `key`,
@@ -50,6 +59,11 @@ export interface StagingStore {
 export interface SequentialReader {
   read(range: { start: number; end: number }): AsyncIterable<Buffer>;
   close(): Promise<void>;
+}
+
+/** An object still being written: how much of it has landed, read as a SequentialReader. */
+export interface FollowedObject extends SequentialReader {
+  landed(): Promise<number>;
 }
 
 /**
@@ -89,11 +103,16 @@ export class LocalStagingStore implements StagingStore {
     return path.join(this.dir, key);
   }
 
-  async write(key: string, source: Readable): Promise<StagedObject> {
+  /** Where a followable write of `key` lands until it is complete (its key is new: one writer). */
+  private followablePathOf(key: string): string {
+    return `${this.pathOf(key)}.live.part`;
+  }
+
+  async write(key: string, source: Readable, opts: { followable?: boolean } = {}): Promise<StagedObject> {
     holdEarlyErrors(source);
     await mkdir(this.dir, { recursive: true });
     const final = this.pathOf(key);
-    const tmp = `${final}.${randomBytes(6).toString('hex')}.part`;
+    const tmp = opts.followable ? this.followablePathOf(key) : `${final}.${randomBytes(6).toString('hex')}.part`;
     const tally = new ByteTally();
     try {
       const done = pipeline(source, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
@@ -115,6 +134,18 @@ export class LocalStagingStore implements StagingStore {
     return new FileReader(this.pathOf(key), buffer);
   }
 
+  async follow(key: string, buffer: Buffer): Promise<FollowedObject | null> {
+    // The write renames its file when complete; an open handle reads on through the rename.
+    const final = this.pathOf(key);
+    for (const file of [final, this.followablePathOf(key), final]) {
+      const fh = await open(file, 'r').catch(() => null);
+      if (!fh) continue;
+      const reader = new FileReader(file, buffer, fh);
+      return Object.assign(reader, { landed: async () => (await fh.stat()).size });
+    }
+    return null;
+  }
+
   async size(key: string): Promise<number | null> {
     try {
       return (await stat(this.pathOf(key))).size;
@@ -134,10 +165,14 @@ class FileReader implements SequentialReader {
   /** The read ahead: where it starts and how many bytes it put in the buffer (0 if none or it failed). */
   private ahead: { pos: number; bytes: Promise<number> } | null = null;
 
+  /** `opened`: a handle to read through (and close) instead of opening `file`. */
   constructor(
     private readonly file: string,
     private readonly buffer: Buffer,
-  ) {}
+    opened?: FileHandle,
+  ) {
+    if (opened) this.handle = Promise.resolve(opened);
+  }
 
   async *read(range: { start: number; end: number }): AsyncGenerator<Buffer> {
     const fh = await (this.handle ??= open(this.file, 'r'));

@@ -27,7 +27,10 @@ export function resetState(ctx: EmulatorContext): void {
 }
 
 /** The counters, and the quota's limits over time for a benchmark to compute what a moving quota allowed. */
-export const statsSnapshot = (ctx: EmulatorContext) => ctx.stats.snapshot(ctx.quota.timeline());
+export const statsSnapshot = (ctx: EmulatorContext) => ({
+  ...ctx.stats.snapshot(ctx.quota.timeline()),
+  sessionStatus: ctx.uploads.statuses(),
+});
 
 export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, statsSnapshot(ctx));
 

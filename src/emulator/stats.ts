@@ -88,7 +88,7 @@ export class StatsCollector {
   }
 
   /** `quota` is the quota enforcer's, which keeps the schedule: these counters only count. */
-  snapshot(quota: QuotaTimeline): EmulatorStats {
+  snapshot(quota: QuotaTimeline): Omit<EmulatorStats, 'sessionStatus'> {
     return structuredClone({
       bytesBySession: this.bytesBySession,
       bytesByFile: this.bytesByFile,

@@ -219,6 +219,8 @@ export interface EmulatorStats {
   bytesBySession: Record<string, number>;
   /** The same, keyed by file name once the session is finalized. */
   bytesByFile: Record<string, number>;
+  /** Each upload session's status: active (unfinished), final or cancelled. */
+  sessionStatus: Record<string, 'active' | 'final' | 'cancelled'>;
   requests: Record<string, number>;
   faultsInjected: Record<string, number>;
   /** The last 100 generateContent/streamGenerateContent request bodies. */

@@ -55,6 +55,10 @@ export class EmulatedUploads {
     return id ? this.sessions.get(id) : undefined;
   }
 
+  statuses(): Record<string, SessionStatus> {
+    return Object.fromEntries([...this.sessions].map(([id, s]) => [id, s.status]));
+  }
+
   clear(): void {
     for (const session of this.sessions.values()) {
       if (session.status === 'active') discardPart(session);

@@ -13,15 +13,13 @@
  *
  * Uploads go through the same resumable uploader as the upload queue
  * (`sendToGemini`), so a transfer cut short resumes where it stopped. A short
- * Redis lock keeps two processes from transferring the same file at once; the
+ * Redis lease keeps two processes from transferring the same file at once; the
  * other waits, polling the record, and uses the copy the first one made.
  */
-import { randomBytes } from 'node:crypto';
 import { ConflictError, GoneError, UnavailableError, UpstreamError } from '../core/errors.js';
 import { sleep } from '../core/retry.js';
 import type { FileRecord } from '../core/records/files.js';
-import type { Services } from '../core/services.js';
-import { withScripts } from '../core/scripts/index.js';
+import { Lease } from '../core/lease.js';
 import { fileUsability } from '../domain/files.js';
 import { GEMINI_EXTERNAL_URL_MAX_BYTES } from '../providers/gemini/files.js';
 import { registerCloudObject } from './source-url.js';
@@ -78,7 +76,7 @@ async function liveCopy(deps: UploadDeps, rec: FileRecord, until: number): Promi
 
 async function cachedOrTransferred(deps: UploadDeps, first: FileRecord, until: number): Promise<GeminiCopy> {
   const { files, config } = deps.services;
-  const lock = new CopyLock(deps.services, first.id);
+  const lock = new Lease(deps.services.redis, deps.services.keys.geminiCopyLock(first.id), LOCK_TTL_MS);
   const deadline = Date.now() + config.activeWaitSeconds * 1000;
   let rec = first;
   for (;;) {
@@ -144,43 +142,4 @@ async function sourceOf(deps: UploadDeps, rec: FileRecord): Promise<ByteSource> 
     );
   }
   return staged;
-}
-
-/** SET NX PX, renewed while held (a 2 GB transfer outlasts any short TTL), released only by its owner. */
-class CopyLock {
-  private readonly key: string;
-  private readonly token = randomBytes(12).toString('hex');
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    private readonly services: Services,
-    fileId: string,
-  ) {
-    this.key = services.keys.geminiCopyLock(fileId);
-  }
-
-  async acquire(): Promise<boolean> {
-    const ok = (await this.services.redis.set(this.key, this.token, 'PX', LOCK_TTL_MS, 'NX')) === 'OK';
-    if (ok) {
-      this.timer = setInterval(() => {
-        withScripts(this.services.redis)
-          .ferryLockRenew(this.key, this.token, String(LOCK_TTL_MS))
-          .catch(() => {});
-      }, LOCK_TTL_MS / 3);
-      this.timer.unref();
-    }
-    return ok;
-  }
-
-  async held(): Promise<boolean> {
-    return (await this.services.redis.exists(this.key)) === 1;
-  }
-
-  async release(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await withScripts(this.services.redis)
-      .ferryLockRelease(this.key, this.token)
-      .catch(() => {});
-  }
 }

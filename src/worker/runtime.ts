@@ -17,6 +17,7 @@ import { createAzureProvider, missingAzureSettings, type AzureBlobStore } from '
 import { createGeminiProvider, type GeminiProvider } from '../providers/gemini/index.js';
 import { maintainOnStart, maintenanceProcessor, scheduleMaintenance } from './maintenance.js';
 import { onUploadJobFailedForGood, uploadProcessor } from './upload.js';
+import { earlyUploadProcessor } from './early-upload.js';
 import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
 import { deliverProcessor, onDeliveryFailedForGood, webhookBackoffMs } from './deliver.js';
 import { batchProcessor, onBatchJobFailedForGood } from './batch.js';
@@ -100,6 +101,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
       onUploadJobFailedForGood(services, job, err),
     ),
     make(QUEUES.maintenance, maintenanceProcessor(services), 1),
+    make(QUEUES.early, earlyUploadProcessor({ services, gemini, azure }), config.uploadConcurrency),
   ];
   const admission = new Admission(services.redis, services.keys, { apiKey: target.apiKey, rpm: config.geminiRpm, tpm: config.geminiTpm });
   const unregisterRates = registerAdmissionRates(() => admission.states());

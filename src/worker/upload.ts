@@ -31,6 +31,7 @@ import {
   type UploadDeps,
 } from './transfer.js';
 import { takeFromUrl } from './source-url.js';
+import { reap, takeEarlySession } from './early-upload.js';
 
 export function uploadProcessor(deps: UploadDeps) {
   return async (job: Job<QueueData['upload']>): Promise<unknown> => {
@@ -128,7 +129,8 @@ async function uploadToGemini(deps: UploadDeps, rec: FileRecord, job: Job): Prom
   if (name) file = await processedGeminiCopy(deps, rec, name);
   else {
     await files.update(rec.id, { provider_state: 'uploading' });
-    file = await sendToGemini(deps, rec, await requireStaged(deps.services, rec), job);
+    const from = await takeEarlySession(deps, rec);
+    file = await sendToGemini(deps, from, await requireStaged(deps.services, rec), job);
     if (!file) return { skipped: 'deleted' };
   }
   return finishGemini(deps, rec, file);
@@ -148,6 +150,7 @@ async function finishGemini(deps: UploadDeps, rec: FileRecord, file: GeminiFile)
 async function removeUpstream(deps: UploadDeps, data: RemoveJobData): Promise<unknown> {
   await deps.services.staging.delete(data.staging_key);
   if (data.upload_url) await deps.gemini.uploader.cancel(data.upload_url);
+  await reap(deps, data.fileId);
   if (data.gemini_name) await deps.gemini.files.delete(data.gemini_name);
   if (data.azure_blob_path) await requireAzure(deps).delete(data.azure_blob_path);
   return { removed: data.fileId };

@@ -43,6 +43,8 @@ export interface ResumableUploadInput {
    * the session is cancelled and `UploadAbortedError` is thrown.
    */
   onProgress: (session: UploadSession) => Promise<boolean>;
+  /** Resolves once the bytes before `end` can be read (a file still arriving); throwing stops the upload. */
+  ready?: (end: number) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -81,6 +83,21 @@ export class GeminiUploader {
   }
 
   async upload(input: ResumableUploadInput): Promise<GeminiFile> {
+    return (await this.run(input, null)) as GeminiFile;
+  }
+
+  /**
+   * Sends the whole chunks of the file up to `until` (a multiple of the chunk size) and stops
+   * there, finalizing nothing: the session, to be finished by `upload` with the same session. For
+   * a file whose bytes are still arriving (see `ready`).
+   */
+  async sendAhead(input: ResumableUploadInput, until: number): Promise<UploadSession | GeminiFile> {
+    if (until % this.chunkBytes !== 0 || until > input.size)
+      throw new Error(`sendAhead: ${until} is not a whole number of chunks of the file`);
+    return this.run(input, until);
+  }
+
+  private async run(input: ResumableUploadInput, until: number | null): Promise<GeminiFile | UploadSession> {
     let session = input.session ? await this.resume(input) : null;
     if (session && 'file' in session) return session.file;
     let failures = 0;
@@ -105,8 +122,13 @@ export class GeminiUploader {
         await record(session);
       }
       const { url, offset }: UploadSession = session;
+      if (until !== null && offset >= until) {
+        if (!(await settle())) return this.abort(session);
+        return session;
+      }
       const end = Math.min(offset + this.chunkBytes, input.size);
-      const final = end === input.size;
+      const final = until === null && end === input.size;
+      await input.ready?.(end);
       try {
         const answer = await this.send(url, final ? 'upload, finalize' : 'upload', offset, input, end);
         failures = 0;

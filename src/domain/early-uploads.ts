@@ -1,0 +1,129 @@
+/**
+ * A file sent on to Gemini while the API still receives it (an "early upload").
+ *
+ * Gemini's resumable upload must be told the file's size when it starts, so an upload can begin
+ * early only when the size is known as the bytes begin: the form's fields come before the file
+ * (the Python SDK, curl) and the request states its Content-Length. The API decides that here and
+ * says how the request ended; a worker (worker/early-upload.ts) sends whole chunks as they land
+ * and records the session; the file's own upload job takes the session over once the file is
+ * accepted and finishes it. Nothing is finalized early: a refused or cut-off request leaves an
+ * unfinished session, which is cancelled.
+ *
+ * The state is one small hash per file, so API and workers may be any processes:
+ * `outcome` (receiving → accepted | refused; `taken` once the upload job holds the session),
+ * `bytes`, and once a session exists `url`, `offset` and the `mime` it was started with.
+ */
+import type { Config } from '../core/config.js';
+import { enqueueEarlyUpload } from '../core/enqueue.js';
+import type { EarlyUploadJobData } from '../core/queues.js';
+import type { Services } from '../core/services.js';
+import { checkUploadParams, type FieldValue } from '../openai/files.js';
+
+export type EarlyOutcome = 'receiving' | 'accepted' | 'refused' | 'taken';
+
+export interface EarlyUpload {
+  outcome: EarlyOutcome;
+  bytes: number;
+  /** The Gemini session, once the worker started one (and until one side claims it). */
+  session: { url: string; offset: number; mime: string } | null;
+}
+
+/** The state outlives any request and any stall by far; it is gone by itself after that. */
+const STATE_TTL_SECONDS = 24 * 3600;
+
+/** What the API knows as the file's bytes begin. */
+export interface FileStart {
+  fileId: string;
+  stagingKey: string;
+  fields: Record<string, FieldValue>;
+  query: Record<string, unknown>;
+  filename: string;
+  partType: string;
+  /** The file's size as the request's length gives it, or null when that cannot tell. */
+  bytes: number | null;
+}
+
+/** Whether this API may ask for early uploads at all: on, and staged where a worker can read a write under way. */
+export const earlyUploadsPossible = (config: Config) => config.uploadOverlap.enabled && !config.stagingContainer;
+
+/**
+ * The early upload to ask for, or null: the size is known, the fields already ask for a Gemini
+ * file within its limit, and the file is larger than one chunk (a smaller one gains nothing).
+ * Fields that will be refused start nothing: the request is answered with its 400 as ever.
+ */
+export function earlyUploadPlan(config: Config, start: FileStart): EarlyUploadJobData | null {
+  const { bytes } = start;
+  if (bytes === null || bytes <= config.uploadChunkBytes || bytes > config.maxFileBytes) return null;
+  let params: ReturnType<typeof checkUploadParams>;
+  try {
+    params = checkUploadParams(start.fields, start.query);
+  } catch {
+    return null;
+  }
+  if (params.purpose === 'batch' || params.targetStorage !== 'gemini' || params.sourceUrl) return null;
+  return {
+    fileId: start.fileId,
+    staging_key: start.stagingKey,
+    bytes,
+    display_name: params.displayName || start.filename,
+    filename: start.filename,
+    part_type: start.partType,
+    ...(params.mimeType ? { mime_override: params.mimeType } : {}),
+  };
+}
+
+/** Marks the file's early upload as under way and queues its worker. */
+export async function beginEarlyUpload(services: Services, plan: EarlyUploadJobData): Promise<void> {
+  const key = services.keys.earlyUpload(plan.fileId);
+  await services.redis.multi().hset(key, { outcome: 'receiving', bytes: plan.bytes }).expire(key, STATE_TTL_SECONDS).exec();
+  await enqueueEarlyUpload(services, plan);
+}
+
+/** How the request ended: the file accepted (its record written), or not (refused, cut off, a repeat). */
+export async function endEarlyUpload(services: Services, fileId: string, outcome: 'accepted' | 'refused'): Promise<void> {
+  const key = services.keys.earlyUpload(fileId);
+  await services.redis.multi().hset(key, 'outcome', outcome).expire(key, STATE_TTL_SECONDS).exec();
+}
+
+export async function earlyUploadOf(services: Services, fileId: string): Promise<EarlyUpload | null> {
+  const h = await services.redis.hgetall(services.keys.earlyUpload(fileId));
+  if (!h.outcome) return null;
+  return {
+    outcome: h.outcome as EarlyOutcome,
+    bytes: Number(h.bytes ?? 0),
+    session: h.url ? { url: h.url, offset: Number(h.offset ?? 0), mime: h.mime ?? '' } : null,
+  };
+}
+
+/** The worker's session and how far it got; false when the request has ended without the file. */
+export async function recordEarlySession(
+  services: Services,
+  fileId: string,
+  session: { url: string; offset: number; mime: string },
+): Promise<boolean> {
+  const key = services.keys.earlyUpload(fileId);
+  const [, outcome] = (await services.redis
+    .multi()
+    .hset(key, { url: session.url, offset: session.offset, mime: session.mime })
+    .hget(key, 'outcome')
+    .expire(key, STATE_TTL_SECONDS)
+    .exec())!;
+  return outcome[1] === 'receiving' || outcome[1] === 'accepted';
+}
+
+/**
+ * Takes the session away from the state: true for exactly one caller, who then owns it (the upload
+ * job, to finish it; or whoever cancels it). `outcome` is what the state says afterwards.
+ */
+export async function claimEarlySession(services: Services, fileId: string, outcome?: EarlyOutcome): Promise<boolean> {
+  const key = services.keys.earlyUpload(fileId);
+  const tx = services.redis.multi().hdel(key, 'url');
+  if (outcome) tx.hset(key, 'outcome', outcome).expire(key, STATE_TTL_SECONDS);
+  const [[, removed]] = (await tx.exec())! as [[Error | null, number]];
+  return removed === 1;
+}
+
+/** Forgets the file's early upload (its session already claimed). */
+export async function dropEarlyUpload(services: Services, fileId: string): Promise<void> {
+  await services.redis.del(services.keys.earlyUpload(fileId));
+}

@@ -1,0 +1,231 @@
+/**
+ * A file's early upload (see domain/early-uploads.ts): its whole chunks sent to Gemini as they land
+ * in staging while the API still receives the file, so that the upload to Gemini ends about when
+ * the client's send does. The file's upload job takes the session over (`takeEarlySession`) and
+ * sends the rest; whoever finds the request ended without the file cancels the session (`reap`).
+ *
+ * One worker sends at a time (a lease); one crashed mid-way is run again by BullMQ and asks the
+ * session how much Gemini holds, or the upload job takes the session over once the lease lapses.
+ */
+import type { Job } from 'bullmq';
+import { crashPoint } from '../core/crash-points.js';
+import { Lease } from '../core/lease.js';
+import { detectMimeType } from '../core/mime.js';
+import type { EarlyUploadJobData } from '../core/queues.js';
+import type { FileRecord } from '../core/records/files.js';
+import { sleep } from '../core/retry.js';
+import { HEAD_BYTES, type FollowedObject } from '../core/staging.js';
+import type { Services } from '../core/services.js';
+import { claimEarlySession, dropEarlyUpload, earlyUploadOf, recordEarlySession, type EarlyUpload } from '../domain/early-uploads.js';
+import { isGeminiMimeType } from '../providers/gemini/mime.js';
+import { UploadAbortedError } from '../providers/gemini/uploader.js';
+import type { UploadDeps } from './transfer.js';
+
+/** Short: the upload job waits this long at most for a crashed sender's lease. */
+const LEASE_TTL_MS = 5_000;
+/** How often the staged file's length is looked at while waiting for bytes. */
+const POLL_MS = 20;
+/** How often Redis is asked how the request is going. */
+const CHECK_MS = 250;
+const READ_BUFFER_BYTES = 1 << 20;
+
+/** The request ended without a file to send (refused, cut off, a repeat, stalled, or the file deleted). */
+class EarlyUploadEnded extends Error {}
+
+export function earlyUploadProcessor(deps: UploadDeps) {
+  return (job: Job<EarlyUploadJobData>) => earlyUpload(deps, job.data);
+}
+
+async function earlyUpload(deps: UploadDeps, data: EarlyUploadJobData): Promise<unknown> {
+  const { services } = deps;
+  const lease = earlyLease(services, data.fileId);
+  if (!(await lease.acquire())) return { skipped: 'sent by another worker' };
+  const arrival = new Arrival(services, data);
+  let sent: unknown;
+  try {
+    sent = await sendWhatArrives(deps, data, arrival);
+  } catch (err) {
+    if (!(err instanceof EarlyUploadEnded || err instanceof UploadAbortedError)) {
+      services.logger.warn({ file_id: data.fileId, err: (err as Error).message }, 'early upload stopped');
+    }
+  } finally {
+    await lease.release();
+  }
+  // The upload job may take the session from here on; until the request has ended, someone must
+  // be there to cancel it should the file not be accepted.
+  const end = await arrival.ending().catch(() => 'ended' as const);
+  await arrival.close();
+  if (end === 'ended') await reap(deps, data.fileId);
+  return { ...(typeof sent === 'object' ? sent : {}), request: end };
+}
+
+const earlyLease = (services: Services, fileId: string) => new Lease(services.redis, services.keys.earlyUploadLease(fileId), LEASE_TTL_MS);
+
+/** Sends the whole chunks of the file as they land; the last part is left for the upload job, which finalizes. */
+async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arrival: Arrival): Promise<unknown> {
+  const { services } = deps;
+  const state = await arrival.check();
+  const followed = await arrival.staged();
+  await arrival.landed(Math.min(HEAD_BYTES, data.bytes));
+  const head = await readHead(followed, Math.min(HEAD_BYTES, data.bytes));
+  const mime = await detectMimeType({ override: data.mime_override, partType: data.part_type, filename: data.filename, head });
+  // A type Gemini refuses is the API's to answer (415); nothing to send.
+  if (!isGeminiMimeType(mime)) throw new EarlyUploadEnded();
+  const chunk = services.config.uploadChunkBytes;
+  const until = Math.floor(data.bytes / chunk) * chunk;
+  const session = await deps.gemini.uploader.sendAhead(
+    {
+      size: data.bytes,
+      mimeType: mime,
+      displayName: data.display_name,
+      source: (start, end) => followed.read({ start, end }),
+      session: state.session && state.session.mime === mime ? state.session : null,
+      onProgress: async (s) => {
+        const on = await recordEarlySession(services, data.fileId, { ...s, mime });
+        crashPoint('early.recorded');
+        return on;
+      },
+      ready: (end) => arrival.landed(end),
+    },
+    until,
+  );
+  return 'offset' in session ? { sent: session.offset } : {};
+}
+
+async function readHead(followed: FollowedObject, bytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const slice of followed.read({ start: 0, end: bytes - 1 })) parts.push(Buffer.from(slice));
+  return Buffer.concat(parts);
+}
+
+/**
+ * The request as the early upload sees it: the staged file growing, and the API's word on it.
+ * Every wait ends with EarlyUploadEnded once no more bytes will come: the API refused the file,
+ * the upload job has taken over, or nothing has arrived for FERRY_UPLOAD_STALL_SECONDS.
+ */
+class Arrival {
+  private followed: FollowedObject | null = null;
+  private seen = 0;
+  private lastGrowth = Date.now();
+  private lastCheck = 0;
+  private readonly stallMs: number;
+
+  constructor(
+    private readonly services: Services,
+    private readonly data: EarlyUploadJobData,
+  ) {
+    this.stallMs = services.config.uploadOverlap.stallSeconds * 1000;
+  }
+
+  /** The early upload's state; EarlyUploadEnded unless the request is still on. */
+  async check(): Promise<EarlyUpload> {
+    const state = await earlyUploadOf(this.services, this.data.fileId);
+    if (!state || state.outcome === 'refused' || state.outcome === 'taken') throw new EarlyUploadEnded();
+    return state;
+  }
+
+  async staged(): Promise<FollowedObject> {
+    for (;;) {
+      this.followed = (await this.services.staging.follow(this.data.staging_key, Buffer.allocUnsafe(READ_BUFFER_BYTES))) ?? null;
+      if (this.followed) return this.followed;
+      await this.wait(0, 0);
+    }
+  }
+
+  /** Resolves once `end` bytes have landed. */
+  async landed(end: number): Promise<void> {
+    for (;;) {
+      const landed = await this.followed!.landed();
+      if (landed >= end) return;
+      await this.wait(landed, end);
+    }
+  }
+
+  private async wait(landed: number, end: number): Promise<void> {
+    const now = Date.now();
+    if (landed > this.seen) {
+      this.seen = landed;
+      this.lastGrowth = now;
+    }
+    if (now - this.lastGrowth > this.stallMs) throw new EarlyUploadEnded();
+    if (now - this.lastCheck >= CHECK_MS) {
+      this.lastCheck = now;
+      const state = await this.check();
+      // Accepted: every byte is here, so a shortfall means the file is not the size foreseen.
+      if (state.outcome === 'accepted' && this.followed && (await this.followed.landed()) < end) throw new EarlyUploadEnded();
+    }
+    await sleep(POLL_MS);
+  }
+
+  /** How the request ends: `accepted` (the file's record exists; its upload job finishes), or `ended` without it. */
+  async ending(): Promise<'accepted' | 'ended'> {
+    for (;;) {
+      const [state, rec] = await Promise.all([earlyUploadOf(this.services, this.data.fileId), this.services.files.get(this.data.fileId)]);
+      if (!state || state.outcome === 'taken') return 'accepted';
+      if (state.outcome === 'refused') return 'ended';
+      if (rec) return 'accepted';
+      // Accepted and no record: deleted already.
+      if (state.outcome === 'accepted') return 'ended';
+      const landed = this.followed ? await this.followed.landed() : 0;
+      if (landed > this.seen) {
+        this.seen = landed;
+        this.lastGrowth = Date.now();
+      }
+      if (Date.now() - this.lastGrowth > this.stallMs) return 'ended';
+      await sleep(CHECK_MS);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.followed?.close().catch(() => {});
+    this.followed = null;
+  }
+}
+
+/** Cancels the early session if nobody has claimed it, and forgets the early upload. */
+export async function reap(deps: UploadDeps, fileId: string): Promise<void> {
+  const state = await earlyUploadOf(deps.services, fileId);
+  if (state?.session && (await claimEarlySession(deps.services, fileId, 'refused'))) await deps.gemini.uploader.cancel(state.session.url);
+  await dropEarlyUpload(deps.services, fileId);
+}
+
+/**
+ * The file's early session, taken over by its upload job: recorded on the file (from where its
+ * upload resumes it, in any process) once the sender has stopped. A session started for another
+ * size or type than the file turned out to have is cancelled. Answers the record to upload.
+ */
+export async function takeEarlySession(deps: UploadDeps, rec: FileRecord): Promise<FileRecord> {
+  const { services } = deps;
+  const first = await earlyUploadOf(services, rec.id);
+  if (!first) return rec;
+  if (rec.upload_url) {
+    // Taken already (by an attempt that crashed after recording it), or the file has a session of its own.
+    const other = first.session && first.session.url !== rec.upload_url ? first.session : null;
+    if ((await claimEarlySession(services, rec.id, 'taken')) && other) await deps.gemini.uploader.cancel(other.url);
+    await dropEarlyUpload(services, rec.id);
+    return rec;
+  }
+  const lease = earlyLease(services, rec.id);
+  const deadline = Date.now() + services.config.activeWaitSeconds * 1000;
+  while ((await lease.held()) && Date.now() < deadline) await sleep(POLL_MS);
+  const state = await earlyUploadOf(services, rec.id);
+  const session = state?.session;
+  if (!state || !session) {
+    await claimEarlySession(services, rec.id, 'taken');
+    await dropEarlyUpload(services, rec.id);
+    return rec;
+  }
+  if (state.bytes !== rec.bytes || session.mime !== rec.mime_type) {
+    if (await claimEarlySession(services, rec.id, 'taken')) await deps.gemini.uploader.cancel(session.url);
+    await dropEarlyUpload(services, rec.id);
+    return rec;
+  }
+  // On the file first: a crash between these writes leaves the session named in both places, and
+  // whoever claims it second finds it gone from the state.
+  const taken = { upload_url: session.url, upload_offset: session.offset };
+  await services.files.update(rec.id, taken);
+  crashPoint('early.taken');
+  await claimEarlySession(services, rec.id, 'taken');
+  await dropEarlyUpload(services, rec.id);
+  return { ...rec, ...taken };
+}
