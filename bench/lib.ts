@@ -120,11 +120,12 @@ export async function tempDir(scope: Scope, prefix = 'ferry-bench-'): Promise<st
 // Settings
 
 /** A positive whole number from the environment, or `dflt` when unset. */
-export function envInt(name: string, dflt: number): number {
+/** A whole number from the environment; `min` 0 lets a count of rounds skip its step. */
+export function envInt(name: string, dflt: number, min = 1): number {
   const raw = process.env[name]?.trim();
   if (!raw) return dflt;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, got "${raw}"`);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be a whole number of at least ${min}, got "${raw}"`);
   return n;
 }
 

@@ -607,7 +607,7 @@ function resultJson(
 
 /** The SDK's files.create into Ferry against the same call into a draining server, alternating. */
 async function ingestComparison(ctx: SectionContext, rig: UploadRig): Promise<IngestRuns | null> {
-  const rounds = envInt('BENCH_INGEST_ROUNDS', 5);
+  const rounds = envInt('BENCH_INGEST_ROUNDS', 5, 0);
   if (rounds <= 0) return null;
   rig.log(`ingest: the openai SDK's files.create (${rounds} rounds, each: a draining server, then Ferry until processed)`);
   const drain = await startDrain(ctx.scope);
@@ -631,7 +631,7 @@ interface OverlapRuns {
  * worker leg measured above, the best an overlapped upload can do.
  */
 async function overlapComparison(ctx: SectionContext, rig: UploadRig): Promise<OverlapRuns | null> {
-  const rounds = envInt('BENCH_OVERLAP_ROUNDS', 3);
+  const rounds = envInt('BENCH_OVERLAP_ROUNDS', 3, 0);
   if (rounds <= 0) return null;
   rig.log(
     `overlap: the file sent fields first with its length (as the Python SDK and curl send it), ${rounds} rounds, each: a draining server, then Ferry until processed`,
