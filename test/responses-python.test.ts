@@ -208,6 +208,19 @@ describe('the Python openai SDK against /v1/responses of `npm start`', () => {
       assert.equal(r.uploads.file_sha256, r.uploads.expected_sha256, 'the parts composed in order');
       assert.equal(r.uploads.expires_in, 3600);
 
+      assert.equal(r.early.file_status, 'processed');
+      assert.equal(r.early.sha256, r.early.expected_sha256);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      const early = (outcome: string) =>
+        Number(new RegExp(`ferry_early_uploads_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+      assert.ok(
+        early('started') >= 1 && early('taken') >= 1,
+        `the Python SDK's upload was sent on early:\n${metrics
+          .split('\n')
+          .filter((l) => l.includes('early'))
+          .join('\n')}`,
+      );
+
       assert.equal(r.bad_field.raised, 'BadRequestError');
       assert.equal(r.bad_field.status, 400);
       assert.equal(r.bad_field.param, 'foo');

@@ -25,6 +25,13 @@ export const bytesUploaded = new client.Counter({
   registers: [registry],
 });
 
+export const earlyUploads = new client.Counter({
+  name: 'ferry_early_uploads_total',
+  help: 'Files sent on to Gemini while still arriving: started (API), taken over by the upload job with bytes already at Gemini, cancelled',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
 export const jobDuration = new client.Histogram({
   name: 'ferry_job_duration_seconds',
   help: 'Duration of worker jobs by queue and outcome',

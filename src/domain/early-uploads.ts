@@ -15,6 +15,7 @@
  */
 import type { Config } from '../core/config.js';
 import { enqueueEarlyUpload } from '../core/enqueue.js';
+import { earlyUploads } from '../core/metrics.js';
 import type { EarlyUploadJobData } from '../core/queues.js';
 import type { Services } from '../core/services.js';
 import { checkUploadParams, type FieldValue } from '../openai/files.js';
@@ -77,6 +78,7 @@ export async function beginEarlyUpload(services: Services, plan: EarlyUploadJobD
   const key = services.keys.earlyUpload(plan.fileId);
   await services.redis.multi().hset(key, { outcome: 'receiving', bytes: plan.bytes }).expire(key, STATE_TTL_SECONDS).exec();
   await enqueueEarlyUpload(services, plan);
+  earlyUploads.inc({ outcome: 'started' });
 }
 
 /** How the request ended: the file accepted (its record written), or not (refused, cut off, a repeat). */

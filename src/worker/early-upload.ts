@@ -10,6 +10,7 @@
 import type { Job } from 'bullmq';
 import { crashPoint } from '../core/crash-points.js';
 import { Lease } from '../core/lease.js';
+import { earlyUploads } from '../core/metrics.js';
 import { detectMimeType } from '../core/mime.js';
 import type { EarlyUploadJobData } from '../core/queues.js';
 import type { FileRecord } from '../core/records/files.js';
@@ -185,7 +186,10 @@ class Arrival {
 /** Cancels the early session if nobody has claimed it, and forgets the early upload. */
 export async function reap(deps: UploadDeps, fileId: string): Promise<void> {
   const state = await earlyUploadOf(deps.services, fileId);
-  if (state?.session && (await claimEarlySession(deps.services, fileId, 'refused'))) await deps.gemini.uploader.cancel(state.session.url);
+  if (state?.session && (await claimEarlySession(deps.services, fileId, 'refused'))) {
+    await deps.gemini.uploader.cancel(state.session.url);
+    earlyUploads.inc({ outcome: 'cancelled' });
+  }
   await dropEarlyUpload(deps.services, fileId);
 }
 
@@ -227,5 +231,6 @@ export async function takeEarlySession(deps: UploadDeps, rec: FileRecord): Promi
   crashPoint('early.taken');
   await claimEarlySession(services, rec.id, 'taken');
   await dropEarlyUpload(services, rec.id);
+  earlyUploads.inc({ outcome: 'taken' });
   return { ...rec, ...taken };
 }

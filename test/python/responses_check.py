@@ -179,6 +179,24 @@ results["uploads"] = {
     "expires_in": brief.expires_at - brief.created_at,
 }
 
+# A larger file through files.create: the SDK sends the purpose first and the length, so Ferry
+# sends it on to Gemini while it arrives (an early upload).
+big = b"%PDF-1.7\n" + os.urandom(20 * 1024 * 1024)
+with tempfile.NamedTemporaryFile(suffix=".pdf", delete=False) as tmp:
+    tmp.write(big)
+with open(tmp.name, "rb") as fh:
+    sent = client.files.create(file=fh, purpose="user_data")
+os.unlink(tmp.name)
+done = until(
+    lambda: (lambda f: f if f.status != "uploaded" else None)(client.files.retrieve(sent.id)),
+    "the larger file processed",
+)
+results["early"] = {
+    "file_status": done.status,
+    "sha256": getattr(done, "sha256", None),
+    "expected_sha256": hashlib.sha256(big).hexdigest(),
+}
+
 # A file named by URL instead of sent (Ferry's `url`), through the SDK's generic post: a loopback
 # address is refused by the SSRF guard with a 400 naming the field.
 try:
