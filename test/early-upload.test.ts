@@ -8,6 +8,8 @@ import http from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { lastPartSize } from '../src/api/multipart.js';
+import { loadConfig } from '../src/core/config.js';
+import { earlyUploadPlan, earlyUploadsPossible } from '../src/domain/early-uploads.js';
 import { eventually, KEYS, spawnFerry, startFerry, type Ferry } from './harness.js';
 
 const MIB = 1024 * 1024;
@@ -113,6 +115,45 @@ describe('the size of a file part that ends the body', () => {
   test('does not take a part whose filename is "file" for the part named file', () => {
     const head = Buffer.from('--b\r\nContent-Disposition: form-data; name="other"; filename="file"\r\n\r\n');
     assert.equal(lastPartSize(head, 'b', 'file', 5000), null);
+  });
+});
+
+describe('which uploads start early', () => {
+  const config = loadConfig({ FERRY_UPLOAD_CHUNK_BYTES: String(CHUNK), FERRY_API_KEYS: 'k:t' });
+  const start = (over: Partial<Parameters<typeof earlyUploadPlan>[1]> = {}) => ({
+    fileId: 'file-1',
+    stagingKey: 'file-1',
+    fields: { purpose: 'user_data' },
+    query: {},
+    filename: 'a.pdf',
+    partType: 'application/pdf',
+    bytes: SIZE,
+    ...over,
+  });
+  test('a Gemini file of known size larger than a chunk, with its fields in order', () => {
+    assert.equal(earlyUploadPlan(config, start())?.bytes, SIZE);
+    assert.equal(earlyUploadPlan(config, start({ fields: { purpose: 'user_data', display_name: 'Scan' } }))?.display_name, 'Scan');
+  });
+  test('not one whose size is unknown, one chunk or less, or over the limit', () => {
+    assert.equal(earlyUploadPlan(config, start({ bytes: null })), null);
+    assert.equal(earlyUploadPlan(config, start({ bytes: CHUNK })), null);
+    assert.equal(earlyUploadPlan(config, start({ bytes: config.maxFileBytes + 1 })), null);
+  });
+  test('not batch input, an Azure target, a URL, or fields that will be refused', () => {
+    const refused: Record<string, string>[] = [
+      { purpose: 'batch' },
+      { purpose: 'user_data', target_storage: 'azure_storage' },
+      { purpose: 'user_data', url: 'https://example.com/a.pdf' },
+      { purpose: 'nonsense' },
+      { purpose: 'user_data', bogus: '1' },
+      {},
+    ];
+    for (const fields of refused) assert.equal(earlyUploadPlan(config, start({ fields })), null, JSON.stringify(fields));
+  });
+  test('only where a worker can read a write under way, and not when turned off', () => {
+    assert.equal(earlyUploadsPossible(config), true);
+    assert.equal(earlyUploadsPossible(loadConfig({ FERRY_UPLOAD_OVERLAP: 'off', FERRY_API_KEYS: 'k:t' })), false);
+    assert.equal(earlyUploadsPossible({ ...config, stagingContainer: 'staging' }), false);
   });
 });
 

@@ -33,7 +33,7 @@ export interface EarlyUpload {
 const STATE_TTL_SECONDS = 24 * 3600;
 
 /** What the API knows as the file's bytes begin. */
-export interface FileStart {
+export interface StartingFile {
   fileId: string;
   stagingKey: string;
   fields: Record<string, FieldValue>;
@@ -52,7 +52,7 @@ export const earlyUploadsPossible = (config: Config) => config.uploadOverlap.ena
  * file within its limit, and the file is larger than one chunk (a smaller one gains nothing).
  * Fields that will be refused start nothing: the request is answered with its 400 as ever.
  */
-export function earlyUploadPlan(config: Config, start: FileStart): EarlyUploadJobData | null {
+export function earlyUploadPlan(config: Config, start: StartingFile): EarlyUploadJobData | null {
   const { bytes } = start;
   if (bytes === null || bytes <= config.uploadChunkBytes || bytes > config.maxFileBytes) return null;
   let params: ReturnType<typeof checkUploadParams>;
