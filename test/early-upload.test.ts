@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { lastPartSize } from '../src/api/multipart.js';
 import { loadConfig } from '../src/core/config.js';
 import { earlyUploadPlan, earlyUploadsPossible } from '../src/domain/early-uploads.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from './azurite.js';
 import { eventually, KEYS, spawnFerry, startFerry, type Ferry } from './harness.js';
 
 const MIB = 1024 * 1024;
@@ -320,5 +321,45 @@ describe('early uploads and crashes', () => {
       worker.kill('SIGTERM');
       await new Promise((r) => worker.once('exit', r));
     }
+  });
+});
+
+describe('early uploads and a field after the file that sends it to Azure', () => {
+  let azurite: Azurite;
+  let ferry: Ferry;
+  before(async () => {
+    azurite = await startAzurite();
+    ferry = await startFerry({
+      env: {
+        FERRY_UPLOAD_CHUNK_BYTES: String(CHUNK),
+        AZURE_STORAGE_ACCOUNT_NAME: AZURITE_ACCOUNT,
+        AZURE_STORAGE_ACCOUNT_KEY: AZURITE_KEY,
+        AZURE_STORAGE_FILE_SYSTEM: `early-${randomBytes(3).toString('hex')}`,
+        AZURE_STORAGE_ENDPOINT: azurite.endpoint,
+      },
+    });
+  });
+  after(async () => {
+    await ferry?.close();
+    await azurite?.stop();
+  });
+
+  test('the file is stored in Azure and its early Gemini session is cancelled', { timeout: 60_000 }, async () => {
+    ferry.emulator.reset();
+    const u = upload(ferry.url, { purpose: 'user_data' }, { after: { target_storage: 'azure_storage' } });
+    await u.sendUntil(6 * CHUNK);
+    await eventually(activeWithAtLeast(ferry, 3 * CHUNK), 20_000, 'an early session');
+    await u.sendUntil();
+    const { status, body } = await u.answer;
+    assert.equal(status, 200, JSON.stringify(body));
+    const done = await (await ferry.fetch(`/v1/files/${body.id}?wait=30`)).json();
+    assert.equal(done.status, 'processed', JSON.stringify(done));
+    assert.equal(done.storage, 'azure_storage');
+    await eventually(async () => sessions(ferry).every((s) => s.status === 'cancelled'), 20_000, 'the early session cancelled');
+    await eventually(
+      async () => (await ferry.services.redis.keys(`${ferry.config.prefix}:file:*:early`)).length === 0,
+      10_000,
+      'no early-upload state left',
+    );
   });
 });

@@ -1,7 +1,7 @@
 /** The staging store's sequential reader: the bytes of every range, read ahead or not, are the staged ones. */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -81,4 +81,35 @@ test('a write answers the bytes, sha256 and head of what it stored, from a sourc
   const expected = Buffer.from('{"a":1}\né\n');
   assert.deepEqual(text, { bytes: expected.length, sha256: createHash('sha256').update(expected).digest('hex'), head: expected });
   assert.ok((await readFile(path.join(dir, 'text'))).equals(expected));
+});
+
+test('writes a killed process left unfinished are swept once long idle; finished and growing ones stay', async () => {
+  const sub = new LocalStagingStore(path.join(dir, 'sweep'));
+  await sub.write('kept', Readable.from([Buffer.from('done')]));
+  await mkdir(sub.dir, { recursive: true });
+  const dead = path.join(sub.dir, 'file-dead.live.part');
+  const growing = path.join(sub.dir, 'file-growing.live.part');
+  await writeFile(dead, 'half');
+  await writeFile(growing, 'half');
+  const hourAgo = new Date(Date.now() - 2 * 3600_000);
+  await utimes(dead, hourAgo, hourAgo);
+  assert.equal(await sub.sweepUnfinished(3600_000), 1);
+  assert.deepEqual((await readdir(sub.dir)).sort(), ['file-growing.live.part', 'kept']);
+});
+
+test('a followed write is read as it grows and on through its rename', async () => {
+  const source = new PassThrough();
+  const writing = store.write('followed', source, { followable: true });
+  const first = randomBytes(300_000);
+  source.write(first);
+  let followed = null;
+  while (!followed) followed = await store.follow('followed', Buffer.alloc(64 * 1024));
+  while ((await followed.landed()) < first.length) await new Promise((r) => setTimeout(r, 5));
+  const second = randomBytes(200_000);
+  source.end(second);
+  await writing;
+  assert.equal(await followed.landed(), 500_000);
+  const all = await collect(followed.read({ start: 0, end: 499_999 }));
+  await followed.close();
+  assert.ok(all.equals(Buffer.concat([first, second])));
 });

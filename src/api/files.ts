@@ -96,7 +96,8 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
       fingerprintOf: [built.sha256, parsed.fields, req.query],
       enqueue: built.status === 'uploaded' ? (f) => enqueueUpload(deps.services, f.id) : null,
     });
-    await early.end(created ? 'accepted' : 'refused');
+    // An early upload serves only a new file on its way to Gemini (a field after the file may have sent it elsewhere).
+    await early.end(created && rec.storage === 'gemini' ? 'accepted' : 'refused');
     if (!created) await staging.delete(id);
     else
       requestLogger(req).info(

@@ -193,7 +193,12 @@ class UploadReader {
       const bytes = this.declaredFileSize(part);
       this.stopKeeping();
       this.prefix = null;
-      onStart({ fields: { ...this.fields }, filename: info.filename ?? 'file', partType: info.mimeType ?? '', bytes });
+      // Best effort, and never a reason for the upload to fail.
+      try {
+        onStart({ fields: { ...this.fields }, filename: info.filename ?? 'file', partType: info.mimeType ?? '', bytes });
+      } catch {
+        // the file is received as ever
+      }
     }
     this.writing = this.opts.staging.write(this.opts.stagingKey, stream, { followable: onStart !== undefined }).then(
       (staged) => {

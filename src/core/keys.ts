@@ -58,6 +58,10 @@ export class Keys {
   quota(project: string, model: string, part = '') {
     return `${this.prefix}:quota:${this.tag(`${project}:${model}`)}${part}`;
   }
+  /** Held while one process sweeps the staging store for unfinished writes (at most one sweep per period). */
+  stagingSweep() {
+    return `${this.prefix}:staging-sweep`;
+  }
   contentExpiry() {
     return `${this.prefix}:content-expiry`;
   }

@@ -29,6 +29,11 @@ export class Lease {
     return ok;
   }
 
+  /** Whether this holder still holds it (a renewal can fail, and then the lease lapses). */
+  async mine(): Promise<boolean> {
+    return (await this.redis.get(this.key)) === this.token;
+  }
+
   /** Whether anyone holds it. */
   async held(): Promise<boolean> {
     return (await this.redis.exists(this.key)) === 1;

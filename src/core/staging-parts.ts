@@ -39,6 +39,10 @@ export class PartedStaging implements StagingStore {
     return this.inner.write(key, source, opts);
   }
 
+  async sweepUnfinished(idleMs: number): Promise<number> {
+    return (await this.inner.sweepUnfinished?.(idleMs)) ?? 0;
+  }
+
   /** Plain keys, where the store can follow a write (an Upload's parts are never followed). */
   async follow(key: string, buffer: Buffer): Promise<FollowedObject | null> {
     if (isComposed(key) || !this.inner.follow) return null;

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SNIFF_BYTES } from './mime.js';
@@ -39,6 +39,12 @@ export interface StagingStore {
    */
   follow?(key: string, buffer: Buffer): Promise<FollowedObject | null>;
   delete(key: string): Promise<void>;
+  /**
+   * Removes writes that never finished (their process was killed mid-write) and have not grown for
+   * `idleMs`; answers how many. Absent where unfinished writes leave nothing (a blob's uncommitted
+   * blocks are dropped by the service).
+   */
+  sweepUnfinished?(idleMs: number): Promise<number>;
   /**
    * When the store is a blob container in storage account `account`: a read-only URL of `key`,
    * valid for `ttlMs`, for the account to copy it server-side (no byte through the worker). Absent
@@ -156,6 +162,23 @@ export class LocalStagingStore implements StagingStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async sweepUnfinished(idleMs: number): Promise<number> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names.filter((n) => n.endsWith('.part'))) {
+      const file = path.join(this.dir, name);
+      const idle = await stat(file).then(
+        (st) => Date.now() - st.mtimeMs > idleMs,
+        () => false,
+      );
+      if (idle) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 }
 

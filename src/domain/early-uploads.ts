@@ -18,6 +18,7 @@ import { enqueueEarlyUpload } from '../core/enqueue.js';
 import { earlyUploads } from '../core/metrics.js';
 import type { EarlyUploadJobData } from '../core/queues.js';
 import type { Services } from '../core/services.js';
+import { withScripts } from '../core/scripts/index.js';
 import { checkUploadParams, type FieldValue } from '../openai/files.js';
 
 export type EarlyOutcome = 'receiving' | 'accepted' | 'refused' | 'taken';
@@ -77,7 +78,12 @@ export function earlyUploadPlan(config: Config, start: StartingFile): EarlyUploa
 export async function beginEarlyUpload(services: Services, plan: EarlyUploadJobData): Promise<void> {
   const key = services.keys.earlyUpload(plan.fileId);
   await services.redis.multi().hset(key, { outcome: 'receiving', bytes: plan.bytes }).expire(key, STATE_TTL_SECONDS).exec();
-  await enqueueEarlyUpload(services, plan);
+  try {
+    await enqueueEarlyUpload(services, plan);
+  } catch (err) {
+    await services.redis.del(key).catch(() => {});
+    throw err;
+  }
   earlyUploads.inc({ outcome: 'started' });
 }
 
@@ -97,20 +103,19 @@ export async function earlyUploadOf(services: Services, fileId: string): Promise
   };
 }
 
-/** The worker's session and how far it got; false when the request has ended without the file. */
+/**
+ * The sender's session and how far it got, written only while the request is on. Answers the
+ * state's outcome: `receiving` or `accepted` to go on; `refused` to cancel the session; `taken` or
+ * '' (the state dropped) when the upload job holds it now.
+ */
 export async function recordEarlySession(
   services: Services,
   fileId: string,
   session: { url: string; offset: number; mime: string },
-): Promise<boolean> {
+): Promise<EarlyOutcome | ''> {
   const key = services.keys.earlyUpload(fileId);
-  const [, outcome] = (await services.redis
-    .multi()
-    .hset(key, { url: session.url, offset: session.offset, mime: session.mime })
-    .hget(key, 'outcome')
-    .expire(key, STATE_TTL_SECONDS)
-    .exec())!;
-  return outcome[1] === 'receiving' || outcome[1] === 'accepted';
+  return (await withScripts(services.redis).ferryEarlyRecord(key, session.url, session.offset, session.mime, STATE_TTL_SECONDS)) as
+    EarlyOutcome | '';
 }
 
 /**

@@ -30,8 +30,12 @@ const POLL_MS = 20;
 const CHECK_MS = 250;
 const READ_BUFFER_BYTES = 1 << 20;
 
-/** The request ended without a file to send (refused, cut off, a repeat, stalled, or the file deleted). */
-class EarlyUploadEnded extends Error {}
+/**
+ * This sender stops, leaving the session as it is: the request ended without a file to send, or
+ * the session is no longer this sender's (taken over, its lease lost). An UploadAbortedError, so
+ * that the uploader passes it on untouched.
+ */
+class EarlyUploadEnded extends UploadAbortedError {}
 
 export function earlyUploadProcessor(deps: UploadDeps) {
   return (job: Job<EarlyUploadJobData>) => earlyUpload(deps, job.data);
@@ -41,12 +45,12 @@ async function earlyUpload(deps: UploadDeps, data: EarlyUploadJobData): Promise<
   const { services } = deps;
   const lease = earlyLease(services, data.fileId);
   if (!(await lease.acquire())) return { skipped: 'sent by another worker' };
-  const arrival = new Arrival(services, data);
+  const arrival = new Arrival(services, data, lease);
   let sent: unknown;
   try {
     sent = await sendWhatArrives(deps, data, arrival);
   } catch (err) {
-    if (!(err instanceof EarlyUploadEnded || err instanceof UploadAbortedError)) {
+    if (!(err instanceof UploadAbortedError)) {
       services.logger.warn({ file_id: data.fileId, err: (err as Error).message }, 'early upload stopped');
     }
   } finally {
@@ -72,8 +76,9 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
   const mime = await detectMimeType({ override: data.mime_override, partType: data.part_type, filename: data.filename, head });
   // A type Gemini refuses is the API's to answer (415); nothing to send.
   if (!isGeminiMimeType(mime)) throw new EarlyUploadEnded();
+  // Whole chunks, and never the last byte: the upload job's finalizing chunk always carries bytes.
   const chunk = services.config.uploadChunkBytes;
-  const until = Math.floor(data.bytes / chunk) * chunk;
+  const until = Math.floor((data.bytes - 1) / chunk) * chunk;
   const session = await deps.gemini.uploader.sendAhead(
     {
       size: data.bytes,
@@ -82,9 +87,12 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
       source: (start, end) => followed.read({ start, end }),
       session: state.session && state.session.mime === mime ? state.session : null,
       onProgress: async (s) => {
-        const on = await recordEarlySession(services, data.fileId, { ...s, mime });
+        const outcome = await recordEarlySession(services, data.fileId, { ...s, mime });
         crashPoint('early.recorded');
-        return on;
+        // Refused: the uploader cancels the session. Taken over (or dropped): it is not this sender's to cancel.
+        if (outcome === 'refused') return false;
+        if (outcome !== 'receiving' && outcome !== 'accepted') throw new EarlyUploadEnded();
+        return true;
       },
       ready: (end) => arrival.landed(end),
     },
@@ -114,6 +122,7 @@ class Arrival {
   constructor(
     private readonly services: Services,
     private readonly data: EarlyUploadJobData,
+    private readonly lease: Lease,
   ) {
     this.stallMs = services.config.uploadOverlap.stallSeconds * 1000;
   }
@@ -151,6 +160,7 @@ class Arrival {
     if (now - this.lastGrowth > this.stallMs) throw new EarlyUploadEnded();
     if (now - this.lastCheck >= CHECK_MS) {
       this.lastCheck = now;
+      if (!(await this.lease.mine())) throw new EarlyUploadEnded();
       const state = await this.check();
       // Accepted: every byte is here, so a shortfall means the file is not the size foreseen.
       if (state.outcome === 'accepted' && this.followed && (await this.followed.landed()) < end) throw new EarlyUploadEnded();
@@ -183,49 +193,60 @@ class Arrival {
   }
 }
 
-/** Cancels the early session if nobody has claimed it, and forgets the early upload. */
+/**
+ * Cancels the early session and forgets the early upload. Cancelled before it is claimed: a crash
+ * in between leaves it named, for a rerun of the early job (or the file's removal) to cancel again.
+ */
 export async function reap(deps: UploadDeps, fileId: string): Promise<void> {
   const state = await earlyUploadOf(deps.services, fileId);
-  if (state?.session && (await claimEarlySession(deps.services, fileId, 'refused'))) {
+  if (state?.session) {
     await deps.gemini.uploader.cancel(state.session.url);
-    earlyUploads.inc({ outcome: 'cancelled' });
+    if (await claimEarlySession(deps.services, fileId, 'refused')) earlyUploads.inc({ outcome: 'cancelled' });
   }
   await dropEarlyUpload(deps.services, fileId);
 }
 
 /**
  * The file's early session, taken over by its upload job: recorded on the file (from where its
- * upload resumes it, in any process) once the sender has stopped. A session started for another
- * size or type than the file turned out to have is cancelled. Answers the record to upload.
+ * upload resumes it, in any process) under the sender's lease, so that no sender is still writing
+ * to it. A session started for another size or type than the file turned out to have is
+ * cancelled. Answers the record to upload.
  */
 export async function takeEarlySession(deps: UploadDeps, rec: FileRecord): Promise<FileRecord> {
   const { services } = deps;
   const first = await earlyUploadOf(services, rec.id);
   if (!first) return rec;
-  if (rec.upload_url) {
-    // Taken already (by an attempt that crashed after recording it), or the file has a session of its own.
-    const other = first.session && first.session.url !== rec.upload_url ? first.session : null;
-    if ((await claimEarlySession(services, rec.id, 'taken')) && other) await deps.gemini.uploader.cancel(other.url);
-    await dropEarlyUpload(services, rec.id);
-    return rec;
-  }
   const lease = earlyLease(services, rec.id);
   const deadline = Date.now() + services.config.activeWaitSeconds * 1000;
-  while ((await lease.held()) && Date.now() < deadline) await sleep(POLL_MS);
+  while (!(await lease.acquire())) {
+    if (Date.now() > deadline) {
+      // A sender that holds on this long is stuck: its session is left to it, and it stops at its next record.
+      await claimEarlySession(services, rec.id, 'taken');
+      return rec;
+    }
+    await sleep(POLL_MS);
+  }
+  try {
+    return await takeUnderLease(deps, rec);
+  } finally {
+    await lease.release();
+  }
+}
+
+async function takeUnderLease(deps: UploadDeps, rec: FileRecord): Promise<FileRecord> {
+  const { services } = deps;
   const state = await earlyUploadOf(services, rec.id);
-  const session = state?.session;
-  if (!state || !session) {
+  const session = state?.session ?? null;
+  // Taken already (by an attempt that crashed after recording it on the file), or the file has a session of its own.
+  const usable = session && !rec.upload_url && state!.bytes === rec.bytes && session.mime === rec.mime_type;
+  if (!usable) {
+    if (session && session.url !== rec.upload_url) await deps.gemini.uploader.cancel(session.url);
     await claimEarlySession(services, rec.id, 'taken');
     await dropEarlyUpload(services, rec.id);
     return rec;
   }
-  if (state.bytes !== rec.bytes || session.mime !== rec.mime_type) {
-    if (await claimEarlySession(services, rec.id, 'taken')) await deps.gemini.uploader.cancel(session.url);
-    await dropEarlyUpload(services, rec.id);
-    return rec;
-  }
   // On the file first: a crash between these writes leaves the session named in both places, and
-  // whoever claims it second finds it gone from the state.
+  // the next attempt finds it on the file.
   const taken = { upload_url: session.url, upload_offset: session.offset };
   await services.files.update(rec.id, taken);
   crashPoint('early.taken');

@@ -1,6 +1,6 @@
 /**
  * The maintenance queue: a scheduled pass that deletes staged bytes whose
- * retention has passed, deletes files whose client-set expiry has come and the parts of uploads
+ * retention has passed (and, now and then, writes a killed API left unfinished), deletes files whose client-set expiry has come and the parts of uploads
  * past their hour, and queues again the work of records whose enqueue was
  * lost (core/enqueue.ts). A BullMQ job scheduler runs it every few seconds across
  * all worker processes (one scheduled pass at a time), and each worker process runs it once as it
@@ -19,8 +19,16 @@ export const SWEEP_SCHEDULER_ID = 'sweep-content';
 export const MAINTENANCE_EVERY_MS = 5_000;
 
 export function maintenanceProcessor(services: Services) {
-  return async (): Promise<{ deleted: number; expired: number; uploadsExpired: number; requeued: number; cleared: number }> => ({
+  return async (): Promise<{
+    deleted: number;
+    expired: number;
+    uploadsExpired: number;
+    requeued: number;
+    cleared: number;
+    unfinished: number;
+  }> => ({
     ...(await sweepExpiredContent(services)),
+    unfinished: await sweepUnfinishedWrites(services),
     ...(await sweepExpiredFiles(services)),
     uploadsExpired: await expireUploads(services),
     ...(await reconcilePending(services)),
@@ -43,6 +51,18 @@ export async function sweepExpiredContent(services: Services, now = nowSeconds()
       deleted++;
     }
   }
+}
+
+/** A write not grown for this long is dead: Node's server ends a request after 5 minutes. */
+const UNFINISHED_IDLE_MS = 3600_000;
+/** The staging directory is listed at most this often, whatever the number of workers. */
+const UNFINISHED_SWEEP_EVERY_MS = 600_000;
+
+/** Staged writes a killed API left unfinished (`.part` files), removed once they are long idle. */
+export async function sweepUnfinishedWrites(services: Services): Promise<number> {
+  const turn = await services.redis.set(services.keys.stagingSweep(), '1', 'PX', UNFINISHED_SWEEP_EVERY_MS, 'NX');
+  if (turn !== 'OK') return 0;
+  return services.staging.sweepUnfinished(UNFINISHED_IDLE_MS);
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import { ADMIT, REFUSED, SUCCEEDED } from './admission.js';
 import { MARK_LINE, RAISE_FED } from './batches.js';
+import { RECORD_SESSION } from './early-uploads.js';
 import { CLAIM, FORGET, RELEASE_CLAIM, RENEW_CLAIM } from './idempotency.js';
 import { ACQUIRE } from './limits.js';
 import { RELEASE, RENEW } from './locks.js';
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
   ferryIdemRenew: { numberOfKeys: 1, lua: RENEW_CLAIM },
   ferryIdemRelease: { numberOfKeys: 1, lua: RELEASE_CLAIM },
   ferryIdemForget: { numberOfKeys: 1, lua: FORGET },
+  ferryEarlyRecord: { numberOfKeys: 1, lua: RECORD_SESSION },
 };
 
 /** A connection with Ferry's scripts as commands. */
@@ -50,6 +52,7 @@ export type Scripted = Redis & {
   ferryAdmitRefused(h: string, ...args: (string | number)[]): Promise<number>;
   ferryLockRenew(key: string, token: string, ttlMs: string): Promise<number>;
   ferryLockRelease(key: string, token: string): Promise<number>;
+  ferryEarlyRecord(key: string, url: string, offset: number, mime: string, ttlSeconds: number): Promise<string>;
   ferryIdemClaim(
     key: string,
     fp: string,
