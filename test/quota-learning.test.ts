@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Redis } from 'ioredis';
 import { startFerry, type Ferry } from './harness.js';
+import { learnedRate } from './learned-rate.js';
 import type { QuotaSetting } from '../src/emulator/types.js';
 
 const MODEL = 'gemini-2.0-flash';
@@ -34,30 +34,6 @@ async function finalStatuses(ferry: Ferry, ids: string[]): Promise<string[]> {
 }
 
 /**
- * The learned rate, read every half second while `done` is pending: the median of the second half
- * of the readings. An AIMD estimate saw-tooths around the quota (probing above it between 429s),
- * so one reading says where in a tooth it was taken; the median says where the teeth sit.
- */
-async function learnedRate(ferry: Ferry, done: Promise<unknown>): Promise<number> {
-  const redis = new Redis(ferry.env.REDIS_URL);
-  const readings: number[] = [];
-  let finished = false;
-  void done.finally(() => (finished = true)).catch(() => {});
-  try {
-    while (!finished) {
-      const [key] = await redis.keys(`${ferry.config.prefix}:quota:*:${MODEL}`);
-      const rate = key ? Number(await redis.hget(key, 'rate')) : NaN;
-      if (Number.isFinite(rate) && rate > 0) readings.push(rate);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } finally {
-    redis.disconnect();
-  }
-  const late = readings.slice(Math.floor(readings.length / 2)).sort((a, b) => a - b);
-  return late.length ? late[Math.floor(late.length / 2)] : NaN;
-}
-
-/**
  * 400 completions against a 1,200 RPM quota set as `quota` says; answers the learned rate, the
  * share of 429s and the seconds until all were done.
  */
@@ -77,7 +53,7 @@ async function learnUnderFor(
     const all = Promise.all(Array.from({ length: n }, (_, i) => submit(ferry, `learn ${i}`)))
       .then((ids) => finalStatuses(ferry, ids))
       .finally(() => (endedAt = Date.now()));
-    const [statuses, rate] = await Promise.all([all, learnedRate(ferry, all)]);
+    const [statuses, rate] = await Promise.all([all, learnedRate(ferry, MODEL, all)]);
     const seconds = (endedAt - started) / 1000;
     const s = ferry.emulator.stats().generateByModel[MODEL];
     return { rate, share: s.refusedForQuota / (s.answered2xx + s.refusedForQuota), seconds, statuses };
