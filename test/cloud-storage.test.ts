@@ -69,7 +69,10 @@ describe('files named by gs:// URL, registered with Gemini', () => {
 
   after(async () => {
     assert.equal(child.exitCode, null, 'ferry is still running after the tests');
+    // Stopped before its keys go: a process still shutting down writes some back.
+    const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
+    await exited;
     const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     await deleteByPrefix(redis, prefix);
     redis.disconnect();

@@ -109,7 +109,10 @@ describe('files by URL in responses, on `ferry all`', () => {
     const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     for (const f of ferries) {
       assert.equal(f.child.exitCode, null, 'ferry is still running after the tests');
+      // Stopped before its keys go: a process still shutting down writes some back.
+      const exited = new Promise((r) => f.child.once('exit', r));
       f.child.kill('SIGTERM');
+      await exited;
       await deleteByPrefix(redis, f.prefix);
     }
     redis.disconnect();
