@@ -99,6 +99,23 @@ function sessions(ferry: Ferry) {
 const activeWithAtLeast = (ferry: Ferry, bytes: number) => async () =>
   sessions(ferry).find((s) => s.status === 'active' && s.bytes >= bytes);
 
+/**
+ * Sends six chunks of the file, waits until an early session holds `early` bytes (the request
+ * still open), sends the rest, and answers that session and the file once processed.
+ */
+async function sentEarly(ferry: Ferry, u: SlowUpload, early: number) {
+  await u.sendUntil(6 * CHUNK);
+  const session = await eventually(activeWithAtLeast(ferry, early), 20_000, 'an early session');
+  assert.equal(u.req.writableEnded, false, 'the request is still open');
+  await u.sendUntil();
+  const { status, body } = await u.answer;
+  assert.equal(status, 200, JSON.stringify(body));
+  const file = await (await ferry.fetch(`/v1/files/${body.id}?wait=30`)).json();
+  assert.equal(file.status, 'processed', JSON.stringify(file));
+  assert.equal(file.sha256, u.sha256);
+  return { session, file };
+}
+
 describe('the size of a file part that ends the body', () => {
   const body = (fields: string) =>
     Buffer.from(`${fields}--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n`);
@@ -168,16 +185,8 @@ describe('early uploads', () => {
   test('a file whose fields come first is sent on to Gemini while it is still being received', { timeout: 60_000 }, async () => {
     ferry.emulator.reset();
     const u = upload(ferry.url, { purpose: 'user_data' });
-    await u.sendUntil(6 * CHUNK);
-    const early = await eventually(activeWithAtLeast(ferry, 5 * CHUNK), 20_000, 'five chunks at Gemini before the request ended');
-    assert.equal(u.req.writableEnded, false, 'the request is still open');
-    await u.sendUntil();
-    const { status, body } = await u.answer;
-    assert.equal(status, 200, JSON.stringify(body));
-    const res = await ferry.fetch(`/v1/files/${body.id}?wait=30`);
-    const done = await res.json();
-    assert.equal(done.status, 'processed', JSON.stringify(done));
-    assert.equal(done.sha256, u.sha256);
+    // Five chunks at Gemini before the request ended.
+    const { session: early } = await sentEarly(ferry, u, 5 * CHUNK);
     const all = sessions(ferry);
     assert.equal(all.length, 1, `one session, the early one, finished: ${JSON.stringify(all)}`);
     assert.equal(all[0].id, early.id);
@@ -238,14 +247,7 @@ describe('early uploads', () => {
     async () => {
       ferry.emulator.reset();
       const u = upload(ferry.url, { purpose: 'user_data' }, { after: { display_name: 'late field' } });
-      await u.sendUntil(6 * CHUNK);
-      await eventually(activeWithAtLeast(ferry, 4 * CHUNK), 20_000, 'an early session');
-      await u.sendUntil();
-      const { status, body } = await u.answer;
-      assert.equal(status, 200, JSON.stringify(body));
-      const done = await (await ferry.fetch(`/v1/files/${body.id}?wait=30`)).json();
-      assert.equal(done.status, 'processed', JSON.stringify(done));
-      assert.equal(done.sha256, u.sha256);
+      const { file: done } = await sentEarly(ferry, u, 4 * CHUNK);
       assert.equal(done.filename, 'scan.pdf');
       await eventually(async () => sessions(ferry).every((s) => s.status !== 'active'), 20_000, 'the early session cancelled');
       assert.deepEqual(
@@ -347,13 +349,7 @@ describe('early uploads and a field after the file that sends it to Azure', () =
   test('the file is stored in Azure and its early Gemini session is cancelled', { timeout: 60_000 }, async () => {
     ferry.emulator.reset();
     const u = upload(ferry.url, { purpose: 'user_data' }, { after: { target_storage: 'azure_storage' } });
-    await u.sendUntil(6 * CHUNK);
-    await eventually(activeWithAtLeast(ferry, 3 * CHUNK), 20_000, 'an early session');
-    await u.sendUntil();
-    const { status, body } = await u.answer;
-    assert.equal(status, 200, JSON.stringify(body));
-    const done = await (await ferry.fetch(`/v1/files/${body.id}?wait=30`)).json();
-    assert.equal(done.status, 'processed', JSON.stringify(done));
+    const { file: done } = await sentEarly(ferry, u, 3 * CHUNK);
     assert.equal(done.storage, 'azure_storage');
     await eventually(async () => sessions(ferry).every((s) => s.status === 'cancelled'), 20_000, 'the early session cancelled');
     await eventually(

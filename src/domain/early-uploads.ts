@@ -10,8 +10,9 @@
  * unfinished session, which is cancelled.
  *
  * The state is one small hash per file, so API and workers may be any processes:
- * `outcome` (receiving → accepted | refused; `taken` once the upload job holds the session),
- * `bytes`, and once a session exists `url`, `offset` and the `mime` it was started with.
+ * `outcome` (receiving → accepted | refused), `bytes`, and once a session exists `url`, `offset`
+ * and the `mime` it was started with. Whoever ends the early upload (the upload job taking the
+ * session over, or whoever cancels it) deletes the state; a sender that finds none stops.
  */
 import type { Config } from '../core/config.js';
 import { enqueueEarlyUpload } from '../core/enqueue.js';
@@ -21,12 +22,12 @@ import type { Services } from '../core/services.js';
 import { withScripts } from '../core/scripts/index.js';
 import { checkUploadParams, type FieldValue } from '../openai/files.js';
 
-export type EarlyOutcome = 'receiving' | 'accepted' | 'refused' | 'taken';
+export type EarlyOutcome = 'receiving' | 'accepted' | 'refused';
 
 export interface EarlyUpload {
   outcome: EarlyOutcome;
   bytes: number;
-  /** The Gemini session, once the worker started one (and until one side claims it). */
+  /** The Gemini session, once the worker started one. */
   session: { url: string; offset: number; mime: string } | null;
 }
 
@@ -105,8 +106,8 @@ export async function earlyUploadOf(services: Services, fileId: string): Promise
 
 /**
  * The sender's session and how far it got, written only while the request is on. Answers the
- * state's outcome: `receiving` or `accepted` to go on; `refused` to cancel the session; `taken` or
- * '' (the state dropped) when the upload job holds it now.
+ * state's outcome: `receiving` or `accepted` to go on; `refused` to cancel the session; '' (the
+ * state deleted) when the upload job holds it now.
  */
 export async function recordEarlySession(
   services: Services,
@@ -118,19 +119,7 @@ export async function recordEarlySession(
     EarlyOutcome | '';
 }
 
-/**
- * Takes the session away from the state: true for exactly one caller, who then owns it (the upload
- * job, to finish it; or whoever cancels it). `outcome` is what the state says afterwards.
- */
-export async function claimEarlySession(services: Services, fileId: string, outcome?: EarlyOutcome): Promise<boolean> {
-  const key = services.keys.earlyUpload(fileId);
-  const tx = services.redis.multi().hdel(key, 'url');
-  if (outcome) tx.hset(key, 'outcome', outcome).expire(key, STATE_TTL_SECONDS);
-  const [[, removed]] = (await tx.exec())! as [[Error | null, number]];
-  return removed === 1;
-}
-
-/** Forgets the file's early upload (its session already claimed). */
-export async function dropEarlyUpload(services: Services, fileId: string): Promise<void> {
-  await services.redis.del(services.keys.earlyUpload(fileId));
+/** Ends the early upload: true for the one caller that deleted its state. */
+export async function dropEarlyUpload(services: Services, fileId: string): Promise<boolean> {
+  return (await services.redis.del(services.keys.earlyUpload(fileId))) === 1;
 }

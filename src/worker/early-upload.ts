@@ -17,7 +17,7 @@ import type { FileRecord } from '../core/records/files.js';
 import { sleep } from '../core/retry.js';
 import { HEAD_BYTES, type FollowedObject } from '../core/staging.js';
 import type { Services } from '../core/services.js';
-import { claimEarlySession, dropEarlyUpload, earlyUploadOf, recordEarlySession, type EarlyUpload } from '../domain/early-uploads.js';
+import { dropEarlyUpload, earlyUploadOf, recordEarlySession, type EarlyUpload } from '../domain/early-uploads.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
 import type { UploadDeps } from './transfer.js';
@@ -89,7 +89,7 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
       onProgress: async (s) => {
         const outcome = await recordEarlySession(services, data.fileId, { ...s, mime });
         crashPoint('early.recorded');
-        // Refused: the uploader cancels the session. Taken over (or dropped): it is not this sender's to cancel.
+        // Refused: the uploader cancels the session. No state: the upload job has it, not this sender's to cancel.
         if (outcome === 'refused') return false;
         if (outcome !== 'receiving' && outcome !== 'accepted') throw new EarlyUploadEnded();
         return true;
@@ -130,7 +130,7 @@ class Arrival {
   /** The early upload's state; EarlyUploadEnded unless the request is still on. */
   async check(): Promise<EarlyUpload> {
     const state = await earlyUploadOf(this.services, this.data.fileId);
-    if (!state || state.outcome === 'refused' || state.outcome === 'taken') throw new EarlyUploadEnded();
+    if (!state || state.outcome === 'refused') throw new EarlyUploadEnded();
     return state;
   }
 
@@ -151,13 +151,19 @@ class Arrival {
     }
   }
 
-  private async wait(landed: number, end: number): Promise<void> {
+  /** Notes how much has landed; true once nothing has for FERRY_UPLOAD_STALL_SECONDS. */
+  private stalled(landed: number): boolean {
     const now = Date.now();
     if (landed > this.seen) {
       this.seen = landed;
       this.lastGrowth = now;
     }
-    if (now - this.lastGrowth > this.stallMs) throw new EarlyUploadEnded();
+    return now - this.lastGrowth > this.stallMs;
+  }
+
+  private async wait(landed: number, end: number): Promise<void> {
+    if (this.stalled(landed)) throw new EarlyUploadEnded();
+    const now = Date.now();
     if (now - this.lastCheck >= CHECK_MS) {
       this.lastCheck = now;
       if (!(await this.lease.mine())) throw new EarlyUploadEnded();
@@ -172,17 +178,12 @@ class Arrival {
   async ending(): Promise<'accepted' | 'ended'> {
     for (;;) {
       const [state, rec] = await Promise.all([earlyUploadOf(this.services, this.data.fileId), this.services.files.get(this.data.fileId)]);
-      if (!state || state.outcome === 'taken') return 'accepted';
+      if (!state) return 'accepted';
       if (state.outcome === 'refused') return 'ended';
       if (rec) return 'accepted';
       // Accepted and no record: deleted already.
       if (state.outcome === 'accepted') return 'ended';
-      const landed = this.followed ? await this.followed.landed() : 0;
-      if (landed > this.seen) {
-        this.seen = landed;
-        this.lastGrowth = Date.now();
-      }
-      if (Date.now() - this.lastGrowth > this.stallMs) return 'ended';
+      if (this.stalled(this.followed ? await this.followed.landed() : 0)) return 'ended';
       await sleep(CHECK_MS);
     }
   }
@@ -194,16 +195,13 @@ class Arrival {
 }
 
 /**
- * Cancels the early session and forgets the early upload. Cancelled before it is claimed: a crash
- * in between leaves it named, for a rerun of the early job (or the file's removal) to cancel again.
+ * Cancels the early session and forgets the early upload. Cancelled before it is forgotten: a
+ * crash in between leaves it named, for a rerun of the early job (or the file's removal) to cancel again.
  */
 export async function reap(deps: UploadDeps, fileId: string): Promise<void> {
-  const state = await earlyUploadOf(deps.services, fileId);
-  if (state?.session) {
-    await deps.gemini.uploader.cancel(state.session.url);
-    if (await claimEarlySession(deps.services, fileId, 'refused')) earlyUploads.inc({ outcome: 'cancelled' });
-  }
-  await dropEarlyUpload(deps.services, fileId);
+  const session = (await earlyUploadOf(deps.services, fileId))?.session;
+  if (session) await deps.gemini.uploader.cancel(session.url);
+  if ((await dropEarlyUpload(deps.services, fileId)) && session) earlyUploads.inc({ outcome: 'cancelled' });
 }
 
 /**
@@ -221,7 +219,7 @@ export async function takeEarlySession(deps: UploadDeps, rec: FileRecord): Promi
   while (!(await lease.acquire())) {
     if (Date.now() > deadline) {
       // A sender that holds on this long is stuck: its session is left to it, and it stops at its next record.
-      await claimEarlySession(services, rec.id, 'taken');
+      await dropEarlyUpload(services, rec.id);
       return rec;
     }
     await sleep(POLL_MS);
@@ -241,7 +239,6 @@ async function takeUnderLease(deps: UploadDeps, rec: FileRecord): Promise<FileRe
   const usable = session && !rec.upload_url && state!.bytes === rec.bytes && session.mime === rec.mime_type;
   if (!usable) {
     if (session && session.url !== rec.upload_url) await deps.gemini.uploader.cancel(session.url);
-    await claimEarlySession(services, rec.id, 'taken');
     await dropEarlyUpload(services, rec.id);
     return rec;
   }
@@ -250,7 +247,6 @@ async function takeUnderLease(deps: UploadDeps, rec: FileRecord): Promise<FileRe
   const taken = { upload_url: session.url, upload_offset: session.offset };
   await services.files.update(rec.id, taken);
   crashPoint('early.taken');
-  await claimEarlySession(services, rec.id, 'taken');
   await dropEarlyUpload(services, rec.id);
   earlyUploads.inc({ outcome: 'taken' });
   return { ...rec, ...taken };

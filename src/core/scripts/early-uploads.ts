@@ -2,7 +2,7 @@
 
 /**
  * KEYS[1] the state; ARGV url, offset, mime, ttl seconds. Writes the session only when the state
- * exists and says receiving or accepted (a state dropped or taken is never written back).
+ * exists and says receiving or accepted (a state deleted is never written back).
  * Answers the outcome found ('' when there is no state).
  */
 export const RECORD_SESSION = `
