@@ -9,29 +9,60 @@ import { createReadStream } from 'node:fs';
 import OpenAI from 'openai';
 import { freePort, now, sleep, spawnNode, waitFor, type Proc, type Scope, type Stack } from './lib.js';
 
-/** Answers every POST, once its body is read, with a file object of the bytes it counted. */
+/**
+ * Answers every POST, once its body is read, with a file object of the bytes it counted. With
+ * STORE_DIR set it is the bare store instead: what any service that keeps an upload must do and
+ * nothing more (busboy's parse, a sha256, the file written to STORE_DIR, then deleted).
+ */
 const DRAIN_SERVER = `
 const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const store = process.env.STORE_DIR;
+const answer = (res, n) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ id: 'file-drain', object: 'file', bytes: n, created_at: 0, filename: 'f', purpose: 'user_data', status: 'uploaded' }));
+};
+let seq = 0;
 http.createServer((req, res) => {
   let n = 0;
-  req.on('data', (c) => { n += c.length; });
-  req.on('end', () => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ id: 'file-drain', object: 'file', bytes: n, created_at: 0, filename: 'f', purpose: 'user_data', status: 'uploaded' }));
+  if (!store) {
+    req.on('data', (c) => { n += c.length; });
+    req.on('end', () => answer(res, n));
+    return;
+  }
+  const bb = require('busboy')({ headers: req.headers });
+  let written = Promise.resolve();
+  bb.on('file', (_name, stream) => {
+    const hash = crypto.createHash('sha256');
+    const file = path.join(store, 'bare-' + process.pid + '-' + seq++);
+    const out = fs.createWriteStream(file, { highWaterMark: 1 << 20 });
+    stream.on('data', (c) => { n += c.length; hash.update(c); });
+    stream.pipe(out);
+    written = new Promise((resolve) => out.on('close', resolve)).then(() => { hash.digest('hex'); fs.rmSync(file, { force: true }); });
   });
+  bb.on('close', () => written.then(() => answer(res, n)));
+  req.pipe(bb);
 }).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('draining on ' + process.env.PORT));
 `;
 
 export interface IngestRuns {
   drainMs: number[];
   ferryMs: number[];
+  /** The same call to the bare store (parse, hash, write to the staging disk): the floor of any service that keeps the bytes. */
+  bareMs: number[];
   /** With blob staging: the Azure SDK staging the same file into the same Azurite (the store's ceiling). */
   plainStageMs: number[];
 }
 
-export async function startDrain(scope: Scope): Promise<{ url: string; proc: Proc }> {
+/** A draining server, or with `storeDir` the bare store writing there. */
+export async function startDrain(scope: Scope, storeDir?: string): Promise<{ url: string; proc: Proc }> {
   const port = await freePort();
-  const proc = spawnNode(scope, 'drain', ['-e', DRAIN_SERVER], { PORT: String(port) });
+  const proc = spawnNode(scope, storeDir ? 'bare-store' : 'drain', ['-e', DRAIN_SERVER], {
+    PORT: String(port),
+    ...(storeDir ? { STORE_DIR: storeDir } : {}),
+  });
   const url = `http://127.0.0.1:${port}/v1`;
   await waitFor('the drain server to listen', async () => (proc.tail().includes('draining on') ? true : null), { timeoutMs: 10_000 });
   return { url, proc };
@@ -48,6 +79,7 @@ async function sdkUpload(baseURL: string, apiKey: string, file: string): Promise
 export async function measureIngest(
   stack: Stack,
   drainUrl: string,
+  bareUrl: string | null,
   file: string,
   size: number,
   rounds: number,
@@ -55,12 +87,17 @@ export async function measureIngest(
   log: (line: string) => void,
   stagePlain: ((file: string) => Promise<number>) | null = null,
 ): Promise<IngestRuns> {
-  const runs: IngestRuns = { drainMs: [], ferryMs: [], plainStageMs: [] };
+  const runs: IngestRuns = { drainMs: [], ferryMs: [], bareMs: [], plainStageMs: [] };
   const client = new OpenAI({ baseURL: `${stack.apiUrl}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
   for (let r = 1; r <= rounds; r++) {
     const drained = await sdkUpload(drainUrl, 'drain', file);
     runs.drainMs.push(drained.ms);
     log(`  SDK → drain #${r}   ${(drained.ms / 1000).toFixed(2)} s`);
+    if (bareUrl) {
+      await sleep(500);
+      runs.bareMs.push((await sdkUpload(bareUrl, 'bare', file)).ms);
+      log(`  SDK → bare store #${r}   ${(runs.bareMs[r - 1] / 1000).toFixed(2)} s`);
+    }
     if (stagePlain) {
       runs.plainStageMs.push(await stagePlain(file));
       log(`  Azure SDK → Azurite #${r}   ${(runs.plainStageMs[r - 1] / 1000).toFixed(2)} s`);

@@ -12,7 +12,9 @@
  *                        best of each kind is compared, which steadies figures on a busy machine
  *   BENCH_INGEST_ROUNDS  rounds of the ingest comparison (default 5): the openai SDK's files.create to
  *                        Ferry's API against the same call to a server that only drains the body,
- *                        alternating, best of each compared (bench/ingest.ts); 0 skips it
+ *                        alternating, medians compared (bench/ingest.ts); 0 skips it. With local
+ *                        staging each round also sends it to a bare store (busboy, sha256, a file
+ *                        on the staging disk): what storing the bytes costs here, apart from Ferry
  *   BENCH_OVERLAP_ROUNDS rounds of the overlap step (default 3; 0 skips it): with a wait before each
  *                        chunk request at the emulator (BENCH_OVERLAP_CHUNK_LATENCY_MS, default 50:
  *                        Gemini across a network), the file sent file first and fields first with its
@@ -613,11 +615,14 @@ async function ingestComparison(ctx: SectionContext, rig: UploadRig): Promise<In
   if (rounds <= 0) return null;
   rig.log(`ingest: the openai SDK's files.create (${rounds} rounds, each: a draining server, then Ferry until processed)`);
   const drain = await startDrain(ctx.scope);
+  // With local staging, the bare store writes to the staging disk; with blob staging its reference is the Azure SDK's own stage.
+  const bare = rig.azureStaging ? null : await startDrain(ctx.scope, rig.stack.env.FERRY_STAGING_DIR);
   try {
     const stagePlain = rig.azureStaging ? (file: string) => rig.azureStaging!.stagePlain(file) : null;
-    return await measureIngest(rig.stack, drain.url, rig.file, rig.size, rounds, rig.quiet, rig.log, stagePlain);
+    return await measureIngest(rig.stack, drain.url, bare?.url ?? null, rig.file, rig.size, rounds, rig.quiet, rig.log, stagePlain);
   } finally {
     await drain.proc.stop();
+    await bare?.proc.stop();
   }
 }
 
@@ -767,10 +772,24 @@ function logIngest(rig: UploadRig, runs: IngestRuns) {
   rig.log(
     `ingest / ${stageMid === null ? 'drain' : 'slower of drain and Azurite stage'} (medians)  ${ratio.toFixed(2)}   target ≥ ${INGEST_RATIO_TARGET}   ${verdict(ratio >= INGEST_RATIO_TARGET)}   (best against best ${(best.drain / best.ferry).toFixed(2)})`,
   );
+  // How far the target is from what storing the bytes costs on this machine at all.
+  const bareMid = runs.bareMs.length ? median(runs.bareMs) : null;
+  if (bareMid !== null) {
+    rig.log(`SDK → bare store (median)      ${fmtRate(mbps(rig.size, bareMid))}   (busboy, sha256, a file on the staging disk; nothing else)`);
+    rig.log(`bare store / drain (medians)   ${(mid.drain / bareMid).toFixed(2)}   (the most any service that stores the bytes reaches here)`);
+    rig.log(`ingest / bare store (medians)  ${(bareMid / mid.ferry).toFixed(2)}   (Ferry's own overhead; 1.00 is none)`);
+  }
   return {
     drain_ms: runs.drainMs.map((ms) => round(ms)),
     ferry_ms: runs.ferryMs.map((ms) => round(ms)),
     ...(stageMid !== null ? { azurite_plain_stage_ms: runs.plainStageMs.map((ms) => round(ms)) } : {}),
+    ...(bareMid !== null
+      ? {
+          bare_store_ms: runs.bareMs.map((ms) => round(ms)),
+          bare_store_vs_drain: round(mid.drain / bareMid, 3),
+          ferry_vs_bare_store: round(bareMid / mid.ferry, 3),
+        }
+      : {}),
     drain_median_mbps: round(mbps(rig.size, mid.drain)),
     ferry_median_mbps: round(mbps(rig.size, mid.ferry)),
     ratio: round(ratio, 3),
