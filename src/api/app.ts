@@ -26,6 +26,7 @@ import { chatRouter } from './chat.js';
 import { responsesRouter } from './responses.js';
 import { embeddingsRouter } from './embeddings.js';
 import { modelsRouter } from './models.js';
+import { organizationRouter } from './usage.js';
 import { filesRouter } from './files.js';
 import { uploadsRouter } from './uploads.js';
 import { jobsRouter } from './jobs.js';
@@ -56,6 +57,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/webhook_endpoints', webhookEndpointsRouter(deps));
   v1.use('/webhook_deliveries', webhookDeliveriesRouter(deps));
   v1.use('/models', modelsRouter(deps));
+  v1.use('/organization', organizationRouter(deps));
   app.use('/v1', v1);
 
   app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));

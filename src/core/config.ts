@@ -5,6 +5,7 @@
  */
 import { modelIdOf } from './models.js';
 import { readFileSync } from 'node:fs';
+import { loadPriceTable, PriceError, type PriceTable } from './prices.js';
 import path from 'node:path';
 
 export class ConfigError extends Error {
@@ -62,6 +63,8 @@ export interface Config {
   geminiTpm: number;
   /** FERRY_MODELS: the Gemini models offered (`/v1/models` and requests); null offers every model the key can use. */
   models: string[] | null;
+  /** The prices calls are costed at: built in, with FERRY_PRICES_FILE laid over them. */
+  prices: PriceTable;
   webhookRetrySchedule: number[];
   webhookTimeoutSeconds: number;
   webhookMaxPayloadBytes: number;
@@ -366,12 +369,23 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
   };
 }
 
-function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models'> {
+function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
     models: modelList(env),
+    prices: prices(env),
   };
+}
+
+/** FERRY_PRICES_FILE, read and checked at start-up: a wrong price is found before any call is costed with it. */
+function prices(env: Env): PriceTable {
+  try {
+    return loadPriceTable(str(env, 'FERRY_PRICES_FILE'));
+  } catch (err) {
+    if (err instanceof PriceError) throw new ConfigError('FERRY_PRICES_FILE', err.message);
+    throw err;
+  }
 }
 
 /** FERRY_MODELS: model ids, comma-separated (`models/` prefixes dropped). */

@@ -58,6 +58,27 @@ export class Keys {
   quota(project: string, model: string, part = '') {
     return `${this.prefix}:quota:${this.tag(`${project}:${model}`)}${part}`;
   }
+  /**
+   * A tenant's usage ledger, all in the tenant's slot (one script records a call in all of them):
+   * a recorded call's id (it is never counted twice), a day's totals by hour, an hour's by minute,
+   * and a batch's totals.
+   */
+  usageCall(tenant: string, callId: string) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:call:${callId}`;
+  }
+  usageDay(tenant: string, day: number) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:day:${day}`;
+  }
+  usageHour(tenant: string, hour: number) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:hour:${hour}`;
+  }
+  usageBatch(tenant: string, batchId: string) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:batch:${batchId}`;
+  }
+  /** The tenants that have usage (the admin key's reports go through them). */
+  usageTenants() {
+    return `${this.prefix}:usage-tenants`;
+  }
   /** Held while one process sweeps the staging store for unfinished writes (at most one sweep per period). */
   stagingSweep() {
     return `${this.prefix}:staging-sweep`;

@@ -32,6 +32,20 @@ export const earlyUploads = new client.Counter({
   registers: [registry],
 });
 
+export const usageTokens = new client.Counter({
+  name: 'ferry_usage_tokens_total',
+  help: 'Gemini tokens recorded in the usage ledger, by tenant, model, billed tier and kind (input, cached, output)',
+  labelNames: ['tenant', 'model', 'tier', 'kind'] as const,
+  registers: [registry],
+});
+
+export const usageCost = new client.Counter({
+  name: 'ferry_usage_cost_usd_total',
+  help: 'Cost of the Gemini calls recorded in the usage ledger, in USD at the configured prices, by tenant, model and billed tier',
+  labelNames: ['tenant', 'model', 'tier'] as const,
+  registers: [registry],
+});
+
 export const jobDuration = new client.Histogram({
   name: 'ferry_job_duration_seconds',
   help: 'Duration of worker jobs by queue and outcome',

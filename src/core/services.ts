@@ -19,6 +19,7 @@ import { DeliveryStore, EndpointStore } from './records/webhooks.js';
 import { LocalStagingStore, type StagingStore } from './staging.js';
 import { PartedStaging } from './staging-parts.js';
 import { UPLOAD_TTL_SECONDS, UploadStore } from './records/uploads.js';
+import { UsageLedger } from './records/usage.js';
 
 export interface Services {
   config: Config;
@@ -34,6 +35,8 @@ export interface Services {
   deliveries: DeliveryStore;
   staging: PartedStaging;
   uploads: UploadStore;
+  /** Every Gemini call's tokens and cost (the usage and costs reports, a batch's usage). */
+  usage: UsageLedger;
   queues: { [Q in QueueName]: Queue<QueueData[Q]> };
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
@@ -80,6 +83,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     batches: new BatchStore(redis, keys, config.jobRetentionSeconds),
     idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
     models: new ModelCatalog(redis, keys),
+    usage: new UsageLedger(redis, keys),
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: new PartedStaging(opts.staging ?? new LocalStagingStore(config.stagingDir)),

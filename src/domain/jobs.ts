@@ -17,6 +17,7 @@ import { emitSafely } from './webhooks.js';
 import { onLineFinal } from './batches.js';
 import { jobStream } from './job-stream.js';
 import { nowSeconds } from '../core/time.js';
+import type { BilledTier } from '../core/prices.js';
 
 /**
  * The request a job's record keeps: the body as `validateChatRequest` checked it (records are
@@ -24,6 +25,12 @@ import { nowSeconds } from '../core/time.js';
  */
 export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request as ChatRequest;
 export const responseRequestOf = (rec: JobRecord): ResponseRequest => rec.request as ResponseRequest;
+
+/** The tier a job's call is made (and billed) at: the `service_tier` it asked for, standard otherwise. */
+export function billedTierOf(rec: JobRecord): BilledTier {
+  const tier = (rec.request as { service_tier?: string | null } | undefined)?.service_tier;
+  return tier === 'flex' || tier === 'priority' ? tier : 'standard';
+}
 
 export interface BatchLine {
   batchId: string;

@@ -115,7 +115,9 @@ async function answerLine(ctx: EmulatorContext, batch: Batch, line: BatchLine): 
 async function generateLine(ctx: EmulatorContext, model: string, request: unknown): Promise<Json> {
   const facts = collectFacts(ctx.files, model, request);
   await ctx.remoteFiles.resolve(facts);
-  return responseJson(buildReply(facts, request as Json));
+  const reply = buildReply(facts, request as Json);
+  ctx.billing.bill(model, reply.usageMetadata, { batch: true });
+  return responseJson(reply);
 }
 
 /** `{response}` or `{error}` of a line; an inline embedding response also carries its token count. */

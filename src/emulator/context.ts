@@ -2,6 +2,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EmulatedBatches } from './batch-store.js';
+import type { Billing } from './billing.js';
 import type { FaultDecision, FaultInjector } from './faults.js';
 import type { EmulatedFiles } from './file-store.js';
 import type { LatencyModel } from './latency.js';
@@ -30,6 +31,8 @@ export interface EmulatorContext {
   /** Listening address as a base URL (no trailing slash); known once the server listens. */
   baseUrl: string;
   stats: StatsCollector;
+  /** What the model calls were billed (GET /_emulator/billing). */
+  billing: Billing;
   faults: FaultInjector;
   files: EmulatedFiles;
   uploads: EmulatedUploads;

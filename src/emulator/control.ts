@@ -21,6 +21,7 @@ export function resetState(ctx: EmulatorContext): void {
   ctx.files.clear();
   ctx.uploads.clear();
   ctx.stats.reset();
+  ctx.billing.reset();
   ctx.faults.reset();
   ctx.quota.clearUsage();
   ctx.latency.restart();
@@ -33,6 +34,9 @@ export const statsSnapshot = (ctx: EmulatorContext) => ({
 });
 
 export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, statsSnapshot(ctx));
+
+/** What the model calls were billed since start (or the last reset), per model, tier and mode. */
+export const handleGetBilling: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.billing.snapshot());
 
 export const handleGetFaults: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.faults.list());
 

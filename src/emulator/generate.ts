@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EmulatorContext, Handler, RequestInfo } from './context.js';
 import { JSON_TYPE, readJson, sendJson, sleep } from './http.js';
-import { buildReply, collectFacts, type Candidate, type Reply } from './model.js';
+import { buildReply, collectFacts, servedTier, type Candidate, type Reply } from './model.js';
 import { requireMethod } from './models.js';
 
 /** Streamed text goes out in this many chunks. */
@@ -45,6 +45,7 @@ async function generate(
   await ctx.remoteFiles.resolve(facts);
   await admitModelCall(ctx, model, facts.promptTokens);
   const reply = buildReply(facts, body as Record<string, unknown>);
+  ctx.billing.billWhenSent(res, model, reply.usageMetadata, servedTier(body));
   if (!stream) return sendJson(res, 200, responseJson(reply));
 
   const chunks = streamChunks(reply);

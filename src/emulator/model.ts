@@ -193,10 +193,17 @@ function remoteFact(facts: PromptFacts, url: URL, fileData: Json, where: string)
   return fact;
 }
 
+const tierName = (tier: unknown) => (typeof tier === 'string' ? tier.toLowerCase().replace(/^service_tier_/, '') : '');
+
+/** The tier a (valid) request is served and billed at: `serviceTier`, standard when absent or unspecified. */
+export function servedTier(body: unknown): string {
+  const name = tierName((body as { serviceTier?: unknown } | null)?.serviceTier);
+  return name && name !== 'unspecified' ? name : 'standard';
+}
+
 function checkServiceTier(tier: unknown): void {
   if (tier === undefined || tier === null) return;
-  const name = typeof tier === 'string' ? tier.toLowerCase().replace(/^service_tier_/, '') : '';
-  if (!SERVICE_TIERS.has(name)) {
+  if (!SERVICE_TIERS.has(tierName(tier))) {
     throw invalidArgument(
       `Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta.ServiceTier), ${JSON.stringify(tier)}`,
     );

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { checkApiKey } from './auth.js';
 import { EmulatedBatches } from './batch-store.js';
+import { Billing } from './billing.js';
 import {
   endBatch,
   handleCancelBatch,
@@ -25,6 +26,7 @@ import {
   handleGetLatency,
   handleGetQuota,
   handleGetStats,
+  handleGetBilling,
   handlePutBatchSetting,
   handlePutFaults,
   handlePutLatency,
@@ -148,6 +150,7 @@ const ROUTE_TABLE: RouteSpec[] = [
     handler: handleCancelBatch,
   },
   { methods: ['GET'], pattern: /^\/_emulator\/stats$/, handler: handleGetStats },
+  { methods: ['GET'], pattern: /^\/_emulator\/billing$/, handler: handleGetBilling },
   { methods: ['GET'], pattern: /^\/_emulator\/faults$/, handler: handleGetFaults },
   { methods: ['PUT'], pattern: /^\/_emulator\/faults$/, handler: handlePutFaults },
   { methods: ['GET'], pattern: /^\/_emulator\/quota$/, handler: handleGetQuota },
@@ -303,6 +306,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     opts,
     baseUrl: '',
     stats,
+    billing: new Billing(),
     faults: new FaultInjector(opts.seed, stats),
     files: new EmulatedFiles(opts),
     uploads: new EmulatedUploads(),

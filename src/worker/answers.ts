@@ -12,6 +12,7 @@ import { chatRequestOf, completionIds, embeddingRequestOf, responseRequestOf } f
 import { encodeVector, type EmbeddingResult } from '../openai/embeddings.js';
 import { embedTexts } from '../providers/gemini/embeddings.js';
 import { jobStream } from '../domain/job-stream.js';
+import type { GeminiUsage } from '../domain/usage.js';
 import { FINAL_EVENT, responseIdOf, responseObject, type ResponseEvent } from '../openai/response-object.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
 import type { GeminiProvider } from '../providers/gemini/index.js';
@@ -31,6 +32,8 @@ export type Inputs = ResponseInputs;
 export interface Answer {
   result: Record<string, unknown>;
   promptTokens: number | undefined;
+  /** What Gemini billed for the call (none for embeddings: Gemini reports no usage for them). */
+  usage?: GeminiUsage;
 }
 
 interface CallDeps {
@@ -63,7 +66,7 @@ export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs,
   const ids = completionIds(rec);
   if (!rec.stream) {
     const r = await generate(deps.gemini.ai, request);
-    return { result: await resultFor(rec, r), promptTokens: r.usageMetadata?.promptTokenCount };
+    return { result: await resultFor(rec, r), promptTokens: r.usageMetadata?.promptTokenCount, usage: r.usageMetadata };
   }
   const stream = jobStream(deps.services);
   let last: GenerateContentResponse | undefined;
@@ -76,7 +79,7 @@ export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs,
   });
   const usage = last ? (usageOf(last) ?? null) : null;
   await stream.appendUsage(rec.id, usage);
-  return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount };
+  return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount, usage: last?.usageMetadata };
 }
 
 /** An embeddings job's calls (Gemini embeds up to 100 texts a call): the vectors, as base64. */
@@ -117,7 +120,7 @@ export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inp
       });
       return generate(deps.gemini.ai, request);
     });
-    return { result: await resultFor(rec, last), promptTokens: last.usageMetadata?.promptTokenCount };
+    return { result: await resultFor(rec, last), promptTokens: last.usageMetadata?.promptTokenCount, usage: last.usageMetadata };
   }
   const events = new EventLog(deps.services, rec, onFirst);
   const writer = outputWriter(rec, (e) => events.send(e));
@@ -127,7 +130,7 @@ export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inp
   });
   const outcome = await writer.finish();
   await events.send({ type: FINAL_EVENT[outcome.status], response: responseObject(rec, outcome.status, outcome) });
-  return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount };
+  return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount, usage: last?.usageMetadata };
 }
 
 /**

@@ -34,6 +34,8 @@ import { JsonlSink } from './batch-output.js';
 import { fetchImages, fileUrlParts } from './images.js';
 import { geminiRequestFor, resultFor } from './answers.js';
 import { embeddingInputLines, forgetGathered, gatherEmbedding, partKeys } from './gemini-batch-embeddings.js';
+import { crashPoint } from '../core/crash-points.js';
+import { recordUsage } from '../domain/usage.js';
 
 export interface GeminiBatchDeps {
   services: Services;
@@ -388,6 +390,10 @@ async function recordAnswer(services: Services, batch: BatchRecord, i: number, l
     return forgetGathered(services, batch.id, i);
   }
   if (line.response) {
+    // Named by the line: answers read again (after a crash) are counted once.
+    const call = { tenant: rec.tenant, model: rec.model, tier: 'batch' as const, batchId: batch.id, callId: `gemini-batch:${batch.id}:${i}` };
+    await recordUsage(services, call, line.response.usageMetadata);
+    crashPoint('gemini-batch.usage-recorded');
     const result = await resultFor(rec, line.response);
     return endLine(services, batch.id, i, rec, { status: 'succeeded', result, error: null });
   }

@@ -31,7 +31,8 @@ import { fetchImages, fileUrlParts } from './images.js';
 import { ANSWERS, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
-import { announceIfFinal, announceJobFinal, failureOf, inputParamOf } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, billedTierOf, failureOf, inputParamOf } from '../domain/jobs.js';
+import { recordUsage } from '../domain/usage.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 import { nowSeconds } from '../core/time.js';
@@ -220,6 +221,9 @@ async function callAndRecord(
       if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err, turn.decision);
       throw err;
     }
+    // Recorded before anything else: a process killed after this line leaves a retry that calls
+    // (and is billed) again, and is recorded again; one killed before it loses this call's count.
+    await recordUsage(services, { tenant: rec.tenant, model: rec.model, tier: billedTierOf(rec), batchId: rec.batch_id ?? null }, answer.usage);
     crashPoint('generate.answered');
     await deps.admission.succeeded(turn.req, turn.decision, answer.promptTokens).catch(() => {});
     await recordSuccess(services, rec, answer.result, release);

@@ -11,6 +11,7 @@ import { CLAIM, FORGET, RELEASE_CLAIM, RENEW_CLAIM } from './idempotency.js';
 import { ACQUIRE } from './limits.js';
 import { RELEASE, RENEW } from './locks.js';
 import { CREATE, TRANSITION, UPDATE_IF_EXISTS } from './records.js';
+import { RECORD_USAGE } from './usage.js';
 
 /** Every script names its keys (each in one slot of a cluster: see Keys). */
 const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
   ferryIdemRelease: { numberOfKeys: 1, lua: RELEASE_CLAIM },
   ferryIdemForget: { numberOfKeys: 1, lua: FORGET },
   ferryEarlyRecord: { numberOfKeys: 1, lua: RECORD_SESSION },
+  ferryRecordUsage: { numberOfKeys: 4, lua: RECORD_USAGE },
 };
 
 /** A connection with Ferry's scripts as commands. */
@@ -64,6 +66,7 @@ export type Scripted = Redis & {
   ferryIdemRenew(key: string, owner: string, leaseMs: number): Promise<number>;
   ferryIdemRelease(key: string, owner: string): Promise<number>;
   ferryIdemForget(key: string, id: string): Promise<number>;
+  ferryRecordUsage(call: string, day: string, hour: string, batch: string, ...args: (string | number)[]): Promise<number>;
 };
 
 /** Adds the scripts to a connection (once: a connection that has them is answered as it is). */
