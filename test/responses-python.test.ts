@@ -161,6 +161,15 @@ describe('the Python openai SDK against /v1/responses of `npm start`', () => {
 
       assert.deepEqual(r.by_url, { refused: true, param: 'url', code: 'url_not_allowed' });
 
+      // Every response the script made was recorded in the usage ledger, and priced.
+      assert.ok(r.usage.requests >= 6, `the script's calls are in the ledger (${r.usage.requests})`);
+      assert.ok(r.usage.input_tokens > 0);
+      assert.deepEqual(r.usage.models, [MODEL]);
+      assert.deepEqual(r.usage.tiers, ['default']);
+      assert.ok(r.usage.cost > 0);
+      assert.ok(r.usage.line_items.includes(`${MODEL}, input`), r.usage.line_items.join('; '));
+      assert.equal(r.usage.bad_width_param, 'bucket_width');
+
       assert.equal(r.file.file_status, 'processed');
       assert.equal(r.file.status, 'completed');
       assert.ok(r.file.provider_file, 'the processed file names its Gemini copy');

@@ -25,7 +25,12 @@ interface BillingLine extends Billed {
   batch: boolean;
 }
 
-const billedOf = (b: Billed): Billed => ({ requests: b.requests, inputTokens: b.inputTokens, cachedTokens: b.cachedTokens, outputTokens: b.outputTokens });
+const billedOf = (b: Billed): Billed => ({
+  requests: b.requests,
+  inputTokens: b.inputTokens,
+  cachedTokens: b.cachedTokens,
+  outputTokens: b.outputTokens,
+});
 
 async function billing(ferry: Ferry): Promise<{ lines: BillingLine[]; totals: Billed }> {
   const b = (await (await fetch(`${ferry.emulator.url}/_emulator/billing`)).json()) as { lines: BillingLine[]; totals: Billed };
@@ -58,12 +63,17 @@ const sum = (rs: any[]) => ({
 const dayStart = () => Math.floor(Date.now() / 1000 / 86400) * 86400 - 86400;
 
 const exited = (child: ChildProcess) =>
-  new Promise<string | null>((resolve) => (child.exitCode !== null || child.signalCode ? resolve(child.signalCode) : child.once('exit', (_c, s) => resolve(s))));
+  new Promise<string | null>((resolve) =>
+    child.exitCode !== null || child.signalCode ? resolve(child.signalCode) : child.once('exit', (_c, s) => resolve(s)),
+  );
 
 describe('usage ledger: a 1,000-line batch through faults and killed workers', () => {
   let ferry: Ferry;
   before(async () => {
-    ferry = await startFerry({ workers: false, env: { FERRY_JOB_LOCK_MS: '2000', FERRY_BATCH_CONCURRENCY: '32', FERRY_BATCH_MAX_LINES: '2000' } });
+    ferry = await startFerry({
+      workers: false,
+      env: { FERRY_JOB_LOCK_MS: '2000', FERRY_BATCH_CONCURRENCY: '32', FERRY_BATCH_MAX_LINES: '2000' },
+    });
   });
   after(() => ferry.close());
 
@@ -105,7 +115,10 @@ describe('usage ledger: a 1,000-line batch through faults and killed workers', (
     // The same totals in every bucket width, and in the batch's own.
     assert.deepEqual(sum(await usageResults(ferry, KEYS.a, { start_time: dayStart(), bucket_width: '1d' })), billed.totals);
     const now = Math.floor(Date.now() / 1000);
-    assert.deepEqual(sum(await usageResults(ferry, KEYS.a, { start_time: now - 1800, end_time: now + 60, bucket_width: '1m', limit: 1440 })), billed.totals);
+    assert.deepEqual(
+      sum(await usageResults(ferry, KEYS.a, { start_time: now - 1800, end_time: now + 60, bucket_width: '1m', limit: 1440 })),
+      billed.totals,
+    );
     const ofBatch = await ferry.services.usage.ofBatch('tenant-a', created.id);
     assert.deepEqual(
       { requests: ofBatch.requests, inputTokens: ofBatch.input, cachedTokens: ofBatch.cached, outputTokens: ofBatch.output },
@@ -127,15 +140,22 @@ describe('usage ledger: live calls', () => {
       const res = await ferry.fetch('/v1/chat/completions', {
         method: 'POST',
         headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-        body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `question number ${i} ${'word '.repeat(i % 17)}` }] }),
+        body: JSON.stringify({
+          model: 'gemini-2.5-flash',
+          messages: [{ role: 'user', content: `question number ${i} ${'word '.repeat(i % 17)}` }],
+        }),
       });
       assert.equal(res.status, 202);
       const { id } = (await res.json()) as { id: string };
-      await eventually(async () => {
-        const job = (await (await ferry.fetch(`/v1/jobs/${id}?wait=10`)).json()) as { status: string };
-        assert.notEqual(job.status, 'failed');
-        return job.status === 'succeeded';
-      }, 60_000, `job ${id}`);
+      await eventually(
+        async () => {
+          const job = (await (await ferry.fetch(`/v1/jobs/${id}?wait=10`)).json()) as { status: string };
+          assert.notEqual(job.status, 'failed');
+          return job.status === 'succeeded';
+        },
+        60_000,
+        `job ${id}`,
+      );
     });
     const streams = Array.from({ length: 5 }, async (_, i) => {
       const stream = await client.chat.completions.create({
@@ -157,7 +177,17 @@ describe('usage ledger: live calls', () => {
     const flexRows = rows.filter((r) => r.service_tier === 'flex');
     const flexBilled = billed.lines.filter((l) => l.tier === 'flex');
     assert.equal(flexRows.length, 1);
-    assert.deepEqual(sum(flexRows), sum(flexBilled.map((l) => ({ num_model_requests: l.requests, input_tokens: l.inputTokens, input_cached_tokens: l.cachedTokens, output_tokens: l.outputTokens }))));
+    assert.deepEqual(
+      sum(flexRows),
+      sum(
+        flexBilled.map((l) => ({
+          num_model_requests: l.requests,
+          input_tokens: l.inputTokens,
+          input_cached_tokens: l.cachedTokens,
+          output_tokens: l.outputTokens,
+        })),
+      ),
+    );
     assert.equal(flexRows[0].num_model_requests, 4);
     assert.ok(rows.every((r) => r.model === 'gemini-2.5-flash' && r.batch === null));
 
@@ -170,7 +200,11 @@ describe('usage ledger: live calls', () => {
     const totalValue = total.data.flatMap((b: any) => b.results).reduce((s: number, r: any) => s + r.amount.value, 0);
     assert.ok(Math.abs(items.reduce((s: number, r: any) => s + r.amount.value, 0) - totalValue) < 1e-9);
     const expected = rows.reduce((s, r) => {
-      const c = costOf(ferry.config.prices, 'gemini-2.5-flash', r.service_tier === 'flex' ? 'flex' : 'standard', { input: r.input_tokens, cached: r.input_cached_tokens, output: r.output_tokens })!;
+      const c = costOf(ferry.config.prices, 'gemini-2.5-flash', r.service_tier === 'flex' ? 'flex' : 'standard', {
+        input: r.input_tokens,
+        cached: r.input_cached_tokens,
+        output: r.output_tokens,
+      })!;
       return s + c.input + c.cached + c.output;
     }, 0);
     assert.ok(Math.abs(totalValue - expected) < 1e-6 * 309, `cost ${totalValue} ≈ ${expected}`);
@@ -191,7 +225,10 @@ describe('usage ledger: live calls', () => {
     assert.equal(first.object, 'page');
     assert.equal(first.data.length, 2);
     assert.equal(first.has_more, true);
-    assert.deepEqual(first.data.map((b: any) => b.object), ['bucket', 'bucket']);
+    assert.deepEqual(
+      first.data.map((b: any) => b.object),
+      ['bucket', 'bucket'],
+    );
     assert.equal(first.data[1].start_time - first.data[0].start_time, 3600);
     const all = await usageResults(ferry, KEYS.a, { start_time: start, bucket_width: '1h', limit: 2 });
     const whole = await usageResults(ferry, KEYS.a, { start_time: start, bucket_width: '1d' });
@@ -255,13 +292,20 @@ describe('prices', () => {
     assert.ok(Math.abs(std.cached - 0.4 * 0.25) < 1e-9);
     assert.ok(Math.abs(std.output - 0.1 * 15) < 1e-9);
     const short = costOf(t, 'gemini-2.5-pro', 'standard', { input: 100_000, cached: 40_000, output: 100_000 })!;
-    assert.ok(Math.abs(short.input - 0.06 * 1.25) < 1e-9 && Math.abs(short.cached - 0.04 * 0.125) < 1e-9 && Math.abs(short.output - 0.1 * 10) < 1e-9);
+    assert.ok(
+      Math.abs(short.input - 0.06 * 1.25) < 1e-9 &&
+        Math.abs(short.cached - 0.04 * 0.125) < 1e-9 &&
+        Math.abs(short.output - 0.1 * 10) < 1e-9,
+    );
     const flex = costOf(t, 'gemini-2.5-pro', 'flex', { input: 1000, cached: 0, output: 0 })!;
     const batch = costOf(t, 'gemini-2.5-pro', 'batch', { input: 1000, cached: 0, output: 0 })!;
     const priority = costOf(t, 'gemini-2.5-pro', 'priority', { input: 1000, cached: 0, output: 0 })!;
     assert.ok(Math.abs(flex.input - 0.00125 / 2) < 1e-12 && Math.abs(batch.input - flex.input) < 1e-12);
     assert.ok(priority.input > 0.00125 * 1.7);
-    assert.ok(costOf(t, 'gemini-2.5-flash-preview-09-2025', 'standard', { input: 1e6, cached: 0, output: 0 })!.input === 0.3, 'a dated variant has its family’s price');
+    assert.ok(
+      costOf(t, 'gemini-2.5-flash-preview-09-2025', 'standard', { input: 1e6, cached: 0, output: 0 })!.input === 0.3,
+      'a dated variant has its family’s price',
+    );
     assert.equal(costOf(t, 'not-a-model', 'standard', { input: 1, cached: 0, output: 0 }), null);
   });
 
@@ -276,5 +320,63 @@ describe('prices', () => {
       () => loadConfig({ FERRY_PRICES_FILE: '/nonexistent/prices.json' }),
       (e: unknown) => e instanceof ConfigError && /FERRY_PRICES_FILE/.test(e.message),
     );
+  });
+});
+
+describe('budgets', () => {
+  let ferry: Ferry;
+  const keyC = 'sk-test-tenant-c';
+  // About ten calls of a short question to gemini-2.5-flash for tenant-a; about twenty for tenant-c.
+  before(async () => {
+    ferry = await startFerry({
+      env: {
+        FERRY_API_KEYS: `${KEYS.a}:tenant-a,${KEYS.b}:tenant-b,${keyC}:tenant-c`,
+        FERRY_TENANT_BUDGETS: 'tenant-a:0.0002,tenant-c:0.0004',
+        FERRY_BATCH_CONCURRENCY: '1',
+      },
+    });
+  });
+  after(() => ferry.close());
+
+  const ask = (client: OpenAI, i: number) =>
+    client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `a short question, number ${i}` }] });
+
+  test(
+    'a tenant over its budget gets 429 insufficient_quota naming the setting; the others are untouched',
+    { timeout: 60_000 },
+    async () => {
+      const a = ferry.client();
+      let answered = 0;
+      let refusal: any = null;
+      for (let i = 0; i < 40 && !refusal; i++) {
+        try {
+          await ask(a, i);
+          answered++;
+        } catch (e) {
+          refusal = e;
+        }
+      }
+      assert.ok(refusal, 'refused once the budget was spent');
+      assert.ok(answered >= 5 && answered <= 15, `${answered} calls fit in the budget`);
+      assert.equal(refusal.status, 429);
+      assert.equal(refusal.error.type, 'insufficient_quota');
+      assert.equal(refusal.error.code, 'insufficient_quota');
+      assert.match(refusal.error.message, /FERRY_TENANT_BUDGETS/);
+      await assert.rejects(createBatch(a, requests(2, 'late')), (e: any) => e.status === 429 && e.error.type === 'insufficient_quota');
+      assert.ok((await ask(ferry.client(KEYS.b), 0)).choices[0].message.content);
+    },
+  );
+
+  test('a batch that spends its tenant’s budget stops taking lines: the rest end budget_exceeded', { timeout: 60_000 }, async () => {
+    const c = ferry.client(keyC);
+    const input = requests(60, 'bud').map((l) => ({ ...l, body: { ...(l.body as object), model: 'gemini-2.5-flash' } }));
+    const b = await waitFinal(c, (await createBatch(c, input)).id, 50);
+    assert.equal(b.status, 'completed');
+    const { out, err } = await results(c, b, idsOf(input));
+    assert.equal(out.length + err.length, 60);
+    assert.ok(out.length >= 5 && err.length >= 20, `${out.length} answered, ${err.length} refused`);
+    assert.ok(err.every((l) => l.error.code === 'budget_exceeded'));
+    const spent = await ferry.services.usage.monthCostUsd('tenant-c');
+    assert.ok(spent >= 0.0004 && spent < 0.0004 + 0.0001, `spent ${spent}: one line past the budget at most`);
   });
 });

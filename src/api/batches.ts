@@ -61,6 +61,7 @@ async function createBatch(deps: ApiDeps, req: Request, res: Response): Promise<
   const params = checkBatchCreate((req.body ?? {}) as Record<string, unknown>, config.batch.execution);
   const input = await usableInput(deps, tenant, params.input_file_id);
   const { record: rec, created } = await acceptOnce(services, {
+    budgeted: true,
     store: batches,
     record: newBatchRecord({ id: newId('batch', Date.now(), '_'), tenant, params, createdAt: nowSeconds() }),
     idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),

@@ -53,6 +53,7 @@ export function chatRouter(deps: ApiDeps): Router {
 
     const webhookUrl = await requestWebhookUrl(deps, tenant, chat.body.webhook_url);
     const { record: rec, created } = await acceptOnce(services, {
+      budgeted: true,
       store: jobs,
       record: newJobRecord({ id: newId('job'), tenant, chat, webhookUrl }),
       idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),

@@ -28,6 +28,7 @@ export function embeddingsRouter(deps: ApiDeps): Router {
     const embedding = validateEmbeddingRequest(req.body);
     await checkRequestModel(services, embedding.model, undefined, 'embedContent');
     const { record: rec, created } = await acceptOnce(services, {
+      budgeted: true,
       store: services.jobs,
       record: newEmbeddingRecord({ id: newId('job'), tenant, embedding }),
       idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),

@@ -110,6 +110,7 @@ async function acceptResponse(deps: ApiDeps, req: Request, tenant: string): Prom
     if (!use.usable) throw use.error;
   }
   const { record, created } = await acceptOnce(services, {
+    budgeted: true,
     store: services.jobs,
     record: rec,
     idempotencyKey: Idempotency.keyOf(req.headers['idempotency-key']),

@@ -65,6 +65,8 @@ export interface Config {
   models: string[] | null;
   /** The prices calls are costed at: built in, with FERRY_PRICES_FILE laid over them. */
   prices: PriceTable;
+  /** FERRY_TENANT_BUDGETS: a tenant's spend limit per calendar month (UTC), in USD; a tenant not named has none. */
+  tenantBudgets: Map<string, number>;
   webhookRetrySchedule: number[];
   webhookTimeoutSeconds: number;
   webhookMaxPayloadBytes: number;
@@ -369,13 +371,34 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
   };
 }
 
-function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices'> {
+function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
     models: modelList(env),
     prices: prices(env),
+    tenantBudgets: budgets(env),
   };
+}
+
+/** FERRY_TENANT_BUDGETS: `tenant:usd` pairs, comma-separated. */
+function budgets(env: Env): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const entry of (str(env, 'FERRY_TENANT_BUDGETS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const at = entry.lastIndexOf(':');
+    const usd = Number(entry.slice(at + 1));
+    if (at <= 0 || !/^\d+(\.\d+)?$/.test(entry.slice(at + 1)) || !Number.isFinite(usd)) {
+      throw new ConfigError(
+        'FERRY_TENANT_BUDGETS',
+        `expected tenant:usd pairs, comma-separated (e.g. "acme:500,beta:20.5"); "${entry}" is not one.`,
+      );
+    }
+    out.set(entry.slice(0, at), usd);
+  }
+  return out;
 }
 
 /** FERRY_PRICES_FILE, read and checked at start-up: a wrong price is found before any call is costed with it. */

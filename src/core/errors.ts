@@ -70,6 +70,8 @@ export class InternalError extends kind(500, 'server_error', 'internal_error') {
   }
 }
 export class UnavailableError extends kind(503, 'server_error', 'service_unavailable') {}
+/** OpenAI's answer when the spending limit is reached (the SDKs raise RateLimitError for it). */
+export class InsufficientQuotaError extends kind(429, 'insufficient_quota', 'insufficient_quota') {}
 
 /** Redis, where records and queues live, does not answer: retryable, so the SDKs try again. */
 export function storeUnavailable(): UnavailableError {

@@ -72,6 +72,10 @@ export class Keys {
   usageHour(tenant: string, hour: number) {
     return `${this.prefix}:usage:${this.tag(tenant)}:hour:${hour}`;
   }
+  /** A month's cost (UTC, `yyyymm`), for the tenant's budget. */
+  usageMonth(tenant: string, month: string) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:month:${month}`;
+  }
   usageBatch(tenant: string, batchId: string) {
     return `${this.prefix}:usage:${this.tag(tenant)}:batch:${batchId}`;
   }

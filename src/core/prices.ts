@@ -32,13 +32,43 @@ export interface PriceTable {
   multipliers: Record<BilledTier, number>;
 }
 
-type PriceInput = Partial<Record<'input' | 'output' | 'cached_input' | 'cache_storage_per_hour' | 'long_context_tokens' | 'input_long' | 'output_long' | 'cached_input_long', number | null>>;
+type PriceInput = Partial<
+  Record<
+    | 'input'
+    | 'output'
+    | 'cached_input'
+    | 'cache_storage_per_hour'
+    | 'long_context_tokens'
+    | 'input_long'
+    | 'output_long'
+    | 'cached_input_long',
+    number | null
+  >
+>;
 
 /** Google's list prices (ai.google.dev/gemini-api/docs/pricing); Flex and Batch half, Priority 75–100% more (1.8 here). */
 const BUILT_IN: Record<string, PriceInput> = {
-  'gemini-3-pro-preview': { input: 2, output: 12, cached_input: 0.2, cache_storage_per_hour: 4.5, long_context_tokens: 200_000, input_long: 4, output_long: 18, cached_input_long: 0.4 },
+  'gemini-3-pro-preview': {
+    input: 2,
+    output: 12,
+    cached_input: 0.2,
+    cache_storage_per_hour: 4.5,
+    long_context_tokens: 200_000,
+    input_long: 4,
+    output_long: 18,
+    cached_input_long: 0.4,
+  },
   'gemini-3-flash-preview': { input: 0.5, output: 3, cached_input: 0.05, cache_storage_per_hour: 1 },
-  'gemini-2.5-pro': { input: 1.25, output: 10, cached_input: 0.125, cache_storage_per_hour: 4.5, long_context_tokens: 200_000, input_long: 2.5, output_long: 15, cached_input_long: 0.25 },
+  'gemini-2.5-pro': {
+    input: 1.25,
+    output: 10,
+    cached_input: 0.125,
+    cache_storage_per_hour: 4.5,
+    long_context_tokens: 200_000,
+    input_long: 2.5,
+    output_long: 15,
+    cached_input_long: 0.25,
+  },
   'gemini-2.5-flash': { input: 0.3, output: 2.5, cached_input: 0.03, cache_storage_per_hour: 1 },
   'gemini-2.5-flash-lite': { input: 0.1, output: 0.4, cached_input: 0.01, cache_storage_per_hour: 1 },
   'gemini-2.0-flash': { input: 0.1, output: 0.4, cached_input: 0.025, cache_storage_per_hour: 1 },
@@ -55,7 +85,8 @@ function priceOf(model: string, p: PriceInput, base?: ModelPrice): ModelPrice {
     const v = p[name];
     if (v === undefined) return fallback;
     if (v === null && name === 'long_context_tokens') return null;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new PriceError(`models["${model}"].${name} must be a number of 0 or more`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new PriceError(`models["${model}"].${name} must be a number of 0 or more`);
     return v;
   };
   const input = num('input', base?.input ?? null);
@@ -98,7 +129,8 @@ export function priceTable(override?: unknown): PriceTable {
   if (override.multipliers !== undefined) {
     if (!isObject(override.multipliers)) throw new PriceError('"multipliers" must be an object of tier → multiple of the standard price');
     for (const [tier, m] of Object.entries(override.multipliers)) {
-      if (!(BILLED_TIERS as readonly string[]).includes(tier)) throw new PriceError(`multipliers: unknown tier "${tier}" (${BILLED_TIERS.join(', ')})`);
+      if (!(BILLED_TIERS as readonly string[]).includes(tier))
+        throw new PriceError(`multipliers: unknown tier "${tier}" (${BILLED_TIERS.join(', ')})`);
       if (typeof m !== 'number' || !Number.isFinite(m) || m < 0) throw new PriceError(`multipliers.${tier} must be a number of 0 or more`);
       multipliers[tier as BilledTier] = m;
     }
@@ -137,7 +169,12 @@ export interface CallTokens {
 }
 
 /** A call's cost in USD, by line item; null when the model has no price. */
-export function costOf(table: PriceTable, model: string, tier: BilledTier, t: CallTokens): { input: number; cached: number; output: number } | null {
+export function costOf(
+  table: PriceTable,
+  model: string,
+  tier: BilledTier,
+  t: CallTokens,
+): { input: number; cached: number; output: number } | null {
   const p = pricesFor(table, model);
   if (!p) return null;
   const long = p.longContextTokens !== null && t.input > p.longContextTokens;

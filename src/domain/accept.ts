@@ -21,6 +21,7 @@ import { crashPoint } from '../core/crash-points.js';
 import { isPending, markEnqueued, pending } from '../core/enqueue.js';
 import type { BaseRecord, RecordStore } from '../core/records/store.js';
 import type { Services } from '../core/services.js';
+import { overBudget } from './usage.js';
 
 export interface Acceptance<T extends BaseRecord> {
   store: RecordStore<T>;
@@ -32,6 +33,8 @@ export interface Acceptance<T extends BaseRecord> {
   fingerprintOf: unknown[];
   /** Queues the record's work; null when it has none (a file that stays with Ferry). */
   enqueue: ((rec: T) => Promise<void>) | null;
+  /** The work spends on Gemini: a new record is refused once the tenant's monthly budget is spent. */
+  budgeted?: boolean;
 }
 
 /** The record that answers the request, and whether this request made it. */
@@ -113,6 +116,8 @@ async function createAndEnqueue<T extends BaseRecord>(
   complete: ((id: string) => Promise<void>) | null,
 ): Promise<Accepted<T>> {
   const { store, enqueue } = a;
+  const refusal = a.budgeted ? await overBudget(services, record.tenant) : null;
+  if (refusal) throw refusal;
   if (!(await store.create(record, enqueue ? pending(services) : []))) return answerExisting(services, a, record.id, complete);
   crashPoint('accept.created');
   try {

@@ -4,6 +4,7 @@
  * costs APIs group them). Every call is recorded under an id of its own, once.
  */
 import { randomUUID } from 'node:crypto';
+import { InsufficientQuotaError } from '../core/errors.js';
 import { usageCost, usageTokens } from '../core/metrics.js';
 import { costOf, type BilledTier } from '../core/prices.js';
 import { costUsd, nanoUsd, zeroCounts, USAGE_METRICS, type UsageCounts, type UsageRow } from '../core/records/usage.js';
@@ -90,6 +91,21 @@ function countInMetrics(call: ServedCall, c: UsageCounts) {
   usageCost.inc(labels, costUsd(c));
 }
 
+/**
+ * The refusal of new work for a tenant whose spend this month (UTC) has reached its budget
+ * (FERRY_TENANT_BUDGETS), or null. Work already accepted runs on, except batch lines not yet started.
+ */
+export async function overBudget(services: Services, tenant: string, code = 'insufficient_quota'): Promise<InsufficientQuotaError | null> {
+  const budget = services.config.tenantBudgets.get(tenant);
+  if (budget === undefined) return null;
+  const spent = await services.usage.monthCostUsd(tenant);
+  if (spent < budget) return null;
+  return new InsufficientQuotaError(
+    `This month's spend ($${spent.toFixed(6)}) has reached the budget of $${budget} set for tenant "${tenant}" in FERRY_TENANT_BUDGETS: new work is refused until the month ends or the budget is raised.`,
+    { code },
+  );
+}
+
 // ---- reports ----
 
 export interface ReportQuery {
@@ -130,7 +146,8 @@ export async function usageReport(services: Services, q: ReportQuery): Promise<{
   return { buckets, next: stop < q.end ? stop : null };
 }
 
-const matches = (q: ReportQuery, r: UsageRow) => (q.models === null || q.models.includes(r.model)) && (q.batch === null || q.batch === r.batch);
+const matches = (q: ReportQuery, r: UsageRow) =>
+  (q.models === null || q.models.includes(r.model)) && (q.batch === null || q.batch === r.batch);
 
 function groupOf(by: Grouping[], r: UsageRow): Omit<ReportGroup, 'counts'> {
   return {

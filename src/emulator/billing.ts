@@ -47,7 +47,12 @@ export class Billing {
   }
 
   /** Bills `usage` once `res` has written its whole answer (not if the client left first). */
-  billWhenSent(res: { once(event: 'finish', fn: () => void): unknown }, model: string, usage: BilledUsage | undefined, tier?: string): void {
+  billWhenSent(
+    res: { once(event: 'finish', fn: () => void): unknown },
+    model: string,
+    usage: BilledUsage | undefined,
+    tier?: string,
+  ): void {
     if (usage) res.once('finish', () => this.bill(model, usage, { tier }));
   }
 

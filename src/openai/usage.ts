@@ -31,7 +31,11 @@ const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_outpu
 const USAGE_GROUPS: readonly Grouping[] = ['project_id', 'model', 'batch', 'service_tier'];
 const COST_GROUPS: readonly Grouping[] = ['project_id', 'line_item'];
 /** OpenAI's page sizes: default and most buckets per width. */
-const LIMITS: Record<BucketWidth, { dflt: number; max: number }> = { '1d': { dflt: 7, max: 31 }, '1h': { dflt: 24, max: 168 }, '1m': { dflt: 60, max: 1440 } };
+const LIMITS: Record<BucketWidth, { dflt: number; max: number }> = {
+  '1d': { dflt: 7, max: 31 },
+  '1h': { dflt: 24, max: 168 },
+  '1m': { dflt: 60, max: 1440 },
+};
 const COST_LIMIT = { dflt: 7, max: 180 };
 
 export interface ParsedReportQuery {
@@ -67,18 +71,21 @@ function seconds(q: URLSearchParams, name: string, dflt?: number): number {
     throw new BadRequestError(`"${name}" is required: the report's start, in Unix seconds.`, { param: name });
   }
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new BadRequestError(`"${name}" must be a time in Unix seconds, not "${raw}".`, { param: name });
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
+    throw new BadRequestError(`"${name}" must be a time in Unix seconds, not "${raw}".`, { param: name });
   return n;
 }
 
 /** `GET /v1/organization/usage/completions` and `/v1/organization/costs` queries; `costs` takes 1d buckets and line items. */
 export function parseReportQuery(q: URLSearchParams, kind: 'usage' | 'costs', nowSec: number): ParsedReportQuery {
-  const start = seconds(q, 'start_time');
-  const end = seconds(q, 'end_time', nowSec);
-  if (end <= start) throw new BadRequestError('"end_time" must be after "start_time".', { param: 'end_time' });
   const width = (one(q, 'bucket_width') ?? '1d') as BucketWidth;
   const widths = kind === 'costs' ? ['1d'] : Object.keys(WIDTH_SECONDS);
-  if (!widths.includes(width)) throw new BadRequestError(`"bucket_width" must be one of ${widths.map((w) => `"${w}"`).join(', ')}.`, { param: 'bucket_width' });
+  if (!widths.includes(width))
+    throw new BadRequestError(`"bucket_width" must be one of ${widths.map((w) => `"${w}"`).join(', ')}.`, { param: 'bucket_width' });
+  const start = seconds(q, 'start_time');
+  // Without an end, the report runs to now (the bucket holding now included).
+  const end = seconds(q, 'end_time', Math.max(nowSec, start) + 1);
+  if (end <= start) throw new BadRequestError('"end_time" must be after "start_time".', { param: 'end_time' });
   const allowed = kind === 'costs' ? COST_GROUPS : USAGE_GROUPS;
   const groupBy = (all(q, 'group_by') ?? []) as Grouping[];
   const bad = groupBy.find((g) => !allowed.includes(g));
@@ -95,7 +102,8 @@ export function parseReportQuery(q: URLSearchParams, kind: 'usage' | 'costs', no
     throw new BadRequestError('"page" must be the "next_page" of an earlier answer to the same query.', { param: 'page' });
   }
   const batchRaw = one(q, 'batch');
-  if (batchRaw !== null && batchRaw !== 'true' && batchRaw !== 'false') throw new BadRequestError('"batch" must be true or false.', { param: 'batch' });
+  if (batchRaw !== null && batchRaw !== 'true' && batchRaw !== 'false')
+    throw new BadRequestError('"batch" must be true or false.', { param: 'batch' });
   return {
     start,
     end,

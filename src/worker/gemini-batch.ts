@@ -391,7 +391,13 @@ async function recordAnswer(services: Services, batch: BatchRecord, i: number, l
   }
   if (line.response) {
     // Named by the line: answers read again (after a crash) are counted once.
-    const call = { tenant: rec.tenant, model: rec.model, tier: 'batch' as const, batchId: batch.id, callId: `gemini-batch:${batch.id}:${i}` };
+    const call = {
+      tenant: rec.tenant,
+      model: rec.model,
+      tier: 'batch' as const,
+      batchId: batch.id,
+      callId: `gemini-batch:${batch.id}:${i}`,
+    };
     await recordUsage(services, call, line.response.usageMetadata);
     crashPoint('gemini-batch.usage-recorded');
     const result = await resultFor(rec, line.response);

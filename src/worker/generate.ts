@@ -32,7 +32,7 @@ import { ANSWERS, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
 import { announceIfFinal, announceJobFinal, billedTierOf, failureOf, inputParamOf } from '../domain/jobs.js';
-import { recordUsage } from '../domain/usage.js';
+import { overBudget, recordUsage } from '../domain/usage.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
 import { nowSeconds } from '../core/time.js';
@@ -140,6 +140,9 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
     // A line of a batch that is ending does not start; the batch's finalize closes it.
     const { status } = await services.batches.progress(rec.batch_id);
     if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
+    // A batch stops taking lines once its tenant's budget is spent: the rest end in its error file.
+    const refusal = await overBudget(services, rec.tenant, 'budget_exceeded');
+    if (refusal) return await handleFailure(deps, job, rec, new JobFailure(refusal), false);
   }
   let files: FileRecord[] | null;
   try {
@@ -223,7 +226,11 @@ async function callAndRecord(
     }
     // Recorded before anything else: a process killed after this line leaves a retry that calls
     // (and is billed) again, and is recorded again; one killed before it loses this call's count.
-    await recordUsage(services, { tenant: rec.tenant, model: rec.model, tier: billedTierOf(rec), batchId: rec.batch_id ?? null }, answer.usage);
+    await recordUsage(
+      services,
+      { tenant: rec.tenant, model: rec.model, tier: billedTierOf(rec), batchId: rec.batch_id ?? null },
+      answer.usage,
+    );
     crashPoint('generate.answered');
     await deps.admission.succeeded(turn.req, turn.decision, answer.promptTokens).catch(() => {});
     await recordSuccess(services, rec, answer.result, release);

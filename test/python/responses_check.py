@@ -209,5 +209,26 @@ try:
 except openai.BadRequestError as e:
     results["by_url"] = {"refused": True, "param": e.body.get("param"), "code": e.body.get("code")}
 
+# The usage ledger through the SDK's admin resource (the tenant's key as its admin key: it sees its own).
+admin = openai.OpenAI(admin_api_key=os.environ["FERRY_API_KEY"], base_url=os.environ["FERRY_BASE_URL"], max_retries=0)
+day = int(time.time()) // 86400 * 86400 - 86400
+usage = admin.admin.organization.usage.completions(start_time=day, group_by=["model", "service_tier"])
+costs = admin.admin.organization.usage.costs(start_time=day, group_by=["line_item"])
+rows = [r for b in usage.data for r in b.results]
+try:
+    admin.admin.organization.usage.completions(start_time=day, bucket_width="7d")
+    bad_width = None
+except openai.BadRequestError as e:
+    bad_width = e.body.get("param")
+results["usage"] = {
+    "requests": sum(r.num_model_requests for r in rows),
+    "input_tokens": sum(r.input_tokens for r in rows),
+    "models": sorted({r.model for r in rows}),
+    "tiers": sorted({r.service_tier for r in rows}),
+    "cost": sum(r.amount.value for b in costs.data for r in b.results),
+    "line_items": sorted({r.line_item for b in costs.data for r in b.results}),
+    "bad_width_param": bad_width,
+}
+
 print(json.dumps(results))
 sys.stdout.flush()

@@ -54,6 +54,8 @@ const NANO = 1e9;
 export const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output) / NANO;
 export const nanoUsd = (usd: number) => Math.round(usd * NANO);
 
+const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7).replace('-', '');
+
 export const zeroCounts = (): UsageCounts => Object.fromEntries(USAGE_METRICS.map((m) => [m, 0])) as UsageCounts;
 
 export class UsageLedger {
@@ -81,6 +83,7 @@ export class UsageLedger {
       k.usageDay(e.tenant, Math.floor(sec / DAY)),
       k.usageHour(e.tenant, Math.floor(sec / HOUR)),
       k.usageBatch(e.tenant, e.batchId ?? '-'),
+      k.usageMonth(e.tenant, monthOf(e.at)),
       CALL_ID_SECONDS,
       USAGE_RETENTION_SECONDS,
       MINUTE_RETENTION_SECONDS,
@@ -91,6 +94,11 @@ export class UsageLedger {
       ...pairs,
     );
     return recorded === 1;
+  }
+
+  /** The tenant's spend in the calendar month (UTC) holding `at`, in USD. */
+  async monthCostUsd(tenant: string, at = Date.now()): Promise<number> {
+    return Number((await this.redis.get(this.keys.usageMonth(tenant, monthOf(at)))) ?? 0) / NANO;
   }
 
   async tenants(): Promise<string[]> {
@@ -117,7 +125,8 @@ export class UsageLedger {
       for (let n = Math.floor(from / span); n * span < to; n++) reads.push({ tenant, base: n * span });
     }
     const pipe = this.redis.pipeline();
-    for (const r of reads) pipe.hgetall(unit === 'hour' ? this.keys.usageDay(r.tenant, r.base / DAY) : this.keys.usageHour(r.tenant, r.base / HOUR));
+    for (const r of reads)
+      pipe.hgetall(unit === 'hour' ? this.keys.usageDay(r.tenant, r.base / DAY) : this.keys.usageHour(r.tenant, r.base / HOUR));
     const results = (await pipe.exec()) ?? [];
     const rows = new Map<string, UsageRow>();
     results.forEach(([err, hash], i) => {

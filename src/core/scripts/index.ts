@@ -31,7 +31,7 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
   ferryIdemRelease: { numberOfKeys: 1, lua: RELEASE_CLAIM },
   ferryIdemForget: { numberOfKeys: 1, lua: FORGET },
   ferryEarlyRecord: { numberOfKeys: 1, lua: RECORD_SESSION },
-  ferryRecordUsage: { numberOfKeys: 4, lua: RECORD_USAGE },
+  ferryRecordUsage: { numberOfKeys: 5, lua: RECORD_USAGE },
 };
 
 /** A connection with Ferry's scripts as commands. */
@@ -66,7 +66,7 @@ export type Scripted = Redis & {
   ferryIdemRenew(key: string, owner: string, leaseMs: number): Promise<number>;
   ferryIdemRelease(key: string, owner: string): Promise<number>;
   ferryIdemForget(key: string, id: string): Promise<number>;
-  ferryRecordUsage(call: string, day: string, hour: string, batch: string, ...args: (string | number)[]): Promise<number>;
+  ferryRecordUsage(call: string, day: string, hour: string, batch: string, month: string, ...args: (string | number)[]): Promise<number>;
 };
 
 /** Adds the scripts to a connection (once: a connection that has them is answered as it is). */
