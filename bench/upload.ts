@@ -775,8 +775,12 @@ function logIngest(rig: UploadRig, runs: IngestRuns) {
   // How far the target is from what storing the bytes costs on this machine at all.
   const bareMid = runs.bareMs.length ? median(runs.bareMs) : null;
   if (bareMid !== null) {
-    rig.log(`SDK → bare store (median)      ${fmtRate(mbps(rig.size, bareMid))}   (busboy, sha256, a file on the staging disk; nothing else)`);
-    rig.log(`bare store / drain (medians)   ${(mid.drain / bareMid).toFixed(2)}   (the most any service that stores the bytes reaches here)`);
+    rig.log(
+      `SDK → bare store (median)      ${fmtRate(mbps(rig.size, bareMid))}   (busboy, sha256, a file on the staging disk; nothing else)`,
+    );
+    rig.log(
+      `bare store / drain (medians)   ${(mid.drain / bareMid).toFixed(2)}   (the most any service that stores the bytes reaches here)`,
+    );
     rig.log(`ingest / bare store (medians)  ${(bareMid / mid.ferry).toFixed(2)}   (Ferry's own overhead; 1.00 is none)`);
   }
   return {

@@ -55,7 +55,12 @@ async function submitCommand(args: string[]): Promise<number> {
   if (values.storage !== undefined && values.storage !== 'azure_storage' && values.storage !== 'gemini') {
     throw new UsageError('--storage takes "azure_storage" (or "gemini", the default)');
   }
-  if (values.execution !== undefined && values.execution !== 'direct' && values.execution !== 'gemini_batch') {
+  if (
+    values.execution !== undefined &&
+    values.execution !== 'direct' &&
+    values.execution !== 'gemini_batch' &&
+    values.execution !== 'flex'
+  ) {
     throw new UsageError('--execution takes "direct" (each document a live call) or "gemini_batch" (Gemini Batch Mode, half price)');
   }
   if (values.endpoint !== 'chat' && values.endpoint !== 'responses') {

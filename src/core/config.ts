@@ -65,6 +65,8 @@ export interface Config {
   models: string[] | null;
   /** The prices calls are costed at: built in, with FERRY_PRICES_FILE laid over them. */
   prices: PriceTable;
+  /** Flex calls Gemini sheds wait and try again for `deadlineSeconds`, then run at the standard tier or fail. */
+  flex: { deadlineSeconds: number; fallback: 'standard' | 'fail' };
   /** FERRY_TENANT_BUDGETS: a tenant's spend limit per calendar month (UTC), in USD; a tenant not named has none. */
   tenantBudgets: Map<string, number>;
   webhookRetrySchedule: number[];
@@ -190,14 +192,14 @@ function stagingContainer(env: Env): string | undefined {
   return name;
 }
 
-/** How a batch's lines run: each a live call on Ferry's workers, or one Gemini Batch Mode job per model. */
-export const BATCH_EXECUTIONS = ['direct', 'gemini_batch'] as const;
+/** How a batch's lines run: each a live call on Ferry's workers (at the standard tier, or Flex), or one Gemini Batch Mode job per model. */
+export const BATCH_EXECUTIONS = ['direct', 'gemini_batch', 'flex'] as const;
 export type BatchExecution = (typeof BATCH_EXECUTIONS)[number];
 
 function batchExecution(env: NodeJS.ProcessEnv): BatchExecution {
   const v = str(env, 'FERRY_BATCH_EXECUTION') ?? 'direct';
   if (!(BATCH_EXECUTIONS as readonly string[]).includes(v)) {
-    throw new ConfigError('FERRY_BATCH_EXECUTION', `expected direct or gemini_batch, got "${v}"`);
+    throw new ConfigError('FERRY_BATCH_EXECUTION', `expected direct, gemini_batch or flex, got "${v}"`);
   }
   return v as BatchExecution;
 }
@@ -371,14 +373,22 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
   };
 }
 
-function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets'> {
+function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets' | 'flex'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
     models: modelList(env),
     prices: prices(env),
     tenantBudgets: budgets(env),
+    flex: flexSettings(env),
   };
+}
+
+function flexSettings(env: Env): Config['flex'] {
+  const fallback = str(env, 'FERRY_FLEX_FALLBACK') ?? 'standard';
+  if (fallback !== 'standard' && fallback !== 'fail')
+    throw new ConfigError('FERRY_FLEX_FALLBACK', `expected standard or fail, got "${fallback}"`);
+  return { deadlineSeconds: int(env, 'FERRY_FLEX_DEADLINE_SECONDS', 900, 0, 86_400), fallback };
 }
 
 /** FERRY_TENANT_BUDGETS: `tenant:usd` pairs, comma-separated. */

@@ -92,6 +92,8 @@ export class UpstreamError extends FerryError {
   quotaExceeded = false;
   /** The per-minute limits that QuotaFailure stated (requests, input tokens), when it did. */
   quotaLimits: { rpm?: number; tpm?: number } = {};
+  /** The 429 carried a QuotaFailure: it names a quota of the project (else it may be a passing overload, or a shed Flex call). */
+  namesQuota = false;
 
   constructor(
     message: string,

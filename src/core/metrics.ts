@@ -32,6 +32,13 @@ export const earlyUploads = new client.Counter({
   registers: [registry],
 });
 
+export const flexSheds = new client.Counter({
+  name: 'ferry_flex_sheds_total',
+  help: 'Flex calls Gemini refused for capacity (each waits and tries again, then falls back as FERRY_FLEX_FALLBACK says)',
+  labelNames: ['model'] as const,
+  registers: [registry],
+});
+
 export const usageTokens = new client.Counter({
   name: 'ferry_usage_tokens_total',
   help: 'Gemini tokens recorded in the usage ledger, by tenant, model, billed tier and kind (input, cached, output)',

@@ -64,8 +64,12 @@ export const jobIds = {
 export interface GenerateJobData {
   jobId: string;
   direct?: { tenant: string; model: string; tokens?: number };
-  /** Tries Gemini answered 429: they wait, and spend none of the job's attempts. */
+  /** Tries Gemini answered 429 (or shed at the Flex tier): they wait, and spend none of the job's attempts. */
   quotaRetries?: number;
+  /** When Gemini first shed this job's Flex call (ms): it tries again until FERRY_FLEX_DEADLINE_SECONDS after. */
+  flexShedSince?: number;
+  /** Set once the Flex deadline passed with FERRY_FLEX_FALLBACK=standard: the call runs at the standard tier. */
+  tierFallback?: 'standard';
 }
 
 /** What a removal needs (upload queue, job `remove`), captured when the file's record is deleted. */

@@ -58,7 +58,7 @@ export async function feed(services: Services, batchId: string, state?: LineStat
   const { batches, config } = services;
   const { status, total, execution } = await batches.progress(batchId);
   // On Gemini Batch Mode the lines run at Gemini: nothing is handed to the generate queue.
-  if (status !== 'in_progress' || execution !== 'direct') return;
+  if (status !== 'in_progress' || execution === 'gemini_batch') return;
   const s = state ?? (await batches.lineState(batchId));
   const end = Math.min(total, s.completed + s.failed + config.batch.concurrency);
   // Handed out a few at a time (one add for several lines), except the last ones.

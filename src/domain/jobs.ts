@@ -26,11 +26,20 @@ import type { BilledTier } from '../core/prices.js';
 export const chatRequestOf = (rec: JobRecord): ChatRequest => rec.request as ChatRequest;
 export const responseRequestOf = (rec: JobRecord): ResponseRequest => rec.request as ResponseRequest;
 
-/** The tier a job's call is made (and billed) at: the `service_tier` it asked for, standard otherwise. */
-export function billedTierOf(rec: JobRecord): BilledTier {
+/**
+ * The tier a job's call is made (and billed) at: standard once a shed Flex call fell back, Flex
+ * for a line of a Flex batch, else the `service_tier` it asked for (standard for `auto`, `default`
+ * and embeddings, which Gemini does not tier).
+ */
+export function callTierOf(rec: JobRecord, opts: { batchExecution?: string | null; fallback?: 'standard' } = {}): BilledTier {
+  if (rec.type === 'embedding' || opts.fallback) return 'standard';
+  if (opts.batchExecution === 'flex') return 'flex';
   const tier = (rec.request as { service_tier?: string | null } | undefined)?.service_tier;
   return tier === 'flex' || tier === 'priority' ? tier : 'standard';
 }
+
+/** A tier as OpenAI's answers name it (`service_tier`). */
+export const wireTier = (tier: BilledTier) => (tier === 'standard' ? 'default' : tier);
 
 export interface BatchLine {
   batchId: string;

@@ -9,6 +9,7 @@ import type { LatencyModel } from './latency.js';
 import type { QuotaEnforcer } from './quota.js';
 import type { RemoteFiles } from './remote-files.js';
 import type { StatsCollector } from './stats.js';
+import type { TierModel } from './tiers.js';
 import type { EmulatedUploads } from './upload-store.js';
 
 export interface ResolvedOptions {
@@ -40,6 +41,8 @@ export interface EmulatorContext {
   quota: QuotaEnforcer;
   /** Service time of model calls. */
   latency: LatencyModel;
+  /** The Flex tier's shedding and extra wait. */
+  tiers: TierModel;
   /** Batch Mode jobs and their setting. */
   batches: EmulatedBatches;
   /** Fetches the https URLs of fileData parts. */

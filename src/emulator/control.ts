@@ -6,6 +6,7 @@ import { notFound } from './errors.js';
 import { validateFaultRules } from './faults.js';
 import { readJson, sendJson } from './http.js';
 import type { LatencySetting, QuotaSetting } from './types.js';
+import type { TierSetting } from './tiers.js';
 
 const CONTROL_BODY_LIMIT = 1024 * 1024;
 
@@ -52,6 +53,14 @@ export const handlePutQuota: Handler = async (ctx, req, res) => {
   // set() validates first: a 400 leaves the setting as it was.
   ctx.quota.set((await readJson(req, CONTROL_BODY_LIMIT)) as QuotaSetting);
   sendJson(res, 200, ctx.quota.get());
+};
+
+export const handleGetTiers: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.tiers.get());
+
+/** Replaces the Flex tier's setting (shedProbability, shedStatus, extraLatencyMs) and answers it. */
+export const handlePutTiers: Handler = async (ctx, req, res) => {
+  ctx.tiers.set((await readJson(req, CONTROL_BODY_LIMIT)) as TierSetting);
+  sendJson(res, 200, ctx.tiers.get());
 };
 
 export const handleGetLatency: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.latency.get());

@@ -43,9 +43,13 @@ async function generate(
   const facts = collectFacts(ctx.files, model, body);
   // A URL that cannot be fetched makes the request invalid: fetched before the quota charges it.
   await ctx.remoteFiles.resolve(facts);
+  // A shed Flex call is refused at once, before the quota counts it.
+  const tier = servedTier(body);
+  const flexWaitMs = ctx.tiers.admit(tier);
   await admitModelCall(ctx, model, facts.promptTokens);
+  if (flexWaitMs > 0) await sleep(flexWaitMs);
   const reply = buildReply(facts, body as Record<string, unknown>);
-  ctx.billing.billWhenSent(res, model, reply.usageMetadata, servedTier(body));
+  ctx.billing.billWhenSent(res, model, reply.usageMetadata, tier);
   if (!stream) return sendJson(res, 200, responseJson(reply));
 
   const chunks = streamChunks(reply);

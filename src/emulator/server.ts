@@ -24,6 +24,8 @@ import {
   handleGetBatchSetting,
   handleGetFaults,
   handleGetLatency,
+  handleGetTiers,
+  handlePutTiers,
   handleGetQuota,
   handleGetStats,
   handleGetBilling,
@@ -47,6 +49,7 @@ import { LatencyModel } from './latency.js';
 import { QuotaEnforcer } from './quota.js';
 import { RemoteFiles } from './remote-files.js';
 import { StatsCollector } from './stats.js';
+import { TierModel } from './tiers.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
 import { EmulatedUploads } from './upload-store.js';
 import {
@@ -156,6 +159,8 @@ const ROUTE_TABLE: RouteSpec[] = [
   { methods: ['GET'], pattern: /^\/_emulator\/quota$/, handler: handleGetQuota },
   { methods: ['PUT'], pattern: /^\/_emulator\/quota$/, handler: handlePutQuota },
   { methods: ['GET'], pattern: /^\/_emulator\/latency$/, handler: handleGetLatency },
+  { methods: ['GET'], pattern: /^\/_emulator\/tiers$/, handler: handleGetTiers },
+  { methods: ['PUT'], pattern: /^\/_emulator\/tiers$/, handler: handlePutTiers },
   { methods: ['PUT'], pattern: /^\/_emulator\/latency$/, handler: handlePutLatency },
   { methods: ['POST'], pattern: /^\/_emulator\/reset$/, handler: handleReset },
   { methods: ['POST'], pattern: /^\/_emulator\/files\/(?<id>[^/]+)\/expire$/, handler: handleExpireFile },
@@ -298,9 +303,8 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  const opts = resolveOptions(options);
-  if (opts.storeDir) await mkdir(opts.storeDir, { recursive: true });
+/** The state of one emulator, as its options set it up. */
+function newContext(opts: ResolvedOptions, options: EmulatorOptions): EmulatorContext {
   const stats = new StatsCollector();
   const ctx: EmulatorContext = {
     opts,
@@ -312,11 +316,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     uploads: new EmulatedUploads(),
     quota: new QuotaEnforcer(options.quota, stats),
     latency: new LatencyModel(options.latency, opts.seed),
+    tiers: new TierModel(options.tiers, opts.seed),
     batches: new EmulatedBatches(options.batches),
     remoteFiles: new RemoteFiles({ ...options.fileUriTls, maxBytes: options.maxFileUriBytes ?? DEFAULT_MAX_FILE_URI_BYTES }),
   };
   if (options.faults) ctx.faults.set(options.faults);
+  return ctx;
+}
 
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const opts = resolveOptions(options);
+  if (opts.storeDir) await mkdir(opts.storeDir, { recursive: true });
+  const ctx = newContext(opts, options);
   const server = createServer((req, res) => {
     if (!opts.quiet) logRequests(req, res);
     void handleRequest(ctx, req, res);
@@ -349,6 +360,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setQuota: (quota) => ctx.quota.set(quota),
     setLatency: (latency) => ctx.latency.set(latency),
     setBatchSetting: (setting) => ctx.batches.update(setting),
+    setTiers: (setting) => ctx.tiers.set(setting),
     reset: () => resetState(ctx),
     expireFile: (name) => void ctx.files.expire(name),
     expireBatch: (name) => endBatch(ctx, name, 'EXPIRED'),

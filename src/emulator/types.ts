@@ -1,4 +1,5 @@
 /** Public types of the local Gemini emulator. */
+import type { TierSetting } from './tiers.js';
 
 export const ROUTES = [
   'upload.start',
@@ -171,6 +172,8 @@ export interface EmulatorOptions {
   quota?: QuotaSetting;
   /** Service time of model calls (generate and embed); default none. Kept across reset(). */
   latency?: LatencySetting;
+  /** The Flex tier: its shedding rate and shape, and its extra wait. */
+  tiers?: TierSetting;
   /** Batch Mode schedule and line faults; fields left out take their defaults. */
   batches?: Partial<BatchSetting>;
   /**
@@ -253,6 +256,7 @@ export interface Emulator {
   setLatency(latency: LatencySetting): void;
   /** Changes the given fields of the batch setting (for batches created from now on). */
   setBatchSetting(setting: Partial<BatchSetting>): void;
+  setTiers(setting: TierSetting): void;
   /**
    * Forget files, sessions, batches, stats, faults and quota usage (the quota's schedule starts
    * again). The quota and latency settings and the batch schedule stay; the batch setting's

@@ -14,6 +14,7 @@ const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/responses', '/v1/embedding
 const EXECUTIONS: Record<BatchExecution, string> = {
   direct: 'each line a live call',
   gemini_batch: 'Gemini Batch Mode, half price, up to 24 h',
+  flex: "each line a live call at Gemini's Flex tier, half price, minutes",
 };
 
 const PARAMS = ['input_file_id', 'endpoint', 'completion_window', 'metadata', 'execution', 'output_expires_after'];

@@ -79,6 +79,8 @@ export interface ChatRequest {
   metadata?: Record<string, string> | null;
   user?: string;
   webhook_url?: string;
+  /** `auto`/`default`: Gemini's standard tier; `flex` (half price, best effort) and `priority` map to Gemini's. */
+  service_tier?: 'auto' | 'default' | 'flex' | 'priority' | null;
 }
 
 /** A checked request, and what the API and the worker need to know of it before mapping. */
@@ -114,6 +116,7 @@ const PARAMS = new Set<string>([
   'metadata',
   'user',
   'webhook_url',
+  'service_tier',
 ] satisfies (keyof ChatRequest)[]);
 
 /** Checks a request body; answers it typed, with what the API and worker need to know of it. */
@@ -165,6 +168,9 @@ function checkParameters(body: Json) {
   checkMetadata(body.metadata);
   if (body.user !== undefined && typeof body.user !== 'string') bad('"user" must be a string.', 'user');
   if (body.webhook_url !== undefined && typeof body.webhook_url !== 'string') bad('"webhook_url" must be a URL.', 'webhook_url');
+  if (body.service_tier != null && !['auto', 'default', 'flex', 'priority'].includes(body.service_tier as string)) {
+    bad('"service_tier" must be "auto", "default", "flex" or "priority".', 'service_tier');
+  }
   checkResponseFormat(body.response_format);
   checkTools(body.tools);
   checkToolChoice(body.tool_choice);

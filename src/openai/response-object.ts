@@ -43,6 +43,8 @@ export interface ResponseOutcome {
   output: OutputItem[];
   incomplete_details: { reason: 'max_output_tokens' | 'content_filter' } | null;
   usage: ResponseUsage | null;
+  /** The tier the call ran at (`default` when a Flex call fell back); absent in answers stored before it was kept. */
+  service_tier?: string;
 }
 
 export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
@@ -92,7 +94,7 @@ export function responseObject(rec: JobRecord, status = responseStatus(rec), out
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: body.previous_response_id ?? null,
     reasoning: { effort: body.reasoning?.effort ?? null, summary: null },
-    service_tier: body.service_tier && body.service_tier !== 'auto' ? body.service_tier : 'default',
+    service_tier: outcome?.service_tier ?? (body.service_tier && body.service_tier !== 'auto' ? body.service_tier : 'default'),
     store: body.store !== false,
     temperature: body.temperature ?? 1,
     text: { format: body.text?.format ?? { type: 'text' }, verbosity: 'medium' },

@@ -3,12 +3,13 @@
  * response (or its events). A streamed answer goes through the job's Redis Stream as it comes; the
  * caller is told when the first part has gone out, after which the call cannot be tried again.
  */
-import type { GenerateContentResponse } from '@google/genai';
+import type { GenerateContentResponse, ServiceTier } from '@google/genai';
 import { UpstreamError } from '../core/errors.js';
 import { fileUrlParts } from './images.js';
 import type { JobRecord, JobType } from '../core/records/jobs.js';
 import type { Services } from '../core/services.js';
-import { chatRequestOf, completionIds, embeddingRequestOf, responseRequestOf } from '../domain/jobs.js';
+import { chatRequestOf, completionIds, embeddingRequestOf, responseRequestOf, wireTier } from '../domain/jobs.js';
+import type { BilledTier } from '../core/prices.js';
 import { encodeVector, type EmbeddingResult } from '../openai/embeddings.js';
 import { embedTexts } from '../providers/gemini/embeddings.js';
 import { jobStream } from '../domain/job-stream.js';
@@ -41,11 +42,21 @@ interface CallDeps {
   gemini: GeminiProvider;
 }
 
-/** Gemini's request for a job, of whichever type. */
-export function geminiRequestFor(rec: JobRecord, inputs: Inputs): GeminiRequest {
-  if (rec.type !== 'response') return toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images);
+/** Gemini's request for a job, of whichever type; at `tier` when given (else as the request asks; Batch Mode lines go without one). */
+export function geminiRequestFor(rec: JobRecord, inputs: Inputs, tier?: BilledTier): GeminiRequest {
   const items = [...(rec.context ?? []), ...(rec.input_items ?? [])];
-  return toGeminiResponseRequest(responseRequestOf(rec), items, inputs);
+  const request =
+    rec.type !== 'response'
+      ? toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images)
+      : toGeminiResponseRequest(responseRequestOf(rec), items, inputs);
+  return tier ? atTier(request, tier) : request;
+}
+
+function atTier(request: GeminiRequest, tier: BilledTier): GeminiRequest {
+  const config = { ...request.config };
+  if (tier === 'flex' || tier === 'priority') config.serviceTier = tier as ServiceTier;
+  else delete config.serviceTier;
+  return { ...request, config };
 }
 
 /** A whole Gemini answer as the job's result: the chat completion, or the response's outcome. */
@@ -61,12 +72,13 @@ function outputWriter(rec: JobRecord, emit?: (e: ResponseEvent) => Promise<void>
   return new OutputWriter(idBase, emit, responseRequestOf(rec).parallel_tool_calls === false);
 }
 
-export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
-  const request = geminiRequestFor(rec, inputs);
+export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs, tier: BilledTier, onFirst: () => void): Promise<Answer> {
+  const request = geminiRequestFor(rec, inputs, tier);
   const ids = completionIds(rec);
   if (!rec.stream) {
     const r = await generate(deps.gemini.ai, request);
-    return { result: await resultFor(rec, r), promptTokens: r.usageMetadata?.promptTokenCount, usage: r.usageMetadata };
+    const result = { ...(await resultFor(rec, r)), service_tier: wireTier(tier) };
+    return { result, promptTokens: r.usageMetadata?.promptTokenCount, usage: r.usageMetadata };
   }
   const stream = jobStream(deps.services);
   let last: GenerateContentResponse | undefined;
@@ -96,7 +108,10 @@ const fetchedUrlParts = (allowPrivate: boolean, rec: JobRecord, images: Map<stri
   fileUrlParts(allowPrivate, rec, images, { fetchAll: true });
 
 /** How each type of job is answered. */
-export const ANSWERS: Record<JobType, (deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void) => Promise<Answer>> = {
+export const ANSWERS: Record<
+  JobType,
+  (deps: CallDeps, rec: JobRecord, inputs: Inputs, tier: BilledTier, onFirst: () => void) => Promise<Answer>
+> = {
   'chat.completion': answerChat,
   response: answerResponse,
   embedding: answerEmbedding,
@@ -108,19 +123,27 @@ export const ANSWERS: Record<JobType, (deps: CallDeps, rec: JobRecord, inputs: I
  * `response.created` (0) itself from the record, and `response.in_progress` goes out with the
  * first part of the answer, so a quota wait before it leaves nothing sent.
  */
-export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inputs, onFirst: () => void): Promise<Answer> {
-  let request = geminiRequestFor(rec, inputs);
+export async function answerResponse(
+  deps: CallDeps,
+  rec: JobRecord,
+  inputs: Inputs,
+  tier: BilledTier,
+  onFirst: () => void,
+): Promise<Answer> {
+  let request = geminiRequestFor(rec, inputs, tier);
   let last: GenerateContentResponse | undefined;
   if (!rec.stream) {
     last = await generate(deps.gemini.ai, request).catch(async (err) => {
       if (!refusedUrl(err, inputs)) throw err;
-      request = geminiRequestFor(rec, {
-        ...inputs,
-        urls: await fetchedUrlParts(deps.services.config.allowPrivateNetworks, rec, inputs.images),
-      });
+      request = geminiRequestFor(
+        rec,
+        { ...inputs, urls: await fetchedUrlParts(deps.services.config.allowPrivateNetworks, rec, inputs.images) },
+        tier,
+      );
       return generate(deps.gemini.ai, request);
     });
-    return { result: await resultFor(rec, last), promptTokens: last.usageMetadata?.promptTokenCount, usage: last.usageMetadata };
+    const result = { ...(await resultFor(rec, last)), service_tier: wireTier(tier) };
+    return { result, promptTokens: last.usageMetadata?.promptTokenCount, usage: last.usageMetadata };
   }
   const events = new EventLog(deps.services, rec, onFirst);
   const writer = outputWriter(rec, (e) => events.send(e));
@@ -128,7 +151,7 @@ export async function answerResponse(deps: CallDeps, rec: JobRecord, inputs: Inp
     last = chunk;
     await writer.add(chunk);
   });
-  const outcome = await writer.finish();
+  const outcome = { ...(await writer.finish()), service_tier: wireTier(tier) };
   await events.send({ type: FINAL_EVENT[outcome.status], response: responseObject(rec, outcome.status, outcome) });
   return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount, usage: last?.usageMetadata };
 }

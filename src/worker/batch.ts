@@ -150,7 +150,7 @@ async function expand(services: Services, batchId: string): Promise<unknown> {
 
 /** Lines out: to the generate queue (direct), or to the `gemini` job that runs them on Gemini Batch Mode. */
 async function sendLinesOut(services: Services, batch: BatchRecord): Promise<void> {
-  if ((batch.execution ?? 'direct') === 'direct') return feed(services, batch.id);
+  if (batch.execution !== 'gemini_batch') return feed(services, batch.id);
   if (!batch.total) return releaseGate(services, batch.id);
   await enqueueGeminiBatch(services, batch.id);
 }

@@ -274,7 +274,7 @@ async function* inputLines(deps: GeminiBatchDeps, batch: BatchRecord, model: str
       const allowPrivate = deps.services.config.allowPrivateNetworks;
       const images = await fetchImages(allowPrivate, rec);
       const urls = await fileUrlParts(allowPrivate, rec, images);
-      const request = toRestRequest(geminiRequestFor(rec, { files, images, urls }));
+      const request = toRestRequest(geminiRequestFor(rec, { files, images, urls }, 'standard'));
       yield JSON.stringify({ key: rec.custom_id, request });
     } catch (err) {
       if (err instanceof AskAgain || (err instanceof UpstreamError && err.retryable)) throw err;

@@ -18,7 +18,7 @@ import { crashPoint } from '../core/crash-points.js';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { Admission, HORIZON_MS, type AdmissionRequest, type Decision, type Lane } from '../core/admission.js';
 import { FerryError, PayloadTooLargeError, UpstreamError } from '../core/errors.js';
-import { quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
+import { flexSheds, quotaDecisions, quotaRefusals, quotaWaitSeconds } from '../core/metrics.js';
 import { sleep } from '../core/retry.js';
 import { isLastAttempt, isTransient } from '../core/attempts.js';
 import type { JobRecord, JobStatus } from '../core/records/jobs.js';
@@ -31,7 +31,7 @@ import { fetchImages, fileUrlParts } from './images.js';
 import { ANSWERS, type Answer, type Inputs } from './answers.js';
 import type { GenerateJobData } from '../core/queues.js';
 import { RunSlots } from './run-slots.js';
-import { announceIfFinal, announceJobFinal, billedTierOf, failureOf, inputParamOf } from '../domain/jobs.js';
+import { announceIfFinal, announceJobFinal, callTierOf, failureOf, inputParamOf } from '../domain/jobs.js';
 import { overBudget, recordUsage } from '../domain/usage.js';
 import { jobStream } from '../domain/job-stream.js';
 import { fileUsability } from '../domain/files.js';
@@ -78,6 +78,8 @@ interface Plan {
   rec: JobRecord | null;
   /** The files it references, as read when planning (all processed). */
   files: FileRecord[];
+  /** How its batch runs its lines (a Flex batch's lines run at the Flex tier); null outside a batch. */
+  batchExecution: string | null;
 }
 
 /**
@@ -133,12 +135,23 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
   const { services } = deps;
   const { jobId, direct } = job.data;
   if (direct)
-    return { jobId, tenant: direct.tenant, model: direct.model, lane: 'interactive', tokens: direct.tokens ?? 0, rec: null, files: [] };
+    return {
+      jobId,
+      tenant: direct.tenant,
+      model: direct.model,
+      lane: 'interactive',
+      tokens: direct.tokens ?? 0,
+      rec: null,
+      files: [],
+      batchExecution: null,
+    };
   const rec = await services.jobs.get(jobId);
   if (!rec || !OPEN_JOB_STATUSES.includes(rec.status)) return await notOpen(services, jobId, rec);
+  let batchExecution: string | null = null;
   if (rec.batch_id) {
     // A line of a batch that is ending does not start; the batch's finalize closes it.
-    const { status } = await services.batches.progress(rec.batch_id);
+    const { status, execution } = await services.batches.progress(rec.batch_id);
+    batchExecution = execution;
     if (status !== 'in_progress') return { skipped: `batch ${status ?? 'gone'}` };
     // A batch stops taking lines once its tenant's budget is spent: the rest end in its error file.
     const refusal = await overBudget(services, rec.tenant, 'budget_exceeded');
@@ -152,7 +165,7 @@ async function planJob(deps: GenerateDeps, job: Job<GenerateJobData>): Promise<P
   }
   if (!files) throw new Park(Math.min(250 * 2 ** Math.min(job.attemptsStarted, 5), 5000), 'waiting_for_files');
   const lane: Lane = rec.batch_id ? 'batch' : 'interactive';
-  return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec, files };
+  return { jobId, tenant: rec.tenant, model: rec.model, lane, tokens: rec.input_tokens ?? 0, rec, files, batchExecution };
 }
 
 /** This try's number, counting the tries a quota 429 sent back (they spend no attempt of the job). */
@@ -217,20 +230,18 @@ async function callAndRecord(
         }),
       );
     }
+    const tier = callTierOf(rec, { batchExecution: plan.batchExecution, fallback: job.data.tierFallback });
     let answer: Answer;
     try {
-      answer = await ANSWERS[rec.type](deps, rec, inputs, () => (streamed = true));
+      answer = await ANSWERS[rec.type](deps, rec, inputs, tier, () => (streamed = true));
     } catch (err) {
+      if (!streamed && tier === 'flex' && isShed(err)) throw await waitForFlexCapacity(deps, job, plan);
       if (isTooManyRequests(err) && !streamed) throw await waitForQuota(deps, job, plan, err, turn.decision);
       throw err;
     }
     // Recorded before anything else: a process killed after this line leaves a retry that calls
     // (and is billed) again, and is recorded again; one killed before it loses this call's count.
-    await recordUsage(
-      services,
-      { tenant: rec.tenant, model: rec.model, tier: billedTierOf(rec), batchId: rec.batch_id ?? null },
-      answer.usage,
-    );
+    await recordUsage(services, { tenant: rec.tenant, model: rec.model, tier, batchId: rec.batch_id ?? null }, answer.usage);
     crashPoint('generate.answered');
     await deps.admission.succeeded(turn.req, turn.decision, answer.promptTokens).catch(() => {});
     await recordSuccess(services, rec, answer.result, release);
@@ -268,6 +279,41 @@ async function waitForQuota(
   await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
   const ms = err.retryAfterMs ?? Math.min(500 * 2 ** Math.min(job.data.quotaRetries ?? 0, 6), 30_000);
   return waitingForQuota(plan, Math.max(ms, 250) * (1 + Math.random() / 2), ['running']);
+}
+
+/**
+ * Gemini shed a Flex call for capacity: a 503, or a 429 that names no quota of the project (a
+ * QuotaFailure would: that one is the quota's, and goes the quota's way).
+ */
+const isShed = (err: unknown): err is UpstreamError =>
+  err instanceof UpstreamError && (err.upstreamStatus === 503 || (err.upstreamStatus === 429 && !err.namesQuota));
+
+/**
+ * A shed Flex call waits and tries again without spending an attempt, and without slowing the
+ * model's admission for anyone else (it is not the project's quota), until FERRY_FLEX_DEADLINE_SECONDS
+ * after the first shed; then it runs at the standard tier, or fails, as FERRY_FLEX_FALLBACK says.
+ */
+async function waitForFlexCapacity(deps: GenerateDeps, job: Job<GenerateJobData>, plan: Plan): Promise<Park> {
+  const { deadlineSeconds, fallback } = deps.services.config.flex;
+  const since = job.data.flexShedSince ?? Date.now();
+  const left = since + deadlineSeconds * 1000 - Date.now();
+  const sheds = job.data.quotaRetries ?? 0;
+  flexSheds.inc({ model: plan.model });
+  if (left > 0) {
+    await job.updateData({ ...job.data, flexShedSince: since, quotaRetries: sheds + 1 });
+    const ms = Math.min(500 * 2 ** Math.min(sheds, 6), 30_000, left) * (0.75 + Math.random() / 2);
+    return waitingForQuota(plan, ms, ['running']);
+  }
+  if (fallback === 'standard') {
+    await job.updateData({ ...job.data, tierFallback: 'standard', quotaRetries: sheds + 1 });
+    return new Park(0, 'queued', ['running']);
+  }
+  throw new JobFailure(
+    new FerryError(
+      `Gemini had no Flex capacity for this request for ${deadlineSeconds} s (FERRY_FLEX_DEADLINE_SECONDS); send it again, or set FERRY_FLEX_FALLBACK=standard to run such requests at the standard tier when Flex stays full.`,
+      { status: 503, type: 'server_error', code: 'flex_unavailable' },
+    ),
+  );
 }
 
 /** Stores the result with the running → succeeded transition, then the event (or the batch line's count). */

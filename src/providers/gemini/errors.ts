@@ -41,7 +41,10 @@ export function geminiHttpError(status: number, bodyText: string, retryAfter?: s
   if (status === 429) err.quotaExceeded = true;
   const failure =
     status === 429 ? (body?.error?.details ?? []).find((d) => String(d['@type'] ?? '').endsWith('google.rpc.QuotaFailure')) : undefined;
-  if (failure) err.quotaLimits = perMinuteLimits(failure);
+  if (failure) {
+    err.quotaLimits = perMinuteLimits(failure);
+    err.namesQuota = true;
+  }
   return err;
 }
 
