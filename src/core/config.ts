@@ -67,6 +67,8 @@ export interface Config {
   prices: PriceTable;
   /** Flex calls Gemini sheds wait and try again for `deadlineSeconds`, then run at the standard tier or fail. */
   flex: { deadlineSeconds: number; fallback: 'standard' | 'fail' };
+  /** FERRY_CONTEXT_CACHING: `auto` caches prefixes that requests share where it saves money; `off` never. */
+  contextCaching: 'auto' | 'off';
   /** FERRY_TENANT_BUDGETS: a tenant's spend limit per calendar month (UTC), in USD; a tenant not named has none. */
   tenantBudgets: Map<string, number>;
   webhookRetrySchedule: number[];
@@ -373,7 +375,9 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
   };
 }
 
-function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets' | 'flex'> {
+function readGeminiQuota(
+  env: Env,
+): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets' | 'flex' | 'contextCaching'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
@@ -381,7 +385,14 @@ function readGeminiQuota(env: Env): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'mo
     prices: prices(env),
     tenantBudgets: budgets(env),
     flex: flexSettings(env),
+    contextCaching: contextCaching(env),
   };
+}
+
+function contextCaching(env: Env): 'auto' | 'off' {
+  const v = str(env, 'FERRY_CONTEXT_CACHING') ?? 'auto';
+  if (v !== 'auto' && v !== 'off') throw new ConfigError('FERRY_CONTEXT_CACHING', `expected auto or off, got "${v}"`);
+  return v;
 }
 
 function flexSettings(env: Env): Config['flex'] {

@@ -79,6 +79,20 @@ export class Keys {
   usageBatch(tenant: string, batchId: string) {
     return `${this.prefix}:usage:${this.tag(tenant)}:batch:${batchId}`;
   }
+  /**
+   * A shared request prefix of a tenant's (its digest): how often it was seen lately, and the Gemini
+   * cache holding it, if one was made; the lock of whoever makes it.
+   */
+  contextCache(tenant: string, digest: string) {
+    return `${this.prefix}:context-cache:${this.tag(tenant)}:${digest}`;
+  }
+  contextCacheLock(tenant: string, digest: string) {
+    return `${this.prefix}:context-cache:${this.tag(tenant)}:${digest}:lock`;
+  }
+  /** The caches a batch's lines used (deleted when it ends). */
+  batchContextCaches(batchId: string) {
+    return `${this.record('batch', batchId)}:context-caches`;
+  }
   /** The tenants that have usage (the admin key's reports go through them). */
   usageTenants() {
     return `${this.prefix}:usage-tenants`;

@@ -56,6 +56,7 @@ export function countsOf(services: Services, call: ServedCall, u: GeminiUsage): 
     cost_input: nanoUsd(cost?.input ?? 0),
     cost_cached: nanoUsd(cost?.cached ?? 0),
     cost_output: nanoUsd(cost?.output ?? 0),
+    cost_storage: 0,
   };
 }
 

@@ -10,6 +10,7 @@ import type { QuotaEnforcer } from './quota.js';
 import type { RemoteFiles } from './remote-files.js';
 import type { StatsCollector } from './stats.js';
 import type { TierModel } from './tiers.js';
+import type { CacheStore } from './caches.js';
 import type { EmulatedUploads } from './upload-store.js';
 
 export interface ResolvedOptions {
@@ -43,6 +44,8 @@ export interface EmulatorContext {
   latency: LatencyModel;
   /** The Flex tier's shedding and extra wait. */
   tiers: TierModel;
+  /** Explicit context caches (cachedContents). */
+  caches: CacheStore;
   /** Batch Mode jobs and their setting. */
   batches: EmulatedBatches;
   /** Fetches the https URLs of fileData parts. */

@@ -23,6 +23,7 @@ export function resetState(ctx: EmulatorContext): void {
   ctx.uploads.clear();
   ctx.stats.reset();
   ctx.billing.reset();
+  ctx.caches.clear();
   ctx.faults.reset();
   ctx.quota.clearUsage();
   ctx.latency.restart();
@@ -37,7 +38,12 @@ export const statsSnapshot = (ctx: EmulatorContext) => ({
 export const handleGetStats: Handler = async (ctx, _req, res) => sendJson(res, 200, statsSnapshot(ctx));
 
 /** What the model calls were billed since start (or the last reset), per model, tier and mode. */
-export const handleGetBilling: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.billing.snapshot());
+export const handleGetBilling: Handler = async (ctx, _req, res) =>
+  sendJson(res, 200, {
+    ...ctx.billing.snapshot(),
+    cacheStorageTokenHours: Object.fromEntries(ctx.caches.storageTokenHours),
+    liveCaches: ctx.caches.list().length,
+  });
 
 export const handleGetFaults: Handler = async (ctx, _req, res) => sendJson(res, 200, ctx.faults.list());
 

@@ -35,6 +35,8 @@ export interface StoredFile {
   source: FileSource;
   /** The bytes, when held in memory (generated files, small uploads); else they are at storePath, if anywhere. */
   content?: Buffer[];
+  /** A PDF's pages (its `/Type /Page` objects), when its bytes were held: Gemini counts 258 tokens a page. */
+  pages?: number;
 }
 
 export interface NewFile {
@@ -110,6 +112,7 @@ export class EmulatedFiles {
       storePath: init.storePath,
       source: init.source ?? 'UPLOADED',
       content: init.content,
+      pages: init.mimeType === 'application/pdf' && init.content ? pdfPages(init.content) : undefined,
     };
     this.files.set(id, file);
     return file;
@@ -193,4 +196,11 @@ export class EmulatedFiles {
       if (!this.files.has(id)) return id;
     }
   }
+}
+
+/** The page objects of a PDF held in memory (none found: undefined, counted as one page). */
+function pdfPages(content: Buffer[]): number | undefined {
+  let pages = 0;
+  for (const chunk of content) pages += chunk.toString('latin1').match(/\/Type\s*\/Page(?![a-zA-Z])/g)?.length ?? 0;
+  return pages || undefined;
 }

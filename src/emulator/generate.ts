@@ -8,6 +8,7 @@ import type { EmulatorContext, Handler, RequestInfo } from './context.js';
 import { JSON_TYPE, readJson, sendJson, sleep } from './http.js';
 import { buildReply, collectFacts, servedTier, type Candidate, type Reply } from './model.js';
 import { requireMethod } from './models.js';
+import { withCache } from './caches.js';
 
 /** Streamed text goes out in this many chunks. */
 const STREAM_CHUNKS = 3;
@@ -38,8 +39,10 @@ async function generate(
 ): Promise<void> {
   const model = params.model;
   requireMethod(model, 'generateContent');
-  const body = await readJson(req, ctx.opts.maxRequestBytes);
-  ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(body) });
+  const raw = await readJson(req, ctx.opts.maxRequestBytes);
+  ctx.stats.recordGenerateRequest({ model, stream, body: forRecord(raw) });
+  // A request naming a cache stands for the cache's contents followed by its own.
+  const { body, cachedTokens } = withCache(ctx, model, raw as Record<string, unknown>);
   const facts = collectFacts(ctx.files, model, body);
   // A URL that cannot be fetched makes the request invalid: fetched before the quota charges it.
   await ctx.remoteFiles.resolve(facts);
@@ -49,6 +52,7 @@ async function generate(
   await admitModelCall(ctx, model, facts.promptTokens);
   if (flexWaitMs > 0) await sleep(flexWaitMs);
   const reply = buildReply(facts, body as Record<string, unknown>);
+  if (cachedTokens > 0) reply.usageMetadata.cachedContentTokenCount = cachedTokens;
   ctx.billing.billWhenSent(res, model, reply.usageMetadata, tier);
   if (!stream) return sendJson(res, 200, responseJson(reply));
 

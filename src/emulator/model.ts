@@ -49,6 +49,8 @@ export interface FileFact {
   mimeType: string;
   sizeBytes: number;
   sha256: string;
+  /** What the file counts in the prompt: 258 tokens, a PDF's 258 a page. */
+  tokens: number;
 }
 
 /** A fileData part naming an https URL: its fact is completed once the URL is fetched (remote-files.ts). */
@@ -94,7 +96,13 @@ export interface Candidate {
 export interface Reply {
   candidates: Candidate[];
   promptFeedback?: { blockReason: string };
-  usageMetadata: { promptTokenCount: number; candidatesTokenCount: number; totalTokenCount: number; thoughtsTokenCount?: number };
+  usageMetadata: {
+    promptTokenCount: number;
+    candidatesTokenCount: number;
+    totalTokenCount: number;
+    thoughtsTokenCount?: number;
+    cachedContentTokenCount?: number;
+  };
   modelVersion: string;
   responseId: string;
 }
@@ -139,7 +147,7 @@ export function collectFacts(files: EmulatedFiles, model: string, body: unknown)
     (sum, t) => sum + countWords(t),
     0,
   );
-  facts.promptTokens = words + TOKENS_PER_MEDIA_PART * (facts.files.length + facts.inline.length);
+  facts.promptTokens = words + facts.files.reduce((sum, f) => sum + f.tokens, 0) + TOKENS_PER_MEDIA_PART * facts.inline.length;
   return facts;
 }
 
@@ -171,7 +179,13 @@ function fileFact(files: EmulatedFiles, facts: PromptFacts, fileData: Json, wher
   if (!file) throw invalidArgument(`File ${id} does not exist or you do not have permission to access it.`);
   if (stateOf(file) !== 'ACTIVE') throw failedPrecondition(`The File ${id} is not in an ACTIVE state and usage is not allowed.`);
   const mimeType = typeof fileData.mimeType === 'string' && fileData.mimeType ? fileData.mimeType : file.mimeType;
-  return { name: `files/${file.id}`, mimeType, sizeBytes: file.sizeBytes, sha256: file.sha256Hex };
+  return {
+    name: `files/${file.id}`,
+    mimeType,
+    sizeBytes: file.sizeBytes,
+    sha256: file.sha256Hex,
+    tokens: TOKENS_PER_MEDIA_PART * (file.pages ?? 1),
+  };
 }
 
 /**
@@ -188,6 +202,7 @@ function remoteFact(facts: PromptFacts, url: URL, fileData: Json, where: string)
     mimeType: given ? (fileData.mimeType as string) : '',
     sizeBytes: 0,
     sha256: '',
+    tokens: TOKENS_PER_MEDIA_PART,
   };
   facts.remote.push({ url: url.href, fact, mimeTypeGiven: given });
   return fact;

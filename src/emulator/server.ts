@@ -50,6 +50,7 @@ import { QuotaEnforcer } from './quota.js';
 import { RemoteFiles } from './remote-files.js';
 import { StatsCollector } from './stats.js';
 import { TierModel } from './tiers.js';
+import { CacheStore, handleCreateCache, handleDeleteCache, handleGetCache, handleListCaches, handleUpdateCache } from './caches.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
 import { EmulatedUploads } from './upload-store.js';
 import {
@@ -100,6 +101,21 @@ const ROUTE_TABLE: RouteSpec[] = [
     pattern: new RegExp(`^(?:/download)?/${VERSION}/files/(?<id>[^/:]+):download$`),
     route: 'files.download',
     handler: handleDownloadFile,
+  },
+  { methods: ['POST'], pattern: new RegExp(`^/${VERSION}/cachedContents$`), route: 'caches.create', handler: handleCreateCache },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/cachedContents$`), route: 'caches.list', handler: handleListCaches },
+  { methods: ['GET'], pattern: new RegExp(`^/${VERSION}/cachedContents/(?<id>[^/:]+)$`), route: 'caches.get', handler: handleGetCache },
+  {
+    methods: ['PATCH'],
+    pattern: new RegExp(`^/${VERSION}/cachedContents/(?<id>[^/:]+)$`),
+    route: 'caches.update',
+    handler: handleUpdateCache,
+  },
+  {
+    methods: ['DELETE'],
+    pattern: new RegExp(`^/${VERSION}/cachedContents/(?<id>[^/:]+)$`),
+    route: 'caches.delete',
+    handler: handleDeleteCache,
   },
   {
     methods: ['POST'],
@@ -317,6 +333,7 @@ function newContext(opts: ResolvedOptions, options: EmulatorOptions): EmulatorCo
     quota: new QuotaEnforcer(options.quota, stats),
     latency: new LatencyModel(options.latency, opts.seed),
     tiers: new TierModel(options.tiers, opts.seed),
+    caches: new CacheStore(),
     batches: new EmulatedBatches(options.batches),
     remoteFiles: new RemoteFiles({ ...options.fileUriTls, maxBytes: options.maxFileUriBytes ?? DEFAULT_MAX_FILE_URI_BYTES }),
   };

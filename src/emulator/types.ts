@@ -25,6 +25,11 @@ export const ROUTES = [
   'files.download',
   'models.list',
   'models.get',
+  'caches.create',
+  'caches.get',
+  'caches.list',
+  'caches.update',
+  'caches.delete',
 ] as const;
 
 /** A named API route; faults, request counts and fault counts are keyed by it. */

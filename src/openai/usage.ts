@@ -26,7 +26,7 @@ export interface ReportBucket {
 }
 
 /** A cost in USD from counts in nano-USD (as core's ledger keeps them; repeated here, the wire layer imports no code). */
-const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output) / 1e9;
+const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output + c.cost_storage) / 1e9;
 
 const USAGE_GROUPS: readonly Grouping[] = ['project_id', 'model', 'batch', 'service_tier'];
 const COST_GROUPS: readonly Grouping[] = ['project_id', 'line_item'];
@@ -153,10 +153,21 @@ function costResults(g: ReportGroup, byLineItem: boolean) {
     result(item({ cost_input: g.counts.cost_input }), `${g.model}, input${tier}`),
     result(item({ cost_cached: g.counts.cost_cached }), `${g.model}, cached input${tier}`),
     result(item({ cost_output: g.counts.cost_output }), `${g.model}, output${tier}`),
+    result(item({ cost_storage: g.counts.cost_storage }), `${g.model}, cache storage`),
   ].filter((r) => r.amount.value > 0);
 }
 
-const zero: UsageCounts = { input: 0, cached: 0, output: 0, thinking: 0, requests: 0, cost_input: 0, cost_cached: 0, cost_output: 0 };
+const zero: UsageCounts = {
+  input: 0,
+  cached: 0,
+  output: 0,
+  thinking: 0,
+  requests: 0,
+  cost_input: 0,
+  cost_cached: 0,
+  cost_output: 0,
+  cost_storage: 0,
+};
 
 /** OpenAI's page of buckets. */
 export function reportPage(kind: 'usage' | 'costs', buckets: ReportBucket[], next: number | null, groupBy: Grouping[]) {
@@ -166,7 +177,11 @@ export function reportPage(kind: 'usage' | 'costs', buckets: ReportBucket[], nex
       object: 'bucket' as const,
       start_time: b.start,
       end_time: b.end,
-      results: kind === 'usage' ? b.groups.map(completionsResult) : b.groups.flatMap((g) => costResults(g, groupBy.includes('line_item'))),
+      // A cache's storage is a cost with no model request: it shows in costs only.
+      results:
+        kind === 'usage'
+          ? b.groups.filter((g) => g.counts.requests > 0).map(completionsResult)
+          : b.groups.flatMap((g) => costResults(g, groupBy.includes('line_item'))),
     })),
     has_more: next !== null,
     next_page: next === null ? null : String(next),

@@ -13,6 +13,7 @@ import type { BilledTier } from '../core/prices.js';
 import { encodeVector, type EmbeddingResult } from '../openai/embeddings.js';
 import { embedTexts } from '../providers/gemini/embeddings.js';
 import { jobStream } from '../domain/job-stream.js';
+import { viaContextCache } from './context-cache.js';
 import type { GeminiUsage } from '../domain/usage.js';
 import { FINAL_EVENT, responseIdOf, responseObject, type ResponseEvent } from '../openai/response-object.js';
 import { generate, generateStream } from '../providers/gemini/generate.js';
@@ -76,19 +77,20 @@ export async function answerChat(deps: CallDeps, rec: JobRecord, inputs: Inputs,
   const request = geminiRequestFor(rec, inputs, tier);
   const ids = completionIds(rec);
   if (!rec.stream) {
-    const r = await generate(deps.gemini.ai, request);
+    const r = await viaContextCache(deps, rec, request, (req) => generate(deps.gemini.ai, req));
     const result = { ...(await resultFor(rec, r)), service_tier: wireTier(tier) };
     return { result, promptTokens: r.usageMetadata?.promptTokenCount, usage: r.usageMetadata };
   }
   const stream = jobStream(deps.services);
   let last: GenerateContentResponse | undefined;
   let first = true;
-  await generateStream(deps.gemini.ai, request, async (chunk) => {
+  const onChunk = async (chunk: GenerateContentResponse) => {
     for (const c of toChunks(chunk, ids, first)) await stream.appendChunk(rec.id, c);
     if (first) onFirst();
     first = false;
     last = chunk;
-  });
+  };
+  await viaContextCache(deps, rec, request, (req) => generateStream(deps.gemini.ai, req, onChunk));
   const usage = last ? (usageOf(last) ?? null) : null;
   await stream.appendUsage(rec.id, usage);
   return { result: { streamed: true, usage }, promptTokens: last?.usageMetadata?.promptTokenCount, usage: last?.usageMetadata };
@@ -133,7 +135,7 @@ export async function answerResponse(
   let request = geminiRequestFor(rec, inputs, tier);
   let last: GenerateContentResponse | undefined;
   if (!rec.stream) {
-    last = await generate(deps.gemini.ai, request).catch(async (err) => {
+    last = await viaContextCache(deps, rec, request, (req) => generate(deps.gemini.ai, req)).catch(async (err) => {
       if (!refusedUrl(err, inputs)) throw err;
       request = geminiRequestFor(
         rec,
@@ -147,10 +149,11 @@ export async function answerResponse(
   }
   const events = new EventLog(deps.services, rec, onFirst);
   const writer = outputWriter(rec, (e) => events.send(e));
-  await generateStream(deps.gemini.ai, request, async (chunk) => {
+  const onChunk = async (chunk: GenerateContentResponse) => {
     last = chunk;
     await writer.add(chunk);
-  });
+  };
+  await viaContextCache(deps, rec, request, (req) => generateStream(deps.gemini.ai, req, onChunk));
   const outcome = { ...(await writer.finish()), service_tier: wireTier(tier) };
   await events.send({ type: FINAL_EVENT[outcome.status], response: responseObject(rec, outcome.status, outcome) });
   return { result: { ...outcome }, promptTokens: last?.usageMetadata?.promptTokenCount, usage: last?.usageMetadata };

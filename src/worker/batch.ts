@@ -24,6 +24,7 @@ import { MAX_LISTED_ERRORS, readInput, type LineCall, type RequestLine } from '.
 import type { JobRecord } from '../core/records/jobs.js';
 import { closeLines, LinesStillOpen, writeResults, type Ending } from './batch-output.js';
 import { cancelGeminiBatches, collectFinished, giveUp, removeGeminiBatches, runGeminiBatch, type GeminiBatchDeps } from './gemini-batch.js';
+import { releaseBatchCaches } from './context-cache.js';
 import { batchLines } from '../core/metrics.js';
 import { announceBatch, failBatch, feed, releaseGate } from '../domain/batches.js';
 import { newEmbeddingRecord, newJobRecord, newResponseRecord, type BatchLine } from '../domain/jobs.js';
@@ -202,6 +203,10 @@ async function endBatch(services: Services, batchId: string, ending: Ending, gem
     await announceBatch(services, ended);
   }
   if (onGemini) await removeGeminiBatches(onGemini, batch);
+  if (gemini)
+    await releaseBatchCaches(gemini, batchId).catch((err) =>
+      services.logger.warn({ err, batchId }, 'a context cache of the batch was not deleted: it expires on its own'),
+    );
   await releaseGate(services, batchId);
   if (ending !== 'expired') await services.queues.batch.remove(jobIds.batch(BATCH_JOBS.expire, batchId)).catch(() => 0);
   return { [ending]: results.request_counts };

@@ -9,7 +9,17 @@ import type { Keys } from '../keys.js';
 import { withScripts, type Scripted } from '../scripts/index.js';
 
 /** What one call adds: tokens, requests, and cost in nano-USD (whole numbers, so Redis sums them exactly). */
-export const USAGE_METRICS = ['input', 'cached', 'output', 'thinking', 'requests', 'cost_input', 'cost_cached', 'cost_output'] as const;
+export const USAGE_METRICS = [
+  'input',
+  'cached',
+  'output',
+  'thinking',
+  'requests',
+  'cost_input',
+  'cost_cached',
+  'cost_output',
+  'cost_storage',
+] as const;
 export type UsageMetric = (typeof USAGE_METRICS)[number];
 export type UsageCounts = Record<UsageMetric, number>;
 
@@ -51,7 +61,7 @@ const BATCH_RETENTION_SECONDS = 35 * DAY;
 
 /** Nano-USD per USD: costs are counted in whole nano-USD. */
 const NANO = 1e9;
-export const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output) / NANO;
+export const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output + c.cost_storage) / NANO;
 export const nanoUsd = (usd: number) => Math.round(usd * NANO);
 
 const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7).replace('-', '');
