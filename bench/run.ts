@@ -15,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   quota: () => import('./quota.js'),
   machines: () => import('./machines.js'),
   recovery: () => import('./recovery.js'),
+  cost: () => import('./cost.js'),
 };
 
 const USAGE = `Usage: npm run bench [-- <section>...]\nSections: ${Object.keys(SECTIONS).join(', ')}`;

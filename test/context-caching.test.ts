@@ -16,7 +16,9 @@ const MODEL = 'gemini-2.5-flash';
 
 /** A PDF of `pages` page objects (Gemini counts 258 tokens a page; so does the emulator). */
 const pdf = (pages: number) =>
-  Buffer.from(`%PDF-1.7\n${Array.from({ length: pages }, (_, i) => `${i + 3} 0 obj << /Type /Page /Parent 2 0 R >> endobj\n`).join('')}%%EOF\n`);
+  Buffer.from(
+    `%PDF-1.7\n${Array.from({ length: pages }, (_, i) => `${i + 3} 0 obj << /Type /Page /Parent 2 0 R >> endobj\n`).join('')}%%EOF\n`,
+  );
 
 async function billing(url: string): Promise<any> {
   return (await fetch(`${url}/_emulator/billing`)).json();
@@ -41,7 +43,10 @@ describe('the emulator’s context caches', () => {
     assert.equal(cache.usageMetadata?.totalTokenCount, 200 * 258);
     const question = { role: 'user', parts: [{ text: 'what is on page 7?' }] };
     const cached = await ai.models.generateContent({ model: MODEL, contents: [question], config: { cachedContent: cache.name! } });
-    const whole = await ai.models.generateContent({ model: MODEL, contents: [{ role: 'user', parts: [docPart, { text: 'what is on page 7?' }] }] });
+    const whole = await ai.models.generateContent({
+      model: MODEL,
+      contents: [{ role: 'user', parts: [docPart, { text: 'what is on page 7?' }] }],
+    });
     assert.equal(cached.text, whole.text);
     assert.equal(cached.usageMetadata?.promptTokenCount, whole.usageMetadata?.promptTokenCount);
     assert.equal(cached.usageMetadata?.cachedContentTokenCount, 200 * 258);
@@ -56,7 +61,10 @@ describe('the emulator’s context caches', () => {
     const updated = await ai.caches.update({ name: cache.name!, config: { ttl: '600s' } });
     assert.ok(Date.parse(updated.expireTime!) > Date.parse(cache.expireTime!));
     await ai.caches.delete({ name: cache.name! });
-    await assert.rejects(ai.models.generateContent({ model: MODEL, contents: [question], config: { cachedContent: cache.name! } }), /CachedContent not found/);
+    await assert.rejects(
+      ai.models.generateContent({ model: MODEL, contents: [question], config: { cachedContent: cache.name! } }),
+      /CachedContent not found/,
+    );
     const b = await billing(emulator.url);
     assert.ok(b.cacheStorageTokenHours[`models/${MODEL}`] > 0, 'storage was billed while it lived');
     assert.equal(b.liveCaches, 0);
@@ -75,7 +83,10 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
   const ferry: Ferry = await startFerry({ env: { FERRY_BATCH_MAX_LINES: '2000', ...env } });
   try {
     const client = ferry.client();
-    const file = await client.files.create({ file: await toFile(pdf(200), 'manual.pdf', { type: 'application/pdf' }), purpose: 'user_data' });
+    const file = await client.files.create({
+      file: await toFile(pdf(200), 'manual.pdf', { type: 'application/pdf' }),
+      purpose: 'user_data',
+    });
     await eventually(async () => (await client.files.retrieve(file.id)).status === 'processed', 20_000, 'the document');
     const input = Array.from({ length: n }, (_, i) => ({
       custom_id: `q-${i}`,
@@ -98,11 +109,15 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
     assert.equal(b.status, 'completed');
     const { out } = await results(client, b, idsOf(input));
     assert.equal(out.length, n, 'every line answered once');
-    const answers = new Map(out.map((l) => [l.custom_id, String(l.response.body.choices[0].message.content).replace(/files\/[\w-]+/g, 'files/X')]));
+    const answers = new Map(
+      out.map((l) => [l.custom_id, String(l.response.body.choices[0].message.content).replace(/files\/[\w-]+/g, 'files/X')]),
+    );
     const usage = await ferry.services.usage.ofBatch('tenant-a', b.id);
     const billed = await billing(ferry.emulator.url);
     await eventually(async () => (await billing(ferry.emulator.url)).liveCaches === 0, 10_000, 'the batch’s caches to be deleted');
-    const costs: any = await (await ferry.fetch(`/v1/organization/costs?start_time=${Math.floor(Date.now() / 1000) - 3600}&group_by=line_item`)).json();
+    const costs: any = await (
+      await ferry.fetch(`/v1/organization/costs?start_time=${Math.floor(Date.now() / 1000) - 3600}&group_by=line_item`)
+    ).json();
     const lineItems = costs.data.flatMap((bk: any) => bk.results.map((r: any) => r.line_item));
     return { usage, billed, answers, lineItems };
   } finally {
@@ -111,22 +126,29 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
 }
 
 describe('automatic context caching of a batch’s shared document', () => {
-  test('1,000 questions about one 200-page PDF: input cost with caching ≤ 0.3 of without, answers unchanged', { timeout: 180_000 }, async (t) => {
-    const without = await askAboutDocument({ FERRY_CONTEXT_CACHING: 'off' }, 1000);
-    const withCache = await askAboutDocument({}, 1000);
-    const inputCost = (u: typeof without.usage) => u.cost_input + u.cost_cached;
-    assert.equal(without.usage.cached, 0);
-    assert.equal(without.usage.cost_storage, 0);
-    assert.ok(withCache.usage.cached >= 900 * 200 * 258, `most lines read the document from the cache (${withCache.usage.cached} tokens)`);
-    assert.equal(withCache.usage.input, without.usage.input, 'the same prompts, token for token');
-    const ratio = (inputCost(withCache.usage) + withCache.usage.cost_storage) / inputCost(without.usage);
-    t.diagnostic(`input cost with caching (storage included) / without: ${ratio.toFixed(3)}`);
-    assert.ok(ratio <= 0.3, `with caching, storage included, the input costs ${ratio.toFixed(3)} of without`);
-    assert.ok(withCache.usage.cost_storage > 0, 'the cache’s storage is in the ledger');
-    assert.ok(withCache.lineItems.includes(`${MODEL}, cache storage`), withCache.lineItems.join('; '));
-    assert.equal(withCache.billed.totals.cachedTokens, withCache.usage.cached, 'the ledger’s cached tokens are the ones Gemini billed');
-    assert.deepEqual([...withCache.answers].sort(), [...without.answers].sort(), 'each answer as it is without a cache');
-  });
+  test(
+    '1,000 questions about one 200-page PDF: input cost with caching ≤ 0.3 of without, answers unchanged',
+    { timeout: 180_000 },
+    async (t) => {
+      const without = await askAboutDocument({ FERRY_CONTEXT_CACHING: 'off' }, 1000);
+      const withCache = await askAboutDocument({}, 1000);
+      const inputCost = (u: typeof without.usage) => u.cost_input + u.cost_cached;
+      assert.equal(without.usage.cached, 0);
+      assert.equal(without.usage.cost_storage, 0);
+      assert.ok(
+        withCache.usage.cached >= 900 * 200 * 258,
+        `most lines read the document from the cache (${withCache.usage.cached} tokens)`,
+      );
+      assert.equal(withCache.usage.input, without.usage.input, 'the same prompts, token for token');
+      const ratio = (inputCost(withCache.usage) + withCache.usage.cost_storage) / inputCost(without.usage);
+      t.diagnostic(`input cost with caching (storage included) / without: ${ratio.toFixed(3)}`);
+      assert.ok(ratio <= 0.3, `with caching, storage included, the input costs ${ratio.toFixed(3)} of without`);
+      assert.ok(withCache.usage.cost_storage > 0, 'the cache’s storage is in the ledger');
+      assert.ok(withCache.lineItems.includes(`${MODEL}, cache storage`), withCache.lineItems.join('; '));
+      assert.equal(withCache.billed.totals.cachedTokens, withCache.usage.cached, 'the ledger’s cached tokens are the ones Gemini billed');
+      assert.deepEqual([...withCache.answers].sort(), [...without.answers].sort(), 'each answer as it is without a cache');
+    },
+  );
 
   test('a prefix shared by only two calls is not cached (the first two of any pay in full)', { timeout: 60_000 }, async () => {
     const few = await askAboutDocument({}, 2);
