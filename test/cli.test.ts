@@ -48,6 +48,10 @@ describe('ferry submit and ferry status', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /Uploading \[#+\] 100% {2}0\.\d\/0\.\d MB {2}5\/5 files/);
     assert.match(run.stderr, /Batch batch_\S+ completed \[#+\] 5 completed, 0 failed, 5 total/);
+    // Ends with what the batch used and cost, from the usage ledger.
+    const spent = /Used (\d+) input tokens \(0 cached\), (\d+) output; cost \$(\d+\.\d+) at the configured prices\./.exec(run.stderr);
+    assert.ok(spent, run.stderr);
+    assert.ok(Number(spent[1]) > 0 && Number(spent[2]) > 0);
     const results = (await readFile(out, 'utf8'))
       .trim()
       .split('\n')

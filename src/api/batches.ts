@@ -6,6 +6,7 @@
 import { Router, type Request, type Response } from 'express';
 import { BadRequestError, GoneError } from '../core/errors.js';
 import { batchObject, checkBatchCreate } from '../openai/batches.js';
+import { costUsd } from '../core/records/usage.js';
 import { enqueueBatch } from '../core/enqueue.js';
 import { Idempotency } from '../core/idempotency.js';
 import { acceptOnce } from '../domain/accept.js';
@@ -24,7 +25,11 @@ import { nowSeconds } from '../core/time.js';
 export function batchesRouter(deps: ApiDeps): Router {
   const { services } = deps;
   const { batches } = services;
-  const view = async (rec: BatchRecord) => batchObject(rec, await batches.counts(rec));
+  // What the batch has cost so far, from the usage ledger (Ferry's field beside OpenAI's `usage`).
+  const view = async (rec: BatchRecord) => {
+    const [counts, spent] = await Promise.all([batches.counts(rec), deps.services.usage.ofBatch(rec.tenant, rec.id)]);
+    return batchObject(rec, counts, costUsd(spent));
+  };
   const r = Router();
   r.use(jsonBody('1mb'));
 

@@ -108,6 +108,17 @@ export async function writeMerged(sources: AsyncGenerator<{ index: number; line:
   }
 }
 
+/** The batch's tokens (OpenAI's `usage`) and what it cost (Ferry's `cost`, from the usage ledger). */
+function spentLine(batch: Batch): string {
+  const u = batch.usage;
+  const cost = (batch as Batch & { cost?: { value: number } }).cost?.value;
+  const tokens = u
+    ? `${u.input_tokens} input tokens (${u.input_tokens_details?.cached_tokens ?? 0} cached), ${u.output_tokens} output`
+    : 'no tokens reported';
+  const usd = cost ?? 0;
+  return `Used ${tokens}; cost $${usd < 0.01 ? usd.toFixed(6) : usd.toFixed(2)} at the configured prices.`;
+}
+
 export async function submit(client: OpenAI, opts: SubmitOptions): Promise<number> {
   const docs = await findDocuments(opts.paths);
   if (docs.length === 0) throw new UsageError('no documents found');
@@ -157,6 +168,7 @@ export async function submit(client: OpenAI, opts: SubmitOptions): Promise<numbe
   process.stderr.write(
     `${counts.completed} of ${docs.length} documents answered, ${failed} not; ${written} result lines${opts.out ? ` in ${opts.out}` : ''}.\n`,
   );
+  if (batch) process.stderr.write(`${spentLine(batch)}\n`);
   if (batch && batch.status !== 'completed') return 1;
   // Not one document taken: the service could not be reached, or refused them all (a wrong key).
   if (!batch) {

@@ -1,5 +1,5 @@
 /**
- * Explicit context caching (`cachedContents`): create, get, list, update the TTL, delete; a
+ * Explicit context caching (`cachedContents`) routes: create, get, list, update the TTL, delete; a
  * generateContent naming one sees its contents first, bills them as `cachedContentTokenCount`
  * (inside `promptTokenCount`, as Gemini reports it), and refuses its own system instruction or
  * tools. A cache below the model's minimum (1,024 tokens, 4,096 for Pro) is refused; storage is
@@ -11,62 +11,12 @@ import { invalidArgument, notFound, RpcError } from './errors.js';
 import { readJson, sendJson } from './http.js';
 import { collectFacts } from './model.js';
 import { requireMethod } from './models.js';
+import type { CachedContent } from './cache-store.js';
 
 type Json = Record<string, unknown>;
 
-export interface CachedContent {
-  name: string;
-  model: string;
-  displayName?: string;
-  contents: unknown[];
-  systemInstruction?: unknown;
-  tools?: unknown;
-  toolConfig?: unknown;
-  tokens: number;
-  createdAt: number;
-  expiresAt: number;
-}
-
 const DEFAULT_TTL_MS = 3600_000;
 const minTokens = (model: string) => (/pro/i.test(model) ? 4096 : 1024);
-
-/** The emulator's caches, and what their storage has cost so far (token-hours per model). */
-export class CacheStore {
-  private caches = new Map<string, CachedContent>();
-  readonly storageTokenHours = new Map<string, number>();
-
-  add(c: CachedContent): void {
-    this.caches.set(c.name, c);
-  }
-
-  /** The live cache, or undefined (an expired one is gone, its storage billed). */
-  get(name: string): CachedContent | undefined {
-    const c = this.caches.get(name);
-    if (c && Date.now() >= c.expiresAt) this.end(c, c.expiresAt);
-    return c && Date.now() < c.expiresAt ? c : undefined;
-  }
-
-  list(): CachedContent[] {
-    return [...this.caches.values()].filter((c) => this.get(c.name));
-  }
-
-  delete(name: string): boolean {
-    const c = this.get(name);
-    if (c) this.end(c, Date.now());
-    return c !== undefined;
-  }
-
-  private end(c: CachedContent, at: number): void {
-    this.caches.delete(c.name);
-    const hours = Math.max(0, at - c.createdAt) / 3600_000;
-    this.storageTokenHours.set(c.model, (this.storageTokenHours.get(c.model) ?? 0) + c.tokens * hours);
-  }
-
-  clear(): void {
-    this.caches.clear();
-    this.storageTokenHours.clear();
-  }
-}
 
 function ttlMs(body: Json): number {
   if (typeof body.expireTime === 'string') {

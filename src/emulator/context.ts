@@ -10,7 +10,7 @@ import type { QuotaEnforcer } from './quota.js';
 import type { RemoteFiles } from './remote-files.js';
 import type { StatsCollector } from './stats.js';
 import type { TierModel } from './tiers.js';
-import type { CacheStore } from './caches.js';
+import type { CacheStore } from './cache-store.js';
 import type { EmulatedUploads } from './upload-store.js';
 
 export interface ResolvedOptions {

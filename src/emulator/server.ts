@@ -50,7 +50,8 @@ import { QuotaEnforcer } from './quota.js';
 import { RemoteFiles } from './remote-files.js';
 import { StatsCollector } from './stats.js';
 import { TierModel } from './tiers.js';
-import { CacheStore, handleCreateCache, handleDeleteCache, handleGetCache, handleListCaches, handleUpdateCache } from './caches.js';
+import { CacheStore } from './cache-store.js';
+import { handleCreateCache, handleDeleteCache, handleGetCache, handleListCaches, handleUpdateCache } from './caches.js';
 import type { Emulator, EmulatorOptions, RouteName } from './types.js';
 import { EmulatedUploads } from './upload-store.js';
 import {

@@ -79,7 +79,7 @@ const MAX_WINDOW_SECONDS = 24 * 3600;
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
 
 /** The batch as the API shows it (and webhook events carry it). */
-export function batchObject(rec: BatchRecord, counts: RequestCounts) {
+export function batchObject(rec: BatchRecord, counts: RequestCounts, costUsd?: number) {
   return {
     id: rec.id,
     object: 'batch' as const,
@@ -105,6 +105,7 @@ export function batchObject(rec: BatchRecord, counts: RequestCounts) {
       ? { output_expires_after: { anchor: 'created_at' as const, seconds: rec.output_expires_after_seconds } }
       : {}),
     usage: rec.usage,
+    ...(costUsd !== undefined ? { cost: { value: costUsd, currency: 'usd' as const } } : {}),
     execution: rec.execution ?? 'direct',
     ...(rec.gemini_batches ? { gemini_batches: rec.gemini_batches.map((g) => ({ model: g.model, name: g.name, state: g.state })) } : {}),
   };
