@@ -16,14 +16,12 @@
  *   BENCH_RUNTIME               how Ferry's processes run (see bench/lib.ts)
  */
 import OpenAI, { toFile } from 'openai';
+import { pdf, questionsAbout } from '../test/document-questions.js';
 import { envInt, fmtMs, httpRequest, now, round, startStack, verdict, waitFor, type Section, type Stack } from './lib.js';
 
 const MODEL = 'gemini-2.5-flash';
 const CACHE_RATIO_TARGET = 0.3;
 const FLEX_RATIO_TARGET = 0.5;
-
-const pdf = (pages: number) =>
-  Buffer.from(`%PDF-1.7\n${Array.from({ length: pages }, (_, i) => `${i + 3} 0 obj << /Type /Page >> endobj\n`).join('')}%%EOF\n`);
 
 interface Run {
   name: string;
@@ -74,25 +72,9 @@ async function runBatch(stack: Stack, name: string, lines: number, execution: 'd
   await waitFor('the document to be processed', async () => (await client.files.retrieve(doc.id)).status === 'processed', {
     timeoutMs: 60_000,
   });
-  const jsonl = Array.from({ length: lines }, (_, i) =>
-    JSON.stringify({
-      custom_id: `q-${i}`,
-      method: 'POST',
-      url: '/v1/chat/completions',
-      body: {
-        model: MODEL,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'file', file: { file_id: doc.id } },
-              { type: 'text', text: `question ${i}: what does section ${i % 41} say?` },
-            ],
-          },
-        ],
-      },
-    }),
-  ).join('\n');
+  const jsonl = questionsAbout(doc.id, lines, MODEL)
+    .map((l) => JSON.stringify(l))
+    .join('\n');
   const input = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'cost.jsonl'), purpose: 'batch' });
   const t0 = now();
   const created = await client.batches.create({

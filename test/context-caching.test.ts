@@ -11,14 +11,9 @@ import { toFile } from 'openai';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { eventually, startFerry, type Ferry } from './harness.js';
 import { createBatch, idsOf, results, waitFinal } from './batch-helpers.js';
+import { pdf, questionsAbout } from './document-questions.js';
 
 const MODEL = 'gemini-2.5-flash';
-
-/** A PDF of `pages` page objects (Gemini counts 258 tokens a page; so does the emulator). */
-const pdf = (pages: number) =>
-  Buffer.from(
-    `%PDF-1.7\n${Array.from({ length: pages }, (_, i) => `${i + 3} 0 obj << /Type /Page /Parent 2 0 R >> endobj\n`).join('')}%%EOF\n`,
-  );
 
 async function billing(url: string): Promise<any> {
   return (await fetch(`${url}/_emulator/billing`)).json();
@@ -88,23 +83,7 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
       purpose: 'user_data',
     });
     await eventually(async () => (await client.files.retrieve(file.id)).status === 'processed', 20_000, 'the document');
-    const input = Array.from({ length: n }, (_, i) => ({
-      custom_id: `q-${i}`,
-      method: 'POST',
-      url: '/v1/chat/completions',
-      body: {
-        model: MODEL,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'file', file: { file_id: file.id } },
-              { type: 'text', text: `question number ${i}: what does section ${i % 37} say?` },
-            ],
-          },
-        ],
-      },
-    }));
+    const input = questionsAbout(file.id, n, MODEL);
     const b = await waitFinal(client, (await createBatch(client, input)).id, 100);
     assert.equal(b.status, 'completed');
     const { out } = await results(client, b, idsOf(input));
