@@ -400,7 +400,8 @@ async function recordAnswer(services: Services, batch: BatchRecord, i: number, l
     };
     await recordUsage(services, call, line.response.usageMetadata);
     crashPoint('gemini-batch.usage-recorded');
-    const result = await resultFor(rec, line.response);
+    // The tier it ran at, as a live answer says its own: Batch Mode's, as the ledger names it.
+    const result = { ...(await resultFor(rec, line.response)), service_tier: 'batch' };
     return endLine(services, batch.id, i, rec, { status: 'succeeded', result, error: null });
   }
   const e = line.error ?? {};
