@@ -88,6 +88,12 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
     assert.equal(b.status, 'completed');
     const { out } = await results(client, b, idsOf(input));
     assert.equal(out.length, n, 'every line answered once');
+    const cachedInAnswers = out.reduce((s, l) => s + (l.response.body.usage.prompt_tokens_details?.cached_tokens ?? 0), 0);
+    assert.equal(
+      b.usage?.input_tokens_details.cached_tokens,
+      cachedInAnswers,
+      'the batch’s usage counts the cached tokens its answers report',
+    );
     const answers = new Map(
       out.map((l) => [l.custom_id, String(l.response.body.choices[0].message.content).replace(/files\/[\w-]+/g, 'files/X')]),
     );
@@ -98,7 +104,7 @@ async function askAboutDocument(env: Record<string, string>, n: number) {
       await ferry.fetch(`/v1/organization/costs?start_time=${Math.floor(Date.now() / 1000) - 3600}&group_by=line_item`)
     ).json();
     const lineItems = costs.data.flatMap((bk: any) => bk.results.map((r: any) => r.line_item));
-    return { usage, billed, answers, lineItems };
+    return { usage, billed, answers, lineItems, cachedInAnswers };
   } finally {
     await ferry.close();
   }
@@ -125,6 +131,7 @@ describe('automatic context caching of a batch’s shared document', () => {
       assert.ok(withCache.usage.cost_storage > 0, 'the cache’s storage is in the ledger');
       assert.ok(withCache.lineItems.includes(`${MODEL}, cache storage`), withCache.lineItems.join('; '));
       assert.equal(withCache.billed.totals.cachedTokens, withCache.usage.cached, 'the ledger’s cached tokens are the ones Gemini billed');
+      assert.equal(withCache.cachedInAnswers, withCache.usage.cached, 'each answer says how much of its prompt was cached');
       assert.deepEqual([...withCache.answers].sort(), [...without.answers].sort(), 'each answer as it is without a cache');
     },
   );

@@ -122,6 +122,7 @@ function addUsage(total: BatchUsage, usage: unknown) {
         output_tokens?: number;
         total_tokens?: number;
         input_tokens_details?: { cached_tokens?: number };
+        prompt_tokens_details?: { cached_tokens?: number };
         output_tokens_details?: { reasoning_tokens?: number };
       }
     | null
@@ -129,7 +130,7 @@ function addUsage(total: BatchUsage, usage: unknown) {
   total.input_tokens += u?.prompt_tokens ?? u?.input_tokens ?? 0;
   total.output_tokens += u?.completion_tokens ?? u?.output_tokens ?? 0;
   total.total_tokens += u?.total_tokens ?? 0;
-  total.input_tokens_details.cached_tokens += u?.input_tokens_details?.cached_tokens ?? 0;
+  total.input_tokens_details.cached_tokens += u?.input_tokens_details?.cached_tokens ?? u?.prompt_tokens_details?.cached_tokens ?? 0;
   total.output_tokens_details.reasoning_tokens += u?.output_tokens_details?.reasoning_tokens ?? 0;
 }
 

@@ -224,7 +224,13 @@ export function usageOf(r: GenerateContentResponse) {
   if (!u) return undefined;
   const prompt = u.promptTokenCount ?? 0;
   const completion = u.candidatesTokenCount ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: u.totalTokenCount ?? prompt + completion };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: u.totalTokenCount ?? prompt + completion,
+    // The part of the prompt read from a context cache, as OpenAI reports its own cached tokens.
+    ...(u.cachedContentTokenCount ? { prompt_tokens_details: { cached_tokens: u.cachedContentTokenCount } } : {}),
+  };
 }
 
 /** A Gemini answer as OpenAI's `chat.completion`. */
