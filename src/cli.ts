@@ -61,19 +61,33 @@ function withDevKey(config: Config): { config: Config; devKey: string | null } {
   return { config: { ...config, apiKeys: new Map([[key, 'dev']]) }, devKey: key };
 }
 
-/** A bare /metrics and /healthz for a worker-only process. */
-async function workerMetricsServer(port: number, runtime: WorkerRuntime): Promise<http.Server> {
+/**
+ * A bare /metrics and /healthz for a worker-only process, on HOST. Its port taken (a second worker
+ * on this host): the worker runs on without one, and says so; null then.
+ */
+async function workerMetricsServer(config: Config, logger: Logger, runtime: () => WorkerRuntime | null): Promise<http.Server | null> {
   const { registry } = await import('./core/metrics.js');
   const server = http.createServer(async (req, res) => {
     if (req.url === '/metrics') {
       res.setHeader('Content-Type', registry.contentType);
       res.end(await registry.metrics());
     } else if (req.url === '/healthz' || req.url === '/readyz') {
-      const ok = runtime.running();
+      const ok = runtime()?.running() ?? false;
       res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'not_ready' }));
     } else res.writeHead(404).end();
   });
-  return new Promise((resolve) => server.listen(port, () => resolve(server)));
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => {
+      const refusal = listenRefusal(err);
+      if (!refusal || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') return reject(err);
+      logger.warn(
+        { port: config.metricsPort },
+        `no /metrics for this worker: ${refusal} (another worker on this host has it; give each its own FERRY_METRICS_PORT, or 0 for none)`,
+      );
+      resolve(null);
+    });
+    server.listen(config.metricsPort, config.host, () => resolve(server));
+  });
 }
 
 /** `ferry emulator`: the local Gemini emulator alone. */
@@ -112,29 +126,29 @@ async function run(command: string): Promise<void> {
   const services: Services = await createServices(config, logger, { staging: blobStaging ?? undefined });
   stops.push({ name: 'redis', stop: () => services.close() });
 
+  // Every port is bound before any worker takes a job: a process that cannot listen takes nothing.
+  const runsWorkers = command === 'worker' || command === 'all';
   let runtime: WorkerRuntime | null = null;
-  let target: GeminiTarget | null = null;
-  if (command === 'worker' || command === 'all') {
-    target = await geminiTarget(config, logger, stops);
-    runtime = await startWorkers(services, target);
-    const rt = runtime;
-    stops.push({ name: 'workers', stop: () => rt.close() });
-    if (command === 'worker' && config.metricsPort) {
-      const m = await workerMetricsServer(config.metricsPort, rt);
-      stops.push({ name: 'metrics', stop: () => new Promise((r) => m.close(() => r())) });
-    }
-  }
+  const target = runsWorkers ? await geminiTarget(config, logger, stops) : null;
   let api: RunningApi | null = null;
   if (command === 'api' || command === 'all') {
-    const rt = runtime;
     api = await startApi(services, {
       port: config.port,
       host: config.host,
-      workersReady: async () => (rt ? rt.running() : (await services.queues.upload.getWorkersCount()) > 0),
+      workersReady: async () => (runsWorkers ? (runtime?.running() ?? false) : (await services.queues.upload.getWorkersCount()) > 0),
     });
-    const a = api;
-    stops.push({ name: 'api', stop: () => a.close() });
   }
+  if (command === 'worker' && config.metricsPort) {
+    const m = await workerMetricsServer(config, logger, () => runtime);
+    if (m) stops.push({ name: 'metrics', stop: () => new Promise((r) => m.close(() => r())) });
+  }
+  if (target) {
+    const rt = (runtime = await startWorkers(services, target));
+    stops.push({ name: 'workers', stop: () => rt.close() });
+  }
+  // Stopped first (stops run in reverse): no new request is accepted while the workers wind down.
+  const a = api;
+  if (a) stops.push({ name: 'api', stop: () => a.close() });
 
   const staging = blobStaging ? `Azure Blob container ${blobStaging.location}` : null;
   banner(startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey, staging }));

@@ -134,17 +134,17 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** A `ferry <command>` child process with the given environment. */
-export function spawnFerry(command: string, env: Record<string, string>): ChildProcess {
+/** A `ferry <command>` child process with the given environment; `logs`: its stdout (the log lines) piped too. */
+export function spawnFerry(command: string, env: Record<string, string>, opts: { logs?: boolean } = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', command], {
     cwd: path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..'),
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', opts.logs ? 'pipe' : 'ignore', 'pipe'],
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.unref();
-  (child.stderr as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.();
+  for (const s of [child.stdout, child.stderr]) (s as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.();
   return child;
 }
 

@@ -25,6 +25,7 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
     res.json({ ok: true });
   });
   app.get('/boom', (_req, res) => void res.status(503).json({ error: 'x' }));
+  app.get('/readyz', (_req, res) => void res.status(503).json({ status: 'not_ready' }));
   app.get('/slow', (_req, res) => void setTimeout(() => res.end(), 500));
   // A mounted sub-app (as Bull Board is) swaps the request's prototype for its own while it answers.
   const sub = express();
@@ -109,4 +110,15 @@ test('a request answered by a mounted sub-app is logged like any other, without 
     process.off('uncaughtException', onUncaught);
   }
   assert.deepEqual(uncaught, []);
+});
+
+test('a readiness probe told "not ready" (a process starting) is logged at info, not as an error', async () => {
+  await withApp('info', async (url, lines) => {
+    await (await fetch(`${url}/readyz`)).text();
+    await new Promise((r) => setTimeout(r, 20));
+    const done = lines.filter((l) => l.msg === 'request completed');
+    assert.equal(done.length, 1);
+    assert.equal(done[0].level, 30);
+    assert.deepEqual(done[0].res, { statusCode: 503 });
+  });
 });

@@ -1,0 +1,96 @@
+/**
+ * Several Ferry processes on one host: a second worker whose metrics port is taken runs on without
+ * one (saying so) and takes its share of the work; a `ferry all` that cannot bind its port takes no
+ * job before it exits.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { eventually, freePort, spawnFerry, startFerry, type Ferry } from './harness.js';
+
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) =>
+    child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code)),
+  );
+
+/** What the child writes (stderr, and its log lines when piped), as it comes. */
+const outputOf = (child: ChildProcess) => {
+  let text = '';
+  for (const s of [child.stdout, child.stderr]) s?.on('data', (c) => (text += c));
+  return () => text;
+};
+
+async function submitJobs(ferry: Ferry, n: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const res = await ferry.fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `job ${i}` }] }),
+      });
+      assert.equal(res.status, 202);
+      return ((await res.json()) as { id: string }).id;
+    }),
+  );
+}
+
+const statusOf = async (ferry: Ferry, id: string) => ((await (await ferry.fetch(`/v1/jobs/${id}`)).json()) as { status: string }).status;
+
+describe('several processes on one host', () => {
+  let ferry: Ferry;
+  before(async () => {
+    // The API here; the workers are the processes under test.
+    ferry = await startFerry({ workers: false });
+  });
+  after(() => ferry.close());
+
+  test('a `ferry all` whose port is taken says so and takes no job', { timeout: 60_000 }, async () => {
+    const ids = await submitJobs(ferry, 5);
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const child = spawnFerry('all', { ...ferry.env, PORT: String(port), FERRY_LOG_LEVEL: 'info' }, { logs: true });
+      const output = outputOf(child);
+      assert.equal(await exited(child), 1);
+      assert.match(output(), /cannot start: 127\.0\.0\.1:\d+ is already in use/);
+      // Its workers never started: no job could have been taken, however fast it would have been.
+      assert.doesNotMatch(output(), /workers started/);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+    for (const id of ids) assert.equal(await statusOf(ferry, id), 'queued', `${id} was not taken`);
+  });
+
+  test(
+    'two `ferry worker` processes sharing a metrics port: both run, the second without metrics, saying why',
+    { timeout: 60_000 },
+    async () => {
+      const metricsPort = await freePort();
+      const env = { ...ferry.env, FERRY_METRICS_PORT: String(metricsPort), FERRY_LOG_LEVEL: 'info' };
+      const first = spawnFerry('worker', env);
+      await eventually(
+        async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`).catch(() => null))?.ok,
+        30_000,
+        'the first worker',
+      );
+      const second = spawnFerry('worker', env, { logs: true });
+      const output = outputOf(second);
+      try {
+        await eventually(async () => /no \/metrics for this worker/.test(output()), 30_000, 'the second worker to start');
+        const ids = await submitJobs(ferry, 20);
+        for (const id of ids) await eventually(async () => (await statusOf(ferry, id)) === 'succeeded', 30_000, `job ${id}`);
+        assert.equal(first.exitCode, null, 'the first worker runs');
+        assert.equal(second.exitCode, null, 'the second worker runs');
+        assert.match(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), /ferry_http_requests_total|process_cpu/);
+        assert.match(output(), /no \/metrics for this worker: 127\.0\.0\.1:\d+ is already in use/);
+        assert.match(output(), /FERRY_METRICS_PORT/);
+        assert.doesNotMatch(output(), /Unhandled 'error' event/);
+      } finally {
+        for (const w of [first, second]) w.kill('SIGTERM');
+        await Promise.all([exited(first), exited(second)]);
+      }
+    },
+  );
+});
