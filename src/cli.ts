@@ -4,6 +4,7 @@
  * `all` (what `npm start` runs) serves the API and runs the workers in one process.
  */
 import http from 'node:http';
+import { hostname } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { ConfigError, loadConfig, type Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
@@ -179,10 +180,11 @@ function startedLines(
     );
   const redis = config.redisClusterNodes ? `Redis Cluster via ${config.redisClusterNodes.join(', ')}` : config.redisUrl;
   lines.push(`Redis:   ${redis}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
+  lines.push(`Prefix:  ${config.prefix}${prefixNote(config)}`);
   lines.push(
     s.staging
       ? `Staging: ${s.staging} (FERRY_STAGING_CONTAINER)`
-      : `Staging: ${config.stagingDir} (this machine; FERRY_STAGING_CONTAINER shares it)`,
+      : `Staging: ${config.stagingDir} on ${hostname()} (this machine; FERRY_STAGING_CONTAINER shares it)`,
   );
   if (s.devKey && api) lines.push(`API key: ${s.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
   if (api) {
@@ -198,6 +200,13 @@ function startedLines(
       : 'URLs:    webhooks and image URLs must be public; WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows private and loopback ones',
   );
   return lines;
+}
+
+/** Why the prefix is what it is, when Ferry chose it. */
+function prefixNote(config: Config): string {
+  if (process.env.FERRY_REDIS_PREFIX?.trim()) return ' (FERRY_REDIS_PREFIX)';
+  if (config.prefix === 'ferry') return '';
+  return ` (this checkout's own, from FERRY_DATA_DIR: other checkouts on this Redis do not share its work; set FERRY_REDIS_PREFIX to share)`;
 }
 
 function listening(host: string): string {

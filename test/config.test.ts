@@ -14,7 +14,7 @@ test('defaults follow the configuration contract', () => {
   const c = loadConfig({});
   assert.equal(c.port, 8080);
   assert.equal(c.redisUrl, 'redis://127.0.0.1:6379');
-  assert.equal(c.prefix, 'ferry');
+  assert.match(c.prefix, /^ferry-[0-9a-f]{8}$/, 'development on the local Redis: the data directory’s own prefix');
   assert.equal(c.maxFileBytes, 2147483648);
   assert.equal(c.uploadChunkBytes, 8388608);
   assert.equal(c.syncWaitSeconds, 60);
@@ -142,4 +142,13 @@ test('the ferry command prints a one-line message, not a stack trace, for bad co
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^ferry: configuration error: PORT: expected a whole number/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
+
+test('the Redis prefix: "ferry" on a named or production Redis; in development on the local one, the data directory’s own', () => {
+  assert.equal(loadConfig({ NODE_ENV: 'production', GEMINI_API_KEY: 'g', FERRY_API_KEYS: 'k:t' }).prefix, 'ferry');
+  assert.equal(loadConfig({ REDIS_URL: 'redis://10.0.0.5:6379' }).prefix, 'ferry');
+  assert.equal(loadConfig({ FERRY_REDIS_PREFIX: 'mine' }).prefix, 'mine');
+  const one = loadConfig({ FERRY_DATA_DIR: '/srv/checkout-1/data' }).prefix;
+  assert.equal(loadConfig({ FERRY_DATA_DIR: '/srv/checkout-1/data' }).prefix, one, 'the processes of one checkout share it');
+  assert.notEqual(loadConfig({ FERRY_DATA_DIR: '/srv/checkout-2/data' }).prefix, one, 'two checkouts never share work');
 });

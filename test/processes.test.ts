@@ -1,13 +1,20 @@
 /**
  * Several Ferry processes on one host: a second worker whose metrics port is taken runs on without
  * one (saying so) and takes its share of the work; a `ferry all` that cannot bind its port takes no
- * job before it exits.
+ * job before it exits; two checkouts started with default settings never take each other's work.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, freePort, spawnFerry, startFerry, type Ferry } from './harness.js';
+import { Redis } from 'ioredis';
+import OpenAI, { toFile } from 'openai';
+import { loadConfig } from '../src/core/config.js';
+import { eventually, freePort, processedFile, spawnFerry, startFerry, type Ferry } from './harness.js';
+import { deleteByPrefix } from './redis-keys.js';
 
 const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) =>
@@ -93,4 +100,76 @@ describe('several processes on one host', () => {
       }
     },
   );
+});
+
+describe('two checkouts on one machine, default settings', () => {
+  test('each finishes only its own work, and its lists hold only its own files', { timeout: 90_000 }, async () => {
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-two-'));
+    const instances = await Promise.all(
+      ['one', 'two'].map(async (name) => {
+        const dataDir = path.join(tmp, name, 'data');
+        const port = await freePort();
+        // Only what a second checkout would set: its own port; no REDIS_URL, no FERRY_REDIS_PREFIX.
+        const env = {
+          REDIS_URL: '',
+          FERRY_REDIS_PREFIX: '',
+          FERRY_DATA_DIR: dataDir,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          FERRY_METRICS_PORT: '0',
+          FERRY_API_KEYS: `sk-${name}:dev`,
+        };
+        const child = spawnFerry('all', env);
+        const url = `http://127.0.0.1:${port}`;
+        await eventually(async () => (await fetch(`${url}/readyz`).catch(() => null))?.ok, 60_000, `instance ${name}`);
+        return {
+          name,
+          child,
+          prefix: loadConfig({ FERRY_DATA_DIR: dataDir }).prefix,
+          client: new OpenAI({ apiKey: `sk-${name}`, baseURL: `${url}/v1`, maxRetries: 0 }),
+        };
+      }),
+    );
+    try {
+      assert.notEqual(instances[0].prefix, instances[1].prefix);
+      const uploaded = await Promise.all(
+        instances.flatMap((inst) =>
+          Array.from({ length: 5 }, async (_, i) => {
+            const f = await inst.client.files.create({
+              file: await toFile(Buffer.from(`${inst.name} document ${i}`), `${inst.name}-${i}.txt`),
+              purpose: 'user_data',
+            });
+            return { inst, f: await processedFile(inst.client, f.id) };
+          }),
+        ),
+      );
+      assert.ok(
+        uploaded.every(({ f }) => f.status === 'processed'),
+        'every upload processed by its own instance',
+      );
+      for (const inst of instances) {
+        const names = (await inst.client.files.list()).data.map((f) => f.filename).sort();
+        assert.deepEqual(
+          names,
+          [0, 1, 2, 3, 4].map((i) => `${inst.name}-${i}.txt`),
+        );
+        const c = await inst.client.chat.completions.create({
+          model: 'gemini-2.5-flash',
+          messages: [{ role: 'user', content: `from ${inst.name}` }],
+        });
+        assert.match(String(c.choices[0].message.content), new RegExp(`from ${inst.name}$`));
+        assert.equal(inst.child.exitCode, null, `instance ${inst.name} still runs`);
+      }
+    } finally {
+      const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+      for (const inst of instances) {
+        const done = exited(inst.child);
+        inst.child.kill('SIGTERM');
+        await done;
+        await deleteByPrefix(redis, inst.prefix);
+      }
+      redis.disconnect();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
 });

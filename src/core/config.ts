@@ -4,6 +4,7 @@
  * Names of the documented variables are a contract with clients and deployments.
  */
 import { modelIdOf } from './models.js';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadPriceTable, PriceError, type PriceTable } from './prices.js';
 import path from 'node:path';
@@ -262,8 +263,15 @@ function uploadChunkBytes(env: Env): number {
   return chunk;
 }
 
-function redisPrefix(env: Env): string {
-  const prefix = str(env, 'FERRY_REDIS_PREFIX') ?? 'ferry';
+/**
+ * FERRY_REDIS_PREFIX; unset, `ferry` — but in development on the local Redis (no REDIS_URL, no
+ * cluster), `ferry-<digest of FERRY_DATA_DIR>`: two checkouts on one machine then never share work,
+ * while the processes of one checkout (same data directory) do.
+ */
+function redisPrefix(env: Env, production: boolean): string {
+  const local = !production && !str(env, 'REDIS_URL') && !str(env, 'REDIS_CLUSTER_NODES');
+  const byDataDir = `ferry-${createHash('sha256').update(dataDirOf(env)).digest('hex').slice(0, 8)}`;
+  const prefix = str(env, 'FERRY_REDIS_PREFIX') ?? (local ? byDataDir : 'ferry');
   if (!/^[A-Za-z0-9_{}.:-]{1,64}$/.test(prefix)) {
     throw new ConfigError('FERRY_REDIS_PREFIX', 'use letters, digits, "_", "-", ".", ":" and {hash tags}');
   }
@@ -349,11 +357,13 @@ function readRedis(
   };
 }
 
+const dataDirOf = (env: Env) => path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
+
 function readFiles(
   env: Env,
   chunk: number,
 ): Pick<Config, 'stagingDir' | 'stagingContainer' | 'dataDir' | 'maxFileBytes' | 'uploadChunkBytes' | 'uploadOverlap'> {
-  const dataDir = path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
+  const dataDir = dataDirOf(env);
   return {
     stagingDir: path.resolve(str(env, 'FERRY_STAGING_DIR') ?? path.join(dataDir, 'staging')),
     stagingContainer: stagingContainer(env),
@@ -528,7 +538,7 @@ export function loadConfig(env: Env = process.env): Config {
   const geminiKey = str(env, 'GEMINI_API_KEY');
   requireProductionCredentials(production, geminiKey, apiKeys);
   const chunk = uploadChunkBytes(env);
-  const prefix = redisPrefix(env);
+  const prefix = redisPrefix(env, production);
   const schedule = webhookRetrySchedule(env);
   const fileSystem = azureFileSystem(env);
   const handoff = azureHandoff(env);
