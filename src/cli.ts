@@ -12,6 +12,7 @@ import type { Services } from './core/services.js';
 import type { RunningApi } from './api/app.js';
 import type { GeminiTarget, WorkerRuntime } from './worker/runtime.js';
 import type { Emulator } from './emulator/index.js';
+import type { Instance } from './core/instances.js';
 import { banner, devApiKey, ensureRedis, StartupError } from './dev.js';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './client/usage.js';
 
@@ -126,6 +127,9 @@ async function run(command: string): Promise<void> {
   const blobStaging = config.stagingContainer ? createBlobStagingStore(config) : null;
   const services: Services = await createServices(config, logger, { staging: blobStaging ?? undefined });
   stops.push({ name: 'redis', stop: () => services.close() });
+  const { announce } = await import('./core/instances.js');
+  const instance = await announce(services, command);
+  stops.push({ name: 'announcement', stop: instance.stop });
 
   // Every port is bound before any worker takes a job: a process that cannot listen takes nothing.
   const runsWorkers = command === 'worker' || command === 'all';
@@ -152,7 +156,20 @@ async function run(command: string): Promise<void> {
   if (a) stops.push({ name: 'api', stop: () => a.close() });
 
   const staging = blobStaging ? `Azure Blob container ${blobStaging.location}` : null;
-  banner(startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey, staging }));
+  banner([
+    ...startedLines(command, config, { api, target, redisStarted: redisChild !== null, devKey: dev.devKey, staging }),
+    ...instance.others.map(stagingMismatch),
+  ]);
+  for (const other of instance.others)
+    logger.warn(
+      { other: other.name, staging: other.staging, here: services.staging.location },
+      'another process on this prefix stages elsewhere',
+    );
+}
+
+/** Another process on this Redis prefix stages where this one cannot read (or the other way round). */
+function stagingMismatch(other: Instance): string {
+  return `WARNING: ${other.command} process ${other.name} uses this Redis prefix but stages at ${other.staging}: uploads one of you accepts, the other's workers cannot read. Give each its own FERRY_REDIS_PREFIX, or share the staging (the same FERRY_STAGING_DIR, or FERRY_STAGING_CONTAINER).`;
 }
 
 /** What the banner says once started: where the API listens, which Gemini, which Redis, which keys. */

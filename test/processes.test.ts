@@ -173,3 +173,79 @@ describe('two checkouts on one machine, default settings', () => {
     }
   });
 });
+
+describe('a worker that cannot see the staged bytes', () => {
+  let ferry: Ferry;
+  before(async () => {
+    // The API here, staging in its own directory; the workers are spawned with theirs.
+    ferry = await startFerry({ workers: false });
+  });
+  after(() => ferry.close());
+
+  const upload = async (name: string) =>
+    (await ferry.client().files.create({ file: await toFile(Buffer.from(`the text of ${name}`), `${name}.txt`), purpose: 'user_data' })).id;
+  const settled = (id: string) =>
+    eventually(
+      async () => {
+        const f: any = await ferry.client().files.retrieve(id);
+        return f.status === 'uploaded' ? null : f;
+      },
+      30_000,
+      `file ${id} to settle`,
+    );
+
+  test(
+    'hands the upload back; with no worker that can read them, the file fails naming where its bytes are',
+    { timeout: 60_000 },
+    async () => {
+      const elsewhere = path.join(ferry.tmp, 'elsewhere');
+      const blind = spawnFerry('worker', {
+        ...ferry.env,
+        FERRY_STAGING_DIR: elsewhere,
+        FERRY_STAGING_HANDBACK_SECONDS: '3',
+        FERRY_METRICS_PORT: '0',
+      });
+      try {
+        const f = await settled(await upload('far'));
+        assert.equal(f.status, 'error');
+        assert.ok(f.status_details.includes(`${os.hostname()}:${ferry.env.FERRY_STAGING_DIR}`), f.status_details);
+        assert.match(f.status_details, /FERRY_STAGING_DIR/);
+        assert.match(f.status_details, /FERRY_STAGING_CONTAINER/);
+        assert.doesNotMatch(f.status_details, /no longer retained/);
+      } finally {
+        blind.kill('SIGTERM');
+        await exited(blind);
+      }
+    },
+  );
+
+  test(
+    'beside a worker that can read them, every upload is processed; the one that cannot warns as it starts',
+    { timeout: 60_000 },
+    async () => {
+      const seeing = spawnFerry('worker', { ...ferry.env, FERRY_METRICS_PORT: '0' });
+      await eventually(
+        async () => (await ferry.services.redis.hlen(ferry.services.keys.instances())) === 1,
+        30_000,
+        'the first worker to announce itself',
+      );
+      const blind = spawnFerry('worker', { ...ferry.env, FERRY_STAGING_DIR: path.join(ferry.tmp, 'elsewhere'), FERRY_METRICS_PORT: '0' });
+      const output = outputOf(blind);
+      try {
+        await eventually(async () => output().includes('WARNING'), 30_000, 'the second worker’s banner');
+        assert.ok(
+          output()
+            .replace(/[│\s]+/g, ' ')
+            .includes(`stages at ${os.hostname()}:${ferry.env.FERRY_STAGING_DIR}`),
+          output(),
+        );
+        assert.match(output(), /FERRY_REDIS_PREFIX/);
+        const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => upload(`near-${i}`)));
+        for (const id of ids) assert.equal((await settled(id)).status, 'processed');
+      } finally {
+        for (const w of [blind, seeing]) w.kill('SIGTERM');
+        await Promise.all([exited(blind), exited(seeing)]);
+      }
+    },
+  );
+});

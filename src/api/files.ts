@@ -292,5 +292,6 @@ async function fileRecordOf(
     display_name: params.displayName || f.filename,
     webhook_url: await requestWebhookUrl(deps, tenant, params.webhookUrl),
     expiresAfterSeconds: params.expiresAfterSeconds,
+    staged_at: f.source_url ? null : deps.services.staging.location,
   });
 }

@@ -68,6 +68,11 @@ export interface Config {
   prices: PriceTable;
   /** Flex calls Gemini sheds wait and try again for `deadlineSeconds`, then run at the standard tier or fail. */
   flex: { deadlineSeconds: number; fallback: 'standard' | 'fail' };
+  /**
+   * FERRY_STAGING_HANDBACK_SECONDS: how long a worker that cannot see a file's staged bytes (staged
+   * by an API process elsewhere) hands its upload back for a worker that can, before failing it.
+   */
+  stagingHandbackSeconds: number;
   /** FERRY_CONTEXT_CACHING: `auto` caches prefixes that requests share where it saves money; `off` never. */
   contextCaching: 'auto' | 'off';
   /** FERRY_TENANT_BUDGETS: a tenant's spend limit per calendar month (UTC), in USD; a tenant not named has none. */
@@ -387,7 +392,7 @@ function readRetries(env: Env): Pick<Config, 'upstreamAttempts' | 'retryBaseMs' 
 
 function readGeminiQuota(
   env: Env,
-): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets' | 'flex' | 'contextCaching'> {
+): Pick<Config, 'geminiRpm' | 'geminiTpm' | 'models' | 'prices' | 'tenantBudgets' | 'flex' | 'contextCaching' | 'stagingHandbackSeconds'> {
   return {
     geminiRpm: int(env, 'FERRY_GEMINI_RPM', 0),
     geminiTpm: int(env, 'FERRY_GEMINI_TPM', 0),
@@ -396,6 +401,7 @@ function readGeminiQuota(
     tenantBudgets: budgets(env),
     flex: flexSettings(env),
     contextCaching: contextCaching(env),
+    stagingHandbackSeconds: int(env, 'FERRY_STAGING_HANDBACK_SECONDS', 120, 0, 86_400),
   };
 }
 

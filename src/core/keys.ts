@@ -97,6 +97,10 @@ export class Keys {
   usageTenants() {
     return `${this.prefix}:usage-tenants`;
   }
+  /** The processes running on this prefix, each with where it stages (a start-up warns of a mismatch). */
+  instances() {
+    return `${this.prefix}:instances`;
+  }
   /** Held while one process sweeps the staging store for unfinished writes (at most one sweep per period). */
   stagingSweep() {
     return `${this.prefix}:staging-sweep`;

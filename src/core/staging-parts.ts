@@ -24,6 +24,10 @@ const isComposed = (key: string) => key.endsWith(PARTS_SUFFIX);
 export class PartedStaging implements StagingStore {
   constructor(readonly inner: StagingStore) {}
 
+  get location(): string {
+    return this.inner.location;
+  }
+
   /** Records `parts`, in order, as the object `key` (a composedKey). */
   async compose(key: string, parts: StagedPart[]): Promise<StagedObject> {
     if (!isComposed(key)) throw new Error(`a composed key ends in ${PARTS_SUFFIX}: ${key}`);

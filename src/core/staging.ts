@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SNIFF_BYTES } from './mime.js';
@@ -22,6 +23,8 @@ export interface StagedObject {
 export const HEAD_BYTES = SNIFF_BYTES;
 
 export interface StagingStore {
+  /** Where the bytes live, as every process names it (a directory and its host, or a container): what a file records as staged by. */
+  readonly location: string;
   /**
    * Streams `source` into `key`, hashing and counting as it goes. Nothing is left behind on failure.
    * `followable`: another process may read the bytes while they are written (see `follow`).
@@ -102,7 +105,11 @@ export class ByteTally {
 }
 
 export class LocalStagingStore implements StagingStore {
-  constructor(readonly dir: string) {}
+  readonly location: string;
+
+  constructor(readonly dir: string) {
+    this.location = `${hostname()}:${dir}`;
+  }
 
   private pathOf(key: string): string {
     if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`invalid staging key ${key}`);

@@ -152,6 +152,7 @@ export async function completeUpload(
       contentRetentionSeconds: services.config.contentRetentionSeconds,
       target_model_names: upload.target_model_names,
       expiresAfterSeconds: upload.file_expires_after_seconds,
+      staged_at: services.staging.location,
     }),
     staging_key: key,
   };

@@ -43,6 +43,19 @@ export async function stagedSource(services: Services, rec: FileRecord): Promise
 
 export const NOT_RETAINED = 'The uploaded bytes are no longer retained, so the upload cannot be completed.';
 
+/**
+ * Where a file's bytes are when this worker cannot see them because another process staged them
+ * somewhere else (its own directory on another host, another checkout's): null when they are
+ * here, or were staged here and are gone (not retained).
+ */
+export async function stagedOutOfSight(services: Services, rec: FileRecord): Promise<string | null> {
+  if (!rec.staged_at || rec.staged_at === services.staging.location) return null;
+  return (await stagedBytesRetained(services, rec)) ? null : rec.staged_at;
+}
+
+export const outOfSightMessage = (at: string, here: string) =>
+  `The uploaded bytes were staged at ${at}, the FERRY_STAGING_DIR of the API process that took the upload, and no worker that reads them took the upload; this one stages at ${here}. Run workers that see that directory (the same one, shared), or set FERRY_STAGING_CONTAINER for the API and the workers alike.`;
+
 export async function requireStaged(services: Services, rec: FileRecord): Promise<ByteSource> {
   const source = await stagedSource(services, rec);
   if (!source) throw new UnrecoverableError(NOT_RETAINED);

@@ -8,7 +8,8 @@
  * upstream confirms (the Gemini session's offset, the blob's uncommitted blocks).
  */
 import { crashPoint } from '../core/crash-points.js';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { nowSeconds } from '../core/time.js';
 import { FerryError } from '../core/errors.js';
 import { isLastAttempt, isTransient } from '../core/attempts.js';
 import type { FileRecord } from '../core/records/files.js';
@@ -27,23 +28,25 @@ import {
   requireAzure,
   requireStaged,
   sendToGemini,
+  outOfSightMessage,
   stagedBytesRetained,
+  stagedOutOfSight,
   type UploadDeps,
 } from './transfer.js';
 import { takeFromUrl } from './source-url.js';
 import { reap, takeEarlySession } from './early-upload.js';
 
 export function uploadProcessor(deps: UploadDeps) {
-  return async (job: Job<QueueData['upload']>): Promise<unknown> => {
+  return async (job: Job<QueueData['upload']>, token?: string): Promise<unknown> => {
     if (isRemoval(job)) return removeUpstream(deps, job.data);
-    return upload(deps, job as Job<UploadJobData>);
+    return upload(deps, job as Job<UploadJobData>, token);
   };
 }
 
 /** The upload queue carries two jobs; the name says which data a job holds. */
 const isRemoval = (job: Job<QueueData['upload']>): job is Job<RemoveJobData> => job.name === UPLOAD_JOBS.remove;
 
-async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknown> {
+async function upload(deps: UploadDeps, job: Job<UploadJobData>, token?: string): Promise<unknown> {
   const { files, logger } = deps.services;
   const { fileId } = job.data;
   const rec = await files.get(fileId);
@@ -54,6 +57,7 @@ async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknow
     return { skipped: rec.status };
   }
   const log = logger.child({ file_id: fileId, tenant: rec.tenant, job_id: job.id, attempt: job.attemptsMade + 1 });
+  await handBackIfOutOfSight(deps, job, rec, token);
   await files.update(fileId, { attempts: job.attemptsMade + 1, status_details: null });
   try {
     const out = await uploadTo(deps, rec, job);
@@ -73,6 +77,28 @@ async function upload(deps: UploadDeps, job: Job<UploadJobData>): Promise<unknow
     await files.update(fileId, { status_details: `retrying after: ${message}` });
     throw err;
   }
+}
+
+/**
+ * Bytes staged where this worker cannot see them: the job goes back to the queue (spending no
+ * attempt) for a worker that can, until FERRY_STAGING_HANDBACK_SECONDS after the upload; then the
+ * file fails, naming where its bytes are and what to change.
+ */
+async function handBackIfOutOfSight(deps: UploadDeps, job: Job<UploadJobData>, rec: FileRecord, token?: string): Promise<void> {
+  const { services } = deps;
+  const at = await stagedOutOfSight(services, rec);
+  if (!at) return;
+  if (nowSeconds() - rec.created_at < services.config.stagingHandbackSeconds) {
+    await job.moveToDelayed(Date.now() + 500 + Math.random() * 1500, token);
+    throw new DelayedError();
+  }
+  const message = outOfSightMessage(at, services.staging.location);
+  services.logger.warn(
+    { file_id: rec.id, staged_at: at, here: services.staging.location },
+    'upload failed: its bytes are staged out of sight',
+  );
+  await markFailed(services, rec.id, message);
+  throw new UnrecoverableError(message);
 }
 
 async function uploadTo(deps: UploadDeps, named: FileRecord, job: Job): Promise<unknown> {

@@ -47,6 +47,8 @@ export interface FileRecord {
    * fetches it into staging and it travels as an upload does.
    */
   source_url?: string | null;
+  /** Where the API staged its bytes (StagingStore.location): a worker that cannot see them there says so. */
+  staged_at?: string | null;
 }
 
 /** A new file's record: `local` files (batch input and output) are ready at once, others wait for their upload. */
@@ -66,6 +68,7 @@ export function newFileRecord(f: {
   /** Seconds until the file is deleted everywhere, as the client set it; null for the default. */
   expiresAfterSeconds?: number | null;
   source_url?: string | null;
+  staged_at?: string | null;
 }): FileRecord {
   const now = nowSeconds();
   const local = f.storage === 'local';
@@ -101,6 +104,7 @@ export function newFileRecord(f: {
     webhook_url: f.webhook_url ?? null,
     expires_at: expiresAt,
     source_url: f.source_url ?? null,
+    staged_at: f.staged_at ?? null,
   };
 }
 
