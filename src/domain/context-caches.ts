@@ -68,7 +68,7 @@ export async function cacheMade(
   c: { tenant: string; digest: string; model: string; name: string; tokens: number; expiresAt: number; batchId: string | null },
 ): Promise<void> {
   await services.redis.hset(services.keys.contextCache(c.tenant, c.digest), { name: c.name, expires_at: c.expiresAt, tokens: c.tokens });
-  if (c.batchId) await services.redis.sadd(services.keys.batchContextCaches(c.batchId), `${c.tenant}|${c.digest}|${c.name}`);
+  if (c.batchId) await cacheUsedBy(services, c.batchId, c.tenant, c.digest, c.name);
   const p = pricesFor(services.config.prices, c.model);
   const hours = Math.max(0, c.expiresAt - Date.now()) / 3600_000;
   const counts = { ...zeroCounts(), cost_storage: nanoUsd(((p?.cacheStoragePerHour ?? 0) * c.tokens * hours) / 1e6) };
@@ -102,7 +102,7 @@ export async function forgetCache(services: Services, tenant: string, digest: st
   if ((await services.redis.hget(key, 'name')) === name) await services.redis.hdel(key, 'name', 'expires_at', 'tokens');
 }
 
-/** The caches a batch used, each forgotten as it is handed back for deletion. */
+/** The caches a batch used (to delete when it ends). */
 export async function batchCaches(services: Services, batchId: string): Promise<Array<{ tenant: string; digest: string; name: string }>> {
   const members = await services.redis.smembers(services.keys.batchContextCaches(batchId));
   return members.map((m) => {

@@ -70,6 +70,7 @@ export const zeroCounts = (): UsageCounts => Object.fromEntries(USAGE_METRICS.ma
 
 export class UsageLedger {
   private readonly redis: Scripted;
+  private readonly listed = new Set<string>();
 
   constructor(
     redis: Redis,
@@ -87,7 +88,11 @@ export class UsageLedger {
     const pairs = USAGE_METRICS.flatMap((m) => [m, Math.round(e.counts[m])]);
     const k = this.keys;
     // Known tenants first: a report that lists them then finds this call's counts once they land.
-    await this.redis.sadd(k.usageTenants(), e.tenant);
+    // Once per tenant and process: the set is only ever added to (a memo of a write, not state).
+    if (!this.listed.has(e.tenant)) {
+      await this.redis.sadd(k.usageTenants(), e.tenant);
+      this.listed.add(e.tenant);
+    }
     const recorded = await this.redis.ferryRecordUsage(
       k.usageCall(e.tenant, e.callId),
       k.usageDay(e.tenant, Math.floor(sec / DAY)),
