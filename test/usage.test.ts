@@ -253,6 +253,34 @@ describe('usage ledger: live calls', () => {
   });
 });
 
+describe('usage ledger: embeddings', () => {
+  let ferry: Ferry;
+  before(async () => {
+    ferry = await startFerry();
+  });
+  after(() => ferry.close());
+
+  test('embeddings are counted apart (the tokens their answers report), and not in the completions report', async () => {
+    const client = ferry.client();
+    await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'one chat' }] });
+    const e = await client.embeddings.create({ model: 'gemini-embedding-001', input: ['first text to embed', 'second one'] });
+    const embeddings: any = await admin(ferry, KEYS.a).admin.organization.usage.embeddings({ start_time: dayStart(), group_by: ['model'] });
+    const rows = embeddings.data.flatMap((b: any) => b.results);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].object, 'organization.usage.embeddings.result');
+    assert.equal(rows[0].model, 'gemini-embedding-001');
+    assert.equal(rows[0].input_tokens, e.usage.prompt_tokens);
+    assert.equal(rows[0].num_model_requests, 1);
+    const completions = await usageResults(ferry, KEYS.a, { start_time: dayStart(), group_by: ['model'] });
+    assert.deepEqual(
+      completions.map((r) => r.model),
+      ['gemini-2.5-flash'],
+    );
+    const costs: any = await admin(ferry, KEYS.a).admin.organization.usage.costs({ start_time: dayStart(), group_by: ['line_item'] });
+    assert.ok(costs.data.flatMap((b: any) => b.results).some((r: any) => r.line_item === 'gemini-embedding-001, input'));
+  });
+});
+
 describe('usage ledger: Gemini Batch Mode answers read again after a crash', () => {
   let ferry: Ferry;
   before(async () => {

@@ -122,6 +122,8 @@ export interface ReportQuery {
   limit: number;
   /** The first bucket's start (a page's cursor), else the bucket holding `start`. */
   page: number | null;
+  /** Only the calls of generation models, or only of embedding models; null: both (costs). */
+  family: 'completions' | 'embeddings' | null;
 }
 
 /** The buckets of one page, each with its groups, and the next page's cursor. */
@@ -147,8 +149,13 @@ export async function usageReport(services: Services, q: ReportQuery): Promise<{
   return { buckets, next: stop < q.end ? stop : null };
 }
 
+/** Gemini's embedding models say so in their names (gemini-embedding-001, text-embedding-004). */
+const isEmbeddingModel = (model: string) => /embedding/i.test(model);
+
 const matches = (q: ReportQuery, r: UsageRow) =>
-  (q.models === null || q.models.includes(r.model)) && (q.batch === null || q.batch === r.batch);
+  (q.models === null || q.models.includes(r.model)) &&
+  (q.batch === null || q.batch === r.batch) &&
+  (q.family === null || (q.family === 'embeddings') === isEmbeddingModel(r.model));
 
 function groupOf(by: Grouping[], r: UsageRow): Omit<ReportGroup, 'counts'> {
   return {

@@ -29,6 +29,7 @@ export interface ReportBucket {
 const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output + c.cost_storage) / 1e9;
 
 const USAGE_GROUPS: readonly Grouping[] = ['project_id', 'model', 'batch', 'service_tier'];
+const EMBEDDING_GROUPS: readonly Grouping[] = ['project_id', 'model'];
 const COST_GROUPS: readonly Grouping[] = ['project_id', 'line_item'];
 /** OpenAI's page sizes: default and most buckets per width. */
 const LIMITS: Record<BucketWidth, { dflt: number; max: number }> = {
@@ -76,8 +77,11 @@ function seconds(q: URLSearchParams, name: string, dflt?: number): number {
   return n;
 }
 
-/** `GET /v1/organization/usage/completions` and `/v1/organization/costs` queries; `costs` takes 1d buckets and line items. */
-export function parseReportQuery(q: URLSearchParams, kind: 'usage' | 'costs', nowSec: number): ParsedReportQuery {
+/** The reports: usage of completions (and responses), of embeddings, and costs. */
+export type ReportKind = 'completions' | 'embeddings' | 'costs';
+
+/** `GET /v1/organization/usage/{completions,embeddings}` and `/v1/organization/costs` queries; `costs` takes 1d buckets and line items. */
+export function parseReportQuery(q: URLSearchParams, kind: ReportKind, nowSec: number): ParsedReportQuery {
   const width = (one(q, 'bucket_width') ?? '1d') as BucketWidth;
   const widths = kind === 'costs' ? ['1d'] : Object.keys(WIDTH_SECONDS);
   if (!widths.includes(width))
@@ -86,7 +90,7 @@ export function parseReportQuery(q: URLSearchParams, kind: 'usage' | 'costs', no
   // Without an end, the report runs to now (the bucket holding now included).
   const end = seconds(q, 'end_time', Math.max(nowSec, start) + 1);
   if (end <= start) throw new BadRequestError('"end_time" must be after "start_time".', { param: 'end_time' });
-  const allowed = kind === 'costs' ? COST_GROUPS : USAGE_GROUPS;
+  const allowed = kind === 'costs' ? COST_GROUPS : kind === 'embeddings' ? EMBEDDING_GROUPS : USAGE_GROUPS;
   const groupBy = (all(q, 'group_by') ?? []) as Grouping[];
   const bad = groupBy.find((g) => !allowed.includes(g));
   if (bad) throw new BadRequestError(`"group_by" takes ${allowed.map((g) => `"${g}"`).join(', ')}; not "${bad}".`, { param: 'group_by' });
@@ -138,6 +142,19 @@ function completionsResult(g: ReportGroup) {
   };
 }
 
+/** Embeddings: Gemini reports no usage for them, so their input tokens are Ferry's own count (what the answer's `usage` said). */
+function embeddingsResult(g: ReportGroup) {
+  return {
+    object: 'organization.usage.embeddings.result' as const,
+    input_tokens: g.counts.input,
+    num_model_requests: g.counts.requests,
+    project_id: g.tenant,
+    user_id: null,
+    api_key_id: null,
+    model: g.model,
+  };
+}
+
 /** A cost group split by line item (`<model>, input` …, the tier named unless standard), else one result. */
 function costResults(g: ReportGroup, byLineItem: boolean) {
   const result = (value: number, lineItem: string | null) => ({
@@ -170,7 +187,7 @@ const zero: UsageCounts = {
 };
 
 /** OpenAI's page of buckets. */
-export function reportPage(kind: 'usage' | 'costs', buckets: ReportBucket[], next: number | null, groupBy: Grouping[]) {
+export function reportPage(kind: ReportKind, buckets: ReportBucket[], next: number | null, groupBy: Grouping[]) {
   return {
     object: 'page' as const,
     data: buckets.map((b) => ({
@@ -179,9 +196,9 @@ export function reportPage(kind: 'usage' | 'costs', buckets: ReportBucket[], nex
       end_time: b.end,
       // A cache's storage is a cost with no model request: it shows in costs only.
       results:
-        kind === 'usage'
-          ? b.groups.filter((g) => g.counts.requests > 0).map(completionsResult)
-          : b.groups.flatMap((g) => costResults(g, groupBy.includes('line_item'))),
+        kind === 'costs'
+          ? b.groups.flatMap((g) => costResults(g, groupBy.includes('line_item')))
+          : b.groups.filter((g) => g.counts.requests > 0).map((g) => (kind === 'embeddings' ? embeddingsResult(g) : completionsResult(g))),
     })),
     has_more: next !== null,
     next_page: next === null ? null : String(next),

@@ -34,7 +34,7 @@ export type Inputs = ResponseInputs;
 export interface Answer {
   result: Record<string, unknown>;
   promptTokens: number | undefined;
-  /** What Gemini billed for the call (none for embeddings: Gemini reports no usage for them). */
+  /** What the call is billed for (for embeddings, which Gemini reports no usage for, Ferry's own count). */
   usage?: GeminiUsage;
 }
 
@@ -102,7 +102,12 @@ export async function answerEmbedding(deps: CallDeps, rec: JobRecord): Promise<A
   const texts = typeof body.input === 'string' ? [body.input] : body.input;
   const vectors = await embedTexts(deps.gemini.ai, { model: rec.model, texts, dimensions: body.dimensions ?? undefined });
   const result: EmbeddingResult = { vectors: vectors.map(encodeVector), prompt_tokens: rec.input_tokens ?? 0 };
-  return { result: { ...result }, promptTokens: rec.input_tokens };
+  // Gemini reports no usage for embeddings: the ledger counts the tokens the answer reports, Ferry's own count.
+  return {
+    result: { ...result },
+    promptTokens: rec.input_tokens,
+    usage: { promptTokenCount: rec.input_tokens ?? 0, candidatesTokenCount: 0 },
+  };
 }
 
 /** The response's file URLs all fetched here, none left for Gemini to fetch. */
