@@ -9,6 +9,8 @@
 import { pricesFor } from '../core/prices.js';
 import { nanoUsd, zeroCounts } from '../core/records/usage.js';
 import type { Services } from '../core/services.js';
+import { Lease } from '../core/lease.js';
+import { recordCounts } from './usage.js';
 
 /** Requests sharing a prefix are counted over this window (renewed by each). */
 export const SIGHTING_WINDOW_SECONDS = 600;
@@ -44,7 +46,7 @@ export async function sightPrefix(services: Services, tenant: string, digest: st
  * than its storage costs over its lifetime (per token: Gemini bills both by the prefix's tokens).
  */
 export function worthCaching(services: Services, model: string, state: PrefixState): boolean {
-  if (services.config.contextCaching === 'off' || state.tooSmall || state.sightings < MIN_SIGHTINGS) return false;
+  if (state.tooSmall || state.sightings < MIN_SIGHTINGS) return false;
   const p = pricesFor(services.config.prices, model);
   if (!p) return false;
   const savedPerCall = p.input - p.cachedInput;
@@ -52,12 +54,8 @@ export function worthCaching(services: Services, model: string, state: PrefixSta
 }
 
 /** Held by the one process making the prefix's cache (the others call without it meanwhile). */
-export const lockTaken = async (services: Services, tenant: string, digest: string) =>
-  (await services.redis.set(services.keys.contextCacheLock(tenant, digest), '1', 'PX', 60_000, 'NX')) === 'OK';
-
-export async function unlockPrefix(services: Services, tenant: string, digest: string): Promise<void> {
-  await services.redis.del(services.keys.contextCacheLock(tenant, digest));
-}
+export const prefixLease = (services: Services, tenant: string, digest: string) =>
+  new Lease(services.redis, services.keys.contextCacheLock(tenant, digest), 30_000);
 
 /**
  * Records a cache made for the prefix: its name for the next calls, the batch that uses it (to
@@ -72,18 +70,8 @@ export async function cacheMade(
   const p = pricesFor(services.config.prices, c.model);
   const hours = Math.max(0, c.expiresAt - Date.now()) / 3600_000;
   const counts = { ...zeroCounts(), cost_storage: nanoUsd(((p?.cacheStoragePerHour ?? 0) * c.tokens * hours) / 1e6) };
-  await services.usage
-    .record({
-      callId: `cache-storage:${c.name}`,
-      tenant: c.tenant,
-      model: c.model,
-      tier: 'standard',
-      batch: c.batchId !== null,
-      batchId: c.batchId,
-      at: Date.now(),
-      counts,
-    })
-    .catch((err) => services.logger.error({ err, cache: c.name }, 'could not record a cache’s storage in the usage ledger'));
+  const call = { tenant: c.tenant, model: c.model, tier: 'standard' as const, batchId: c.batchId, callId: `cache-storage:${c.name}` };
+  await recordCounts(services, call, counts);
 }
 
 /** A batch using a cache that is already there: deleted with the batch too. */

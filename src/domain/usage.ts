@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { InsufficientQuotaError } from '../core/errors.js';
 import { usageCost, usageTokens } from '../core/metrics.js';
 import { costOf, type BilledTier } from '../core/prices.js';
-import { costUsd, nanoUsd, zeroCounts, USAGE_METRICS, type UsageCounts, type UsageRow } from '../core/records/usage.js';
+import { costUsd, nanoUsd, usdOf, zeroCounts, USAGE_METRICS, type UsageCounts, type UsageRow } from '../core/records/usage.js';
 import { WIDTH_SECONDS, type BucketWidth, type Grouping, type ReportBucket, type ReportGroup } from '../openai/usage.js';
 import type { Services } from '../core/services.js';
 
@@ -65,8 +65,11 @@ export function countsOf(services: Services, call: ServedCall, u: GeminiUsage): 
  * caller's work: a ledger write that fails is logged, never a reason to fail the answer Gemini gave.
  */
 export async function recordUsage(services: Services, call: ServedCall, usage: GeminiUsage | null | undefined): Promise<void> {
-  if (!usage) return;
-  const counts = countsOf(services, call, usage);
+  if (usage) await recordCounts(services, call, countsOf(services, call, usage));
+}
+
+/** Records counts under the call's id (a fresh one if it has none), and in the metrics once recorded. */
+export async function recordCounts(services: Services, call: ServedCall, counts: UsageCounts): Promise<void> {
   try {
     const recorded = await services.usage.record({
       callId: call.callId ?? randomUUID(),
@@ -141,10 +144,14 @@ export async function usageReport(services: Services, q: ReportQuery): Promise<{
     const key = `${b}|${g.tenant}|${g.model}|${g.tier}|${g.batch}`;
     let group = groups.get(key);
     if (!group) {
-      groups.set(key, (group = { ...g, counts: zeroCounts() }));
+      groups.set(key, (group = { ...g, counts: zeroCounts(), usd: { input: 0, cached: 0, output: 0, storage: 0 } }));
       buckets[b].groups.push(group);
     }
     for (const m of USAGE_METRICS) group.counts[m] += row.counts[m];
+  }
+  for (const g of groups.values()) {
+    const c = g.counts;
+    g.usd = { input: usdOf(c.cost_input), cached: usdOf(c.cost_cached), output: usdOf(c.cost_output), storage: usdOf(c.cost_storage) };
   }
   return { buckets, next: stop < q.end ? stop : null };
 }
@@ -157,7 +164,7 @@ const matches = (q: ReportQuery, r: UsageRow) =>
   (q.batch === null || q.batch === r.batch) &&
   (q.family === null || (q.family === 'embeddings') === isEmbeddingModel(r.model));
 
-function groupOf(by: Grouping[], r: UsageRow): Omit<ReportGroup, 'counts'> {
+function groupOf(by: Grouping[], r: UsageRow): Omit<ReportGroup, 'counts' | 'usd'> {
   return {
     tenant: by.includes('project_id') ? r.tenant : null,
     model: by.includes('model') || by.includes('line_item') ? r.model : null,

@@ -17,6 +17,8 @@ export interface ReportGroup {
   tier: string | null;
   batch: boolean | null;
   counts: UsageCounts;
+  /** What the counts cost, in USD, by line item. */
+  usd: { input: number; cached: number; output: number; storage: number };
 }
 
 export interface ReportBucket {
@@ -24,9 +26,6 @@ export interface ReportBucket {
   end: number;
   groups: ReportGroup[];
 }
-
-/** A cost in USD from counts in nano-USD (as core's ledger keeps them; repeated here, the wire layer imports no code). */
-const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output + c.cost_storage) / 1e9;
 
 const USAGE_GROUPS: readonly Grouping[] = ['project_id', 'model', 'batch', 'service_tier'];
 const EMBEDDING_GROUPS: readonly Grouping[] = ['project_id', 'model'];
@@ -163,28 +162,16 @@ function costResults(g: ReportGroup, byLineItem: boolean) {
     line_item: lineItem,
     project_id: g.tenant,
   });
-  if (!byLineItem) return [result(costUsd(g.counts), null)];
+  const { input, cached, output, storage } = g.usd;
+  if (!byLineItem) return [result(input + cached + output + storage, null)];
   const tier = g.tier && g.tier !== 'standard' ? ` (${g.tier})` : '';
-  const item = (c: Partial<UsageCounts>) => costUsd({ ...zero, ...c });
   return [
-    result(item({ cost_input: g.counts.cost_input }), `${g.model}, input${tier}`),
-    result(item({ cost_cached: g.counts.cost_cached }), `${g.model}, cached input${tier}`),
-    result(item({ cost_output: g.counts.cost_output }), `${g.model}, output${tier}`),
-    result(item({ cost_storage: g.counts.cost_storage }), `${g.model}, cache storage`),
+    result(input, `${g.model}, input${tier}`),
+    result(cached, `${g.model}, cached input${tier}`),
+    result(output, `${g.model}, output${tier}`),
+    result(storage, `${g.model}, cache storage`),
   ].filter((r) => r.amount.value > 0);
 }
-
-const zero: UsageCounts = {
-  input: 0,
-  cached: 0,
-  output: 0,
-  thinking: 0,
-  requests: 0,
-  cost_input: 0,
-  cost_cached: 0,
-  cost_output: 0,
-  cost_storage: 0,
-};
 
 /** OpenAI's page of buckets. */
 export function reportPage(kind: ReportKind, buckets: ReportBucket[], next: number | null, groupBy: Grouping[]) {

@@ -43,14 +43,14 @@ interface CallDeps {
   gemini: GeminiProvider;
 }
 
-/** Gemini's request for a job, of whichever type; at `tier` when given (else as the request asks; Batch Mode lines go without one). */
-export function geminiRequestFor(rec: JobRecord, inputs: Inputs, tier?: BilledTier): GeminiRequest {
+/** Gemini's request for a job, of whichever type, at `tier` (callTierOf decides it; Batch Mode lines go as standard). */
+export function geminiRequestFor(rec: JobRecord, inputs: Inputs, tier: BilledTier): GeminiRequest {
   const items = [...(rec.context ?? []), ...(rec.input_items ?? [])];
   const request =
     rec.type !== 'response'
       ? toGeminiRequest(chatRequestOf(rec), inputs.files, inputs.images)
       : toGeminiResponseRequest(responseRequestOf(rec), items, inputs);
-  return tier ? atTier(request, tier) : request;
+  return atTier(request, tier);
 }
 
 function atTier(request: GeminiRequest, tier: BilledTier): GeminiRequest {

@@ -14,10 +14,9 @@ import {
   cacheUsedBy,
   dropBatchCaches,
   forgetCache,
-  lockTaken,
+  prefixLease,
   prefixTooSmall,
   sightPrefix,
-  unlockPrefix,
   worthCaching,
 } from '../domain/context-caches.js';
 import { createCache, deleteCache, isCacheGone, isTooSmall, namingCache, splitForCache } from '../providers/gemini/caches.js';
@@ -60,15 +59,14 @@ async function cacheFor(deps: Deps, rec: JobRecord, request: GeminiRequest): Pro
       if (rec.batch_id) await cacheUsedBy(services, rec.batch_id, tenant, split.digest, state.cache);
       return { request: namingCache(split.rest, state.cache), cache: { name: state.cache, digest: split.digest } };
     }
-    if (!worthCaching(services, modelIdOf(rec.model), state) || !(await lockTaken(services, tenant, split.digest))) {
-      return { request, cache: null };
-    }
+    const lease = prefixLease(services, tenant, split.digest);
+    if (!worthCaching(services, modelIdOf(rec.model), state) || !(await lease.acquire())) return { request, cache: null };
     try {
       const made = await createCache(deps.gemini.ai, split.prefix, CACHE_TTL_SECONDS, `ferry ${tenant}`);
       await cacheMade(services, { tenant, digest: split.digest, model: modelIdOf(rec.model), batchId: rec.batch_id ?? null, ...made });
       return { request: namingCache(split.rest, made.name), cache: { name: made.name, digest: split.digest } };
     } finally {
-      await unlockPrefix(services, tenant, split.digest);
+      await lease.release();
     }
   } catch (err) {
     if (isTooSmall(err)) await prefixTooSmall(services, tenant, split.digest).catch(() => {});

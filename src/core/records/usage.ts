@@ -61,7 +61,8 @@ const BATCH_RETENTION_SECONDS = 35 * DAY;
 
 /** Nano-USD per USD: costs are counted in whole nano-USD. */
 const NANO = 1e9;
-export const costUsd = (c: UsageCounts) => (c.cost_input + c.cost_cached + c.cost_output + c.cost_storage) / NANO;
+export const usdOf = (nano: number) => nano / NANO;
+export const costUsd = (c: UsageCounts) => usdOf(c.cost_input + c.cost_cached + c.cost_output + c.cost_storage);
 export const nanoUsd = (usd: number) => Math.round(usd * NANO);
 
 const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7).replace('-', '');

@@ -4,7 +4,7 @@
  * response's output items and the stream's events. One writer turns answers into items for both
  * (a whole answer is a stream of one chunk), so a streamed response ends as a retrieved one reads.
  */
-import type { Content, GenerateContentConfig, GenerateContentResponse, Part, ServiceTier, ThinkingConfig } from '@google/genai';
+import type { Content, GenerateContentConfig, GenerateContentResponse, Part, ThinkingConfig } from '@google/genai';
 import { modelIdOf } from '../../core/models.js';
 import { parseDataUrl } from '../../openai/chat.js';
 import type {
@@ -112,7 +112,6 @@ function generationConfig(body: ResponseRequest): GenerateContentConfig {
   if (format?.type === 'json_object') config.responseMimeType = 'application/json';
   if (format?.type === 'json_schema') Object.assign(config, { responseMimeType: 'application/json', responseJsonSchema: format.schema });
   if (body.reasoning?.effort) config.thinkingConfig = thinkingOf(modelIdOf(body.model), body.reasoning.effort);
-  if (body.service_tier === 'flex' || body.service_tier === 'priority') config.serviceTier = body.service_tier as ServiceTier;
   return config;
 }
 
