@@ -63,7 +63,7 @@ async function acceptAndDie(kind: Kind, tenant: string, key: string, step: strin
 
 async function queuedWork(kind: Kind, id: string) {
   const { queues } = ferry.services;
-  if (kind === 'job' || kind === 'response' || kind === 'embedding') return queues.generate.getJob(id);
+  if (kind === 'job' || kind === 'response' || kind === 'embedding') return queues.generate.of(id).getJob(id);
   if (kind === 'file') return queues.upload.getJob(jobIds.upload(id));
   return queues.batch.getJob(jobIds.batch(BATCH_JOBS.finalize, id));
 }
@@ -245,5 +245,5 @@ test('a request that fails after a record may exist under its key leaves the key
   const again = await attempt((rec) => enqueueGenerate(ferry.services, rec));
   assert.equal(again.record.id, held.id);
   assert.equal((await ferry.services.jobs.list(tenant, { limit: 10, order: 'asc' })).data.length, 1);
-  assert.ok(await ferry.services.queues.generate.getJob(held.id!));
+  assert.ok(await ferry.services.queues.generate.of(held.id!).getJob(held.id!));
 });

@@ -62,6 +62,9 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
     FERRY_RETRY_MAX_MS: '500',
     FERRY_JOB_LOCK_MS: '3000',
     FERRY_METRICS_PORT: '0',
+    // Two queue shards on one Redis, so that every test's work goes through the routing a
+    // cluster's shards use (a cluster keeps its own default).
+    ...(opts.env?.REDIS_CLUSTER_NODES ? {} : { FERRY_QUEUE_SHARDS: '2' }),
     // The level users run at: the request log and error handler run on every test request.
     FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'info',
     ...opts.env,

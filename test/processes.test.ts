@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -103,75 +104,114 @@ describe('several processes on one host', () => {
 });
 
 describe('two checkouts on one machine, default settings', () => {
-  test('each finishes only its own work, and its lists hold only its own files', { timeout: 90_000 }, async () => {
-    const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-two-'));
-    const instances = await Promise.all(
-      ['one', 'two'].map(async (name) => {
-        const dataDir = path.join(tmp, name, 'data');
-        const port = await freePort();
-        // Only what a second checkout would set: its own port; no REDIS_URL, no FERRY_REDIS_PREFIX.
-        const env = {
-          REDIS_URL: '',
-          FERRY_REDIS_PREFIX: '',
-          FERRY_DATA_DIR: dataDir,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          FERRY_METRICS_PORT: '0',
-          FERRY_API_KEYS: `sk-${name}:dev`,
-        };
-        const child = spawnFerry('all', env);
-        const url = `http://127.0.0.1:${port}`;
-        await eventually(async () => (await fetch(`${url}/readyz`).catch(() => null))?.ok, 60_000, `instance ${name}`);
-        return {
-          name,
-          child,
-          prefix: loadConfig({ FERRY_DATA_DIR: dataDir }).prefix,
-          client: new OpenAI({ apiKey: `sk-${name}`, baseURL: `${url}/v1`, maxRetries: 0 }),
-        };
-      }),
-    );
-    try {
-      assert.notEqual(instances[0].prefix, instances[1].prefix);
-      const uploaded = await Promise.all(
-        instances.flatMap((inst) =>
-          Array.from({ length: 5 }, async (_, i) => {
-            const f = await inst.client.files.create({
-              file: await toFile(Buffer.from(`${inst.name} document ${i}`), `${inst.name}-${i}.txt`),
-              purpose: 'user_data',
-            });
-            return { inst, f: await processedFile(inst.client, f.id) };
-          }),
-        ),
-      );
-      assert.ok(
-        uploaded.every(({ f }) => f.status === 'processed'),
-        'every upload processed by its own instance',
-      );
-      for (const inst of instances) {
-        const names = (await inst.client.files.list()).data.map((f) => f.filename).sort();
-        assert.deepEqual(
-          names,
-          [0, 1, 2, 3, 4].map((i) => `${inst.name}-${i}.txt`),
-        );
-        const c = await inst.client.chat.completions.create({
-          model: 'gemini-2.5-flash',
-          messages: [{ role: 'user', content: `from ${inst.name}` }],
+  test(
+    'each finishes only its own work (uploads, completions, webhooks), and its lists hold only its own',
+    { timeout: 90_000 },
+    async () => {
+      const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-two-'));
+      // Instance one may deliver to loopback, instance two may not: a delivery of one's taken by
+      // two's worker would be refused under two's settings.
+      const received: string[] = [];
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          received.push(JSON.parse(body).data?.id);
+          res.writeHead(200).end();
         });
-        assert.match(String(c.choices[0].message.content), new RegExp(`from ${inst.name}$`));
-        assert.equal(inst.child.exitCode, null, `instance ${inst.name} still runs`);
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+      const hookUrl = `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/hook`;
+      const instances = await Promise.all(
+        ['one', 'two'].map(async (name) => {
+          const dataDir = path.join(tmp, name, 'data');
+          const port = await freePort();
+          // Only what a second checkout would set: its own port; no REDIS_URL, no FERRY_REDIS_PREFIX.
+          const env = {
+            REDIS_URL: '',
+            FERRY_REDIS_PREFIX: '',
+            FERRY_DATA_DIR: dataDir,
+            PORT: String(port),
+            HOST: '127.0.0.1',
+            FERRY_METRICS_PORT: '0',
+            FERRY_API_KEYS: `sk-${name}:dev`,
+            WEBHOOK_ALLOW_PRIVATE_NETWORKS: name === 'one' ? '1' : '0',
+          };
+          const child = spawnFerry('all', env);
+          const url = `http://127.0.0.1:${port}`;
+          await eventually(async () => (await fetch(`${url}/readyz`).catch(() => null))?.ok, 60_000, `instance ${name}`);
+          return {
+            name,
+            child,
+            prefix: loadConfig({ FERRY_DATA_DIR: dataDir }).prefix,
+            client: new OpenAI({ apiKey: `sk-${name}`, baseURL: `${url}/v1`, maxRetries: 0 }),
+          };
+        }),
+      );
+      try {
+        assert.notEqual(instances[0].prefix, instances[1].prefix);
+        const uploaded = await Promise.all(
+          instances.flatMap((inst) =>
+            Array.from({ length: 5 }, async (_, i) => {
+              const f = await inst.client.files.create({
+                file: await toFile(Buffer.from(`${inst.name} document ${i}`), `${inst.name}-${i}.txt`),
+                purpose: 'user_data',
+              });
+              return { inst, f: await processedFile(inst.client, f.id) };
+            }),
+          ),
+        );
+        assert.ok(
+          uploaded.every(({ f }) => f.status === 'processed'),
+          'every upload processed by its own instance',
+        );
+        for (const inst of instances) {
+          const names = (await inst.client.files.list()).data.map((f) => f.filename).sort();
+          assert.deepEqual(
+            names,
+            [0, 1, 2, 3, 4].map((i) => `${inst.name}-${i}.txt`),
+          );
+          const c = await inst.client.chat.completions.create({
+            model: 'gemini-2.5-flash',
+            messages: [{ role: 'user', content: `from ${inst.name}` }],
+          });
+          assert.match(String(c.choices[0].message.content), new RegExp(`from ${inst.name}$`));
+        }
+        await instances[0].client.post('/webhook_endpoints', { body: { url: hookUrl } });
+        const jobs = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const accepted = await instances[0].client.chat.completions.create(
+              { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `hook ${i}` }] },
+              { headers: { prefer: 'respond-async' } },
+            );
+            // The 202's body is the job (its id), which the SDK hands back as it is.
+            return accepted.id;
+          }),
+        );
+        await eventually(async () => jobs.every((id) => received.includes(id)), 20_000, 'every job.succeeded delivered');
+        type Delivery = { status: string; attempts: unknown[] };
+        const deliveries = (await instances[0].client.get('/webhook_deliveries')) as { data: Delivery[] };
+        assert.equal(deliveries.data.length, 10);
+        assert.ok(
+          deliveries.data.every((d) => d.status === 'succeeded' && d.attempts.length === 1),
+          `each delivered at its first attempt: ${JSON.stringify(deliveries.data)}`,
+        );
+        assert.equal(((await instances[1].client.get('/webhook_deliveries')) as { data: Delivery[] }).data.length, 0);
+        for (const inst of instances) assert.equal(inst.child.exitCode, null, `instance ${inst.name} still runs`);
+      } finally {
+        const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+        for (const inst of instances) {
+          const done = exited(inst.child);
+          inst.child.kill('SIGTERM');
+          await done;
+          await deleteByPrefix(redis, inst.prefix);
+        }
+        redis.disconnect();
+        receiver.close();
+        await rm(tmp, { recursive: true, force: true });
       }
-    } finally {
-      const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-      for (const inst of instances) {
-        const done = exited(inst.child);
-        inst.child.kill('SIGTERM');
-        await done;
-        await deleteByPrefix(redis, inst.prefix);
-      }
-      redis.disconnect();
-      await rm(tmp, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
 
 describe('a worker that cannot see the staged bytes', () => {

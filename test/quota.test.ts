@@ -98,7 +98,7 @@ describe('quota-bound throughput', () => {
     });
     const workers = [spawnFerry('worker', ferry.env), spawnFerry('worker', ferry.env)];
     try {
-      await eventually(async () => (await ferry.services.queues.generate.getWorkersCount()) >= 2, 30_000, 'two workers');
+      await eventually(async () => (await ferry.services.queues.generate.all[0].getWorkersCount()) >= 2, 30_000, 'two workers');
       const started = Date.now();
       const ids = await Promise.all(Array.from({ length: 240 }, (_, i) => submit(ferry, `shared ${i}`)));
       const ended = await finals(ferry, ids);

@@ -92,6 +92,41 @@ describe('on a Redis Cluster of three masters', () => {
     assert.equal((await results(client, onGemini, idsOf(input))).out.length, 200);
   });
 
+  test(
+    'a 2,000-line batch and 500 async completions spread over the masters: none runs or holds more than 45%',
+    { timeout: 180_000 },
+    async (t) => {
+      await cluster.resetStats();
+      const input = requests(2000, 'spread');
+      const batch = await createBatch(client, input);
+      const jobs = await Promise.all(
+        Array.from({ length: 500 }, async (_, i) => {
+          const res = await ferry.fetch('/v1/chat/completions', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+            body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: `spread ${i}` }] }),
+          });
+          assert.equal(res.status, 202);
+          return ((await res.json()) as { id: string }).id;
+        }),
+      );
+      const done = await waitFinal(client, batch.id, 150);
+      assert.equal(done.status, 'completed');
+      assert.equal((await results(client, done, idsOf(input))).out.length, 2000);
+      for (const id of jobs) {
+        const job = await (await ferry.fetch(`/v1/jobs/${id}?wait=30`)).json();
+        assert.equal(job.status, 'succeeded', id);
+      }
+      const commands = await cluster.commandsPerNode();
+      const keys = await cluster.keysPerNode();
+      const share = (xs: number[]) => xs.map((x) => x / xs.reduce((a, b) => a + b));
+      const report = `commands per master ${commands.join(', ')}; keys ${keys.join(', ')}`;
+      t.diagnostic(report);
+      for (const s of share(commands)) assert.ok(s <= 0.45, report);
+      for (const s of share(keys)) assert.ok(s <= 0.45, report);
+    },
+  );
+
   test('the keys spread over every master', async () => {
     const perNode = await cluster.keysPerNode();
     assert.equal(perNode.length, 3);

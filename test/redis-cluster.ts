@@ -13,8 +13,13 @@ import { eventually, freePort } from './harness.js';
 export interface RedisCluster {
   /** `redis://127.0.0.1:PORT` of each master, as REDIS_CLUSTER_NODES takes them. */
   nodes: string[];
+  /** The masters' process ids (for their CPU time). */
+  pids: number[];
   /** Keys held by each master. */
   keysPerNode(): Promise<number[]>;
+  /** Commands each master ran since the last `resetStats` (INFO commandstats). */
+  commandsPerNode(): Promise<number[]>;
+  resetStats(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,7 +81,17 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   }
   return {
     nodes: ports.map((p) => `redis://127.0.0.1:${p}`),
+    pids: servers.map((s) => s.pid!),
     keysPerNode: () => Promise.all(clients.map((c) => c.dbsize())),
+    commandsPerNode: () => Promise.all(clients.map(async (c) => commandCount(String(await c.info('commandstats'))))),
+    resetStats: async () => {
+      await Promise.all(clients.map((c) => c.config('RESETSTAT')));
+    },
     stop,
   };
+}
+
+/** The sum of `calls=` over a node's INFO commandstats. */
+function commandCount(info: string): number {
+  return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
 }

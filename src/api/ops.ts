@@ -5,6 +5,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../core/errors.js';
+import { eachQueue } from '../core/services.js';
 import { registerQueueDepth, registry } from '../core/metrics.js';
 import { requireAdmin } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -42,12 +43,16 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
   });
 
   const unregister = registerQueueDepth(async () => {
-    const rows: Array<{ queue: string; state: string; count: number }> = [];
-    for (const q of Object.values(queues)) {
-      const counts = await q.getJobCounts(...STATES);
-      for (const state of STATES) rows.push({ queue: q.name, state, count: counts[state] ?? 0 });
+    // A sharded queue counts as one: dashboards read the queue, not where its shards live.
+    const rows = new Map<string, { queue: string; state: string; count: number }>();
+    for (const { queue, handle } of eachQueue(queues)) {
+      const counts = await handle.getJobCounts(...STATES);
+      for (const state of STATES) {
+        const row = rows.get(`${queue}/${state}`) ?? rows.set(`${queue}/${state}`, { queue, state, count: 0 }).get(`${queue}/${state}`)!;
+        row.count += counts[state] ?? 0;
+      }
     }
-    return rows;
+    return [...rows.values()];
   });
 
   r.get('/metrics', async (_req, res) => {
@@ -57,7 +62,7 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
 
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
-  createBullBoard({ queues: Object.values(queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  createBullBoard({ queues: eachQueue(queues).map(({ handle }) => new BullMQAdapter(handle)), serverAdapter: board });
   r.use('/admin/queues', requireAdmin(deps.ring), storeReachable(redis), board.getRouter());
   return { router: r, close: unregister };
 }

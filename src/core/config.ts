@@ -36,6 +36,11 @@ export interface Config {
   /** REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster, used instead of REDIS_URL; null for one Redis. */
   redisClusterNodes: string[] | null;
   prefix: string;
+  /**
+   * FERRY_QUEUE_SHARDS: how many queues the generate and delivery work is spread over. On a
+   * cluster each shard has a hash tag of its own, placed on its own part of the slot space.
+   */
+  queueShards: number;
   apiKeys: Map<string, string>;
   adminKey: string | undefined;
   /**
@@ -352,15 +357,21 @@ function readRedis(
   env: Env,
   redisUrl: string | undefined,
   prefix: string,
-): Pick<Config, 'redisUrl' | 'redisUrlDefaulted' | 'redisClusterNodes' | 'prefix'> {
+): Pick<Config, 'redisUrl' | 'redisUrlDefaulted' | 'redisClusterNodes' | 'prefix' | 'queueShards'> {
   const nodes = clusterNodes(env);
   return {
     redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
     redisUrlDefaulted: redisUrl === undefined && nodes === null,
     redisClusterNodes: nodes,
     prefix,
+    // One Redis runs every command on one thread: shards there only add blocking connections.
+    // On a cluster, three: one per master of the smallest cluster (see bench/machines.ts).
+    queueShards: int(env, 'FERRY_QUEUE_SHARDS', nodes ? DEFAULT_CLUSTER_SHARDS : 1, 1, MAX_QUEUE_SHARDS),
   };
 }
+
+const DEFAULT_CLUSTER_SHARDS = 3;
+const MAX_QUEUE_SHARDS = 16;
 
 const dataDirOf = (env: Env) => path.resolve(str(env, 'FERRY_DATA_DIR') ?? './data');
 

@@ -22,6 +22,7 @@ import {
   type GenerateJobData,
   type RemoveJobData,
 } from './queues.js';
+import type { Queue } from 'bullmq';
 import { lineJobId } from './records/batches.js';
 import type { JobRecord } from './records/jobs.js';
 import type { BatchRecord } from './records/batches.js';
@@ -51,7 +52,7 @@ export async function enqueueGenerate(services: Services, rec: JobRecord): Promi
     jobId: rec.id,
     ...(direct ? { direct: { tenant: rec.tenant, model: rec.model, tokens: rec.input_tokens ?? 0 } } : {}),
   };
-  await services.queues.generate.add(GENERATE_JOB, data, { jobId: rec.id });
+  await services.queues.generate.of(rec.id).add(GENERATE_JOB, data, { jobId: rec.id });
 }
 
 export async function enqueueUpload(services: Services, fileId: string): Promise<void> {
@@ -98,19 +99,23 @@ export async function enqueueGeminiBatch(services: Services, batchId: string): P
 /** BullMQ priority of batch lines: interactive jobs (no priority) always go first. */
 export const BATCH_LINE_PRIORITY = 100;
 
-/** Lines [from, to) of a batch, as children of its flow (ids dedupe a line handed out twice). */
+/**
+ * Lines [from, to) of a batch, each on the generate shard its id hashes to, so that one large
+ * batch spreads over a cluster's masters. They are not children of the batch's flow (a flow
+ * keeps to one slot): the gate opens when the last line is counted (see domain/batches.ts).
+ */
 export async function enqueueLines(services: Services, batchId: string, from: number, to: number): Promise<void> {
-  const { queues } = services;
-  const parent = { id: jobIds.batch(BATCH_JOBS.finalize, batchId), queue: queues.batch.qualifiedName };
-  await queues.generate.addBulk(
-    Array.from({ length: to - from }, (_, k) => {
-      const jobId = lineJobId(batchId, from + k);
-      return {
-        name: GENERATE_JOB,
-        data: { jobId },
-        opts: { jobId, priority: BATCH_LINE_PRIORITY, parent, ignoreDependencyOnFailure: true },
-      };
-    }),
+  const byShard = new Map<Queue<GenerateJobData>, string[]>();
+  for (let index = from; index < to; index++) {
+    const jobId = lineJobId(batchId, index);
+    const shard = services.queues.generate.of(jobId);
+    const ids = byShard.get(shard) ?? byShard.set(shard, []).get(shard)!;
+    ids.push(jobId);
+  }
+  await Promise.all(
+    [...byShard].map(([shard, ids]) =>
+      shard.addBulk(ids.map((jobId) => ({ name: GENERATE_JOB, data: { jobId }, opts: { jobId, priority: BATCH_LINE_PRIORITY } }))),
+    ),
   );
 }
 
@@ -122,11 +127,13 @@ export async function enqueueRemoval(services: Services, data: RemoveJobData): P
 /** A webhook delivery, tried on FERRY_WEBHOOK_RETRY_SCHEDULE (`jobId`: the delivery's, or a replay's). */
 export async function enqueueDelivery(services: Services, deliveryId: string, jobId: string): Promise<void> {
   const schedule = services.config.webhookRetrySchedule;
-  await services.queues.deliver.add(
-    DELIVER_JOB,
-    { deliveryId },
-    { jobId, delay: Math.round(schedule[0] * 1000), attempts: schedule.length, backoff: { type: 'webhook' } },
-  );
+  await services.queues.deliver
+    .of(jobId)
+    .add(
+      DELIVER_JOB,
+      { deliveryId },
+      { jobId, delay: Math.round(schedule[0] * 1000), attempts: schedule.length, backoff: { type: 'webhook' } },
+    );
 }
 
 /** The job that ends a cancelled batch's lines (its id dedupes repeated cancels). */

@@ -60,11 +60,11 @@ export class Keys {
   }
   /**
    * A tenant's usage ledger, all in the tenant's slot (one script records a call in all of them):
-   * a recorded call's id (it is never counted twice), a day's totals by hour, an hour's by minute,
-   * and a batch's totals.
+   * the ids of a day's recorded calls (none is counted twice), a day's totals by hour, an hour's
+   * by minute, and a batch's totals.
    */
-  usageCall(tenant: string, callId: string) {
-    return `${this.prefix}:usage:${this.tag(tenant)}:call:${callId}`;
+  usageCalls(tenant: string, day: number) {
+    return `${this.prefix}:usage:${this.tag(tenant)}:calls:${day}`;
   }
   usageDay(tenant: string, day: number) {
     return `${this.prefix}:usage:${this.tag(tenant)}:day:${day}`;

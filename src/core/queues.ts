@@ -1,5 +1,6 @@
 /** Queue names, job names and ids, job data and job options, defined once. Every queue shares the configured key prefix. */
 import type { JobsOptions } from 'bullmq';
+import calculateSlot from 'cluster-key-slot';
 import type { Config } from './config.js';
 export const QUEUES = {
   upload: 'upload',
@@ -13,15 +14,81 @@ export const QUEUES = {
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/** The queues whose work is spread over FERRY_QUEUE_SHARDS shards: the bulk of the queue commands. */
+export const SHARDED: readonly QueueName[] = [QUEUES.generate, QUEUES.deliver];
+
+type QueueConfig = Pick<Config, 'prefix' | 'redisClusterNodes' | 'queueShards'>;
+
 /**
- * The BullMQ prefix of a queue. On one Redis, the configured prefix. On a Redis Cluster, the
- * prefix and a hash tag per queue (BullMQ's scripts need all keys of a queue in one slot), so
- * queues spread over the masters; a batch's flow has its parent on the batch queue and its
- * lines on the generate queue, and BullMQ keeps a flow in one slot, so those two share a tag.
+ * The BullMQ prefix of a queue (of its shard 0). On one Redis, the configured prefix. On a
+ * Redis Cluster, the prefix and a hash tag per queue (BullMQ's scripts need all keys of a queue
+ * in one slot). The batch queue shares the generate queue's tag: batches queued by versions
+ * whose lines were children of the batch's flow still finish.
  */
-export function queuePrefix(config: { prefix: string; redisClusterNodes: string[] | null }, queue: QueueName): string {
+export function queuePrefix(config: Pick<Config, 'prefix' | 'redisClusterNodes'>, queue: QueueName): string {
   if (!config.redisClusterNodes) return config.prefix;
   return `${config.prefix}:{${queue === QUEUES.batch ? QUEUES.generate : queue}}`;
+}
+
+/** Where one shard of a queue lives: the BullMQ queue name and prefix. */
+export interface QueueAddress {
+  name: string;
+  prefix: string;
+}
+
+/**
+ * Shard `shard` of a queue. Shard 0 is the queue as it was before shards (work queued by an
+ * earlier version is still taken); shard k is `<queue>-k`, on a cluster under a tag placed by
+ * `placedTag`.
+ */
+export function queueAddress(config: QueueConfig, queue: QueueName, shard = 0): QueueAddress {
+  if (shard === 0) return { name: queue, prefix: queuePrefix(config, queue) };
+  const name = `${queue}-${shard}`;
+  if (!config.redisClusterNodes) return { name, prefix: config.prefix };
+  return { name, prefix: `${config.prefix}:{${placedTag(queue, shard, config.queueShards)}}` };
+}
+
+/** Every shard of a queue (one for a queue that is not sharded). */
+export function queueAddresses(config: QueueConfig, queue: QueueName): QueueAddress[] {
+  const n = SHARDED.includes(queue) ? config.queueShards : 1;
+  return Array.from({ length: n }, (_, k) => queueAddress(config, queue, k));
+}
+
+/** The shard of `n` that the work named `id` goes to: a stable hash, so every process agrees. */
+export function shardOf(id: string, n: number): number {
+  if (n === 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+const SLOTS = 16384;
+const placed = new Map<string, string>();
+
+/**
+ * The hash tag of shard `shard` (of `n`, k ≥ 1): the slot space is cut into n equal ranges,
+ * shard 0 keeps the range its old tag falls in, and shard k takes the k-th of the others, its
+ * tag's slot in the middle half of the range. A cluster whose masters hold equal ranges (as
+ * `redis-cli --cluster create` makes them) then gets n / masters shards each. Deterministic:
+ * every process finds the same tags.
+ */
+export function placedTag(queue: QueueName, shard: number, n: number): string {
+  const memo = `${queue}/${shard}/${n}`;
+  const known = placed.get(memo);
+  if (known) return known;
+  const range = (slot: number) => Math.floor((slot * n) / SLOTS);
+  const others = Array.from({ length: n }, (_, i) => i).filter((i) => i !== range(calculateSlot(queue)));
+  const target = others[shard - 1];
+  const [lo, hi] = [(target * SLOTS) / n, ((target + 1) * SLOTS) / n];
+  const quarter = (hi - lo) / 4;
+  for (let j = 0; ; j++) {
+    const tag = j === 0 ? `${queue}-${shard}` : `${queue}-${shard}.${j}`;
+    const slot = calculateSlot(tag);
+    if (slot >= lo + quarter && slot < hi - quarter) {
+      placed.set(memo, tag);
+      return tag;
+    }
+  }
 }
 
 /** Job names on the upload queue. */
@@ -34,9 +101,9 @@ export const EARLY_UPLOAD_JOB = 'early';
 
 /**
  * Job names on the batch queue. `finalize` is the parent of a batch's flow:
- * its children are `expand`, every line's generate job, and `gate`, which
- * stays pending until the last line has been handed out (or, on Gemini Batch
- * Mode, until the `gemini` job has recorded every line's answer).
+ * its children are `expand` and `gate`, which stays pending until every line
+ * is counted done (on Gemini Batch Mode, until the `gemini` job has recorded
+ * every line's answer).
  */
 export const BATCH_JOBS = {
   expand: 'expand',

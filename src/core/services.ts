@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Keys } from './keys.js';
 import { createRedis, logErrors } from './redis.js';
-import { QUEUES, queuePrefix, upstreamJobOptions, type QueueData, type QueueName } from './queues.js';
+import { QUEUES, queueAddresses, queuePrefix, shardOf, upstreamJobOptions, type QueueData, type QueueName } from './queues.js';
 import { FileStore } from './records/files.js';
 import { JobStore } from './records/jobs.js';
 import { BatchStore } from './records/batches.js';
@@ -37,10 +37,38 @@ export interface Services {
   uploads: UploadStore;
   /** Every Gemini call's tokens and cost (the usage and costs reports, a batch's usage). */
   usage: UsageLedger;
-  queues: { [Q in QueueName]: Queue<QueueData[Q]> };
+  queues: Queues;
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
   close(): Promise<void>;
+}
+
+/** A queue spread over shards (FERRY_QUEUE_SHARDS): work goes to the shard its id hashes to. */
+export class QueueShards<Q extends QueueName> {
+  constructor(readonly all: Queue<QueueData[Q]>[]) {}
+  of(id: string): Queue<QueueData[Q]> {
+    return this.all[shardOf(id, this.all.length)];
+  }
+}
+
+export type Queues = { [Q in Exclude<QueueName, 'generate' | 'deliver'>]: Queue<QueueData[Q]> } & {
+  generate: QueueShards<'generate'>;
+  deliver: QueueShards<'deliver'>;
+};
+
+/** Every queue handle, each with the queue it is (a shard of it, for the sharded ones). */
+export function eachQueue(queues: Queues): Array<{ queue: QueueName; handle: Queue }> {
+  return Object.entries(queues).flatMap(([queue, q]) =>
+    (q instanceof QueueShards ? q.all : [q as Queue]).map((handle) => ({ queue: queue as QueueName, handle })),
+  );
+}
+
+function createShards<Q extends QueueName>(queue: Q, config: Config, connection: Redis): QueueShards<Q> {
+  return new QueueShards(
+    queueAddresses(config, queue).map(
+      ({ name, prefix }) => new Queue<QueueData[Q]>(name, { connection, prefix, defaultJobOptions: upstreamJobOptions(config) }),
+    ),
+  );
 }
 
 export function createQueue<Q extends QueueName>(name: Q, config: Config, connection: Redis): Queue<QueueData[Q]> {
@@ -58,18 +86,18 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
   const keys = new Keys(config.prefix, config.redisClusterNodes !== null);
   const queueRedis = createRedis(config, 'queue');
   logErrors(queueRedis, logger, 'queue connection');
-  const queues = {
+  const queues: Queues = {
     upload: createQueue(QUEUES.upload, config, queueRedis),
-    generate: createQueue(QUEUES.generate, config, queueRedis),
-    deliver: createQueue(QUEUES.deliver, config, queueRedis),
+    generate: createShards(QUEUES.generate, config, queueRedis),
+    deliver: createShards(QUEUES.deliver, config, queueRedis),
     maintenance: createQueue(QUEUES.maintenance, config, queueRedis),
     batch: createQueue(QUEUES.batch, config, queueRedis),
     early: createQueue(QUEUES.early, config, queueRedis),
   };
-  // Flows are batches: their jobs live under the batch queue's prefix (its slot on a cluster).
+  // Flows are batches (finalize, expand, gate): they live under the batch queue's prefix (its slot on a cluster).
   const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config, QUEUES.batch) });
   // Without a listener BullMQ writes each connection error to stderr with its stack.
-  for (const [name, q] of Object.entries(queues)) logErrors(q, logger, `${name} queue`);
+  for (const { handle } of eachQueue(queues)) logErrors(handle, logger, `${handle.name} queue`);
   logErrors(flows, logger, 'flow producer');
   return {
     config,
@@ -90,7 +118,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     queues,
     flows,
     async close() {
-      await Promise.all([...Object.values(queues).map((q) => q.close()), flows.close()]);
+      await Promise.all([...eachQueue(queues).map(({ handle }) => handle.close()), flows.close()]);
       await Promise.all([redis, queueRedis].map((r) => r.quit().catch(() => r.disconnect())));
     },
   };

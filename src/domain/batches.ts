@@ -49,10 +49,11 @@ export function newBatchRecord(p: { id: string; tenant: string; params: BatchCre
 }
 
 /**
- * Hands out lines up to FERRY_BATCH_CONCURRENCY past those done, as children
- * of the batch's flow; releases the gate once the last line is out. Called
- * after expansion and whenever a line ends; concurrent calls may add the same
- * line twice, which the deterministic job ids turn into one job.
+ * Hands out lines up to FERRY_BATCH_CONCURRENCY past those done; releases the
+ * gate (and so the flow's `finalize`) once every line is counted. Called after
+ * expansion and whenever a line ends (again after a crash: counting is once);
+ * concurrent calls may add the same line twice, which the deterministic job
+ * ids turn into one job.
  */
 export async function feed(services: Services, batchId: string, state?: LineState): Promise<void> {
   const { batches, config } = services;
@@ -66,7 +67,7 @@ export async function feed(services: Services, batchId: string, state?: LineStat
     await enqueueLines(services, batchId, s.fed, end);
     await batches.raiseFed(batchId, end);
   }
-  if (Math.max(s.fed, end) >= total) await releaseGate(services, batchId);
+  if (s.completed + s.failed >= total) await releaseGate(services, batchId);
 }
 
 const feedStep = (window: number) => Math.max(1, Math.floor(window / 4));

@@ -184,7 +184,10 @@ export async function cancelJob(services: Services, rec: JobRecord): Promise<boo
     finished_at: nowSeconds(),
   });
   if (!cancelled) return false;
-  await services.queues.generate.remove(rec.id).catch(() => 0);
+  await services.queues.generate
+    .of(rec.id)
+    .remove(rec.id)
+    .catch(() => 0);
   if (rec.stream) await jobStream(services).end(rec.id, { kind: 'cancelled' });
   await announceIfFinal(services, rec.id);
   return true;

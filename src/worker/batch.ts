@@ -2,9 +2,10 @@
  * The batch queue: OpenAI's Batch API on Ferry's own workers.
  *
  * A batch is a BullMQ flow. Its parent, `finalize`, waits for its children:
- * `expand` (validates the input, then writes one job record per line), every
- * line's generate job, and `gate`, a delayed job released once the last line
- * has been handed to the generate queue. Lines are handed out as a sliding
+ * `expand` (validates the input, then writes one job record per line) and
+ * `gate`, a delayed job released once the last line is counted done. The
+ * lines themselves are generate jobs on the shard each hashes to (not in the
+ * flow: a flow keeps to one cluster slot). Lines are handed out as a sliding
  * window (FERRY_BATCH_CONCURRENCY per batch): each line that ends hands out
  * the next, so a batch of 50,000 lines keeps only a few jobs in the queue,
  * shares the generate workers with interactive requests at a lower priority,

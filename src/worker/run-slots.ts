@@ -29,7 +29,7 @@ export class RunSlots {
 
 /** Wakes a parked line early: back from the delayed set to the queue. */
 export async function wakeLine(services: Services, jobId: string): Promise<WakeResult> {
-  const job = await services.queues.generate.getJob(jobId);
+  const job = await services.queues.generate.of(jobId).getJob(jobId);
   const state = job ? await job.getState() : 'unknown';
   if (state === 'active') return 'not_yet';
   if (state !== 'delayed') return 'gone';

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { createRedis, logErrors } from '../core/redis.js';
 import { jobDuration, registerAdmissionRates } from '../core/metrics.js';
 import { Admission } from '../core/admission.js';
-import { QUEUES, queuePrefix, type QueueName } from '../core/queues.js';
+import { QUEUES, queueAddresses, type QueueAddress, type QueueName } from '../core/queues.js';
 import { retryDelayMs } from '../core/retry.js';
 import type { Services } from '../core/services.js';
 import { createAzureProvider, missingAzureSettings, type AzureBlobStore } from '../providers/azure/index.js';
@@ -42,17 +42,32 @@ export interface GeminiTarget {
 
 type FailureHandler = (job: Job, err: Error) => Promise<void>;
 
-/** One BullMQ Worker with Ferry's backoff policy, job-duration metrics and a handler for jobs failed for good. */
-function queueWorker(
+/**
+ * The BullMQ Workers of one queue, one per shard, with Ferry's backoff policy, job-duration
+ * metrics and a handler for jobs failed for good. The process's concurrency for the queue is
+ * shared out over its shards (work hashes evenly over them), so a setting means the same with
+ * any number of shards.
+ */
+function queueWorkers(
   services: Services,
   connection: Redis,
   spec: { queue: QueueName; processor: Processor; concurrency: number; onFailedForGood?: FailureHandler },
+): Worker[] {
+  const shards = queueAddresses(services.config, spec.queue);
+  const concurrency = Math.ceil(spec.concurrency / shards.length);
+  return shards.map((address) => queueWorker(services, connection, { ...spec, address, concurrency }));
+}
+
+function queueWorker(
+  services: Services,
+  connection: Redis,
+  spec: { queue: QueueName; address: QueueAddress; processor: Processor; concurrency: number; onFailedForGood?: FailureHandler },
 ): Worker {
   const { config, logger } = services;
   const { queue, onFailedForGood } = spec;
-  const worker = new Worker(queue, spec.processor, {
+  const worker = new Worker(spec.address.name, spec.processor, {
     connection,
-    prefix: queuePrefix(config, queue),
+    prefix: spec.address.prefix,
     concurrency: spec.concurrency,
     // A dead worker's job is moved back to wait by the first stall check after its lock expires
     // and it was seen active without one: within jobLockMs plus two checks.
@@ -76,7 +91,7 @@ function queueWorker(
       onFailedForGood(job, err).catch((e) => logger.error({ err: e.message, job_id: job.id }, 'failure handler failed'));
     }
   });
-  logErrors(worker, logger, `${queue} worker`);
+  logErrors(worker, logger, `${spec.address.name} worker`);
   return worker;
 }
 
@@ -94,26 +109,28 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   logErrors(connection, logger, 'worker connection');
 
   const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: FailureHandler) =>
-    queueWorker(services, connection, { queue, processor, concurrency, onFailedForGood });
+    queueWorkers(services, connection, { queue, processor, concurrency, onFailedForGood });
 
   const workers = [
-    make(QUEUES.upload, uploadProcessor({ services, gemini, azure }), config.uploadConcurrency, (job, err) =>
+    ...make(QUEUES.upload, uploadProcessor({ services, gemini, azure }), config.uploadConcurrency, (job, err) =>
       onUploadJobFailedForGood(services, job, err),
     ),
-    make(QUEUES.maintenance, maintenanceProcessor(services), 1),
-    make(QUEUES.early, earlyUploadProcessor({ services, gemini, azure }), config.uploadConcurrency),
+    ...make(QUEUES.maintenance, maintenanceProcessor(services), 1),
+    ...make(QUEUES.early, earlyUploadProcessor({ services, gemini, azure }), config.uploadConcurrency),
   ];
   const admission = new Admission(services.redis, services.keys, { apiKey: target.apiKey, rpm: config.geminiRpm, tpm: config.geminiTpm });
   const unregisterRates = registerAdmissionRates(() => admission.states());
   workers.push(
-    make(
+    ...make(
       QUEUES.generate,
       generateProcessor({ services, gemini, admission, geminiCopy: (f) => ensureGeminiCopy({ services, gemini, azure }, f) }),
       config.generateConcurrency,
       (job, err) => onGenerateJobFailedForGood(services, job, err),
     ),
-    make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency, (job, err) => onDeliveryFailedForGood(services, job, err)),
-    make(
+    ...make(QUEUES.deliver, deliverProcessor(services), config.deliverConcurrency, (job, err) =>
+      onDeliveryFailedForGood(services, job, err),
+    ),
+    ...make(
       QUEUES.batch,
       batchProcessor(services, { services, gemini, geminiCopy: (f, until) => ensureGeminiCopy({ services, gemini, azure }, f, until) }),
       BATCH_JOB_CONCURRENCY,

@@ -55,8 +55,11 @@ const HOUR = 3600;
 export const USAGE_RETENTION_SECONDS = 400 * DAY;
 /** Minute-level totals, for `bucket_width=1m`. */
 const MINUTE_RETENTION_SECONDS = 2 * DAY;
-/** A call id refuses a second count this long: a resent command, a batch's answers read again. */
-const CALL_ID_SECONDS = 2 * DAY;
+/**
+ * A call id refuses a second count for at least two days (a resent command, a batch's answers
+ * read again): ids are kept by day, and a call is looked for in its day and the two before.
+ */
+const CALL_ID_SECONDS = 3 * DAY + HOUR;
 const BATCH_RETENTION_SECONDS = 35 * DAY;
 
 /** Nano-USD per USD: costs are counted in whole nano-USD. */
@@ -94,12 +97,16 @@ export class UsageLedger {
       await this.redis.sadd(k.usageTenants(), e.tenant);
       this.listed.add(e.tenant);
     }
+    const day = Math.floor(sec / DAY);
     const recorded = await this.redis.ferryRecordUsage(
-      k.usageCall(e.tenant, e.callId),
-      k.usageDay(e.tenant, Math.floor(sec / DAY)),
+      k.usageCalls(e.tenant, day),
+      k.usageDay(e.tenant, day),
       k.usageHour(e.tenant, Math.floor(sec / HOUR)),
       k.usageBatch(e.tenant, e.batchId ?? '-'),
       k.usageMonth(e.tenant, monthOf(e.at)),
+      k.usageCalls(e.tenant, day - 1),
+      k.usageCalls(e.tenant, day - 2),
+      e.callId,
       CALL_ID_SECONDS,
       USAGE_RETENTION_SECONDS,
       MINUTE_RETENTION_SECONDS,

@@ -31,7 +31,7 @@ const COMMANDS: Record<string, { numberOfKeys: number; lua: string }> = {
   ferryIdemRelease: { numberOfKeys: 1, lua: RELEASE_CLAIM },
   ferryIdemForget: { numberOfKeys: 1, lua: FORGET },
   ferryEarlyRecord: { numberOfKeys: 1, lua: RECORD_SESSION },
-  ferryRecordUsage: { numberOfKeys: 5, lua: RECORD_USAGE },
+  ferryRecordUsage: { numberOfKeys: 7, lua: RECORD_USAGE },
 };
 
 /** A connection with Ferry's scripts as commands. */
