@@ -4,6 +4,7 @@ COPY package.json package-lock.json ./
 # Sources come next: the lockfile layer installs without building (prepare runs tsc).
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 

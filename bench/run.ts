@@ -16,6 +16,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   machines: () => import('./machines.js'),
   recovery: () => import('./recovery.js'),
   cost: () => import('./cost.js'),
+  start: () => import('./start.js'),
 };
 
 const USAGE = `Usage: npm run bench [-- <section>...]\nSections: ${Object.keys(SECTIONS).join(', ')}`;

@@ -6,18 +6,20 @@
 import http from 'node:http';
 import { hostname } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
-import { ConfigError, loadConfig, type Config } from './core/config.js';
+import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import type { Services } from './core/services.js';
 import type { RunningApi } from './api/app.js';
 import type { GeminiTarget, WorkerRuntime } from './worker/runtime.js';
 import type { Emulator } from './emulator/index.js';
 import type { Instance } from './core/instances.js';
-import { banner, devApiKey, ensureRedis, StartupError } from './dev.js';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './client/usage.js';
 
-// The server's modules load only for server commands: the client commands start quickly.
+// The server's modules (configuration and development defaults included) load only for server
+// commands: the client commands start quickly.
 const serverModules = async () => ({
+  ...(await import('./core/config.js')),
+  ...(await import('./dev.js')),
   ...(await import('./core/logger.js')),
   ...(await import('./core/services.js')),
   ...(await import('./api/app.js')),
@@ -57,8 +59,9 @@ async function geminiTarget(config: Config, logger: Logger, stops: Stoppable[]):
   return { apiKey: 'emulator', baseUrl: emulator.url };
 }
 
-function withDevKey(config: Config): { config: Config; devKey: string | null } {
+async function withDevKey(config: Config): Promise<{ config: Config; devKey: string | null }> {
   if (config.apiKeys.size > 0 || config.production) return { config, devKey: null };
+  const { devApiKey } = await import('./dev.js');
   const key = devApiKey(config);
   return { config: { ...config, apiKeys: new Map([[key, 'dev']]) }, devKey: key };
 }
@@ -68,9 +71,12 @@ function withDevKey(config: Config): { config: Config; devKey: string | null } {
  * on this host): the worker runs on without one, and says so; null then.
  */
 async function workerMetricsServer(config: Config, logger: Logger, runtime: () => WorkerRuntime | null): Promise<http.Server | null> {
-  const { registry } = await import('./core/metrics.js');
+  const { registry, metricsRefusal } = await import('./core/metrics.js');
   const server = http.createServer(async (req, res) => {
-    if (req.url === '/metrics') {
+    const refusal = req.url === '/metrics' ? metricsRefusal(config, req.headers.authorization) : null;
+    if (refusal) {
+      res.writeHead(refusal.status, { 'Content-Type': 'application/json' }).end(JSON.stringify(refusal.toBody()));
+    } else if (req.url === '/metrics') {
       res.setHeader('Content-Type', registry.contentType);
       res.end(await registry.metrics());
     } else if (req.url === '/healthz' || req.url === '/readyz') {
@@ -94,7 +100,7 @@ async function workerMetricsServer(config: Config, logger: Logger, runtime: () =
 
 /** `ferry emulator`: the local Gemini emulator alone. */
 async function runEmulator(config: Config, logger: Logger, stops: Stoppable[]): Promise<void> {
-  const { startEmulator, emulatorOptionsFromEnv } = await serverModules();
+  const { startEmulator, emulatorOptionsFromEnv, banner } = await serverModules();
   const emulator = await startEmulator({
     host: config.host,
     // FERRY_EMULATOR_PORT=0 asks for any free port; unset, the emulator's usual 8090.
@@ -110,18 +116,21 @@ async function runEmulator(config: Config, logger: Logger, stops: Stoppable[]): 
 }
 
 async function run(command: string): Promise<void> {
+  const { loadConfig, createProcessLogger, createServices, startApi, startWorkers, createBlobStagingStore, banner, ensureRedis } =
+    await serverModules();
   let config = loadConfig();
-  const { createLogger, createServices, startApi, startWorkers, createBlobStagingStore } = await serverModules();
-  const logger = createLogger(config.logLevel);
+  const pretty = config.logFormat ? config.logFormat === 'pretty' : !config.production && process.stdout.isTTY === true;
+  const logger = await createProcessLogger(config.logLevel, pretty);
   const stops: Stoppable[] = [];
+  const live: Live = { api: null, runtime: null };
   // Installed first: a signal during start-up still stops what has started, in order.
-  onSignals(stops, logger);
+  onSignals(stops, logger, live);
 
   if (command === 'emulator') return runEmulator(config, logger, stops);
 
   const redisChild: ChildProcess | null = await ensureRedis(config, logger);
   if (redisChild) stops.push({ name: 'redis-server', stop: async () => void redisChild.kill('SIGTERM') });
-  const dev = withDevKey(config);
+  const dev = await withDevKey(config);
   config = dev.config;
   // FERRY_STAGING_CONTAINER: staged bytes in a blob container every API and worker machine reaches.
   const blobStaging = config.stagingContainer ? createBlobStagingStore(config) : null;
@@ -137,7 +146,7 @@ async function run(command: string): Promise<void> {
   const target = runsWorkers ? await geminiTarget(config, logger, stops) : null;
   let api: RunningApi | null = null;
   if (command === 'api' || command === 'all') {
-    api = await startApi(services, {
+    api = live.api = await startApi(services, {
       port: config.port,
       host: config.host,
       workersReady: async () => (runsWorkers ? (runtime?.running() ?? false) : (await services.queues.upload.getWorkersCount()) > 0),
@@ -148,7 +157,7 @@ async function run(command: string): Promise<void> {
     if (m) stops.push({ name: 'metrics', stop: () => new Promise((r) => m.close(() => r())) });
   }
   if (target) {
-    const rt = (runtime = await startWorkers(services, target));
+    const rt = (runtime = live.runtime = await startWorkers(services, target));
     stops.push({ name: 'workers', stop: () => rt.close() });
   }
   // Stopped first (stops run in reverse): no new request is accepted while the workers wind down.
@@ -233,22 +242,84 @@ function listening(host: string): string {
   return host;
 }
 
-/** SIGTERM/SIGINT: stop accepting, let running jobs finish (or go back to the queue), close Redis, exit 0. */
-function onSignals(stops: Stoppable[], logger: Logger): void {
+/** The parts a shutdown waits for, once they have started. */
+interface Live {
+  api: RunningApi | null;
+  runtime: WorkerRuntime | null;
+}
+
+const WORK_WORDS: Record<string, [string, string]> = {
+  generate: ['completion', 'completions'],
+  upload: ['upload', 'uploads'],
+  early: ['upload', 'uploads'],
+  deliver: ['webhook delivery', 'webhook deliveries'],
+  batch: ['batch step', 'batch steps'],
+  maintenance: ['maintenance pass', 'maintenance passes'],
+};
+
+/** What this process is still doing, said as a person would ("2 completions, 1 upload"). */
+function outstanding(live: Live): { total: number; text: string } {
+  const counts = new Map<string, [number, [string, string]]>();
+  const add = (words: [string, string], n: number) => {
+    if (n > 0) counts.set(words[0], [(counts.get(words[0])?.[0] ?? 0) + n, words]);
+  };
+  for (const [queue, n] of Object.entries(live.runtime?.inFlight() ?? {}))
+    add(WORK_WORDS[queue] ?? [`${queue} job`, `${queue} jobs`], n ?? 0);
+  add(['request', 'requests'], live.api?.inFlight() ?? 0);
+  const parts = [...counts.values()].map(([n, [one, many]]) => `${n} ${n === 1 ? one : many}`);
+  return { total: [...counts.values()].reduce((sum, [n]) => sum + n, 0), text: parts.join(', ') };
+}
+
+const PROGRESS_MS = 2_000;
+/** Exit codes: a second signal (work left goes back to the queue), and a grace period that ran out with work left. */
+const EXIT_INTERRUPTED = 130;
+const EXIT_ABANDONED = 1;
+
+/**
+ * SIGTERM/SIGINT: stop accepting, let running work finish (saying what is left every two seconds),
+ * close Redis, exit 0. A second signal stops at once: running jobs go back to the queue as after
+ * a crash, and the exit code says so (130); so does a grace period that runs out with work left (1).
+ */
+function onSignals(stops: Stoppable[], logger: Logger, live: Live): void {
   let stopping = false;
+  const again = (signal: string) => (signal === 'SIGINT' ? 'Ctrl-C again' : `${signal} again`);
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      const left = outstanding(live);
+      logger.warn(
+        { signal, ...(left.total ? { left: left.text } : {}) },
+        left.total ? `stopping now: ${left.text} go back to the queue and run again (here or on another worker)` : 'stopping now',
+      );
+      process.exit(EXIT_INTERRUPTED);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    const first = outstanding(live);
+    logger.info(
+      { signal },
+      first.total
+        ? `shutting down: waiting for ${first.text} (up to ${SHUTDOWN_GRACE_MS / 1000} s); ${again(signal)} stops now`
+        : 'shutting down',
+    );
+    const progress = setInterval(() => {
+      const left = outstanding(live);
+      if (left.total) logger.info(`still waiting for ${left.text}; ${again(signal)} stops now`);
+    }, PROGRESS_MS);
+    progress.unref();
     const timer = setTimeout(() => {
-      logger.warn('shutdown grace period passed; running jobs will be picked up again by another worker');
-      process.exit(0);
+      const left = outstanding(live);
+      logger.warn(
+        left.total
+          ? `shutdown grace period passed: ${left.text} left; they go back to the queue and run again`
+          : 'shutdown grace period passed',
+      );
+      process.exit(left.total ? EXIT_ABANDONED : 0);
     }, SHUTDOWN_GRACE_MS);
     timer.unref();
     // Reverse order of start: API first (stop accepting), then workers, then connections.
     for (const s of [...stops].reverse()) {
       await s.stop().catch((err) => logger.warn({ err: (err as Error).message, part: s.name }, 'error while stopping'));
     }
+    clearInterval(progress);
     logger.info('stopped');
     process.exit(0);
   };
@@ -278,6 +349,8 @@ if (!['all', 'api', 'worker', 'emulator'].includes(command)) {
 }
 run(command).catch(async (err: unknown) => {
   const { isRedisUnavailable } = await import('./core/redis.js');
+  const { ConfigError } = await import('./core/config.js');
+  const { StartupError } = await import('./dev.js');
   if (err instanceof ConfigError) process.stderr.write(`ferry: configuration error: ${err.message}\n`);
   else if (err instanceof StartupError) process.stderr.write(`ferry: cannot start.\n${err.message}\n`);
   else if (listenRefusal(err)) process.stderr.write(`ferry: cannot start: ${listenRefusal(err)}\n`);

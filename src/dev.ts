@@ -75,8 +75,36 @@ export function devApiKey(config: Config): string {
   }
 }
 
+/** The banner's width: an 80-column terminal shows it unwrapped. */
+const BANNER_COLUMNS = 80;
+
 export function banner(lines: string[]): void {
-  const width = Math.max(...lines.map((l) => l.length));
+  process.stderr.write(bannerText(lines));
+}
+
+/** Lines boxed within BANNER_COLUMNS; a long line wraps at spaces, under its label ("API:     …"). */
+export function bannerText(lines: string[]): string {
+  const inner = BANNER_COLUMNS - 4;
+  const wrapped = lines.flatMap((l) => wrapLine(l, inner));
+  const width = Math.max(...wrapped.map((l) => l.length));
   const bar = '─'.repeat(width + 2);
-  process.stderr.write(`┌${bar}┐\n${lines.map((l) => `│ ${l.padEnd(width)} │`).join('\n')}\n└${bar}┘\n`);
+  return `┌${bar}┐\n${wrapped.map((l) => `│ ${l.padEnd(width)} │`).join('\n')}\n└${bar}┘\n`;
+}
+
+function wrapLine(line: string, width: number): string[] {
+  if (line.length <= width) return [line];
+  const indent = ' '.repeat(/^[A-Za-z ]+:\s+/.exec(line)?.[0].length ?? 2);
+  const out: string[] = [];
+  let current = '';
+  for (const word of line.split(' ')) {
+    const next = current ? `${current} ${word}` : word;
+    if (next.length <= width || !current.trim()) current = next;
+    else {
+      out.push(current);
+      current = `${indent}${word}`;
+    }
+  }
+  out.push(current);
+  // A word longer than the line (a URL, a path) is cut where it must be.
+  return out.flatMap((l) => (l.length <= width ? [l] : (l.match(new RegExp(`.{1,${width}}`, 'g')) ?? [l])));
 }

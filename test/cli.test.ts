@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KEYS, startFerry, type Ferry } from './harness.js';
+import { uploadLine } from '../src/client/progress.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -46,7 +47,7 @@ describe('ferry submit and ferry status', () => {
     const out = path.join(ferry.tmp, 'results.jsonl');
     const run = await ferryCli(ferry, ['submit', docs, '--prompt', 'Summarise this document.', '--out', out]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stderr, /Uploading \[#+\] 100% {2}0\.\d\/0\.\d MB {2}5\/5 files/);
+    assert.match(run.stderr, /Uploading \[#+\] 100% {2}5\/5 files {2}\d+\/\d+ kB/);
     assert.match(run.stderr, /Batch batch_\S+ completed \[#+\] 5 completed, 0 failed, 5 total/);
     // Ends with what the batch used and cost, from the usage ledger.
     const spent = /Used (\d+) input tokens \(0 cached\), (\d+) output; cost \$(\d+\.\d+) at the configured prices\./.exec(run.stderr);
@@ -128,4 +129,11 @@ describe('ferry submit and ferry status', () => {
     assert.equal(wrongKey.code, 1);
     assert.match(wrongKey.stderr, /no document was accepted: 401/);
   });
+});
+
+test('upload progress of small files counts files and says kB, not 0.0 MB', () => {
+  assert.equal(uploadLine(12_000, 240_000, 1, 21), 'Uploading [#.......................] 4%  1/21 files  12/240 kB');
+  assert.equal(uploadLine(240_000, 240_000, 21, 21), 'Uploading [########################] 100%  21/21 files  240/240 kB');
+  // Large uploads count bytes: one big file is most of the wait.
+  assert.equal(uploadLine(50e6, 100e6, 1, 2), 'Uploading [############............] 50%  1/2 files  50.0/100.0 MB');
 });

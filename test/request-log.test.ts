@@ -112,13 +112,18 @@ test('a request answered by a mounted sub-app is logged like any other, without 
   assert.deepEqual(uncaught, []);
 });
 
-test('a readiness probe told "not ready" (a process starting) is logged at info, not as an error', async () => {
+test('readiness probes (a process starting, an orchestrator polling) are debug lines: none at info, never an error', async () => {
   await withApp('info', async (url, lines) => {
+    await (await fetch(`${url}/readyz`)).text();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(lines.filter((l) => l.msg === 'request completed').length, 0);
+  });
+  await withApp('debug', async (url, lines) => {
     await (await fetch(`${url}/readyz`)).text();
     await new Promise((r) => setTimeout(r, 20));
     const done = lines.filter((l) => l.msg === 'request completed');
     assert.equal(done.length, 1);
-    assert.equal(done[0].level, 30);
+    assert.equal(done[0].level, 20);
     assert.deepEqual(done[0].res, { statusCode: 503 });
   });
 });

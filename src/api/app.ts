@@ -147,6 +147,8 @@ function unreadBody(req: Request, res: Response) {
 export interface RunningApi {
   server: http.Server;
   url: string;
+  /** Requests being answered now (what a shutdown waits for). */
+  inFlight(): number;
   close(): Promise<void>;
 }
 
@@ -170,6 +172,11 @@ export async function startApi(
   };
   const { app, close: closeApp } = createApp(deps);
   const server = http.createServer(app);
+  let answering = 0;
+  server.on('request', (_req, res: http.ServerResponse) => {
+    answering++;
+    res.once('close', () => answering--);
+  });
   // Large uploads may take long: no overall request deadline, but headers must arrive promptly.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -183,6 +190,7 @@ export async function startApi(
   return {
     server,
     url: `http://${host}:${addr.port}`,
+    inFlight: () => answering,
     async close() {
       // Callers waiting on a job get its id now (202, or a stream's last event), not a dropped connection.
       stopping.abort();

@@ -6,7 +6,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../core/errors.js';
 import { eachQueue } from '../core/services.js';
-import { registerQueueDepth, registry } from '../core/metrics.js';
+import { metricsRefusal, registerQueueDepth, registry } from '../core/metrics.js';
 import { requireAdmin } from './auth.js';
 import type { ApiDeps } from './deps.js';
 
@@ -55,7 +55,9 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
     return [...rows.values()];
   });
 
-  r.get('/metrics', async (_req, res) => {
+  r.get('/metrics', async (req, res) => {
+    const refusal = metricsRefusal(deps.services.config, req.headers.authorization);
+    if (refusal) return void res.status(refusal.status).json(refusal.toBody());
     res.setHeader('Content-Type', registry.contentType);
     res.send(await registry.metrics());
   });

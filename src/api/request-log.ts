@@ -6,7 +6,7 @@
  * request, never of a prototype: a mounted sub-app (Bull Board) swaps the
  * request's prototype for its own, and the response may close under it. When the response closes, one listener
  * counts it in `ferry_http_requests_total` and writes one line at info (error
- * for a 5xx but /readyz's "not ready", warn for a request the client hung up on) with method, URL, status, tenant and time taken.
+ * for a 5xx, debug for the health and readiness probes, warn for a request the client hung up on) with method, URL, status, tenant and time taken.
  *
  * Written here rather than with pino-http: that builds a child logger and runs
  * its serializers on every request even when the level drops the line, which
@@ -26,7 +26,9 @@ declare module 'node:http' {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const QUIET_URLS = new Set(['/healthz', '/metrics']);
+const QUIET_URLS = new Set(['/metrics']);
+/** Probes, polled every few seconds by orchestrators and by `npm start`'s own wait: their lines are debug. */
+const PROBES = new Set(['/healthz', '/readyz']);
 const BASE = Symbol('base logger');
 const CHILD = Symbol('request logger');
 type Tagged = IncomingMessage & { [BASE]?: Logger; [CHILD]?: Logger };
@@ -57,7 +59,7 @@ export function requestLog(logger: Logger) {
       }
       // A client that hangs up (a closed tab, a stream read halfway) is worth seeing, not an alert; a
       // readiness probe told "not yet" (while starting, say) is the probe's answer, not a failure.
-      const level = status === null ? 'warn' : status >= 500 && req.path !== '/readyz' ? 'error' : 'info';
+      const level = status === null ? 'warn' : PROBES.has(req.path) ? 'debug' : status >= 500 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level) || QUIET_URLS.has(req.originalUrl)) return;
       const tenant = (res.locals as { principal?: { tenant: string } }).principal?.tenant;
       requestLogger(req)[level](

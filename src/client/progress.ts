@@ -36,9 +36,18 @@ export function bar(fraction: number, width = 24): string {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
 }
 
+/** Below this many bytes in all, progress counts files: a few small files say more by count than by MB. */
+const BY_SIZE_FROM = 10 * MB;
+
 export function uploadLine(bytes: number, totalBytes: number, files: number, totalFiles: number): string {
-  const pct = totalBytes ? Math.floor((100 * bytes) / totalBytes) : 100;
-  return `Uploading ${bar(totalBytes ? bytes / totalBytes : 1)} ${pct}%  ${(bytes / MB).toFixed(1)}/${(totalBytes / MB).toFixed(1)} MB  ${files}/${totalFiles} files`;
+  const fraction = totalBytes >= BY_SIZE_FROM ? bytes / totalBytes : totalFiles ? files / totalFiles : 1;
+  const pct = Math.floor(100 * Math.min(1, fraction));
+  return `Uploading ${bar(fraction)} ${pct}%  ${files}/${totalFiles} files  ${size(bytes, totalBytes)}`;
+}
+
+function size(bytes: number, total: number): string {
+  if (total >= MB) return `${(bytes / MB).toFixed(1)}/${(total / MB).toFixed(1)} MB`;
+  return `${Math.ceil(bytes / 1000)}/${Math.ceil(total / 1000)} kB`;
 }
 
 export function batchLine(b: {

@@ -111,6 +111,13 @@ export interface Config {
     /** A batch's `execution` when its request names none. */
     execution: BatchExecution;
   };
+  /**
+   * FERRY_METRICS_KEY: the bearer key /metrics asks for; `none` serves it to anyone. Unset, it is
+   * served only to a process listening on loopback.
+   */
+  metricsKey: string | undefined;
+  /** FERRY_LOG_FORMAT: `json`, `pretty` (readable lines), or null: pretty on a terminal in development, JSON otherwise. */
+  logFormat: 'json' | 'pretty' | null;
   logLevel: string;
   metricsPort: number;
   emulator: { port: number; processingDelayMs: number };
@@ -370,6 +377,13 @@ function readRedis(
   };
 }
 
+function logFormat(env: Env): Config['logFormat'] {
+  const format = str(env, 'FERRY_LOG_FORMAT');
+  if (format === undefined) return null;
+  if (format !== 'json' && format !== 'pretty') throw new ConfigError('FERRY_LOG_FORMAT', `expected json or pretty, got "${format}"`);
+  return format;
+}
+
 const DEFAULT_CLUSTER_SHARDS = 3;
 const MAX_QUEUE_SHARDS = 16;
 
@@ -580,7 +594,9 @@ export function loadConfig(env: Env = process.env): Config {
     ...readWorkers(env, slots.generateConcurrency),
     batch: readBatch(env, slots.batchWorkerSlots),
     logLevel: str(env, 'FERRY_LOG_LEVEL') ?? 'info',
+    logFormat: logFormat(env),
     metricsPort: int(env, 'FERRY_METRICS_PORT', 9464, 0, 65535),
+    metricsKey: str(env, 'FERRY_METRICS_KEY'),
     emulator: readEmulator(env),
     azure: readAzure(env, fileSystem, handoff),
   });

@@ -27,3 +27,13 @@ export function createLogger(level = 'info', destination?: DestinationStream): L
 }
 
 export type { Logger };
+
+/**
+ * The logger of a Ferry process: readable lines (pino-pretty, loaded only then) when `pretty`,
+ * JSON lines otherwise. Redaction applies to both: it runs before the lines are formatted.
+ */
+export async function createProcessLogger(level: string, pretty: boolean): Promise<Logger> {
+  if (!pretty) return createLogger(level);
+  const { default: prettyStream } = await import('pino-pretty');
+  return createLogger(level, prettyStream({ sync: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service' }));
+}

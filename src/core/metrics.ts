@@ -1,5 +1,8 @@
 /** Prometheus metrics (prom-client). One registry per process; API and workers add to it. */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import client from 'prom-client';
+import type { Config } from './config.js';
+import { AuthenticationError, type FerryError } from './errors.js';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry });
@@ -155,4 +158,25 @@ new client.Gauge({
 export function registerAdmissionRates(read: RateReader): () => void {
   rateReaders.add(read);
   return () => rateReaders.delete(read);
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Why a scrape of /metrics is refused, or null when it may be served: with FERRY_METRICS_KEY
+ * set, the request must carry it as a bearer key (`none`: anyone may scrape); unset, a process
+ * listening beyond loopback serves it to no one (queue names, tenants and rates are not public).
+ */
+export function metricsRefusal(config: Pick<Config, 'host' | 'metricsKey'>, authorization: string | undefined): FerryError | null {
+  const key = config.metricsKey;
+  if (key === 'none' || (key === undefined && LOOPBACK.has(config.host))) return null;
+  if (key === undefined)
+    return new AuthenticationError(
+      `/metrics is not served on ${config.host} without a key: set FERRY_METRICS_KEY and scrape with "Authorization: Bearer <key>", or FERRY_METRICS_KEY=none to serve it to anyone.`,
+      { code: 'metrics_key_required' },
+    );
+  const given = /^Bearer (.+)$/.exec(authorization ?? '')?.[1] ?? '';
+  const [a, b] = [createHash('sha256').update(given).digest(), createHash('sha256').update(key).digest()];
+  if (timingSafeEqual(a, b)) return null;
+  return new AuthenticationError('/metrics needs the FERRY_METRICS_KEY as "Authorization: Bearer <key>".', { code: 'invalid_metrics_key' });
 }

@@ -25,6 +25,8 @@ import { ensureGeminiCopy } from './gemini-copy.js';
 
 export interface WorkerRuntime {
   workers: Worker[];
+  /** Jobs this process is running now, by queue (what a shutdown waits for). */
+  inFlight(): Partial<Record<QueueName, number>>;
   gemini: GeminiProvider;
   /** Null when the Azure settings are incomplete. */
   azure: AzureBlobStore | null;
@@ -52,10 +54,20 @@ function queueWorkers(
   services: Services,
   connection: Redis,
   spec: { queue: QueueName; processor: Processor; concurrency: number; onFailedForGood?: FailureHandler },
+  running: Partial<Record<QueueName, number>>,
 ): Worker[] {
   const shards = queueAddresses(services.config, spec.queue);
   const concurrency = Math.ceil(spec.concurrency / shards.length);
-  return shards.map((address) => queueWorker(services, connection, { ...spec, address, concurrency }));
+  const { queue } = spec;
+  const processor: Processor = async (job, token) => {
+    running[queue] = (running[queue] ?? 0) + 1;
+    try {
+      return await spec.processor(job, token);
+    } finally {
+      running[queue]! -= 1;
+    }
+  };
+  return shards.map((address) => queueWorker(services, connection, { ...spec, processor, address, concurrency }));
 }
 
 function queueWorker(
@@ -95,21 +107,26 @@ function queueWorker(
   return worker;
 }
 
-export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
-  const { config, logger } = services;
-  const policy = retryPolicy(config);
+/** The upstreams the workers talk to: Gemini (or the emulator), and Azure when its settings are complete. */
+function providers(config: Services['config'], target: GeminiTarget): { gemini: GeminiProvider; azure: AzureBlobStore | null } {
   const gemini = createGeminiProvider({
     ...target,
     chunkBytes: config.uploadChunkBytes,
-    policy,
+    policy: retryPolicy(config),
     credentialsFile: config.gemini.credentialsFile,
   });
-  const azure = missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null;
+  return { gemini, azure: missingAzureSettings(config.azure).length === 0 ? createAzureProvider(config) : null };
+}
+
+export async function startWorkers(services: Services, target: GeminiTarget): Promise<WorkerRuntime> {
+  const { config, logger } = services;
+  const { gemini, azure } = providers(config, target);
   const connection = createRedis(config, 'worker');
   logErrors(connection, logger, 'worker connection');
 
+  const running: Partial<Record<QueueName, number>> = {};
   const make = (queue: QueueName, processor: Processor, concurrency: number, onFailedForGood?: FailureHandler) =>
-    queueWorkers(services, connection, { queue, processor, concurrency, onFailedForGood });
+    queueWorkers(services, connection, { queue, processor, concurrency, onFailedForGood }, running);
 
   const workers = [
     ...make(QUEUES.upload, uploadProcessor({ services, gemini, azure }), config.uploadConcurrency, (job, err) =>
@@ -146,6 +163,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
 
   return {
     workers,
+    inFlight: () => ({ ...running }),
     gemini,
     azure,
     running: () => workers.every((w) => w.isRunning()),
