@@ -1,16 +1,9 @@
 /** The Blob service and container clients, built from Ferry's Azure settings. */
-import { DefaultAzureCredential } from '@azure/identity';
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  SASProtocol,
-  StorageSharedKeyCredential,
-  type BlobClient,
-  type ContainerClient,
-} from '@azure/storage-blob';
+import type { BlobClient, BlobServiceClient, ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { UpstreamError } from '../../core/errors.js';
 import type { AzureCall } from './blocks.js';
 import type { AzureSettings } from './settings.js';
+import { identitySdk, storageSdk } from './sdk.js';
 
 export interface AzureClients {
   service: BlobServiceClient;
@@ -30,6 +23,7 @@ const SAS_CLOCK_SKEW_MS = 5 * 60_000;
  * `container` defaults to AZURE_STORAGE_FILE_SYSTEM; staging names its own.
  */
 export function createAzureClients(azure: AzureSettings, container = azure.fileSystem!): AzureClients {
+  const { BlobServiceClient, StorageSharedKeyCredential } = storageSdk();
   const options = { retryOptions: { maxTries: 1 } };
   let service: BlobServiceClient;
   if (azure.connectionString) {
@@ -45,7 +39,7 @@ export function createAzureClients(azure: AzureSettings, container = azure.fileS
     const url = azure.endpoint ?? `https://${azure.accountName}.blob.core.windows.net`;
     const credential = azure.accountKey
       ? new StorageSharedKeyCredential(azure.accountName!, azure.accountKey)
-      : new DefaultAzureCredential();
+      : new (identitySdk().DefaultAzureCredential)();
     service = new BlobServiceClient(url, credential, options);
   }
   const sharedKey = service.credential instanceof StorageSharedKeyCredential ? service.credential : null;
@@ -90,6 +84,7 @@ export function containerCreator(allowed: boolean, call: AzureCall, container: (
  * through DefaultAzureCredential.
  */
 export async function signedReadUrlOf(clients: AzureClients, blob: BlobClient, ttlMs: number, call: AzureCall): Promise<string> {
+  const { BlobSASPermissions, SASProtocol } = storageSdk();
   const startsOn = new Date(Date.now() - SAS_CLOCK_SKEW_MS);
   const expiresOn = new Date(Date.now() + ttlMs);
   const options = {

@@ -1,5 +1,6 @@
 /** Turns what the Azure SDK throws (RestError, socket and credential failures) into UpstreamError. */
-import { RestError } from '@azure/storage-blob';
+import type { RestError } from '@azure/storage-blob';
+import { isRestError } from './sdk.js';
 import { UpstreamError, isRetryableStatus } from '../../core/errors.js';
 import { parseRetryAfter } from '../../core/retry.js';
 
@@ -28,7 +29,7 @@ function hintFor(status: number, code: string | undefined, container: string): s
 export function toAzureError(err: unknown, container = ''): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const e = err as RestError & { details?: { errorCode?: string }; cause?: unknown };
-  if (err instanceof RestError && typeof e.statusCode === 'number') {
+  if (isRestError(err) && typeof e.statusCode === 'number') {
     const status = e.statusCode;
     const code = e.details?.errorCode ?? e.code;
     const firstLine = (e.message || '').split('\n')[0].trim();
@@ -57,7 +58,7 @@ export function toAzureError(err: unknown, container = ''): UpstreamError {
     );
   }
   // A RestError without a status is a transport failure; anything else unknown is not worth retrying.
-  const retryable = RETRYABLE_NETWORK.has(code) || err instanceof RestError;
+  const retryable = RETRYABLE_NETWORK.has(code) || isRestError(err);
   const what = retryable ? 'could not be reached' : 'request failed';
   return new UpstreamError(`Azure Blob Storage ${what}: ${text}`, { upstreamStatus: null, retryable: retryable, provider: 'azure' });
 }
@@ -68,7 +69,7 @@ export async function unlessBlobMissing<T>(call: Promise<T>): Promise<T | null> 
     return await call;
   } catch (err) {
     const e = err as RestError & { details?: { errorCode?: string } };
-    if (err instanceof RestError && e.statusCode === 404 && (e.details?.errorCode ?? e.code) === 'BlobNotFound') return null;
+    if (isRestError(err) && e.statusCode === 404 && (e.details?.errorCode ?? e.code) === 'BlobNotFound') return null;
     throw err;
   }
 }

@@ -14,7 +14,8 @@
 import { retryPolicy } from '../../core/attempts.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { RestError, type BlockBlobClient } from '@azure/storage-blob';
+import type { BlockBlobClient, RestError } from '@azure/storage-blob';
+import { isRestError } from './sdk.js';
 import type { Config } from '../../core/config.js';
 import type { RetryPolicy } from '../../core/retry.js';
 import { ByteTally, holdEarlyErrors, type SequentialReader, type StagedObject, type StagingStore } from '../../core/staging.js';
@@ -55,7 +56,7 @@ const DEFAULTS: Required<BlobStagingOptions> = {
 function isAbsent(err: unknown): boolean {
   const e = err as RestError & { details?: { errorCode?: string } };
   const code = e?.details?.errorCode ?? e?.code;
-  return err instanceof RestError && e.statusCode === 404 && (code === 'BlobNotFound' || code === 'ContainerNotFound');
+  return isRestError(err) && e.statusCode === 404 && (code === 'BlobNotFound' || code === 'ContainerNotFound');
 }
 
 async function unlessAbsent<T>(call: Promise<T>): Promise<T | null> {
