@@ -99,15 +99,21 @@ describe('on a Redis Cluster of three masters', () => {
       await cluster.resetStats();
       const input = requests(2000, 'spread');
       const batch = await createBatch(client, input);
-      const jobs = await Promise.all(
-        Array.from({ length: 500 }, async (_, i) => {
-          const res = await ferry.fetch('/v1/chat/completions', {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-            body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: `spread ${i}` }] }),
-          });
-          assert.equal(res.status, 202);
-          return ((await res.json()) as { id: string }).id;
+      // Sent as a client pool would, 25 at a time.
+      const jobs: string[] = [];
+      await Promise.all(
+        Array.from({ length: 25 }, async () => {
+          while (jobs.length < 500) {
+            const i = jobs.push('') - 1;
+            const res = await ferry.fetch('/v1/chat/completions', {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+              body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: `spread ${i}` }] }),
+            });
+            const body = await res.json();
+            assert.equal(res.status, 202, JSON.stringify(body));
+            jobs[i] = (body as { id: string }).id;
+          }
         }),
       );
       const done = await waitFinal(client, batch.id, 150);
