@@ -202,28 +202,18 @@ function startedLines(
   }
   if (target)
     lines.push(
-      `Gemini:  ${config.gemini.apiKey ? (target.baseUrl ?? 'Google (generativelanguage.googleapis.com)') : `local emulator at ${target.baseUrl} (no GEMINI_API_KEY set)`}`,
+      `Gemini:  ${config.gemini.apiKey ? (target.baseUrl ?? 'Google (generativelanguage.googleapis.com)') : `emulator at ${target.baseUrl} (no GEMINI_API_KEY)`}`,
     );
   const redis = config.redisClusterNodes ? `Redis Cluster via ${config.redisClusterNodes.join(', ')}` : config.redisUrl;
   lines.push(`Redis:   ${redis}${s.redisStarted ? ' (started here, data under ./data/redis)' : ''}`);
   lines.push(`Prefix:  ${config.prefix}${prefixNote(config)}`);
-  lines.push(
-    s.staging
-      ? `Staging: ${s.staging} (FERRY_STAGING_CONTAINER)`
-      : `Staging: ${config.stagingDir} on ${hostname()} (this machine; FERRY_STAGING_CONTAINER shares it)`,
-  );
-  if (s.devKey && api) lines.push(`API key: ${s.devKey}   (development key; set FERRY_API_KEYS for real ones)`);
-  if (api) {
-    lines.push(
-      config.adminKey
-        ? `Admin:   FERRY_ADMIN_KEY is set; dashboard at ${api.url}/admin/queues`
-        : 'Admin:   no FERRY_ADMIN_KEY set (dashboard and cross-tenant reads off)',
-    );
-  }
+  lines.push(s.staging ? `Staging: ${s.staging} (FERRY_STAGING_CONTAINER)` : `Staging: ${config.stagingDir} on ${hostname()}`);
+  if (s.devKey && api) lines.push(`API key: ${s.devKey}`, '         (a development key; FERRY_API_KEYS sets real ones)');
+  if (api) lines.push(config.adminKey ? `Admin:   dashboard at ${api.url}/admin/queues` : 'Admin:   off (no FERRY_ADMIN_KEY)');
   lines.push(
     config.allowPrivateNetworks
-      ? 'URLs:    webhooks and image URLs may reach private and loopback addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS=1)'
-      : 'URLs:    webhooks and image URLs must be public; WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows private and loopback ones',
+      ? 'URLs:    private and loopback allowed (WEBHOOK_ALLOW_PRIVATE_NETWORKS=1)'
+      : 'URLs:    public only; WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows private ones',
   );
   return lines;
 }
@@ -232,12 +222,11 @@ function startedLines(
 function prefixNote(config: Config): string {
   if (process.env.FERRY_REDIS_PREFIX?.trim()) return ' (FERRY_REDIS_PREFIX)';
   if (config.prefix === 'ferry') return '';
-  return ` (this checkout's own, from FERRY_DATA_DIR: other checkouts on this Redis do not share its work; set FERRY_REDIS_PREFIX to share)`;
+  return ` (this checkout's own: other checkouts do not share its work; FERRY_REDIS_PREFIX shares it)`;
 }
 
 function listening(host: string): string {
-  if (host === '127.0.0.1' || host === '::1' || host === 'localhost')
-    return `${host} only (this machine); HOST=0.0.0.0 accepts other machines`;
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') return `${host} only; HOST=0.0.0.0 accepts other machines`;
   if (host === '0.0.0.0' || host === '::') return `all interfaces (${host})`;
   return host;
 }

@@ -1,7 +1,4 @@
 /** Operations endpoints: liveness, readiness, Prometheus metrics and Bull Board. */
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../core/errors.js';
@@ -9,6 +6,8 @@ import { eachQueue } from '../core/services.js';
 import { metricsRefusal, registerQueueDepth, registry } from '../core/metrics.js';
 import { requireAdmin } from './auth.js';
 import type { ApiDeps } from './deps.js';
+
+const BOARD_PATH = '/admin/queues';
 
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
 
@@ -62,9 +61,10 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
     res.send(await registry.metrics());
   });
 
-  const board = new ExpressAdapter();
-  board.setBasePath('/admin/queues');
-  createBullBoard({ queues: eachQueue(queues).map(({ handle }) => new BullMQAdapter(handle)), serverAdapter: board });
-  r.use('/admin/queues', requireAdmin(deps.ring), storeReachable(redis), board.getRouter());
+  let board: Promise<Router> | null = null;
+  const boardRouter = () => (board ??= import('./queue-board.js').then((m) => m.queueBoard(queues, BOARD_PATH)));
+  r.use(BOARD_PATH, requireAdmin(deps.ring), storeReachable(redis), (req, res, next) => {
+    boardRouter().then((b) => b(req, res, next), next);
+  });
   return { router: r, close: unregister };
 }
