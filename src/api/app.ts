@@ -33,6 +33,7 @@ import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
+import { openapiRouter } from './openapi.js';
 import { requestLog, requestLogger } from './request-log.js';
 
 export function createApp(deps: ApiDeps): { app: express.Express; close: () => void } {
@@ -45,6 +46,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
 
   const ops = opsRouter(deps);
   app.use(ops.router);
+  app.use(openapiRouter());
   const v1 = express.Router();
   v1.use(requireKey(deps.ring));
   v1.use('/files', filesRouter(deps));
