@@ -198,6 +198,7 @@ function startedLines(
   const lines = [`Ferry ${command} is running`];
   if (api) {
     lines.push(`API:     ${api.url}   (OpenAI base URL: ${api.url}/v1)`);
+    lines.push(`Console: ${api.url}/console   (in a browser, with an API key)`);
     lines.push(`Listens: ${listening(config.host)}`);
   }
   if (target)

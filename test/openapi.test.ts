@@ -22,7 +22,7 @@ const RESPONSE_MODEL = 'gemini-2.5-flash';
 const DOC_ID = 'ferry-openapi.json';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 /** Paths under which a third-party app serves its own pages and API: documented as one page each. */
-const MOUNTED_APPS = ['/admin/queues'];
+const MOUNTED_APPS = ['/admin/queues', '/console'];
 
 interface Answer {
   status: number;
@@ -298,6 +298,7 @@ describe('the OpenAPI document', () => {
     assert.match((await get({ path: '/metrics', key: null })).text, /ferry_http_requests_total/);
     assert.equal((await get({ path: '/admin/queues', key: KEYS.admin })).status, 200);
     assert.equal((await get({ path: '/admin/queues', key: null })).status, 401);
+    assert.equal((await get({ path: '/console', key: null })).status, 200);
     assert.equal((await get({ path: '/v1/models', key: null })).status, 401);
     assert.equal((await get({ path: '/v1/files', key: 'sk-wrong' })).status, 401);
   });

@@ -33,6 +33,7 @@ import { jobsRouter } from './jobs.js';
 import { batchesRouter } from './batches.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './webhooks.js';
 import { opsRouter } from './ops.js';
+import { consoleRouter } from './console.js';
 import { openapiRouter } from './openapi.js';
 import { requestLog, requestLogger } from './request-log.js';
 
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
 
   const ops = opsRouter(deps);
   app.use(ops.router);
+  app.use(consoleRouter());
   app.use(openapiRouter());
   const v1 = express.Router();
   v1.use(requireKey(deps.ring));

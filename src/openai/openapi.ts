@@ -1579,6 +1579,13 @@ function operationPaths(): Json {
         },
       }),
     },
+  };
+}
+
+/** The web pages: Bull Board and the console. */
+function pagePaths(): Json {
+  const open = (o: Json) => ({ tags: ['Operations'], security: [], ...o });
+  return {
     '/admin/queues': {
       get: open({
         operationId: 'queueDashboard',
@@ -1590,6 +1597,19 @@ function operationPaths(): Json {
           200: answer('The page.', { 'text/html': { schema: str() } }),
           401: { ...errorResponse(401), description: 'Not the admin key (with `WWW-Authenticate: Basic`).' },
           503: errorResponse(503),
+        },
+      }),
+    },
+    '/console': {
+      get: open({
+        operationId: 'console',
+        summary: 'The console (batches, jobs, files, webhooks, usage) in the browser',
+        description:
+          'A web page with its assets under this path; no key to load it: the page asks for one and sends it with each API call. 404 `console_not_built` when `npm run build` has not built it.',
+        security: [],
+        responses: {
+          200: answer('The page.', { 'text/html': { schema: str() } }),
+          404: errorResponse(404),
         },
       }),
     },
@@ -1686,6 +1706,7 @@ export function openapiDocument(version: string) {
       ...modelPaths(),
       ...usagePaths(),
       ...operationPaths(),
+      ...pagePaths(),
     },
     webhooks: webhookEvents(),
     components: {

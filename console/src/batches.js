@@ -1,0 +1,196 @@
+import { useState } from 'preact/hooks';
+import { api, downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
+import { Action, Empty, ErrorNote, fmtDur, fmtTime, html, Progress, Status, usePoll } from './ui.js';
+
+export function Batches() {
+  const [after, setAfter] = useState([]);
+  const cursor = after[after.length - 1];
+  const list = usePoll(
+    (signal) => api(`/v1/batches${qs({ limit: 25, after: cursor })}`, { signal }),
+    (d) => (d.data.some((b) => !FINAL_BATCH.includes(b.status)) ? 1000 : 3000),
+    [cursor],
+  );
+  return html`<section>
+    <h2>Batches</h2>
+    <${ErrorNote} error=${list.error} />
+    ${list.data && !list.data.data.length ? html`<${Empty}>No batches yet for this key.<//>` : null}
+    ${
+      list.data?.data.length
+        ? html`<table class="list" id="batches">
+            <thead>
+              <tr>
+                <th>Batch</th>
+                <th>Status</th>
+                <th>Execution</th>
+                <th>Progress</th>
+                <th>Endpoint</th>
+                <th>Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${list.data.data.map(
+                (b) =>
+                  html`<tr key=${b.id} data-id=${b.id}>
+                    <td>
+                      <a href=${`#/batches/${b.id}`}>${b.id}</a>${
+                        b.metadata && Object.keys(b.metadata).length
+                          ? html`<div class="meta">
+                              ${Object.entries(b.metadata)
+                                .map(([k, v]) => `${k}=${v}`)
+                                .join(' ')}
+                            </div>`
+                          : null
+                      }
+                    </td>
+                    <td><${Status} s=${b.status} /></td>
+                    <td>${b.execution ?? 'direct'}</td>
+                    <td><${Progress} counts=${b.request_counts} /></td>
+                    <td>${b.endpoint}</td>
+                    <td>${fmtTime(b.created_at)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : null
+    }
+    <div class="pager">
+      ${after.length ? html`<button onClick=${() => setAfter(after.slice(0, -1))}>Newer</button>` : null}
+      ${list.data?.has_more ? html`<button onClick=${() => setAfter([...after, list.data.last_id])}>Older</button>` : null}
+    </div>
+  </section>`;
+}
+
+function FailedLines({ fileId }) {
+  const lines = usePoll(
+    () => jsonl(fileId),
+    () => 0,
+    [fileId],
+  );
+  const [open, setOpen] = useState(null);
+  if (lines.error) return html`<${ErrorNote} error=${lines.error} />`;
+  if (!lines.data) return html`<p>Reading the error file…</p>`;
+  return html`<table class="list" id="failed-lines">
+    <thead>
+      <tr>
+        <th>custom_id</th>
+        <th>Code</th>
+        <th>Message</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${lines.data.map(
+        (l, i) =>
+          html`<tr key=${i} class="clickable" onClick=${() => setOpen(open === i ? null : i)}>
+              <td><button class="link">${l.custom_id ?? `line ${i + 1}`}</button></td>
+              <td><code>${l.error?.code ?? '—'}</code></td>
+              <td class="msg">${l.error?.message ?? l.unparsed ?? ''}</td>
+            </tr>
+            ${
+              open === i
+                ? html`<tr class="detail">
+                    <td colspan="3"><pre>${JSON.stringify(l, null, 2)}</pre></td>
+                  </tr>`
+                : null
+            }`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+export function Batch({ id }) {
+  const b = usePoll(
+    (signal) => api(`/v1/batches/${encodeURIComponent(id)}`, { signal }),
+    (d) => (FINAL_BATCH.includes(d.status) ? 0 : 1000),
+    [id],
+  );
+  const batch = b.data;
+  if (!batch)
+    return html`<section>
+      <h2>Batch ${id}</h2>
+      <${ErrorNote} error=${b.error} />${b.loading ? html`<p>Loading…</p>` : null}
+    </section>`;
+  const final = FINAL_BATCH.includes(batch.status);
+  const row = (k, v) =>
+    html`<tr>
+      <th>${k}</th>
+      <td>${v}</td>
+    </tr>`;
+  return html`<section>
+    <h2>Batch <code>${batch.id}</code> <${Status} s=${batch.status} /></h2>
+    <${ErrorNote} error=${b.error} />
+    <${Progress} counts=${batch.request_counts} />
+    <div class="actions">
+      ${
+        batch.output_file_id
+          ? html`<${Action}
+              id="download-output"
+              label="Download output"
+              run=${() => downloadFile(batch.output_file_id, `${batch.id}-output.jsonl`)}
+            />`
+          : null
+      }
+      ${
+        batch.error_file_id
+          ? html`<${Action}
+              id="download-errors"
+              label="Download errors"
+              run=${() => downloadFile(batch.error_file_id, `${batch.id}-errors.jsonl`)}
+            />`
+          : null
+      }
+      ${
+        !final && batch.status !== 'cancelling'
+          ? html`<${Action}
+              id="cancel-batch"
+              kind="danger"
+              label="Cancel batch"
+              confirm="Cancel this batch? Lines not done become batch_cancelled."
+              run=${async () => (await api(`/v1/batches/${encodeURIComponent(batch.id)}/cancel`, { method: 'POST' }), b.reload())}
+            />`
+          : null
+      }
+    </div>
+    <table class="props">
+      ${row('Endpoint', batch.endpoint)} ${row('Execution', batch.execution ?? 'direct')}
+      ${batch.gemini_batches?.length ? row('Gemini batches', batch.gemini_batches.map((g) => `${g.model}: ${g.state}`).join(', ')) : null}
+      ${row('Completion window', batch.completion_window)} ${row('Created', fmtTime(batch.created_at))}
+      ${row('In progress since', fmtTime(batch.in_progress_at))}
+      ${row('Ended', fmtTime(batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
+      ${row('Duration', fmtDur(batch.created_at, batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
+      ${row('Expires', fmtTime(batch.expires_at))} ${row('Input file', batch.input_file_id)}
+      ${row('Output file', batch.output_file_id ?? '—')} ${row('Error file', batch.error_file_id ?? '—')}
+      ${batch.usage ? row('Tokens', `${batch.usage.input_tokens ?? 0} in, ${batch.usage.output_tokens ?? 0} out`) : null}
+      ${batch.metadata ? row('Metadata', JSON.stringify(batch.metadata)) : null}
+    </table>
+    ${
+      batch.errors?.data?.length
+        ? html`<h3>Validation errors</h3>
+            <table class="list">
+              <thead>
+                <tr>
+                  <th>Line</th>
+                  <th>Code</th>
+                  <th>Message</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${batch.errors.data.map(
+                  (e, i) =>
+                    html`<tr key=${i}>
+                      <td>${e.line ?? '—'}</td>
+                      <td><code>${e.code}</code></td>
+                      <td>${e.message}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+        : null
+    }
+    ${
+      batch.error_file_id
+        ? html`<h3>Failed lines</h3>
+            <${FailedLines} fileId=${batch.error_file_id} />`
+        : null
+    }
+  </section>`;
+}

@@ -1,0 +1,98 @@
+import { h } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import htm from 'htm';
+
+export const html = htm.bind(h);
+
+export const fmtTime = (s) => (s ? new Date(s * 1000).toISOString().replace('T', ' ').slice(0, 19) : '—');
+export const fmtDur = (a, b) => {
+  if (!a || !b) return '—';
+  const s = b - a;
+  return s < 60 ? `${s.toFixed(s < 10 ? 1 : 0)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
+};
+export const fmtBytes = (n) =>
+  n == null ? '—' : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`;
+export const fmtNum = (n) => (n == null ? '—' : Number(n).toLocaleString('en'));
+
+export const Status = ({ s }) => html`<span class=${`status s-${s}`}>${s}</span>`;
+
+export function Progress({ counts }) {
+  const { total = 0, completed = 0, failed = 0 } = counts ?? {};
+  const pct = (n) => (total ? `${(100 * n) / total}%` : '0%');
+  return html`<div
+    class="progress"
+    role="progressbar"
+    aria-valuemin="0"
+    aria-valuemax=${total}
+    aria-valuenow=${completed + failed}
+    title=${`${completed} completed, ${failed} failed of ${total}`}
+  >
+    <span class="done" style=${{ width: pct(completed) }}></span><span class="fail" style=${{ width: pct(failed) }}></span>
+    <em>${completed + failed} / ${total}${failed ? ` (${failed} failed)` : ''}</em>
+  </div>`;
+}
+
+export const ErrorNote = ({ error }) => (error ? html`<p class="error" role="alert">${error.message ?? String(error)}</p>` : null);
+
+/** Calls `load` now, then again after `ms(result)` milliseconds while that is not 0; the latest result. */
+export function usePoll(load, ms, deps = []) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const tick = useRef(0);
+  useEffect(() => {
+    let stop = false;
+    let timer;
+    const ctl = new AbortController();
+    const run = async () => {
+      const mine = ++tick.current;
+      try {
+        const data = await load(ctl.signal);
+        if (!stop && mine === tick.current) setState({ data, error: null, loading: false });
+        if (!stop && ms(data)) timer = setTimeout(run, ms(data));
+      } catch (error) {
+        if (stop || error.name === 'AbortError') return;
+        setState((s) => ({ ...s, error, loading: false }));
+        // A refusal (404, 400) stays one; anything else (503, a dropped connection) is tried again.
+        if (!(error.status >= 400 && error.status < 500 && error.status !== 429)) timer = setTimeout(run, 5000);
+      }
+    };
+    run();
+    return () => {
+      stop = true;
+      ctl.abort();
+      clearTimeout(timer);
+    };
+  }, deps);
+  const reload = async () => {
+    try {
+      setState({ data: await load(), error: null, loading: false });
+    } catch (error) {
+      setState((s) => ({ ...s, error }));
+    }
+  };
+  return { ...state, reload };
+}
+
+/** A button that runs an async action, disabled while it runs, showing its error. */
+export function Action({ label, run, confirm: ask, kind = '', ...rest }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const click = async () => {
+    if (ask && !window.confirm(ask)) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await run();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<span class="action"
+    ><button class=${kind} disabled=${busy} onClick=${click} ...${rest}>${busy ? '…' : label}</button>${
+      error ? html`<span class="error">${error.message}</span>` : null
+    }</span
+  >`;
+}
+
+export const Empty = ({ children }) => html`<p class="empty">${children}</p>`;

@@ -1,0 +1,131 @@
+import { useState } from 'preact/hooks';
+import { api, qs } from './api.js';
+import { Action, Empty, ErrorNote, fmtTime, html, Status, usePoll } from './ui.js';
+
+const Attempts = ({ list }) =>
+  html`<span class="attempts"
+    >${(list ?? []).map(
+      (a, i) =>
+        html`<span
+          key=${i}
+          class=${`attempt ${a.status_code >= 200 && a.status_code < 300 ? 'ok' : 'bad'}`}
+          title=${`${fmtTime(a.at > 1e12 ? a.at / 1000 : a.at)} · ${a.duration_ms} ms${a.error ? ` · ${a.error}` : ''}`}
+          >${a.status_code ?? 'err'}</span
+        >`,
+    )}</span
+  >`;
+
+export function Webhooks() {
+  const [status, setStatus] = useState('');
+  const endpoints = usePoll(
+    (signal) => api('/v1/webhook_endpoints', { signal }),
+    () => 15000,
+  );
+  const deliveries = usePoll(
+    (signal) => api(`/v1/webhook_deliveries${qs({ limit: 100, status })}`, { signal }),
+    (d) => (d.data.some((x) => x.status === 'pending') ? 1500 : 5000),
+    [status],
+  );
+  const eps = endpoints.data?.data ?? [];
+  return html`<section>
+    <h2>Webhook endpoints</h2>
+    <${ErrorNote} error=${endpoints.error} />
+    ${endpoints.data && !eps.length ? html`<${Empty}>No endpoints.<//>` : null}
+    ${
+      eps.length
+        ? html`<table class="list" id="endpoints">
+            <thead>
+              <tr>
+                <th>Endpoint</th>
+                <th>URL</th>
+                <th>Events</th>
+                <th>Enabled</th>
+                <th>Created</th>
+                <th></th>
+              </tr>
+            </thead>
+            <tbody>
+              ${eps.map(
+                (e) =>
+                  html`<tr key=${e.id}>
+                    <td><code>${e.id}</code></td>
+                    <td class="msg">${e.url}</td>
+                    <td>${e.events?.length ? e.events.join(', ') : 'all'}</td>
+                    <td>${e.enabled === false ? html`<${Status} s="disabled" />` : html`<${Status} s="enabled" />`}</td>
+                    <td>${fmtTime(e.created_at)}</td>
+                    <td>
+                      ${
+                        e.enabled === false
+                          ? html`<${Action}
+                              label="Enable"
+                              run=${async () => (await api(`/v1/webhook_endpoints/${e.id}`, { method: 'PATCH', body: { enabled: true } }), endpoints.reload())}
+                            />`
+                          : null
+                      }
+                    </td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : null
+    }
+    <h2>Deliveries</h2>
+    <div class="toolbar">
+      <label
+        >Status
+        <select value=${status} onChange=${(e) => setStatus(e.currentTarget.value)}>
+          <option value="">any</option>
+          <option value="pending">pending</option>
+          <option value="succeeded">succeeded</option>
+          <option value="failed">failed (dead letters)</option>
+        </select></label
+      >
+    </div>
+    <${ErrorNote} error=${deliveries.error} />
+    ${deliveries.data && !deliveries.data.data.length ? html`<${Empty}>No deliveries.<//>` : null}
+    ${
+      deliveries.data?.data.length
+        ? html`<table class="list" id="deliveries">
+            <thead>
+              <tr>
+                <th>Delivery</th>
+                <th>Event</th>
+                <th>Status</th>
+                <th>Attempts</th>
+                <th>Endpoint</th>
+                <th>Created</th>
+                <th></th>
+              </tr>
+            </thead>
+            <tbody>
+              ${deliveries.data.data.map(
+                (d) =>
+                  html`<tr key=${d.id} data-id=${d.id}>
+                    <td><code>${d.id}</code></td>
+                    <td>
+                      ${d.event_type}
+                      <div class="meta">${d.event_id}</div>
+                    </td>
+                    <td><${Status} s=${d.status} /></td>
+                    <td><${Attempts} list=${d.attempts} /></td>
+                    <td>${d.endpoint_id ?? html`<span class="msg">${d.url}</span>`}</td>
+                    <td>${fmtTime(d.created_at)}</td>
+                    <td>
+                      ${
+                        d.status === 'failed'
+                          ? html`<${Action}
+                              class="replay"
+                              label="Replay"
+                              run=${async () => (await api(`/v1/webhook_deliveries/${encodeURIComponent(d.id)}/retry`, { method: 'POST' }), deliveries.reload())}
+                            />`
+                          : null
+                      }
+                    </td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : null
+    }
+  </section>`;
+}
