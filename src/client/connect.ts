@@ -1,37 +1,17 @@
 /**
- * The command-line client talks to a running Ferry over HTTP like any other
- * client, through the unmodified openai SDK. Where: `--base-url` or
- * FERRY_BASE_URL (default http://127.0.0.1:8080; with or without `/v1`);
- * who: `--api-key` or FERRY_API_KEY, else the development key `ferry all`
- * keeps in ./data/dev-api-key (FERRY_DATA_DIR).
+ * `ferry submit` talks to a running Ferry over HTTP like any other client, through the unmodified
+ * openai SDK, at the Ferry and with the key that target.ts finds (`ferry status`, one read, is a
+ * plain GET: see status.ts).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import OpenAI from 'openai';
-
-export class UsageError extends Error {}
+import { target } from './target.js';
 
 export interface Connection {
   baseUrl: string;
   client: OpenAI;
 }
 
-function devKey(): string | undefined {
-  try {
-    return readFileSync(path.join(process.env.FERRY_DATA_DIR ?? './data', 'dev-api-key'), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export function connect(opts: { baseUrl?: string; apiKey?: string }): Connection {
-  const base = (opts.baseUrl ?? process.env.FERRY_BASE_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '').replace(/\/v1$/, '');
-  try {
-    new URL(base);
-  } catch {
-    throw new UsageError(`not a URL: "${base}" (--base-url or FERRY_BASE_URL)`);
-  }
-  const apiKey = opts.apiKey ?? process.env.FERRY_API_KEY ?? devKey();
-  if (!apiKey) throw new UsageError('no API key: pass --api-key or set FERRY_API_KEY');
-  return { baseUrl: base, client: new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 5, timeout: 10 * 60_000 }) };
+  const { baseUrl, apiKey } = target(opts);
+  return { baseUrl, client: new OpenAI({ apiKey, baseURL: `${baseUrl}/v1`, maxRetries: 5, timeout: 10 * 60_000 }) };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type OpenAI from 'openai';
 import { toStreamingFile } from 'openai';
 import { ProgressLine, uploadLine } from './progress.js';
-import { UsageError } from './connect.js';
+import { UsageError } from './target.js';
 
 export interface Document {
   /** The batch line's custom_id: a file's path as given, or a folder's name and the path under it. */

@@ -1,9 +1,7 @@
 /** `ferry submit` and `ferry status`: the command-line client for pipelines. */
 import { parseArgs } from 'node:util';
-import { APIError } from 'openai';
-import { connect, UsageError } from './connect.js';
-import { batchLine } from './progress.js';
-import { submit } from './submit.js';
+import { readBatch, statusLines } from './status.js';
+import { target, UsageError } from './target.js';
 import { windowSeconds } from '../openai/batches.js';
 
 const COMMON = {
@@ -15,20 +13,8 @@ const COMMON = {
 async function status(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON, json: { type: 'boolean' } } });
   if (values.help || positionals.length !== 1) throw new UsageError('usage: npx ferry status <batch_id> [--json]');
-  const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
-  const b = await client.batches.retrieve(positionals[0]);
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(b, null, 2)}\n`);
-    return 0;
-  }
-  const at = (t?: number | null) => (t ? new Date(t * 1000).toISOString() : '-');
-  const lines = [
-    batchLine(b as never),
-    `created ${at(b.created_at)}, expires ${at(b.expires_at)}, ended ${at(b.completed_at ?? b.failed_at ?? b.expired_at ?? b.cancelled_at)}`,
-    `input ${b.input_file_id}, output ${b.output_file_id ?? '-'}, errors ${b.error_file_id ?? '-'}`,
-    ...(b.errors?.data ?? []).map((e) => `error: ${e.message}`),
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  const b = await readBatch(target({ baseUrl: values['base-url'], apiKey: values['api-key'] }), positionals[0]);
+  process.stdout.write(values.json ? `${JSON.stringify(b, null, 2)}\n` : `${statusLines(b).join('\n')}\n`);
   return 0;
 }
 
@@ -72,6 +58,8 @@ async function submitCommand(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`--completion-window: ${(err as Error).message}`);
   }
+  // The SDK and the uploader load only for submit: `status` starts without them.
+  const [{ connect }, { submit }] = await Promise.all([import('./connect.js'), import('./submit.js')]);
   const { client } = connect({ baseUrl: values['base-url'], apiKey: values['api-key'] });
   return submit(client, {
     paths: positionals,
@@ -94,8 +82,8 @@ export async function runClient(command: string, args: string[]): Promise<number
       process.stderr.write(`ferry ${command}: ${(err as Error).message}\n`);
       return 2;
     }
-    // The SDK's message already begins with the status.
-    const detail = err instanceof APIError ? err.message : ((err as Error)?.message ?? String(err));
+    // The SDK's messages, and status's, begin with the HTTP status.
+    const detail = (err as Error)?.message ?? String(err);
     process.stderr.write(`ferry ${command}: ${detail}\n`);
     return 1;
   }

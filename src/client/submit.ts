@@ -16,7 +16,7 @@ import { toFile } from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import { findDocuments, uploadDocuments, type Uploaded } from './documents.js';
 import { batchLine, ProgressLine } from './progress.js';
-import { UsageError } from './connect.js';
+import { UsageError } from './target.js';
 
 export interface SubmitOptions {
   paths: string[];
