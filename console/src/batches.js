@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
-import { Action, Empty, ErrorNote, fmtDur, fmtTime, html, Progress, Status, usePoll } from './ui.js';
+import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Progress, Status, usePoll } from './ui.js';
 
 export function Batches() {
   const [after, setAfter] = useState([]);
@@ -12,51 +12,32 @@ export function Batches() {
   );
   return html`<section>
     <h2>Batches</h2>
-    <${ErrorNote} error=${list.error} />
-    ${list.data && !list.data.data.length ? html`<${Empty}>No batches yet for this key.<//>` : null}
-    ${
-      list.data?.data.length
-        ? html`<table class="list" id="batches">
-            <thead>
-              <tr>
-                <th>Batch</th>
-                <th>Status</th>
-                <th>Execution</th>
-                <th>Progress</th>
-                <th>Endpoint</th>
-                <th>Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${list.data.data.map(
-                (b) =>
-                  html`<tr key=${b.id} data-id=${b.id}>
-                    <td>
-                      <a href=${`#/batches/${b.id}`}>${b.id}</a>${
-                        b.metadata && Object.keys(b.metadata).length
-                          ? html`<div class="meta">
-                              ${Object.entries(b.metadata)
-                                .map(([k, v]) => `${k}=${v}`)
-                                .join(' ')}
-                            </div>`
-                          : null
-                      }
-                    </td>
-                    <td><${Status} s=${b.status} /></td>
-                    <td>${b.execution ?? 'direct'}</td>
-                    <td><${Progress} counts=${b.request_counts} /></td>
-                    <td>${b.endpoint}</td>
-                    <td>${fmtTime(b.created_at)}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : null
-    }
-    <div class="pager">
-      ${after.length ? html`<button onClick=${() => setAfter(after.slice(0, -1))}>Newer</button>` : null}
-      ${list.data?.has_more ? html`<button onClick=${() => setAfter([...after, list.data.last_id])}>Older</button>` : null}
-    </div>
+    <${Listing}
+      id="batches"
+      list=${list}
+      empty="No batches yet for this key."
+      headings=${['Batch', 'Status', 'Execution', 'Progress', 'Endpoint', 'Created']}
+      row=${(b) =>
+        html`<tr key=${b.id} data-id=${b.id}>
+          <td>
+            <a href=${`#/batches/${b.id}`}>${b.id}</a>${
+              b.metadata && Object.keys(b.metadata).length
+                ? html`<div class="meta">
+                    ${Object.entries(b.metadata)
+                      .map(([k, v]) => `${k}=${v}`)
+                      .join(' ')}
+                  </div>`
+                : null
+            }
+          </td>
+          <td><${Status} s=${b.status} /></td>
+          <td>${b.execution ?? 'direct'}</td>
+          <td><${Progress} counts=${b.request_counts} /></td>
+          <td>${b.endpoint}</td>
+          <td>${fmtTime(b.created_at)}</td>
+        </tr>`}
+      pages=${[after, setAfter]}
+    />
   </section>`;
 }
 

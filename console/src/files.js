@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, qs } from './api.js';
-import { Action, Empty, ErrorNote, fmtBytes, fmtTime, html, Status, usePoll } from './ui.js';
+import { Action, Listing, fmtBytes, fmtTime, html, Status, usePoll } from './ui.js';
 
 const PURPOSES = ['', 'user_data', 'batch', 'batch_output', 'assistants', 'vision'];
 
@@ -23,57 +23,35 @@ export function Files() {
         </select></label
       >
     </div>
-    <${ErrorNote} error=${list.error} />
-    ${list.data && !list.data.data.length ? html`<${Empty}>No files.<//>` : null}
-    ${
-      list.data?.data.length
-        ? html`<table class="list" id="files">
-            <thead>
-              <tr>
-                <th>File</th>
-                <th>Name</th>
-                <th>Purpose</th>
-                <th>Status</th>
-                <th>Storage</th>
-                <th>Size</th>
-                <th>Created</th>
-                <th>Expires</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${list.data.data.map(
-                (f) =>
-                  html`<tr key=${f.id} data-id=${f.id}>
-                    <td><code>${f.id}</code></td>
-                    <td class="msg">${f.filename}</td>
-                    <td>${f.purpose}</td>
-                    <td><${Status} s=${f.status} />${f.status_details ? html`<div class="meta">${f.status_details}</div>` : null}</td>
-                    <td>${f.storage ?? '—'}${f.provider_file ? html`<div class="meta">${f.provider_file}</div>` : null}</td>
-                    <td>${fmtBytes(f.bytes)}</td>
-                    <td>${fmtTime(f.created_at)}</td>
-                    <td>
-                      ${fmtTime(f.expires_at)}${f.provider_expires_at ? html`<div class="meta">Gemini copy: ${fmtTime(f.provider_expires_at)}</div>` : null}
-                      ${f.content_expires_at ? html`<div class="meta">bytes: ${fmtTime(f.content_expires_at)}</div>` : null}
-                    </td>
-                    <td class="nowrap">
-                      <${Action} label="Download" run=${() => downloadFile(f.id, f.filename || f.id)} />
-                      <${Action}
-                        kind="danger"
-                        label="Delete"
-                        confirm=${`Delete ${f.filename || f.id} everywhere?`}
-                        run=${async () => (await api(`/v1/files/${encodeURIComponent(f.id)}`, { method: 'DELETE' }), list.reload())}
-                      />
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : null
-    }
-    <div class="pager">
-      ${after.length ? html`<button onClick=${() => setAfter(after.slice(0, -1))}>Newer</button>` : null}
-      ${list.data?.has_more ? html`<button onClick=${() => setAfter([...after, list.data.last_id])}>Older</button>` : null}
-    </div>
+    <${Listing}
+      id="files"
+      list=${list}
+      empty="No files."
+      headings=${['File', 'Name', 'Purpose', 'Status', 'Storage', 'Size', 'Created', 'Expires', '']}
+      row=${(f) =>
+        html`<tr key=${f.id} data-id=${f.id}>
+          <td><code>${f.id}</code></td>
+          <td class="msg">${f.filename}</td>
+          <td>${f.purpose}</td>
+          <td><${Status} s=${f.status} />${f.status_details ? html`<div class="meta">${f.status_details}</div>` : null}</td>
+          <td>${f.storage ?? '—'}${f.provider_file ? html`<div class="meta">${f.provider_file}</div>` : null}</td>
+          <td>${fmtBytes(f.bytes)}</td>
+          <td>${fmtTime(f.created_at)}</td>
+          <td>
+            ${fmtTime(f.expires_at)}${f.provider_expires_at ? html`<div class="meta">Gemini copy: ${fmtTime(f.provider_expires_at)}</div>` : null}
+            ${f.content_expires_at ? html`<div class="meta">bytes: ${fmtTime(f.content_expires_at)}</div>` : null}
+          </td>
+          <td class="nowrap">
+            <${Action} label="Download" run=${() => downloadFile(f.id, f.filename || f.id)} />
+            <${Action}
+              kind="danger"
+              label="Delete"
+              confirm=${`Delete ${f.filename || f.id} everywhere?`}
+              run=${async () => (await api(`/v1/files/${encodeURIComponent(f.id)}`, { method: 'DELETE' }), list.reload())}
+            />
+          </td>
+        </tr>`}
+      pages=${[after, setAfter]}
+    />
   </section>`;
 }

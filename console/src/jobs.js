@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, FINAL_JOB, qs } from './api.js';
-import { Action, Empty, ErrorNote, fmtDur, fmtTime, html, Status, usePoll } from './ui.js';
+import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Status, usePoll } from './ui.js';
 
 const STATUSES = ['', 'queued', 'waiting_for_files', 'waiting_for_quota', 'running', 'succeeded', 'failed', 'cancelled'];
 
@@ -24,37 +24,21 @@ export function Jobs() {
       <input placeholder="job-…" value=${open} onInput=${(e) => setOpen(e.currentTarget.value)} />
       <button type="submit">Open</button>
     </form>
-    <${ErrorNote} error=${list.error} />
-    ${list.data && !list.data.data.length ? html`<${Empty}>No jobs.<//>` : null}
-    ${
-      list.data?.data.length
-        ? html`<table class="list" id="jobs">
-            <thead>
-              <tr>
-                <th>Job</th>
-                <th>Status</th>
-                <th>Model</th>
-                <th>Batch</th>
-                <th>Created</th>
-                <th>Ran</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${list.data.data.map(
-                (j) =>
-                  html`<tr key=${j.id}>
-                    <td><a href=${`#/jobs/${j.id}`}>${j.id}</a></td>
-                    <td><${Status} s=${j.status} /></td>
-                    <td>${j.model ?? '—'}</td>
-                    <td>${j.batch_id ? html`<a href=${`#/batches/${j.batch_id}`}>${j.custom_id ?? j.batch_id}</a>` : '—'}</td>
-                    <td>${fmtTime(j.created_at)}</td>
-                    <td>${fmtDur(j.started_at, j.finished_at)}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : null
-    }
+    <${Listing}
+      id="jobs"
+      list=${list}
+      empty="No jobs."
+      headings=${['Job', 'Status', 'Model', 'Batch', 'Created', 'Ran']}
+      row=${(j) =>
+        html`<tr key=${j.id}>
+          <td><a href=${`#/jobs/${j.id}`}>${j.id}</a></td>
+          <td><${Status} s=${j.status} /></td>
+          <td>${j.model ?? '—'}</td>
+          <td>${j.batch_id ? html`<a href=${`#/batches/${j.batch_id}`}>${j.custom_id ?? j.batch_id}</a>` : '—'}</td>
+          <td>${fmtTime(j.created_at)}</td>
+          <td>${fmtDur(j.started_at, j.finished_at)}</td>
+        </tr>`}
+    />
   </section>`;
 }
 

@@ -96,3 +96,33 @@ export function Action({ label, run, confirm: ask, kind = '', ...rest }) {
 }
 
 export const Empty = ({ children }) => html`<p class="empty">${children}</p>`;
+
+/**
+ * One page of a list: its error, `empty` when it has no items, else a table with these headings
+ * and `row` of each item; with `pages` ([after, setAfter] of usePages), the Newer/Older buttons.
+ */
+export function Listing({ id, list, items = list.data?.data ?? [], empty, headings, row, pages }) {
+  return html`<${ErrorNote} error=${list.error} /> ${list.data && !items.length ? html`<${Empty}>${empty}<//>` : null}
+    ${
+      items.length
+        ? html`<table class="list" id=${id}>
+            <thead>
+              <tr>
+                ${headings.map((h) => html`<th>${h}</th>`)}
+              </tr>
+            </thead>
+            <tbody>
+              ${items.map(row)}
+            </tbody>
+          </table>`
+        : null
+    }
+    ${pages ? html`<${Pager} list=${list} pages=${pages} />` : null}`;
+}
+
+function Pager({ list, pages: [after, setAfter] }) {
+  return html`<div class="pager">
+    ${after.length ? html`<button onClick=${() => setAfter(after.slice(0, -1))}>Newer</button>` : null}
+    ${list.data?.has_more ? html`<button onClick=${() => setAfter([...after, list.data.last_id])}>Older</button>` : null}
+  </div>`;
+}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, qs } from './api.js';
-import { Action, Empty, ErrorNote, fmtTime, html, Status, usePoll } from './ui.js';
+import { Action, Listing, fmtTime, html, Status, usePoll } from './ui.js';
 
 const Attempts = ({ list }) =>
   html`<span class="attempts"
@@ -29,46 +29,31 @@ export function Webhooks() {
   const eps = endpoints.data?.data ?? [];
   return html`<section>
     <h2>Webhook endpoints</h2>
-    <${ErrorNote} error=${endpoints.error} />
-    ${endpoints.data && !eps.length ? html`<${Empty}>No endpoints.<//>` : null}
-    ${
-      eps.length
-        ? html`<table class="list" id="endpoints">
-            <thead>
-              <tr>
-                <th>Endpoint</th>
-                <th>URL</th>
-                <th>Events</th>
-                <th>Enabled</th>
-                <th>Created</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${eps.map(
-                (e) =>
-                  html`<tr key=${e.id}>
-                    <td><code>${e.id}</code></td>
-                    <td class="msg">${e.url}</td>
-                    <td>${e.events?.length ? e.events.join(', ') : 'all'}</td>
-                    <td>${e.enabled === false ? html`<${Status} s="disabled" />` : html`<${Status} s="enabled" />`}</td>
-                    <td>${fmtTime(e.created_at)}</td>
-                    <td>
-                      ${
-                        e.enabled === false
-                          ? html`<${Action}
-                              label="Enable"
-                              run=${async () => (await api(`/v1/webhook_endpoints/${e.id}`, { method: 'PATCH', body: { enabled: true } }), endpoints.reload())}
-                            />`
-                          : null
-                      }
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : null
-    }
+    <${Listing}
+      id="endpoints"
+      list=${endpoints}
+      items=${eps}
+      empty="No endpoints."
+      headings=${['Endpoint', 'URL', 'Events', 'Enabled', 'Created', '']}
+      row=${(e) =>
+        html`<tr key=${e.id}>
+          <td><code>${e.id}</code></td>
+          <td class="msg">${e.url}</td>
+          <td>${e.events?.length ? e.events.join(', ') : 'all'}</td>
+          <td>${e.enabled === false ? html`<${Status} s="disabled" />` : html`<${Status} s="enabled" />`}</td>
+          <td>${fmtTime(e.created_at)}</td>
+          <td>
+            ${
+              e.enabled === false
+                ? html`<${Action}
+                    label="Enable"
+                    run=${async () => (await api(`/v1/webhook_endpoints/${e.id}`, { method: 'PATCH', body: { enabled: true } }), endpoints.reload())}
+                  />`
+                : null
+            }
+          </td>
+        </tr>`}
+    />
     <h2>Deliveries</h2>
     <div class="toolbar">
       <label
@@ -81,51 +66,34 @@ export function Webhooks() {
         </select></label
       >
     </div>
-    <${ErrorNote} error=${deliveries.error} />
-    ${deliveries.data && !deliveries.data.data.length ? html`<${Empty}>No deliveries.<//>` : null}
-    ${
-      deliveries.data?.data.length
-        ? html`<table class="list" id="deliveries">
-            <thead>
-              <tr>
-                <th>Delivery</th>
-                <th>Event</th>
-                <th>Status</th>
-                <th>Attempts</th>
-                <th>Endpoint</th>
-                <th>Created</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${deliveries.data.data.map(
-                (d) =>
-                  html`<tr key=${d.id} data-id=${d.id}>
-                    <td><code>${d.id}</code></td>
-                    <td>
-                      ${d.event_type}
-                      <div class="meta">${d.event_id}</div>
-                    </td>
-                    <td><${Status} s=${d.status} /></td>
-                    <td><${Attempts} list=${d.attempts} /></td>
-                    <td>${d.endpoint_id ?? html`<span class="msg">${d.url}</span>`}</td>
-                    <td>${fmtTime(d.created_at)}</td>
-                    <td>
-                      ${
-                        d.status === 'failed'
-                          ? html`<${Action}
-                              class="replay"
-                              label="Replay"
-                              run=${async () => (await api(`/v1/webhook_deliveries/${encodeURIComponent(d.id)}/retry`, { method: 'POST' }), deliveries.reload())}
-                            />`
-                          : null
-                      }
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : null
-    }
+    <${Listing}
+      id="deliveries"
+      list=${deliveries}
+      empty="No deliveries."
+      headings=${['Delivery', 'Event', 'Status', 'Attempts', 'Endpoint', 'Created', '']}
+      row=${(d) =>
+        html`<tr key=${d.id} data-id=${d.id}>
+          <td><code>${d.id}</code></td>
+          <td>
+            ${d.event_type}
+            <div class="meta">${d.event_id}</div>
+          </td>
+          <td><${Status} s=${d.status} /></td>
+          <td><${Attempts} list=${d.attempts} /></td>
+          <td>${d.endpoint_id ?? html`<span class="msg">${d.url}</span>`}</td>
+          <td>${fmtTime(d.created_at)}</td>
+          <td>
+            ${
+              d.status === 'failed'
+                ? html`<${Action}
+                    class="replay"
+                    label="Replay"
+                    run=${async () => (await api(`/v1/webhook_deliveries/${encodeURIComponent(d.id)}/retry`, { method: 'POST' }), deliveries.reload())}
+                  />`
+                : null
+            }
+          </td>
+        </tr>`}
+    />
   </section>`;
 }
