@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { hostname } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
-import type { Config } from './core/config.js';
+import { isLoopback, type Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import type { Services } from './core/services.js';
 import type { RunningApi } from './api/app.js';
@@ -227,7 +227,7 @@ function prefixNote(config: Config): string {
 }
 
 function listening(host: string): string {
-  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') return `${host} only; HOST=0.0.0.0 accepts other machines`;
+  if (isLoopback(host)) return `${host} only; HOST=0.0.0.0 accepts other machines`;
   if (host === '0.0.0.0' || host === '::') return `all interfaces (${host})`;
   return host;
 }

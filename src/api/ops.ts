@@ -47,8 +47,10 @@ export function opsRouter(deps: ApiDeps): { router: Router; close: () => void } 
     for (const { queue, handle } of eachQueue(queues)) {
       const counts = await handle.getJobCounts(...STATES);
       for (const state of STATES) {
-        const row = rows.get(`${queue}/${state}`) ?? rows.set(`${queue}/${state}`, { queue, state, count: 0 }).get(`${queue}/${state}`)!;
+        const key = `${queue}/${state}`;
+        const row = rows.get(key) ?? { queue, state, count: 0 };
         row.count += counts[state] ?? 0;
+        rows.set(key, row);
       }
     }
     return [...rows.values()];

@@ -377,6 +377,11 @@ function readRedis(
   };
 }
 
+/** Whether HOST listens on this machine only (what /metrics without a key and the banner go by). */
+export function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost';
+}
+
 function logFormat(env: Env): Config['logFormat'] {
   const format = str(env, 'FERRY_LOG_FORMAT');
   if (format === undefined) return null;

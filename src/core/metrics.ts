@@ -1,7 +1,7 @@
 /** Prometheus metrics (prom-client). One registry per process; API and workers add to it. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import client from 'prom-client';
-import type { Config } from './config.js';
+import { isLoopback, type Config } from './config.js';
 import { AuthenticationError, type FerryError } from './errors.js';
 
 export const registry = new client.Registry();
@@ -160,8 +160,6 @@ export function registerAdmissionRates(read: RateReader): () => void {
   return () => rateReaders.delete(read);
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
 /**
  * Why a scrape of /metrics is refused, or null when it may be served: with FERRY_METRICS_KEY
  * set, the request must carry it as a bearer key (`none`: anyone may scrape); unset, a process
@@ -169,7 +167,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
  */
 export function metricsRefusal(config: Pick<Config, 'host' | 'metricsKey'>, authorization: string | undefined): FerryError | null {
   const key = config.metricsKey;
-  if (key === 'none' || (key === undefined && LOOPBACK.has(config.host))) return null;
+  if (key === 'none' || (key === undefined && isLoopback(config.host))) return null;
   if (key === undefined)
     return new AuthenticationError(
       `/metrics is not served on ${config.host} without a key: set FERRY_METRICS_KEY and scrape with "Authorization: Bearer <key>", or FERRY_METRICS_KEY=none to serve it to anyone.`,
