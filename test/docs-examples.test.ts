@@ -13,14 +13,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { deleteByPrefix } from './redis-keys.js';
 import { brokenLinks, pythonWithOpenAI, root, run, runnableBlocks, type CodeBlock } from './docs-blocks.js';
-import { freePort, spawnFerry } from './harness.js';
+import { cleanUpSpawned, freePort, spawnFerry } from './harness.js';
 
 const BLOCK_TIMEOUT_MS = 120_000;
 const blocks = runnableBlocks();
@@ -81,7 +79,6 @@ function command(block: CodeBlock, dir: string, python: string | Error): { cmd: 
 
 describe('the examples of README.md and docs/, run against a fresh `ferry all`', () => {
   let child: ChildProcess;
-  let exited: Promise<number | null>;
   let base = '';
   let devKey = '';
   let tmp = '';
@@ -130,7 +127,6 @@ describe('the examples of README.md and docs/, run against a fresh `ferry all`',
       for (const line of lines) if (/^\{.*"level":(5|6)\d/.test(line)) errorLines.push(line);
     });
     child.stderr!.on('data', (d: Buffer) => (banner += d));
-    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + 90_000;
     for (;;) {
       assert.equal(child.exitCode, null, `ferry all exited early:\n${banner}`);
@@ -146,21 +142,7 @@ describe('the examples of README.md and docs/, run against a fresh `ferry all`',
     python = await venv;
   });
 
-  after(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 15_000))]);
-      if (!stopped) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    }
-    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    await deleteByPrefix(redis, prefix);
-    await redis.quit();
-    await rm(tmp, { recursive: true, force: true });
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  after(() => cleanUpSpawned({ child, prefix, dirs: [tmp, work], graceMs: 15_000 }));
 
   test('the docs mark their examples, the quickstarts among them', () => {
     const where = (b: CodeBlock) => `${b.file}:${b.line}`;

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/core/config.js';
@@ -170,4 +171,23 @@ export async function processedFile(client: OpenAI, id: string): Promise<any> {
     if (f.status === 'error') throw new Error(`file ${id} failed: ${f.status_details}`);
     return f.status === 'processed' ? f : null;
   });
+}
+
+/**
+ * After a test that spawned Ferry: the process stopped (SIGTERM, then SIGKILL after `graceMs`; 0
+ * kills at once), then its Redis keys and its directories deleted.
+ */
+export async function cleanUpSpawned(opts: { child?: ChildProcess; prefix: string; dirs: Array<string | undefined>; graceMs?: number }) {
+  const { child } = opts;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(opts.graceMs ? 'SIGTERM' : 'SIGKILL');
+    const timer = opts.graceMs ? setTimeout(() => child.kill('SIGKILL'), opts.graceMs) : null;
+    await exited;
+    if (timer) clearTimeout(timer);
+  }
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  await deleteByPrefix(redis, opts.prefix);
+  await redis.quit();
+  for (const dir of opts.dirs) if (dir) await rm(dir, { recursive: true, force: true });
 }

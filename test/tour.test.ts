@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { BatchCreateParams } from 'openai/resources/batches';
-import { Redis } from 'ioredis';
-import { deleteByPrefix } from './redis-keys.js';
-import { freePort } from './harness.js';
+import { cleanUpSpawned, freePort } from './harness.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const MODEL = 'gemini-2.0-flash';
@@ -113,16 +111,7 @@ describe('a tour of `npm start`', () => {
     }
   });
 
-  after(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    await deleteByPrefix(redis, prefix);
-    await redis.quit();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => cleanUpSpawned({ child, prefix, dirs: [tmp] }));
 
   test('the banner says how to reach it, the bind address, the admin dashboard and the private-URL setting', () => {
     assert.match(stderr, /API: +http:\/\/127\.0\.0\.1:\d+/);
