@@ -140,6 +140,7 @@ describe('which uploads start early', () => {
   const config = loadConfig({ FERRY_UPLOAD_CHUNK_BYTES: String(CHUNK), FERRY_API_KEYS: 'k:t' });
   const start = (over: Partial<Parameters<typeof earlyUploadPlan>[1]> = {}) => ({
     fileId: 'file-1',
+    tenant: 't',
     stagingKey: 'file-1',
     fields: { purpose: 'user_data' },
     query: {},

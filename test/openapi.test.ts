@@ -671,6 +671,36 @@ describe('the OpenAPI document', () => {
     assert.equal((await get({ path: '/v1/organization/usage/completions', query: { start_time, bucket_width: '1w' } })).status, 400);
   });
 
+  test("the console's: who a key is, the activity, the admin's tenant filter and conditional long-polls (304)", async () => {
+    assert.equal((await get({ path: '/v1/me' })).json.tenant, 'tenant-a');
+    assert.equal((await get({ path: '/v1/me', key: KEYS.admin })).json.admin, true);
+    const activity = await get({ path: '/v1/activity', query: { seconds: 600 } });
+    assert.equal(activity.json.buckets.length, 60);
+    await get({ path: '/v1/activity', query: { tenant: 'tenant-b' }, key: KEYS.admin });
+    assert.equal((await get({ path: '/v1/activity', query: { seconds: 5 } })).status, 400);
+    assert.equal((await get({ path: '/v1/activity', query: { tenant: 'tenant-b' } })).status, 404);
+    for (const path of ['/v1/files', '/v1/jobs', '/v1/batches', '/v1/webhook_deliveries', '/v1/webhook_endpoints']) {
+      assert.equal((await get({ path, query: { tenant: 'tenant-a' }, key: KEYS.admin })).status, 200, path);
+      assert.equal((await get({ path, query: { tenant: 'nobody' }, key: KEYS.admin })).status, 404, path);
+    }
+    const batches = await get({ path: '/v1/batches', query: { limit: 1 } });
+    const tag = batches.headers.get('etag')!;
+    assert.ok(tag, 'an ETag');
+    assert.equal((await get({ path: '/v1/batches', query: { limit: 1 }, headers: { 'if-none-match': tag } })).status, 304);
+    const batchId = batches.json.data[0].id;
+    const batch = await get({ path: '/v1/batches/{batch_id}', params: { batch_id: batchId } });
+    const unchanged = { 'if-none-match': batch.headers.get('etag')! };
+    assert.equal(
+      (await get({ path: '/v1/batches/{batch_id}', params: { batch_id: batchId }, query: { wait: 1 }, headers: unchanged })).status,
+      304,
+    );
+    const job = (await get({ path: '/v1/jobs', query: { limit: 1 } })).json.data[0];
+    const jobTag = (await get({ path: '/v1/jobs/{job_id}', params: { job_id: job.id } })).headers.get('etag')!;
+    assert.equal((await get({ path: '/v1/jobs/{job_id}', params: { job_id: job.id }, headers: { 'if-none-match': jobTag } })).status, 304);
+    const files = await get({ path: '/v1/files' });
+    assert.equal((await get({ path: '/v1/files', headers: { 'if-none-match': files.headers.get('etag')! } })).status, 304);
+  });
+
   test('webhook deliveries: the events sent match the documented webhook, listed, read, sent again; the endpoint deleted', async () => {
     const delivered = await eventually(async () => {
       const page = await get({ path: '/v1/webhook_deliveries', query: { status: 'succeeded', endpoint_id: endpointId, limit: 1000 } });

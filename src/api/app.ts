@@ -27,6 +27,8 @@ import { responsesRouter } from './responses.js';
 import { embeddingsRouter } from './embeddings.js';
 import { modelsRouter } from './models.js';
 import { organizationRouter } from './usage.js';
+import { meRouter } from './me.js';
+import { activityRouter } from './activity.js';
 import { filesRouter } from './files.js';
 import { uploadsRouter } from './uploads.js';
 import { jobsRouter } from './jobs.js';
@@ -62,6 +64,8 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   v1.use('/webhook_deliveries', webhookDeliveriesRouter(deps));
   v1.use('/models', modelsRouter(deps));
   v1.use('/organization', organizationRouter(deps));
+  v1.use('/me', meRouter(deps));
+  v1.use('/activity', activityRouter(deps));
   app.use('/v1', v1);
 
   app.use((req, _res, next) => next(new NotFoundError(`Unknown route: ${req.method} ${req.path}`)));

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { AuthenticationError } from '../core/errors.js';
+import { ADMIN_TENANT } from '../domain/tenants.js';
 
 export interface Principal {
   tenant: string;
@@ -31,7 +32,7 @@ export class KeyRing {
   resolve(key: string | undefined): Principal | null {
     if (!key) return null;
     const d = digest(key);
-    if (this.admin && d === this.admin) return { tenant: 'admin', admin: true };
+    if (this.admin && d === this.admin) return { tenant: ADMIN_TENANT, admin: true };
     const tenant = this.tenants.get(d);
     return tenant ? { tenant, admin: false } : null;
   }

@@ -18,8 +18,8 @@ import { jsonBody } from './json-body.js';
 import { cancelBatch, newBatchRecord } from '../domain/batches.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
-import { waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, waitSeconds } from './params.js';
+import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
 import { nowSeconds } from '../core/time.js';
 
 export function batchesRouter(deps: ApiDeps): Router {
@@ -36,16 +36,19 @@ export function batchesRouter(deps: ApiDeps): Router {
   r.post('/', async (req, res) => res.json(await view(await createBatch(deps, req, res))));
 
   r.get('/', async (req, res) => {
-    const { tenant } = principal(res);
-    const page = await batches.list(tenant, listQuery(req, 100, 20));
-    const data = await Promise.all(page.data.map(view));
-    res.json(listPage({ data, has_more: page.has_more }, (b) => b));
+    const [tenants, q] = [await listTenants(deps, req, res), listQuery(req, 100, 20)];
+    await answerWhenChanged(deps, req, res, async () => {
+      const page = await batches.list(tenants, q);
+      return listPage({ data: await Promise.all(page.data.map(view)), has_more: page.has_more }, (b) => b);
+    });
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
     const rec = await batches.getOwned(req.params.id, tenant, admin);
+    if (isConditional(req) || !wait)
+      return answerWhenChanged(deps, req, res, async () => view(await batches.getOwned(rec.id, tenant, admin)));
     res.json(await view(await waitUntilFinal(deps, batches, rec, isFinalBatch, wait, res)));
   });
 

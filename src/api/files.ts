@@ -18,8 +18,8 @@ import type { ApiDeps } from './deps.js';
 import { parseUpload, type FileStart, type ParsedUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
-import { waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, waitSeconds } from './params.js';
+import { answerWhenChanged, waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
 
 export function filesRouter(deps: ApiDeps): Router {
   const { files } = deps.services;
@@ -38,11 +38,10 @@ export function filesRouter(deps: ApiDeps): Router {
   );
 
   r.get('/', async (req, res) => {
-    const { tenant } = principal(res);
     const q = listQuery(req, 10_000);
     const purpose = typeof req.query.purpose === 'string' && req.query.purpose ? req.query.purpose : undefined;
-    const page = await files.listFiles(tenant, { ...q, purpose });
-    res.json(listPage(page, view));
+    const tenants = await listTenants(deps, req, res);
+    await answerWhenChanged(deps, req, res, async () => listPage(await files.listFiles(tenants, { ...q, purpose }), view));
   });
 
   r.get('/:id', async (req, res) => {
@@ -77,7 +76,7 @@ async function acceptUpload(deps: ApiDeps, req: Request, res: Response) {
   }
   const idempotencyKey = Idempotency.keyOf(req.headers['idempotency-key']);
   const id = newId('file');
-  const early = new EarlyStart(deps, id, req);
+  const early = new EarlyStart(deps, id, tenant, req);
   let parsed: ParsedUpload;
   try {
     parsed = await parseUpload(req, { staging, stagingKey: id, maxBytes: config.maxFileBytes, onFileStart: early.onFileStart });
@@ -127,6 +126,7 @@ class EarlyStart {
   constructor(
     private readonly deps: ApiDeps,
     private readonly fileId: string,
+    private readonly tenant: string,
     private readonly req: Request,
   ) {
     this.onFileStart = earlyUploadsPossible(deps.services.config) ? (start) => this.begin(start) : undefined;
@@ -136,6 +136,7 @@ class EarlyStart {
     const plan = earlyUploadPlan(this.deps.services.config, {
       ...start,
       fileId: this.fileId,
+      tenant: this.tenant,
       stagingKey: this.fileId,
       query: this.req.query,
     });

@@ -6,8 +6,8 @@ import { jobObject } from '../openai/jobs.js';
 import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, waitSeconds } from './params.js';
+import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js';
+import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
 
@@ -33,20 +33,22 @@ export function jobsRouter(deps: ApiDeps): Router {
   const r = Router();
 
   r.get('/', async (req, res) => {
-    const { tenant } = principal(res);
     const q = listQuery(req, 1000, 20);
     const status = req.query.status;
     if (status !== undefined && !STATUSES.includes(status as JobStatus)) {
       throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, { param: 'status' });
     }
-    const page = await jobs.list(tenant, { ...q, where: status ? (j) => j.status === status : undefined });
-    res.json(listPage(page, jobObject));
+    const tenants = await listTenants(deps, req, res);
+    const where = status ? (j: JobRecord) => j.status === status : undefined;
+    await answerWhenChanged(deps, req, res, async () => listPage(await jobs.list(tenants, { ...q, where }), jobObject));
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
+    if (isConditional(req) || !wait)
+      return answerWhenChanged(deps, req, res, async () => jobObject(await jobs.getOwned(rec.id, tenant, admin)));
     res.json(jobObject(await waitForJob(deps, rec, wait, res)));
   });
 

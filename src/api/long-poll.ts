@@ -1,7 +1,13 @@
-/** `?wait=SECONDS` long-polls: wait until a record is final (or gone), waking on its change notifications. */
-import type { Response } from 'express';
+/**
+ * Long-polls. `?wait=SECONDS` waits until a record is final (or gone), waking on its change
+ * notifications; with `If-None-Match`, until what is asked for changes at all (the console's live pages).
+ */
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Request, Response } from 'express';
 import type { BaseRecord, RecordStore } from '../core/records/store.js';
 import type { ApiDeps } from './deps.js';
+import { waitSeconds } from './params.js';
 
 /** The status a change message names (records publish theirs, JSON-encoded), or null. */
 function statusIn(message: string): string | null {
@@ -50,4 +56,46 @@ export async function waitUntilFinal<T extends BaseRecord>(
     deps.stopping.removeEventListener('abort', stop);
   }
   return latest;
+}
+
+/** Whether the request holds a version of what it asks for (`If-None-Match`): a conditional long-poll. */
+export const isConditional = (req: Request) => typeof req.headers['if-none-match'] === 'string';
+
+const etagOf = (body: unknown) => `"${createHash('sha1').update(JSON.stringify(body)).digest('base64url')}"`;
+
+/** How often a conditional long-poll looks again: a batch's counts change without a notification. */
+const LOOK_AGAIN_MS = 1000;
+
+/**
+ * Answers `render()` with its ETag. A request holding that version (`If-None-Match`) with
+ * `?wait=SECONDS` is answered once what it asks for differs from it, looked at every second, or
+ * with 304 Not Modified when the wait runs out first: a page stays current with one request
+ * open, and nothing is sent while nothing changes. Without `wait`, an unchanged answer is 304 at once.
+ */
+export async function answerWhenChanged(deps: ApiDeps, req: Request, res: Response, render: () => Promise<unknown>): Promise<void> {
+  const held = req.headers['if-none-match'];
+  const deadline = Date.now() + waitSeconds(req) * 1000;
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  res.on('close', stop);
+  deps.stopping.addEventListener('abort', stop);
+  try {
+    for (;;) {
+      const body = await render();
+      const tag = etagOf(body);
+      const left = deadline - Date.now();
+      if (tag !== held || left <= 0 || ac.signal.aborted || deps.stopping.aborted) {
+        res.setHeader('ETag', tag);
+        // Decided here, not by Express's freshness check: fetch() sends "Cache-Control: no-cache"
+        // with every conditional request, and Express then never answers 304.
+        if (tag === held) res.status(304).end();
+        else res.json(body);
+        return;
+      }
+      await sleep(Math.min(LOOK_AGAIN_MS, left), undefined, { signal: ac.signal }).catch(() => {});
+    }
+  } finally {
+    res.off('close', stop);
+    deps.stopping.removeEventListener('abort', stop);
+  }
 }

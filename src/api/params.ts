@@ -1,6 +1,9 @@
 /** Query parameters shared by list and long-poll endpoints. */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { BadRequestError } from '../core/errors.js';
+import { listedTenants } from '../domain/tenants.js';
+import { principal } from './auth.js';
+import type { ApiDeps } from './deps.js';
 
 export const MAX_WAIT_SECONDS = 120;
 
@@ -43,4 +46,13 @@ export function listPage<T extends { id: string }, V>(page: { data: T[]; has_mor
     last_id: page.data.at(-1)?.id ?? null,
     has_more: page.has_more,
   };
+}
+
+/** The tenants a list covers: the caller's; for the admin key all, or the one `?tenant=` names. */
+export function listTenants(deps: ApiDeps, req: Request, res: Response): Promise<string[]> {
+  const { tenant } = req.query;
+  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length > 64)) {
+    throw new BadRequestError('"tenant" must be one tenant name.', { param: 'tenant' });
+  }
+  return listedTenants(deps.services, principal(res), tenant || undefined);
 }

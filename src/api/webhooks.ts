@@ -11,7 +11,9 @@ import { changeEndpoint, createEndpoint, retryDelivery, rotateSecret, type Endpo
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import type { ApiDeps } from './deps.js';
-import { listPage, listQuery } from './params.js';
+import { listPage, listQuery, listTenants } from './params.js';
+import { answerWhenChanged } from './long-poll.js';
+import type { WebhookDelivery } from '../core/records/webhooks.js';
 
 /** Checks a webhook URL as given (scheme and address, SSRF guard); answers it normalised. */
 export async function checkWebhookUrl(deps: ApiDeps, url: unknown, param = 'url'): Promise<string> {
@@ -57,8 +59,8 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   });
 
   r.get('/', async (req, res) => {
-    const { tenant } = principal(res);
-    res.json(listPage(await endpoints.list(tenant, listQuery(req, 100, 100)), (e) => endpointObject(e)));
+    const page = await endpoints.list(await listTenants(deps, req, res), listQuery(req, 100, 100));
+    res.json(listPage(page, (e) => endpointObject(e)));
   });
 
   r.get('/:id', async (req, res) => {
@@ -100,14 +102,11 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
   const r = Router();
 
   r.get('/', async (req, res) => {
-    const { tenant } = principal(res);
     const { status, endpoint_id } = req.query;
     checkDeliveryStatus(status);
-    const page = await deliveries.list(tenant, {
-      ...listQuery(req, 1000, 100),
-      where: (d) => (!status || d.status === status) && (!endpoint_id || d.endpoint_id === endpoint_id),
-    });
-    res.json(listPage(page, deliveryObject));
+    const [tenants, q] = [await listTenants(deps, req, res), listQuery(req, 1000, 100)];
+    const where = (d: WebhookDelivery) => (!status || d.status === status) && (!endpoint_id || d.endpoint_id === endpoint_id);
+    await answerWhenChanged(deps, req, res, async () => listPage(await deliveries.list(tenants, { ...q, where }), deliveryObject));
   });
 
   r.get('/:id', async (req, res) => {

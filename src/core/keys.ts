@@ -97,6 +97,14 @@ export class Keys {
   usageTenants() {
     return `${this.prefix}:usage-tenants`;
   }
+  /** A minute's activity counts (core/activity.ts), by 10-second bucket, series and subject. */
+  activity(minute: number) {
+    return `${this.prefix}:activity:${minute}`;
+  }
+  /** Held by the worker that samples queue depths and admitted rates for the current bucket. */
+  activitySampler() {
+    return `${this.prefix}:activity-sampler`;
+  }
   /** The processes running on this prefix, each with where it stages (a start-up warns of a mismatch). */
   instances() {
     return `${this.prefix}:instances`;

@@ -160,6 +160,8 @@ export interface UploadJobData {
  */
 export interface EarlyUploadJobData {
   fileId: string;
+  /** Whose file it is (absent in jobs queued before it was added): the activity counts its bytes. */
+  tenant?: string;
   staging_key: string;
   /** The file's size, from the request's Content-Length; checked against what arrives. */
   bytes: number;

@@ -20,6 +20,7 @@ import { LocalStagingStore, type StagingStore } from './staging.js';
 import { PartedStaging } from './staging-parts.js';
 import { UPLOAD_TTL_SECONDS, UploadStore } from './records/uploads.js';
 import { UsageLedger } from './records/usage.js';
+import { ActivityLog } from './activity.js';
 
 export interface Services {
   config: Config;
@@ -37,6 +38,8 @@ export interface Services {
   uploads: UploadStore;
   /** Every Gemini call's tokens and cost (the usage and costs reports, a batch's usage). */
   usage: UsageLedger;
+  /** The last hour's counts in 10-second buckets (the console's overview). */
+  activity: ActivityLog;
   queues: Queues;
   /** Adds parent jobs with their children (a batch and its lines). */
   flows: FlowProducer;
@@ -98,6 +101,7 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
   const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config, QUEUES.batch) });
   // Without a listener BullMQ writes each connection error to stderr with its stack.
   for (const { handle } of eachQueue(queues)) logErrors(handle, logger, `${handle.name} queue`);
+  const activity = new ActivityLog(redis, keys);
   logErrors(flows, logger, 'flow producer');
   return {
     config,
@@ -112,13 +116,14 @@ export async function createServices(config: Config, logger: Logger, opts: { sta
     idempotency: new Idempotency(redis, keys, config.idempotencyLeaseMs),
     models: new ModelCatalog(redis, keys),
     usage: new UsageLedger(redis, keys),
+    activity,
     endpoints: new EndpointStore(redis, keys),
     deliveries: new DeliveryStore(redis, keys, config.jobRetentionSeconds),
     staging: new PartedStaging(opts.staging ?? new LocalStagingStore(config.stagingDir)),
     queues,
     flows,
     async close() {
-      await Promise.all([...eachQueue(queues).map(({ handle }) => handle.close()), flows.close()]);
+      await Promise.all([...eachQueue(queues).map(({ handle }) => handle.close()), flows.close(), activity.close()]);
       await Promise.all([redis, queueRedis].map((r) => r.quit().catch(() => r.disconnect())));
     },
   };

@@ -81,14 +81,20 @@ export async function releaseGate(services: Services, batchId: string): Promise<
 /** A line reached a final status (called again after a crash or retry: it counts once); the next lines go out. */
 export async function onLineFinal(services: Services, rec: JobRecord): Promise<void> {
   if (!rec.batch_id || rec.batch_line === undefined) return;
-  const state = await countLine(services, rec.batch_id, rec.batch_line, rec.status);
+  const state = await countLine(services, rec.batch_id, rec.batch_line, rec);
   crashPoint('batch.line-counted');
   await feed(services, rec.batch_id, state);
 }
 
-/** Counts line `index` of the batch as completed or failed by its final status, once. */
-export function countLine(services: Services, batchId: string, index: number, status: JobRecord['status']): Promise<LineState> {
-  return services.batches.markLine(batchId, index, status === 'succeeded' ? 'completed' : 'failed');
+/** Counts line `index` of the batch as completed or failed by its line job's final status, once. */
+export function countLine(
+  services: Services,
+  batchId: string,
+  index: number,
+  line: Pick<JobRecord, 'status' | 'tenant'>,
+): Promise<LineState> {
+  services.activity.count('lines', line.tenant);
+  return services.batches.markLine(batchId, index, line.status === 'succeeded' ? 'completed' : 'failed');
 }
 
 /** The batch fails (from one of the statuses given) with `errors`, says so, and its flow's gate opens. */

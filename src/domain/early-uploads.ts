@@ -37,6 +37,7 @@ const STATE_TTL_SECONDS = 24 * 3600;
 /** What the API knows as the file's bytes begin. */
 export interface StartingFile {
   fileId: string;
+  tenant: string;
   stagingKey: string;
   fields: Record<string, FieldValue>;
   query: Record<string, unknown>;
@@ -66,6 +67,7 @@ export function earlyUploadPlan(config: Config, start: StartingFile): EarlyUploa
   if (params.purpose === 'batch' || params.targetStorage !== 'gemini' || params.sourceUrl) return null;
   return {
     fileId: start.fileId,
+    tenant: start.tenant,
     staging_key: start.stagingKey,
     bytes,
     display_name: params.displayName || start.filename,

@@ -160,8 +160,9 @@ export function completionIds(rec: JobRecord) {
 
 /** A job that reached a final status: its event, or for a batch line its count (a batch has events of its own). */
 export async function announceJobFinal(services: Services, rec: JobRecord, endpoints?: WebhookEndpoint[]): Promise<void> {
-  if (rec.batch_id) await onLineFinal(services, rec);
-  else if (rec.type !== 'response') await emitSafely(services, { ...jobEvent(rec), endpoints });
+  if (rec.batch_id) return onLineFinal(services, rec);
+  services.activity.count('completions', rec.tenant);
+  if (rec.type !== 'response') await emitSafely(services, { ...jobEvent(rec), endpoints });
   // As OpenAI does, only background responses announce themselves: the others were answered.
   else if (responseRequestOf(rec).background) await emitSafely(services, { ...responseEvent(rec), endpoints });
 }

@@ -931,6 +931,56 @@ const usageSchemas = {
   CostsPage: reportPage('CostsResult', 'Costs in USD, in day buckets.'),
 };
 
+const ACTIVITY_SERIES = {
+  completions: 'per tenant: completions, responses and embeddings that ended (batch lines apart)',
+  lines: 'per tenant: batch lines that ended',
+  upload_bytes: 'per tenant: bytes sent on to Gemini or Azure',
+  calls: 'per model: calls to Gemini admitted',
+  quota_refusals: 'per model: calls Gemini answered 429 (the work waits and runs later)',
+  retries: 'per model: calls tried again after a transient failure',
+  admitted_rate: 'per model, sampled: the requests per second admitted (configured or learned)',
+  queued: 'per queue, sampled: jobs waiting (queued, delayed, waiting for quota)',
+  running: 'per queue, sampled: jobs running',
+};
+
+const consoleSchemas = {
+  Principal: obj(
+    {
+      object: constant('principal'),
+      tenant: str('The tenant whose records this key creates (`admin` for the admin key).'),
+      admin: bool('Whether this is the admin key.'),
+      tenants: arr(str(), 'The tenants this key may list: its own; for the admin key every one Ferry knows.'),
+    },
+    { description: "Ferry's: who the key is." },
+  ),
+  ActivitySeries: obj(
+    {
+      name: oneOfValues(
+        Object.keys(ACTIVITY_SERIES),
+        Object.entries(ACTIVITY_SERIES)
+          .map(([k, v]) => `\`${k}\`: ${v}`)
+          .join('; ') + '.',
+      ),
+      tenant: str('The tenant of a per-tenant series.'),
+      model: str('The model of a per-model series.'),
+      queue: str('The queue of a per-queue series.'),
+      values: arr(orNull(num()), 'One per bucket: a count over the bucket, or a sample (null where none was taken).'),
+    },
+    { optional: ['tenant', 'model', 'queue'] },
+  ),
+  Activity: obj(
+    {
+      object: constant('activity'),
+      bucket_width_seconds: int('10.'),
+      start_time: time('The first bucket’s start.'),
+      end_time: time('The last bucket’s end (the bucket under way is the last).'),
+      buckets: arr(time(), "Each bucket's start."),
+      series: arr(ref('ActivitySeries')),
+    },
+    { description: "Ferry's: the last hour's activity in 10-second buckets (counts are kept two hours)." },
+  ),
+};
+
 const operationSchemas = {
   Health: obj({ status: constant('ok') }),
   Readiness: obj({
@@ -962,6 +1012,7 @@ const SCHEMAS = {
   ...webhookSchemas,
   ...usageSchemas,
   ...operationSchemas,
+  ...consoleSchemas,
   ...lists,
 };
 
@@ -977,6 +1028,7 @@ const HEADERS = {
   'Retry-After': header('Seconds to wait before trying again (the SDKs honour it).', int()),
   'X-Ferry-Job-Id': header("The job that runs the request (a response's `resp_X` is the job `job-X`)."),
   'Content-Disposition': header("`attachment`, with the file's name."),
+  ETag: header('This version of the answer: send it back as `If-None-Match` to be answered only when it changes.'),
 };
 const headerRef = (name: keyof typeof HEADERS) => ({ $ref: `#/components/headers/${name}` });
 const headersOf = (names: (keyof typeof HEADERS)[]) =>
@@ -1011,7 +1063,27 @@ const pathParam = (name: string, description: string) => ({ name, in: 'path', re
 const paramRef = (name: string) => ({ $ref: `#/components/parameters/${name}` });
 
 const PARAMETERS = {
-  Wait: query('wait', "Ferry's long-poll: wait up to this many seconds (at most 120) for the object to reach a final status.", {
+  Wait: query(
+    'wait',
+    "Ferry's long-poll: wait up to this many seconds (at most 120) for the object to reach a final status; with `If-None-Match`, for it to change at all.",
+    {
+      type: 'number',
+      minimum: 0,
+    },
+  ),
+  Tenant: query(
+    'tenant',
+    "Ferry's: the admin key's lists cover every tenant; this narrows them to one. A tenant's key may name only its own.",
+    str(undefined, { maxLength: 64 }),
+  ),
+  IfNoneMatch: {
+    name: 'If-None-Match',
+    in: 'header',
+    description:
+      'The `ETag` of an earlier answer. With `wait`, the answer comes once it differs from that version (looked at every second), or as 304 when the wait runs out; without, an unchanged answer is 304 at once.',
+    schema: str(),
+  },
+  WatchWait: query('wait', "Ferry's long-poll, with `If-None-Match`: wait up to this many seconds (at most 120) for a change.", {
     type: 'number',
     minimum: 0,
   }),
@@ -1034,6 +1106,18 @@ const PARAMETERS = {
 const limit = (max: number, dflt: number) =>
   query('limit', 'How many objects a page holds.', int(undefined, { minimum: 1, maximum: max, default: dflt }));
 const listParams = (max: number, dflt: number) => [limit(max, dflt), paramRef('After'), paramRef('Order')];
+/** A list the console keeps current: the admin's tenant filter, and the conditional long-poll. */
+const watchedListParams = (max: number, dflt: number) => [
+  ...listParams(max, dflt),
+  paramRef('Tenant'),
+  paramRef('IfNoneMatch'),
+  paramRef('WatchWait'),
+];
+/** An answer that carries its `ETag`, and the 304 of a conditional request it still matches. */
+const watched = (description: string, schema: string) => ({
+  200: answer(description, schema, ['ETag']),
+  304: { description: 'Not modified: still the version `If-None-Match` named.', headers: headersOf(['ETag']) },
+});
 
 const jsonBody = (schema: string) => ({ required: true, content: { 'application/json': { schema: ref(schema) } } });
 const SSE = (dataSchema: string, description: string) => ({
@@ -1096,9 +1180,9 @@ function filePaths(): Json {
       get: op({
         id: 'listFiles',
         summary: "List the tenant's files",
-        parameters: [...listParams(10_000, 10_000), query('purpose', 'Only files of this purpose.', str())],
-        responses: { 200: answer('A page of files.', 'FileList') },
-        errors: [400],
+        parameters: [...watchedListParams(10_000, 10_000), query('purpose', 'Only files of this purpose.', str())],
+        responses: watched('A page of files.', 'FileList'),
+        errors: [400, 404],
       }),
     },
     '/v1/files/{file_id}': {
@@ -1301,9 +1385,9 @@ function jobPaths(): Json {
         id: 'listJobs',
         summary: "List the tenant's jobs",
         description: 'Chat completions, responses and embeddings requests, batch lines included.',
-        parameters: [...listParams(1000, 20), query('status', 'Only jobs in this status.', oneOfValues(JOB_STATUSES))],
-        responses: { 200: answer('A page of jobs.', 'JobList') },
-        errors: [400],
+        parameters: [...watchedListParams(1000, 20), query('status', 'Only jobs in this status.', oneOfValues(JOB_STATUSES))],
+        responses: watched('A page of jobs.', 'JobList'),
+        errors: [400, 404],
       }),
     },
     '/v1/jobs/{job_id}': {
@@ -1311,8 +1395,8 @@ function jobPaths(): Json {
       get: op({
         id: 'retrieveJob',
         summary: 'Retrieve a job',
-        parameters: [paramRef('Wait')],
-        responses: { 200: answer('The job.', 'Job') },
+        parameters: [paramRef('Wait'), paramRef('IfNoneMatch')],
+        responses: watched('The job.', 'Job'),
         errors: [400, 404],
       }),
     },
@@ -1346,9 +1430,9 @@ function batchPaths(): Json {
       get: op({
         id: 'listBatches',
         summary: "List the tenant's batches",
-        parameters: listParams(100, 20),
-        responses: { 200: answer('A page of batches.', 'BatchList') },
-        errors: [400],
+        parameters: watchedListParams(100, 20),
+        responses: watched('A page of batches.', 'BatchList'),
+        errors: [400, 404],
       }),
     },
     '/v1/batches/{batch_id}': {
@@ -1356,8 +1440,8 @@ function batchPaths(): Json {
       get: op({
         id: 'retrieveBatch',
         summary: 'Retrieve a batch',
-        parameters: [paramRef('Wait')],
-        responses: { 200: answer('The batch; `request_counts` move while it runs.', 'Batch') },
+        parameters: [paramRef('Wait'), paramRef('IfNoneMatch')],
+        responses: watched('The batch; `request_counts` move while it runs.', 'Batch'),
         errors: [400, 404],
       }),
     },
@@ -1388,9 +1472,9 @@ function webhookEndpointPaths(): Json {
       get: op({
         id: 'listWebhookEndpoints',
         summary: "List the tenant's webhook endpoints",
-        parameters: listParams(100, 100),
+        parameters: [...listParams(100, 100), paramRef('Tenant')],
         responses: { 200: answer('A page of endpoints.', 'WebhookEndpointList') },
-        errors: [400],
+        errors: [400, 404],
       }),
     },
     '/v1/webhook_endpoints/{endpoint_id}': {
@@ -1438,12 +1522,12 @@ function webhookDeliveryPaths(): Json {
         id: 'listWebhookDeliveries',
         summary: "List the tenant's webhook deliveries",
         parameters: [
-          ...listParams(1000, 100),
+          ...watchedListParams(1000, 100),
           query('status', '`failed`: the dead letters.', oneOfValues(DELIVERY_STATUSES)),
           query('endpoint_id', 'Only deliveries to this endpoint.', str()),
         ],
-        responses: { 200: answer('A page of deliveries.', 'WebhookDeliveryList') },
-        errors: [400],
+        responses: watched('A page of deliveries.', 'WebhookDeliveryList'),
+        errors: [400, 404],
       }),
     },
     '/v1/webhook_deliveries/{delivery_id}': {
@@ -1540,6 +1624,37 @@ function usagePaths(): Json {
         parameters: reportParams(['1d'], ['project_id', 'line_item']),
         responses: { 200: answer('The buckets.', 'CostsPage') },
         errors: [400],
+      }),
+    },
+  };
+}
+
+function consolePaths(): Json {
+  const op = v1('Console');
+  return {
+    '/v1/me': {
+      get: op({
+        id: 'retrieveMe',
+        summary: 'Who the key is',
+        description:
+          "Its tenant, whether it is the admin key, and the tenants it may list (`?tenant=` on a list narrows the admin's to one).",
+        responses: { 200: answer('The key’s principal.', 'Principal') },
+      }),
+    },
+    '/v1/activity': {
+      get: op({
+        id: 'retrieveActivity',
+        summary: "The last hour's activity",
+        description:
+          "Counts and samples in 10-second buckets, as the console's overview draws them: the per-tenant series of the tenants the key may list, and the per-model and per-queue ones, which name no tenant.",
+        parameters: [
+          query('seconds', 'How far back, from 10 to 7,200.', int(undefined, { minimum: 10, maximum: 7200, default: 3600 })),
+          paramRef('Tenant'),
+          paramRef('IfNoneMatch'),
+          paramRef('WatchWait'),
+        ],
+        responses: watched('The buckets and series.', 'Activity'),
+        errors: [400, 404],
       }),
     },
   };
@@ -1663,6 +1778,7 @@ const TAGS = [
   ['Webhooks', "Ferry's webhook endpoints and deliveries."],
   ['Models', 'The Gemini models a request may name.'],
   ['Usage', "OpenAI's organization usage and costs reports, from Ferry's ledger."],
+  ['Console', "Ferry's: who a key is and the last hour's activity, which the console reads."],
   ['Operations', 'Liveness, readiness, metrics, this document and the queue dashboard: no key, but the dashboard.'],
 ].map(([name, description]) => ({ name, description }));
 
@@ -1705,6 +1821,7 @@ export function openapiDocument(version: string) {
       ...webhookDeliveryPaths(),
       ...modelPaths(),
       ...usagePaths(),
+      ...consolePaths(),
       ...operationPaths(),
       ...pagePaths(),
     },

@@ -20,7 +20,7 @@ import type { Services } from '../core/services.js';
 import { dropEarlyUpload, earlyUploadOf, recordEarlySession, type EarlyUpload } from '../domain/early-uploads.js';
 import { isGeminiMimeType } from '../providers/gemini/mime.js';
 import { UploadAbortedError } from '../providers/gemini/uploader.js';
-import type { UploadDeps } from './transfer.js';
+import { uploadedBytesCounter, type UploadDeps } from './transfer.js';
 
 /** Short: the upload job waits this long at most for a crashed sender's lease. */
 const LEASE_TTL_MS = 5_000;
@@ -79,6 +79,7 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
   // Whole chunks, and never the last byte: the upload job's finalizing chunk always carries bytes.
   const chunk = services.config.uploadChunkBytes;
   const until = Math.floor((data.bytes - 1) / chunk) * chunk;
+  const uploaded = uploadedBytesCounter(services, data.tenant, state.session?.offset ?? 0);
   const session = await deps.gemini.uploader.sendAhead(
     {
       size: data.bytes,
@@ -87,6 +88,7 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
       source: (start, end) => followed.read({ start, end }),
       session: state.session && state.session.mime === mime ? state.session : null,
       onProgress: async (s) => {
+        uploaded(s.offset);
         const outcome = await recordEarlySession(services, data.fileId, { ...s, mime });
         crashPoint('early.recorded');
         // Refused: the uploader cancels the session. No state: the upload job has it, not this sender's to cancel.

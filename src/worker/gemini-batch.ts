@@ -421,7 +421,7 @@ async function endLine(services: Services, batchId: string, index: number, rec: 
   if (rec.status === 'queued' && end.status === 'succeeded') await startLine(services, rec);
   if (!isFinalJob(rec)) await services.jobs.transition(rec.id, { ...end, finished_at: nowSeconds() });
   const now = isFinalJob(rec) ? rec : await services.jobs.get(rec.id);
-  if (now && isFinalJob(now)) await countLine(services, batchId, index, now.status);
+  if (now && isFinalJob(now)) await countLine(services, batchId, index, now);
 }
 
 /** Ends every open line of the group the same way (a Gemini batch refused, failed or expired). */

@@ -120,6 +120,7 @@ async function runJob(deps: GenerateDeps, slots: RunSlots, job: Job<GenerateJobD
       }
     }
     const turn = await takeTurn(deps.admission, plan);
+    deps.services.activity.count('calls', plan.model);
     try {
       return await callAndRecord(deps, job, plan, inputs, turn, release);
     } finally {
@@ -274,6 +275,7 @@ async function waitForQuota(
   decision: Decision,
 ): Promise<Park> {
   quotaRefusals.inc({ model: plan.model });
+  deps.services.activity.count('quota_refusals', plan.model);
   const admittedAt = decision.go ? decision.bookedAt : undefined;
   if (err.quotaExceeded) await deps.admission.refused(plan.model, { retryAfterMs: err.retryAfterMs, limits: err.quotaLimits, admittedAt });
   await job.updateData({ ...job.data, quotaRetries: (job.data.quotaRetries ?? 0) + 1 });
@@ -374,6 +376,7 @@ async function handleFailure(
   const { services } = deps;
   const retry = !(err instanceof JobFailure) && isTransient(err) && !streamed && !isLastAttempt(job);
   if (retry) {
+    services.activity.count('retries', rec.model);
     await services.jobs.transition(rec.id, { status: 'queued' }, { from: ['running'] });
     throw err;
   }

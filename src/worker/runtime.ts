@@ -22,6 +22,7 @@ import { generateProcessor, onGenerateJobFailedForGood } from './generate.js';
 import { deliverProcessor, onDeliveryFailedForGood, webhookBackoffMs } from './deliver.js';
 import { batchProcessor, onBatchJobFailedForGood } from './batch.js';
 import { ensureGeminiCopy } from './gemini-copy.js';
+import { sampleActivity } from './activity.js';
 
 export interface WorkerRuntime {
   workers: Worker[];
@@ -159,6 +160,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
   // Not awaited: after a long outage it may have much to do, and the workers run meanwhile.
   const firstPass = maintainOnStart(services);
   const catalog = keepModelCatalog(services, gemini);
+  const sampler = sampleActivity(services, admission);
   logger.info({ queues: workers.map((w) => w.name), prefix: config.prefix }, 'workers started');
 
   return {
@@ -169,6 +171,7 @@ export async function startWorkers(services: Services, target: GeminiTarget): Pr
     running: () => workers.every((w) => w.isRunning()),
     async close() {
       catalog.stop();
+      sampler.stop();
       await Promise.all([firstPass, catalog.first, ...workers.map((w) => w.close())]);
       unregisterRates();
       admission.close();

@@ -31,6 +31,18 @@ export function requireAzure(deps: UploadDeps): AzureBlobStore {
   throw new UnrecoverableError(describeMissing(missingAzureSettings(deps.services.config.azure)));
 }
 
+/**
+ * Counts a tenant's bytes sent upstream (the activity's upload rate) from an upload's progress:
+ * each offset reported adds what it moved past the last one.
+ */
+export function uploadedBytesCounter(services: Services, tenant: string | undefined, from = 0): (offset: number) => void {
+  let last = from;
+  return (offset) => {
+    if (tenant && offset > last) services.activity.count('upload_bytes', tenant, offset - last);
+    last = Math.max(last, offset);
+  };
+}
+
 export const stagedBytesRetained = async (services: Services, rec: FileRecord) =>
   (await services.staging.size(rec.staging_key)) === rec.bytes;
 
@@ -75,6 +87,7 @@ export const percent = (rec: FileRecord, done: number) => (rec.bytes ? Math.floo
 export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: ByteSource, job?: Job): Promise<GeminiFile | null> {
   const { files } = deps.services;
   const own = job !== undefined;
+  const uploaded = uploadedBytesCounter(deps.services, rec.tenant, rec.upload_url ? rec.upload_offset : 0);
   const file = await deps.gemini.uploader
     .upload({
       size: rec.bytes,
@@ -83,6 +96,7 @@ export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: By
       source,
       session: rec.upload_url ? { url: rec.upload_url, offset: rec.upload_offset } : null,
       onProgress: async (s) => {
+        uploaded(s.offset);
         const progress = own ? { bytes_uploaded: s.offset } : {};
         const alive = await files.update(rec.id, { upload_url: s.url, upload_offset: s.offset, ...progress });
         if (alive && job) await job.updateProgress(percent(rec, s.offset));
@@ -90,6 +104,7 @@ export async function sendToGemini(deps: UploadDeps, rec: FileRecord, source: By
       },
     })
     .finally(() => source.close?.().catch(() => {}));
+  uploaded(rec.bytes);
   const alive = await files.update(rec.id, {
     gemini_name: file.name,
     gemini_uri: file.uri ?? null,

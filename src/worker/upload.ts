@@ -32,6 +32,7 @@ import {
   stagedBytesRetained,
   stagedOutOfSight,
   type UploadDeps,
+  uploadedBytesCounter,
 } from './transfer.js';
 import { takeFromUrl } from './source-url.js';
 import { reap, takeEarlySession } from './early-upload.js';
@@ -120,11 +121,13 @@ async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promi
   // Recorded first, so that a file deleted mid-upload has its blob removed too.
   const path = rec.azure_blob_path ?? blobPathOf(rec);
   await files.update(rec.id, { provider_state: 'uploading', azure_blob_path: path });
+  const uploaded = uploadedBytesCounter(deps.services, rec.tenant);
   const target = {
     size: rec.bytes,
     contentType: rec.mime_type,
     metadata: blobMetadataOf(rec),
     onProgress: async (done: number) => {
+      uploaded(done);
       const alive = await files.update(rec.id, { bytes_uploaded: done });
       if (alive) await job.updateProgress(percent(rec, done));
       return alive;
@@ -136,6 +139,7 @@ async function uploadToAzure(deps: UploadDeps, rec: FileRecord, job: Job): Promi
     ? await azure.copy(path, { ...target, sourceUrl })
     : await azure.upload(path, { ...target, source: (start, end) => staging.read(rec.staging_key, { start, end }) });
   if (outcome === 'aborted') return { skipped: 'deleted' };
+  uploaded(rec.bytes);
   const processed = await markProcessed(deps.services, rec.id, {
     provider_state: 'stored',
     bytes_uploaded: rec.bytes,

@@ -151,7 +151,7 @@ export class FileStore extends RecordStore<FileRecord> {
     await this.redis.zrem(this.keys.fileExpiry(), id);
   }
 
-  listFiles(tenant: string, opts: ListOptions & { purpose?: string }) {
+  listFiles(tenant: string | readonly string[], opts: ListOptions & { purpose?: string }) {
     return this.list(tenant, { ...opts, sub: opts.purpose });
   }
 

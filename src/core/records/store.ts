@@ -52,6 +52,11 @@ export interface TransitionOptions<T extends BaseRecord> {
   initial?: Partial<T>;
 }
 
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+}
+
 export interface ListOptions {
   limit: number;
   after?: string;
@@ -211,8 +216,20 @@ export class RecordStore<T extends BaseRecord> {
     return [];
   }
 
-  /** A page of the tenant's records (of one secondary index if `sub` is given), optionally filtered. */
-  async list(tenant: string, opts: ListOptions & { sub?: string; where?: (rec: T) => boolean }): Promise<{ data: T[]; has_more: boolean }> {
+  /**
+   * A page of the tenants' records (of one secondary index if `sub` is given), optionally filtered.
+   * Ids sort by creation time, so several tenants' pages merge into one by id: the first `limit`
+   * of the merge are among each tenant's first `limit + 1`.
+   */
+  async list(tenants: string | readonly string[], opts: ListOptions & { sub?: string; where?: (rec: T) => boolean }): Promise<Page<T>> {
+    if (typeof tenants === 'string') return this.listOne(tenants, opts);
+    const pages = await Promise.all(tenants.map((t) => this.listOne(t, opts)));
+    const merged = pages.flatMap((p) => p.data).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (opts.order === 'desc') merged.reverse();
+    return { data: merged.slice(0, opts.limit), has_more: merged.length > opts.limit || pages.some((p) => p.has_more) };
+  }
+
+  private async listOne(tenant: string, opts: ListOptions & { sub?: string; where?: (rec: T) => boolean }): Promise<Page<T>> {
     const index = this.index(tenant, opts.sub);
     const data: T[] = [];
     let cursor = opts.after;

@@ -1,0 +1,121 @@
+/**
+ * The last hour's activity (the console's overview, `GET /v1/activity`): counts in 10-second
+ * buckets, shared by every process through Redis, one hash per minute that expires after two hours.
+ *
+ * A count is added to this process's buffer and written every 2 s in one pipeline, so a busy path
+ * (each batch line, each uploaded chunk) costs a map update rather than a round trip. These are
+ * figures to look at, not records: a crash loses at most the last 2 s of a process's counts, and a
+ * job announced twice after a crash counts twice. Prometheus (`/metrics`) keeps the exact
+ * per-process counters. Gauges (queue depths, the admitted rate) are sampled by one worker at a time.
+ */
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+
+export const ACTIVITY_BUCKET_SECONDS = 10;
+const KEEP_SECONDS = 2 * 3600;
+const FLUSH_MS = 2000;
+
+/** Counted per tenant: what each tenant's work did. */
+export const TENANT_SERIES = ['completions', 'lines', 'upload_bytes'] as const;
+/** Counted per model: the calls to Gemini, shared by every tenant. */
+export const MODEL_SERIES = ['calls', 'quota_refusals', 'retries', 'admitted_rate'] as const;
+/** Sampled per queue: work waiting and work running. */
+export const QUEUE_SERIES = ['queued', 'running'] as const;
+
+export type TenantSeries = (typeof TENANT_SERIES)[number];
+export type ModelSeries = (typeof MODEL_SERIES)[number];
+export type QueueSeries = (typeof QUEUE_SERIES)[number];
+export type SeriesName = TenantSeries | ModelSeries | QueueSeries;
+
+export interface ActivityPoint {
+  /** The bucket's start (Unix seconds, a multiple of ACTIVITY_BUCKET_SECONDS). */
+  t: number;
+  series: SeriesName;
+  /** The tenant, model or queue it is of. */
+  subject: string;
+  value: number;
+}
+
+const bucketOf = (ms: number) => Math.floor(ms / 1000 / ACTIVITY_BUCKET_SECONDS) * ACTIVITY_BUCKET_SECONDS;
+const minuteOf = (t: number) => Math.floor(t / 60);
+// Subjects are tenant names, model ids and queue names: none holds a "|".
+const fieldOf = (t: number, series: SeriesName, subject: string) => `${t}|${series}|${subject}`;
+
+export class ActivityLog {
+  /** Counts not yet written, by minute and field. */
+  private pending = new Map<number, Map<string, number>>();
+  private readonly timer: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.timer = setInterval(() => void this.flush(), FLUSH_MS);
+    this.timer.unref();
+  }
+
+  /** Adds `n` to a series of a tenant or a model in the current bucket. */
+  count(series: TenantSeries | Exclude<ModelSeries, 'admitted_rate'>, subject: string, n = 1): void {
+    if (!(n > 0)) return;
+    const t = bucketOf(this.now());
+    const field = fieldOf(t, series, subject);
+    const minute = this.pending.get(minuteOf(t)) ?? new Map<string, number>();
+    minute.set(field, (minute.get(field) ?? 0) + n);
+    this.pending.set(minuteOf(t), minute);
+  }
+
+  /** Sets sampled values (queue depths, admitted rates) in the current bucket, written at once. */
+  async sample(values: Array<{ series: QueueSeries | 'admitted_rate'; subject: string; value: number }>): Promise<void> {
+    if (!values.length) return;
+    const t = bucketOf(this.now());
+    const key = this.keys.activity(minuteOf(t));
+    const args = values.flatMap((v) => [fieldOf(t, v.series, v.subject), String(v.value)]);
+    await this.redis
+      .multi()
+      .hset(key, ...args)
+      .expire(key, KEEP_SECONDS)
+      .exec();
+  }
+
+  /** Writes the buffered counts (every 2 s, and on close). A write that fails is given up: these are figures, not records. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const pipe = this.redis.pipeline();
+    for (const [minute, fields] of batch) {
+      const key = this.keys.activity(minute);
+      for (const [field, n] of fields) pipe.hincrbyfloat(key, field, n);
+      pipe.expire(key, KEEP_SECONDS);
+    }
+    await pipe.exec().catch(() => undefined);
+  }
+
+  /** Every point in [from, to) (Unix seconds), of every series. */
+  async read(from: number, to: number): Promise<ActivityPoint[]> {
+    const minutes: number[] = [];
+    for (let m = minuteOf(from); m <= minuteOf(to - 1); m++) minutes.push(m);
+    const hashes = await Promise.all(minutes.map((m) => this.redis.hgetall(this.keys.activity(m))));
+    const points: ActivityPoint[] = [];
+    for (const hash of hashes) {
+      for (const [field, value] of Object.entries(hash)) {
+        const [ts, series, subject] = field.split('|');
+        const t = Number(ts);
+        if (t >= from && t < to) points.push({ t, series: series as SeriesName, subject, value: Number(value) });
+      }
+    }
+    return points;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}
