@@ -85,15 +85,15 @@ describe('console', { skip: skip ?? false }, () => {
   const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
   const go = async (hash: string) => {
     await page.goto(`${ferry.url}/console/${hash}`);
-    await page.locator('#tenant').waitFor();
+    await page.locator('header .who').waitFor();
   };
   const signIn = async (key: string) => {
     await page.goto(`${ferry.url}/console/`);
-    await page.locator('#key, #tenant').first().waitFor();
-    if (await page.locator('#tenant').count()) await page.click('header button');
+    await page.locator('#key, header .who').first().waitFor();
+    if (await page.locator('header .who').count()) await page.click('header button');
     await page.fill('#key', key);
     await page.click('form button[type=submit]');
-    await page.locator('#tenant').waitFor();
+    await page.locator('header .who').waitFor();
   };
 
   before(async () => {
@@ -165,6 +165,7 @@ describe('console', { skip: skip ?? false }, () => {
     const detail = await page.locator('#failed-lines tr.detail pre').innerText();
     assert.match(detail, /upstream_400/);
     assert.match(await page.locator('#failed-lines tbody tr').first().innerText(), /upstream_400/);
+    assert.match(await page.locator('#timeline').innerText(), /created[\s\S]*in progress[\s\S]*finalizing[\s\S]*completed/);
     await shot('batch');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-output')]);
     assert.equal(download.suggestedFilename(), `${b.id}-output.jsonl`);
@@ -247,17 +248,65 @@ describe('console', { skip: skip ?? false }, () => {
     const saved = path.join(SHOTS, 'usage.csv');
     await download.saveAs(saved);
     const csv = readFileSync(saved, 'utf8').trim().split('\n');
-    assert.equal(csv[0], 'tenant,model,requests,input_tokens,cached_input_tokens,output_tokens,cost_usd');
-    assert.ok(csv.some((l) => l.startsWith(`tenant-a,${MODEL},`)));
+    assert.equal(csv[0], 'tenant,model,service_tier,requests,input_tokens,cached_input_tokens,output_tokens,cost_usd');
+    assert.ok(csv.some((l) => l.startsWith(`tenant-a,${MODEL},default,`)));
+    await page.waitForFunction(() => Number(document.querySelector('#chart-requests')?.getAttribute('data-points')) > 0);
     await shot('usage');
   });
 
-  test('the overview: counts and two uPlot charts', async () => {
+  test('the overview: counts, and the last hour drawn from the activity (work, calls against the admitted rate, uploads)', async () => {
     await go('#/overview');
     await page.locator('#overview .card').first().waitFor();
-    await page.locator('.chart .uplot canvas').nth(1).waitFor();
-    assert.equal(await page.locator('.chart .uplot').count(), 2);
+    await page.locator('.chart .uplot canvas').nth(4).waitFor();
+    assert.equal(await page.locator('.chart .uplot').count(), 5);
+    // Each of these charts holds buckets above zero: the lines and completions of the tests before, their calls, their uploads.
+    for (const id of ['work', 'quota', 'uploads']) {
+      await page.waitForFunction((id) => Number(document.querySelector(`#chart-${id}`)?.getAttribute('data-points')) > 0, id, {
+        timeout: 15_000,
+      });
+    }
+    // The admitted rate is sampled by a worker every 10 s: its line appears in the legend.
+    await page.locator('#chart-quota .u-legend', { hasText: 'admitted' }).waitFor();
+    // Drawn, not only laid out: the work chart's canvas has coloured pixels of its lines.
+    const coloured = await page.evaluate(() => {
+      const c = document.querySelector('#chart-work canvas') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]) > 60) n++;
+      return n;
+    });
+    assert.ok(coloured > 50, `${coloured} coloured pixels in the work chart`);
     await shot('overview');
+  });
+
+  test('responses are listed with the jobs; a response shows what was asked and its answer', async () => {
+    const r = await ferry.client(KEYS.a).responses.create({ model: MODEL, input: 'What does a ferry carry?' });
+    const jobId = `job-${r.id.slice('resp_'.length)}`;
+    await go('#/jobs');
+    await page.selectOption('#job-type', 'response');
+    // Only responses once the filter has answered (the chat jobs of the tests before are gone).
+    await page.waitForFunction(
+      (id) => {
+        const rows = [...document.querySelectorAll('#jobs tbody tr')];
+        return rows.some((r) => r.getAttribute('data-id') === id) && rows.every((r) => r.children[1]?.textContent === 'response');
+      },
+      jobId,
+      { timeout: 10_000 },
+    );
+    await page.click(`#jobs tr[data-id="${jobId}"] a`);
+    await page.locator('#answer').waitFor();
+    assert.equal(await page.locator('#asked').innerText(), 'What does a ferry carry?');
+    assert.equal(await page.locator('#answer').innerText(), r.output_text);
+    assert.match(await page.locator('h2').innerText(), new RegExp(r.id));
+    await shot('response');
+  });
+
+  test("a webhook endpoint's secret is rotated from the page; the new one is shown once", async () => {
+    await go('#/webhooks');
+    const row = page.locator('#endpoints tbody tr').first();
+    await row.locator('button', { hasText: 'Rotate secret' }).click();
+    const notice = await page.locator('#rotated-secret').innerText();
+    assert.match(notice, /whsec_/);
   });
 
   test("a tenant key cannot see another tenant's batch; the admin key's header says admin", { timeout: 30_000 }, async () => {
@@ -273,7 +322,30 @@ describe('console', { skip: skip ?? false }, () => {
     await signIn(KEYS.b);
     await go(`#/batches/${theirs.id}`);
     await page.locator('h2 .status').waitFor();
+  });
+
+  test("the admin key sees every tenant's batches, and one tenant's with the filter", { timeout: 30_000 }, async () => {
+    const bs = await createBatch(ferry.client(KEYS.b), requests(1, 'admin-b'));
+    const as = await createBatch(ferry.client(KEYS.a), requests(1, 'admin-a'));
     await signIn(KEYS.admin);
-    assert.match(await page.locator('#tenant').innerText(), /admin/);
+    await go('#/batches');
+    await page.locator(`tr[data-id="${bs.id}"]`).waitFor();
+    await page.locator(`tr[data-id="${as.id}"]`).waitFor();
+    await page.selectOption('#tenant-filter', 'tenant-b');
+    await page.waitForFunction(
+      ([a, b]) => !document.querySelector(`tr[data-id="${a}"]`) && document.querySelector(`tr[data-id="${b}"]`),
+      [as.id, bs.id],
+      { timeout: 10_000 },
+    );
+    await shot('admin-tenant-filter');
+    // The filter holds across pages: the jobs are tenant b's too.
+    await go('#/jobs');
+    await page.locator('#jobs tbody tr').first().waitFor();
+    const jobIds = await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    const theirs = new Set(((await (await ferry.fetch('/v1/jobs?limit=100', { key: KEYS.b })).json()) as any).data.map((j: any) => j.id));
+    assert.ok(
+      jobIds.every((id) => theirs.has(id)),
+      'only tenant b’s jobs',
+    );
   });
 });

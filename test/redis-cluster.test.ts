@@ -90,6 +90,16 @@ describe('on a Redis Cluster of three masters', () => {
     const onGemini = await waitFinal(client, (await createBatch(client, input, '24h', undefined, 'gemini_batch')).id, 60);
     assert.equal(onGemini.status, 'completed');
     assert.equal((await results(client, onGemini, idsOf(input))).out.length, 200);
+    // The activity's counts are written per minute's hash (a pipeline each: one slot), and read back.
+    await eventually(
+      async () => {
+        const a = (await (await ferry.fetch('/v1/activity?seconds=600')).json()) as { series: Array<{ name: string; values: number[] }> };
+        const lines = a.series.filter((s) => s.name === 'lines').flatMap((s) => s.values);
+        return lines.reduce((n, v) => n + v, 0) >= 400;
+      },
+      10_000,
+      'the 400 lines in the activity',
+    );
   });
 
   test(

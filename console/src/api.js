@@ -35,7 +35,9 @@ export async function api(path, { method = 'GET', body, signal, raw = false, key
   return raw ? res : res.json();
 }
 
-export const qs = (params) => {
+/** A query string of `params`, with the admin's tenant filter for the lists and the activity (`scoped`). */
+export const qs = (params, { scoped = false } = {}) => {
+  if (scoped && getTenant()) params = { ...params, tenant: getTenant() };
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined || v === null || v === '') continue;
@@ -77,28 +79,33 @@ export async function jsonl(fileId) {
     });
 }
 
+/** Who the key is: its tenant, whether it is the admin key, and the tenants it may list. */
+export const identify = (key) => api('/v1/me', { key });
+
+// The admin's tenant filter (`?tenant=` on lists and the activity), kept for the tab like the key.
+const TENANT = 'ferry.console.tenant';
+export const getTenant = () => sessionStorage.getItem(TENANT) ?? '';
+export const setTenant = (t) => (t ? sessionStorage.setItem(TENANT, t) : sessionStorage.removeItem(TENANT));
+
+/** How long a conditional long-poll waits for a change (Ferry holds it at most 120 s). */
+const WATCH_SECONDS = 25;
+
 /**
- * Who the key is. Ferry has no "who am I" call: a key that lists batches is valid; the admin key
- * is the one the queue dashboard accepts; a tenant's name shows in its usage (project_id).
+ * A GET that holds the version it has (`If-None-Match` with `?wait=`): Ferry answers when what it
+ * asks for changes, or 304 when the wait runs out. Answers { changed, data, etag }.
  */
-export async function identify(key) {
-  await api('/v1/batches?limit=1', { key });
-  // credentials: 'omit': the dashboard's Basic-auth challenge must not open the browser's password prompt.
-  const admin = await fetch('/admin/queues', { headers: { Authorization: `Bearer ${key}` }, credentials: 'omit' })
-    .then((r) => r.ok)
-    .catch(() => false);
-  const start = Math.floor(Date.now() / 1000) - 30 * 86400;
-  let tenants = [];
-  try {
-    const u = await api(
-      `/v1/organization/usage/completions${qs({ start_time: start, bucket_width: '1d', limit: 31, group_by: 'project_id' })}`,
-      { key },
-    );
-    tenants = [...new Set(u.data.flatMap((b) => b.results.map((r) => r.project_id)).filter(Boolean))].sort();
-  } catch {
-    // usage unavailable: the header says "tenant key"
+export async function watch(path, { etag, signal } = {}) {
+  const url = etag ? `${path}${path.includes('?') ? '&' : '?'}wait=${WATCH_SECONDS}` : path;
+  const headers = { Authorization: `Bearer ${getKey()}` };
+  if (etag) headers['If-None-Match'] = etag;
+  const res = await fetch(url, { headers, signal, credentials: 'omit', cache: 'no-store' });
+  if (res.status === 304) return { changed: false, etag };
+  if (!res.ok) {
+    const err = new ApiError(res.status, await res.json().catch(() => null));
+    if (res.status === 401) onUnauthorized();
+    throw err;
   }
-  return { admin, tenants };
+  return { changed: true, data: await res.json(), etag: res.headers.get('etag') };
 }
 
 export const FINAL_BATCH = ['completed', 'failed', 'expired', 'cancelled'];

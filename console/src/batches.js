@@ -1,22 +1,54 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
-import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Progress, Status, usePoll } from './ui.js';
+import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Progress, Status, useLive, usePoll } from './ui.js';
+
+/**
+ * When a running batch should end at the pace of its lines so far (the time since it started, per
+ * line ended, for every line); its end once ended.
+ */
+function expectedFinish(b) {
+  const ended = b.completed_at ?? b.failed_at ?? b.cancelled_at ?? b.expired_at;
+  if (ended) return fmtTime(ended);
+  const { total = 0, completed = 0, failed = 0 } = b.request_counts ?? {};
+  const done = completed + failed;
+  if (!b.in_progress_at || !done || !total) return '—';
+  const now = Date.now() / 1000;
+  return `≈ ${fmtTime(b.in_progress_at + ((now - b.in_progress_at) * total) / done)}`;
+}
+
+/** A batch's steps with their times: created, in progress, finalizing, and how it ended. */
+function Timeline({ batch }) {
+  const steps = [
+    ['created', batch.created_at],
+    ['in progress', batch.in_progress_at],
+    ['finalizing', batch.finalizing_at],
+    ['cancelling', batch.cancelling_at],
+    ['completed', batch.completed_at],
+    ['failed', batch.failed_at],
+    ['expired', batch.expired_at],
+    ['cancelled', batch.cancelled_at],
+  ].filter(([, t]) => t);
+  return html`<ol class="timeline" id="timeline">
+    ${steps.map(
+      ([name, t], i) =>
+        html`<li key=${name}>
+          <strong>${name}</strong> ${fmtTime(t)}${i ? html`<span class="meta"> (+${fmtDur(steps[i - 1][1], t)})</span>` : null}
+        </li>`,
+    )}
+  </ol>`;
+}
 
 export function Batches() {
   const [after, setAfter] = useState([]);
   const cursor = after[after.length - 1];
-  const list = usePoll(
-    (signal) => api(`/v1/batches${qs({ limit: 25, after: cursor })}`, { signal }),
-    (d) => (d.data.some((b) => !FINAL_BATCH.includes(b.status)) ? 1000 : 3000),
-    [cursor],
-  );
+  const list = useLive(`/v1/batches${qs({ limit: 25, after: cursor }, { scoped: true })}`);
   return html`<section>
     <h2>Batches</h2>
     <${Listing}
       id="batches"
       list=${list}
       empty="No batches yet for this key."
-      headings=${['Batch', 'Status', 'Execution', 'Progress', 'Endpoint', 'Created']}
+      headings=${['Batch', 'Status', 'Execution', 'Progress', 'Expected finish', 'Endpoint', 'Created']}
       row=${(b) =>
         html`<tr key=${b.id} data-id=${b.id}>
           <td>
@@ -33,6 +65,7 @@ export function Batches() {
           <td><${Status} s=${b.status} /></td>
           <td>${b.execution ?? 'direct'}</td>
           <td><${Progress} counts=${b.request_counts} /></td>
+          <td>${expectedFinish(b)}</td>
           <td>${b.endpoint}</td>
           <td>${fmtTime(b.created_at)}</td>
         </tr>`}
@@ -79,11 +112,7 @@ function FailedLines({ fileId }) {
 }
 
 export function Batch({ id }) {
-  const b = usePoll(
-    (signal) => api(`/v1/batches/${encodeURIComponent(id)}`, { signal }),
-    (d) => (FINAL_BATCH.includes(d.status) ? 0 : 1000),
-    [id],
-  );
+  const b = useLive(`/v1/batches/${encodeURIComponent(id)}`);
   const batch = b.data;
   if (!batch)
     return html`<section>
@@ -100,6 +129,7 @@ export function Batch({ id }) {
     <h2>Batch <code>${batch.id}</code> <${Status} s=${batch.status} /></h2>
     <${ErrorNote} error=${b.error} />
     <${Progress} counts=${batch.request_counts} />
+    <${Timeline} batch=${batch} />
     <div class="actions">
       ${
         batch.output_file_id
@@ -135,8 +165,7 @@ export function Batch({ id }) {
       ${row('Endpoint', batch.endpoint)} ${row('Execution', batch.execution ?? 'direct')}
       ${batch.gemini_batches?.length ? row('Gemini batches', batch.gemini_batches.map((g) => `${g.model}: ${g.state}`).join(', ')) : null}
       ${row('Completion window', batch.completion_window)} ${row('Created', fmtTime(batch.created_at))}
-      ${row('In progress since', fmtTime(batch.in_progress_at))}
-      ${row('Ended', fmtTime(batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
+      ${row(final ? 'Ended' : 'Expected finish', expectedFinish(batch))}
       ${row('Duration', fmtDur(batch.created_at, batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
       ${row('Expires', fmtTime(batch.expires_at))} ${row('Input file', batch.input_file_id)}
       ${row('Output file', batch.output_file_id ?? '—')} ${row('Error file', batch.error_file_id ?? '—')}

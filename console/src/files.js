@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, qs } from './api.js';
-import { Action, Listing, fmtBytes, fmtTime, html, Status, usePoll } from './ui.js';
+import { Action, Listing, fmtBytes, fmtTime, html, Status, useLive } from './ui.js';
 
 const PURPOSES = ['', 'user_data', 'batch', 'batch_output', 'assistants', 'vision'];
 
@@ -8,11 +8,7 @@ export function Files() {
   const [purpose, setPurpose] = useState('');
   const [after, setAfter] = useState([]);
   const cursor = after[after.length - 1];
-  const list = usePoll(
-    (signal) => api(`/v1/files${qs({ limit: 50, purpose, after: cursor })}`, { signal }),
-    (d) => (d.data.some((f) => f.status === 'uploaded') ? 2000 : 15000),
-    [purpose, cursor],
-  );
+  const list = useLive(`/v1/files${qs({ limit: 50, purpose, after: cursor }, { scoped: true })}`);
   return html`<section>
     <h2>Files</h2>
     <div class="toolbar">

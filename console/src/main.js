@@ -1,7 +1,7 @@
 import '../style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { clearKey, getKey, identify, setKey, whenUnauthorized } from './api.js';
+import { clearKey, getKey, getTenant, identify, setKey, setTenant, whenUnauthorized } from './api.js';
 import { Batch, Batches } from './batches.js';
 import { Files } from './files.js';
 import { Job, Jobs } from './jobs.js';
@@ -22,7 +22,7 @@ function Overview() {
 const PAGES = [
   ['overview', 'Overview'],
   ['batches', 'Batches'],
-  ['jobs', 'Jobs'],
+  ['jobs', 'Jobs and responses'],
   ['webhooks', 'Webhooks'],
   ['files', 'Files'],
   ['usage', 'Usage and cost'],
@@ -44,6 +44,7 @@ function Login({ onIn }) {
     try {
       const who = await identify(key.trim());
       setKey(key.trim());
+      setTenant('');
       onIn(who);
     } catch (err) {
       setError(err.status === 401 ? new Error('Ferry does not know this key.') : err);
@@ -65,23 +66,33 @@ function Login({ onIn }) {
       />
       <button type="submit" disabled=${busy || !key.trim()}>Open</button>
       <p class="hint">
-        A tenant's key shows its own work; the admin key every tenant's usage and any object by id. The key stays in this tab only.
+        A tenant's key shows its own work; the admin key every tenant's, with a tenant filter. The key stays in this tab only.
       </p>
       <${ErrorNote} error=${error} />
     </form>
   </main>`;
 }
 
-function Header({ who, page, onOut }) {
-  const label = who.admin
-    ? `admin${who.tenants.length ? ` · tenants: ${who.tenants.join(', ')}` : ''}`
-    : who.tenants.length
-      ? `tenant ${who.tenants.join(', ')}`
-      : 'tenant key';
+/** The admin's tenant filter: every tenant, or one. */
+function TenantFilter({ who, tenant, onTenant }) {
+  return html`<label class="who"
+    >admin ·
+    <select id="tenant-filter" value=${tenant} onChange=${(e) => onTenant(e.currentTarget.value)}>
+      <option value="">all tenants</option>
+      ${who.tenants.map((t) => html`<option value=${t}>${t}</option>`)}
+    </select></label
+  >`;
+}
+
+function Header({ who, page, onOut, tenant, onTenant }) {
   return html`<header>
     <strong>Ferry</strong>
     <nav>${PAGES.map(([p, name]) => html`<a href=${`#/${p}`} class=${p === page ? 'on' : ''}>${name}</a>`)}</nav>
-    <span id="tenant" class="who">${label}</span>
+    ${
+      who.admin
+        ? html`<${TenantFilter} who=${who} tenant=${tenant} onTenant=${onTenant} />`
+        : html`<span id="tenant" class="who">tenant ${who.tenant}</span>`
+    }
     <button onClick=${onOut}>Sign out</button>
   </header>`;
 }
@@ -90,6 +101,8 @@ function App() {
   const [who, setWho] = useState(null);
   const [checking, setChecking] = useState(Boolean(getKey()));
   const [loc, setLoc] = useState(route(location.hash));
+  const [tenant, setTenantState] = useState(getTenant());
+  const onTenant = (t) => (setTenant(t), setTenantState(t));
   useEffect(() => {
     const on = () => setLoc(route(location.hash));
     addEventListener('hashchange', on);
@@ -121,8 +134,9 @@ function App() {
                 : page === 'overview'
                   ? html`<${Overview} />`
                   : html`<${Batches} />`;
-  return html`<${Header} who=${who} page=${page} onOut=${out} />
-    <main>${body}</main>`;
+  // A new tenant filter starts every page afresh (its lists, pages and live polls).
+  return html`<${Header} who=${who} page=${page} onOut=${out} tenant=${tenant} onTenant=${onTenant} />
+    <main key=${tenant}>${body}</main>`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));

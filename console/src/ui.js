@@ -1,6 +1,7 @@
 import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { watch } from './api.js';
 
 export const html = htm.bind(h);
 
@@ -70,6 +71,38 @@ export function usePoll(load, ms, deps = []) {
     }
   };
   return { ...state, reload };
+}
+
+/**
+ * A GET kept current: answered at once, then held open as a conditional long-poll that Ferry
+ * answers when what it asks for changes. `reload()` asks again now (after an action).
+ */
+export function useLive(path, deps = [path]) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [round, setRound] = useState(0);
+  useEffect(() => {
+    const ctl = new AbortController();
+    (async () => {
+      let etag = null;
+      while (!ctl.signal.aborted) {
+        try {
+          const r = await watch(path, { etag, signal: ctl.signal });
+          if (r.changed) {
+            etag = r.etag;
+            setState({ data: r.data, error: null, loading: false });
+          }
+        } catch (error) {
+          if (ctl.signal.aborted) return;
+          setState((s) => ({ ...s, error, loading: false }));
+          // A refusal (404, 400) stays one; anything else (503, a dropped connection) is tried again.
+          if (error.status >= 400 && error.status < 500 && error.status !== 429) return;
+          await new Promise((r) => setTimeout(r, 5000));
+        }
+      }
+    })();
+    return () => ctl.abort();
+  }, [...deps, round]);
+  return { ...state, reload: () => setRound((n) => n + 1) };
 }
 
 /** A button that runs an async action, disabled while it runs, showing its error. */

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, qs } from './api.js';
-import { Action, Listing, fmtTime, html, Status, usePoll } from './ui.js';
+import { Action, Listing, fmtTime, html, Status, useLive, usePoll } from './ui.js';
 
 const Attempts = ({ list }) =>
   html`<span class="attempts"
@@ -17,18 +17,28 @@ const Attempts = ({ list }) =>
 
 export function Webhooks() {
   const [status, setStatus] = useState('');
+  // A rotated secret is shown once, as the API answers it once: { endpoint id, secret }.
+  const [rotated, setRotated] = useState(null);
+  const rotate = async (e) => {
+    const r = await api(`/v1/webhook_endpoints/${encodeURIComponent(e.id)}/rotate_secret`, { method: 'POST' });
+    setRotated({ id: e.id, secret: r.secret });
+  };
   const endpoints = usePoll(
-    (signal) => api('/v1/webhook_endpoints', { signal }),
+    (signal) => api(`/v1/webhook_endpoints${qs({}, { scoped: true })}`, { signal }),
     () => 15000,
   );
-  const deliveries = usePoll(
-    (signal) => api(`/v1/webhook_deliveries${qs({ limit: 100, status })}`, { signal }),
-    (d) => (d.data.some((x) => x.status === 'pending') ? 1500 : 5000),
-    [status],
-  );
+  const deliveries = useLive(`/v1/webhook_deliveries${qs({ limit: 100, status }, { scoped: true })}`);
   const eps = endpoints.data?.data ?? [];
   return html`<section>
     <h2>Webhook endpoints</h2>
+    ${
+      rotated
+        ? html`<p class="notice" id="rotated-secret">
+            New signing secret of <code>${rotated.id}</code>: <code>${rotated.secret}</code>. Copy it now: it is not shown again. The old
+            one still verifies for a while, so receivers can switch.
+          </p>`
+        : null
+    }
     <${Listing}
       id="endpoints"
       list=${endpoints}
@@ -43,6 +53,7 @@ export function Webhooks() {
           <td>${e.enabled === false ? html`<${Status} s="disabled" />` : html`<${Status} s="enabled" />`}</td>
           <td>${fmtTime(e.created_at)}</td>
           <td>
+            <${Action} class="rotate" label="Rotate secret" confirm=${`Rotate the signing secret of ${e.id}?`} run=${() => rotate(e)} />
             ${
               e.enabled === false
                 ? html`<${Action}

@@ -1,7 +1,7 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus } from '../core/records/jobs.js';
+import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus, type JobType } from '../core/records/jobs.js';
 import { jobObject } from '../openai/jobs.js';
 import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
@@ -10,6 +10,10 @@ import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js
 import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
+const JOB_TYPES: JobType[] = ['chat.completion', 'response', 'embedding'];
+
+/** One job as GET answers it: with the request it was asked (lists and events leave it out: it may be large). */
+const withRequest = (rec: JobRecord) => ({ ...jobObject(rec), request: rec.request });
 
 /** 202 Accepted with the job and where to poll it. */
 export function acceptedJob(res: Response, rec: JobRecord) {
@@ -38,8 +42,12 @@ export function jobsRouter(deps: ApiDeps): Router {
     if (status !== undefined && !STATUSES.includes(status as JobStatus)) {
       throw new BadRequestError(`"status" must be one of: ${STATUSES.join(', ')}.`, { param: 'status' });
     }
+    const type = req.query.type;
+    if (type !== undefined && !JOB_TYPES.includes(type as JobType)) {
+      throw new BadRequestError(`"type" must be one of: ${JOB_TYPES.join(', ')}.`, { param: 'type' });
+    }
     const tenants = await listTenants(deps, req, res);
-    const where = status ? (j: JobRecord) => j.status === status : undefined;
+    const where = status || type ? (j: JobRecord) => (!status || j.status === status) && (!type || j.type === type) : undefined;
     await answerWhenChanged(deps, req, res, async () => listPage(await jobs.list(tenants, { ...q, where }), jobObject));
   });
 
@@ -48,8 +56,8 @@ export function jobsRouter(deps: ApiDeps): Router {
     const wait = waitSeconds(req);
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
     if (isConditional(req) || !wait)
-      return answerWhenChanged(deps, req, res, async () => jobObject(await jobs.getOwned(rec.id, tenant, admin)));
-    res.json(jobObject(await waitForJob(deps, rec, wait, res)));
+      return answerWhenChanged(deps, req, res, async () => withRequest(await jobs.getOwned(rec.id, tenant, admin)));
+    res.json(withRequest(await waitForJob(deps, rec, wait, res)));
   });
 
   r.post('/:id/cancel', async (req, res) => {

@@ -89,13 +89,18 @@ export class ActivityLog {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    const pipe = this.redis.pipeline();
-    for (const [minute, fields] of batch) {
-      const key = this.keys.activity(minute);
-      for (const [field, n] of fields) pipe.hincrbyfloat(key, field, n);
-      pipe.expire(key, KEEP_SECONDS);
-    }
-    await pipe.exec().catch(() => undefined);
+    // One pipeline per minute's hash: on a cluster a pipeline's keys must share a slot.
+    await Promise.all(
+      [...batch].map(([minute, fields]) => {
+        const key = this.keys.activity(minute);
+        const pipe = this.redis.pipeline();
+        for (const [field, n] of fields) pipe.hincrbyfloat(key, field, n);
+        return pipe
+          .expire(key, KEEP_SECONDS)
+          .exec()
+          .catch(() => undefined);
+      }),
+    );
   }
 
   /** Every point in [from, to) (Unix seconds), of every series. */

@@ -730,8 +730,12 @@ const embeddingAndJobSchemas = {
       batch_id: orNull(str('The batch whose line this job is.')),
       custom_id: orNull(str("The batch line's `custom_id`.")),
       webhook_url: orNull(str()),
+      request: {
+        type: 'object',
+        description: 'Only when one job is retrieved: the request as it was accepted (the body of its endpoint).',
+      },
     },
-    { description: "Ferry's job: a chat completion, response or embeddings request, and where it stands." },
+    { description: "Ferry's job: a chat completion, response or embeddings request, and where it stands.", optional: ['request'] },
   ),
 };
 
@@ -1385,7 +1389,11 @@ function jobPaths(): Json {
         id: 'listJobs',
         summary: "List the tenant's jobs",
         description: 'Chat completions, responses and embeddings requests, batch lines included.',
-        parameters: [...watchedListParams(1000, 20), query('status', 'Only jobs in this status.', oneOfValues(JOB_STATUSES))],
+        parameters: [
+          ...watchedListParams(1000, 20),
+          query('status', 'Only jobs in this status.', oneOfValues(JOB_STATUSES)),
+          query('type', 'Only jobs of this type.', oneOfValues(JOB_TYPES)),
+        ],
         responses: watched('A page of jobs.', 'JobList'),
         errors: [400, 404],
       }),

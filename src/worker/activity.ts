@@ -10,9 +10,10 @@ import { eachQueue, type Services } from '../core/services.js';
 const WAITING = ['waiting', 'prioritized', 'delayed', 'waiting-children'] as const;
 
 export function sampleActivity(services: Services, admission: Admission): { stop: () => void } {
-  const timer = setInterval(() => {
-    sampleOnce(services, admission).catch((err: Error) => services.logger.debug({ err: err.message }, 'activity sample skipped'));
-  }, ACTIVITY_BUCKET_SECONDS * 1000);
+  const sample = () =>
+    void sampleOnce(services, admission).catch((err: Error) => services.logger.debug({ err: err.message }, 'activity sample skipped'));
+  sample();
+  const timer = setInterval(sample, ACTIVITY_BUCKET_SECONDS * 1000);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
