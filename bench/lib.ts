@@ -605,6 +605,45 @@ export async function startStack(scope: Scope, opts: StackOptions = {}): Promise
   return { tmp, redisUrl, prefix, apiUrl, apiKey: BENCH_API_KEY, emulatorUrl, emulator, api, worker, workers, procs, redis, env, runtime };
 }
 
+/** How many calls of `model` the emulator has answered with a 2xx (429s and faults aside). */
+export async function emulatorAnswered(stack: Stack, model: string): Promise<number> {
+  return (await httpRequest(`${stack.emulatorUrl}/_emulator/stats`)).json().generateByModel?.[model]?.answered2xx ?? 0;
+}
+
+/** Until the emulator has answered `total` calls of `model`; fails if a process died meanwhile. */
+export async function untilAnswered(stack: Stack, model: string, total: number): Promise<void> {
+  while ((await emulatorAnswered(stack, model)) < total) {
+    stack.procs.forEach((p) => p.assertAlive());
+    await sleep(50);
+  }
+}
+
+/** `n` asynchronous completions (`Prefer: respond-async`), `inFlight` at a time; `from`: the first's number. */
+export async function postAsyncCompletions(
+  stack: Stack,
+  n: number,
+  opts: { model: string; inFlight: number; from?: number },
+): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.inFlight });
+  const post = (i: number) =>
+    httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.apiKey}`, prefer: 'respond-async' },
+      body: JSON.stringify({ model: opts.model, messages: [{ role: 'user', content: `job ${(opts.from ?? 0) + i}` }] }),
+    });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: opts.inFlight }, async () => {
+      while (next < n) {
+        const res = await post(next++);
+        if (res.status !== 202) throw new Error(`a completion was refused: ${res.status} ${res.text().slice(0, 200)}`);
+      }
+    }),
+  );
+  agent.destroy();
+}
+
 // ---------------------------------------------------------------------------
 // The reference: raw BullMQ on the same Redis
 

@@ -17,7 +17,6 @@
  *                                add is visible until the machine's CPUs are full)
  *   BENCH_MACHINES_LINES         lines of the mixed run's batch (default 2000)
  */
-import http from 'node:http';
 import os from 'node:os';
 import OpenAI, { toFile } from 'openai';
 import { startAzurite } from '../test/azurite.js';
@@ -25,12 +24,13 @@ import { startRedisCluster, type RedisCluster } from '../test/redis-cluster.js';
 import {
   BENCH_API_KEY,
   cpuSeconds,
+  emulatorAnswered,
   envInt,
-  httpRequest,
+  postAsyncCompletions,
+  untilAnswered,
   now,
   round,
   Scope,
-  sleep,
   startStack,
   waitFor,
   type Section,
@@ -143,46 +143,12 @@ function cpuParts(stack: Stack, cluster: RedisCluster): number[] {
   return [sum([stack.api.pid]), sum(stack.workers.map((w) => w.pid)), sum([stack.emulator.pid]), sum(cluster.pids)];
 }
 
-async function answered(stack: Stack): Promise<number> {
-  return (await httpRequest(`${stack.emulatorUrl}/_emulator/stats`)).json().generateByModel?.[MODEL]?.answered2xx ?? 0;
-}
-
-/** `n` asynchronous completions, IN_FLIGHT at a time (`from`: the first's number). */
-async function postCompletions(stack: Stack, n: number, from = 0): Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
-  const post = (i: number) =>
-    httpRequest(`${stack.apiUrl}/v1/chat/completions`, {
-      method: 'POST',
-      agent,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_API_KEY}`, prefer: 'respond-async' },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: `job ${from + i}` }] }),
-    });
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < n) {
-        const res = await post(next++);
-        if (res.status !== 202) throw new Error(`a completion was refused: ${res.status} ${res.text().slice(0, 200)}`);
-      }
-    }),
-  );
-  agent.destroy();
-}
-
-/** Until the emulator has answered `n` more than `base`. */
-async function answeredAll(stack: Stack, base: number, n: number): Promise<void> {
-  while ((await answered(stack)) - base < n) {
-    stack.procs.forEach((p) => p.assertAlive());
-    await sleep(50);
-  }
-}
-
 async function completions(stack: Stack, cluster: RedisCluster, n: number): Promise<Omit<Run, 'workers' | 'shards' | 'mixed'>> {
-  const base = await answered(stack);
+  const base = await emulatorAnswered(stack, MODEL);
   const cpu0 = cpuParts(stack, cluster);
   const t0 = now();
-  await postCompletions(stack, n);
-  await answeredAll(stack, base, n);
+  await postAsyncCompletions(stack, n, { model: MODEL, inFlight: IN_FLIGHT });
+  await untilAnswered(stack, MODEL, base + n);
   const ms = now() - t0;
   const perJob = cpuParts(stack, cluster).map((c, i) => round(((c - cpu0[i]) * 1000) / n, 2));
   const cpu = { api: perJob[0], workers: perJob[1], emulator: perJob[2], redis: perJob[3] };
@@ -211,11 +177,11 @@ async function mixedRun(stack: Stack, cluster: RedisCluster, lines: number): Pro
   const input = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'mixed.jsonl'), purpose: 'batch' });
   const keys0 = await cluster.keysPerNode();
   await cluster.resetStats();
-  const base = await answered(stack);
+  const base = await emulatorAnswered(stack, MODEL);
   const t0 = now();
   const batch = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-  await postCompletions(stack, MIXED_COMPLETIONS, 1_000_000);
-  await answeredAll(stack, base, lines + MIXED_COMPLETIONS);
+  await postAsyncCompletions(stack, MIXED_COMPLETIONS, { model: MODEL, inFlight: IN_FLIGHT, from: 1_000_000 });
+  await untilAnswered(stack, MODEL, base + lines + MIXED_COMPLETIONS);
   await waitFor("the mixed run's batch to complete", async () => (await client.batches.retrieve(batch.id)).status === 'completed', {
     timeoutMs: 5 * 60_000,
     intervalMs: 200,

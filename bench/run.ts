@@ -16,6 +16,7 @@ const SECTIONS: Record<string, () => Promise<{ default: Section }>> = {
   machines: () => import('./machines.js'),
   recovery: () => import('./recovery.js'),
   cost: () => import('./cost.js'),
+  console: () => import('./console.js'),
   start: () => import('./start.js'),
 };
 
