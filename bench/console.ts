@@ -89,7 +89,15 @@ function openConsoles(stack: Stack, tabs: number, signal: AbortSignal): Promise<
 
 async function run(stack: Stack, n: number, tabs: number): Promise<Run> {
   const ac = new AbortController();
-  const watching = tabs ? openConsoles(stack, tabs, ac.signal) : Promise.resolve(0);
+  // A watch that fails ends the run with its error, after the other watches stop.
+  let failed: unknown = null;
+  const watching = tabs
+    ? openConsoles(stack, tabs, ac.signal).catch((err) => {
+        failed = err;
+        ac.abort();
+        return 0;
+      })
+    : Promise.resolve(0);
   const cpu = () => [cpuSeconds(stack.api.pid) ?? 0, stack.workers.reduce((a, w) => a + (cpuSeconds(w.pid) ?? 0), 0)];
   const base = await emulatorAnswered(stack, MODEL);
   const [cpu0, r0] = [cpu(), await redisCounters(stack.redis)];
@@ -100,6 +108,7 @@ async function run(stack: Stack, n: number, tabs: number): Promise<Run> {
   const [cpu1, r1] = [cpu(), await redisCounters(stack.redis)];
   ac.abort();
   const answers = await watching;
+  if (failed) throw failed;
   const perJob = (a: number, b: number) => round(((b - a) * 1000) / n, 2);
   return {
     jobsPerS: round(n / (ms / 1000), 1),

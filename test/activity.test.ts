@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { toFile } from 'openai';
 import { createBatch, MODEL, requests, waitFinal } from './batch-helpers.js';
+import { countLine } from '../src/domain/batches.js';
 import { KEYS, eventually, startFerry, type Ferry } from './harness.js';
 
 const json = async (res: Response) => ({ status: res.status, body: (await res.json()) as any });
@@ -121,6 +122,31 @@ describe('the console API', () => {
     } finally {
       ferry.emulator.setLatency({ kind: 'fixed', ms: 0 });
     }
+  });
+
+  test('a version held as a weak tag, in a list or as * is still the version: 304; /v1 answers are never cached', async () => {
+    const first = await ferry.fetch('/v1/files');
+    assert.equal(first.headers.get('cache-control'), 'no-store');
+    const tag = first.headers.get('etag')!;
+    for (const held of [`W/${tag}`, `"other", ${tag}`, '*']) {
+      assert.equal((await ferry.fetch('/v1/files', { headers: { 'if-none-match': held } })).status, 304, held);
+    }
+    assert.equal((await ferry.fetch('/v1/files', { headers: { 'if-none-match': '"other"' } })).status, 200);
+  });
+
+  test('a batch line seen final twice counts once in the activity, as in the batch', async () => {
+    const batchId = 'batch_activitytwice0000000000';
+    const countedLines = async () =>
+      (await ferry.services.activity.read(Math.floor(Date.now() / 1000) - 60, Math.floor(Date.now() / 1000) + 20))
+        .filter((p) => p.series === 'lines' && p.subject === 'tenant-once')
+        .reduce((n, p) => n + p.value, 0);
+    const line = { status: 'succeeded' as const, tenant: 'tenant-once' };
+    const first = await countLine(ferry.services, batchId, 7, line);
+    const again = await countLine(ferry.services, batchId, 7, line);
+    assert.equal(first.completed, 1);
+    assert.equal(again.completed, 1);
+    await ferry.services.activity.flush();
+    assert.equal(await countedLines(), 1);
   });
 
   test('/v1/activity has the last hour: each tenant its own counts, everyone the calls per model and the queues', async () => {

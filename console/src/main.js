@@ -115,8 +115,8 @@ function App() {
     return () => removeEventListener('hashchange', on);
   }, []);
   if (checking) return html`<p class="empty">Checking the key…</p>`;
-  if (!who) return html`<${Login} onIn=${setWho} />`;
-  const out = () => (clearKey(), setWho(null));
+  if (!who) return html`<${Login} onIn=${(w) => (onTenant(''), setWho(w))} />`;
+  const out = () => (clearKey(), onTenant(''), setWho(null));
   const { page, id } = loc;
   const body =
     page === 'batches' && id

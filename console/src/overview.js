@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, FINAL_BATCH, getTenant, qs } from './api.js';
 import { ErrorNote, html, useLive, usePoll } from './ui.js';
@@ -143,19 +143,32 @@ function Cards({ batches, dead }) {
   </div>`;
 }
 
+const WINDOWS = [
+  [600, 'last 10 minutes'],
+  [3600, 'last hour'],
+  [7200, 'last 2 hours'],
+];
+
 export function Overview() {
-  const activity = useLive(`/v1/activity${qs({ seconds: 3600 }, { scoped: true })}`);
+  const [seconds, setSeconds] = useState(3600);
+  const activity = useLive(`/v1/activity${qs({ seconds }, { scoped: true })}`);
   const batches = useLive(`/v1/batches${qs({ limit: 100 }, { scoped: true })}`);
   const dead = useLive(`/v1/webhook_deliveries${qs({ status: 'failed', limit: 100 }, { scoped: true })}`);
   const a = activity.data;
+  // Drawn anew only when the activity changed, not when the cards did.
+  const drawn = useMemo(() => (a ? charts(a) : []), [a]);
   return html`<section>
     <h2>Overview</h2>
     <${ErrorNote} error=${activity.error ?? batches.error ?? dead.error} />
     ${batches.data && dead.data ? html`<${Cards} batches=${batches.data} dead=${dead.data} />` : null}
-    <h3>The last hour</h3>
+    <h3>
+      <select id="activity-window" value=${seconds} onChange=${(e) => setSeconds(Number(e.currentTarget.value))}>
+        ${WINDOWS.map(([s, name]) => html`<option value=${s}>${name}</option>`)}
+      </select>
+    </h3>
     ${
       a
-        ? html`<div class="charts">${charts(a).map((c) => html`<${Chart} key=${c.id} x=${a.buckets} ...${c} />`)}</div>`
+        ? html`<div class="charts">${drawn.map((c) => html`<${Chart} key=${c.id} x=${a.buckets} ...${c} />`)}</div>`
         : html`<p class="empty">Loading…</p>`
     }
   </section>`;

@@ -73,6 +73,12 @@ export function usePoll(load, ms, deps = []) {
   return { ...state, reload };
 }
 
+const pause = (ms, signal) =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
 /**
  * A GET kept current: answered at once, then held open as a conditional long-poll that Ferry
  * answers when what it asks for changes. `reload()` asks again now (after an action).
@@ -88,6 +94,9 @@ export function useLive(path, deps = [path]) {
         try {
           const r = await watch(path, { etag, signal: ctl.signal });
           if (r.changed) {
+            // No tag, or the one just held (a proxy in between that drops or rewrites it): the
+            // next request could not wait, so it waits here instead of asking again at once.
+            if (!r.etag || r.etag === etag) await pause(2000, ctl.signal);
             etag = r.etag;
             setState({ data: r.data, error: null, loading: false });
           }
@@ -96,7 +105,7 @@ export function useLive(path, deps = [path]) {
           setState((s) => ({ ...s, error, loading: false }));
           // A refusal (404, 400) stays one; anything else (503, a dropped connection) is tried again.
           if (error.status >= 400 && error.status < 500 && error.status !== 429) return;
-          await new Promise((r) => setTimeout(r, 5000));
+          await pause(5000, ctl.signal);
         }
       }
     })();

@@ -52,6 +52,12 @@ export function createApp(deps: ApiDeps): { app: express.Express; close: () => v
   app.use(consoleRouter());
   app.use(openapiRouter());
   const v1 = express.Router();
+  // Answers are per key and change as work moves: no cache keeps one, nor revalidates it on its own
+  // (a browser that did would turn a `?wait=` for a final status into a wait for any change).
+  v1.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   v1.use(requireKey(deps.ring));
   v1.use('/files', filesRouter(deps));
   v1.use('/uploads', uploadsRouter(deps));

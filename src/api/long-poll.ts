@@ -63,8 +63,25 @@ export const isConditional = (req: Request) => typeof req.headers['if-none-match
 
 const etagOf = (body: unknown) => `"${createHash('sha1').update(JSON.stringify(body)).digest('base64url')}"`;
 
-/** How often a conditional long-poll looks again: a batch's counts change without a notification. */
+/**
+ * Whether `If-None-Match` names this version: `*`, or one of its comma-separated tags, weak or
+ * strong alike (a compressing proxy makes Ferry's tag weak, `W/"…"`, on its way to the client).
+ */
+function holds(header: string | undefined, tag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((t) => {
+    const held = t.trim().replace(/^W\//, '');
+    return held === '*' || held === tag;
+  });
+}
+
+/**
+ * How often a conditional long-poll looks again: every second (a batch's counts change without a
+ * notification), or, when looking is slow (a long list), ten times as long as a look took, so
+ * that waiting never spends more than a tenth of the time reading.
+ */
 const LOOK_AGAIN_MS = 1000;
+const READING_SHARE = 10;
 
 /**
  * Answers `render()` with its ETag. A request holding that version (`If-None-Match`) with
@@ -81,18 +98,21 @@ export async function answerWhenChanged(deps: ApiDeps, req: Request, res: Respon
   deps.stopping.addEventListener('abort', stop);
   try {
     for (;;) {
+      const started = Date.now();
       const body = await render();
       const tag = etagOf(body);
+      const unchanged = holds(held, tag);
       const left = deadline - Date.now();
-      if (tag !== held || left <= 0 || ac.signal.aborted || deps.stopping.aborted) {
+      if (!unchanged || left <= 0 || ac.signal.aborted || deps.stopping.aborted) {
         res.setHeader('ETag', tag);
         // Decided here, not by Express's freshness check: fetch() sends "Cache-Control: no-cache"
         // with every conditional request, and Express then never answers 304.
-        if (tag === held) res.status(304).end();
+        if (unchanged) res.status(304).end();
         else res.json(body);
         return;
       }
-      await sleep(Math.min(LOOK_AGAIN_MS, left), undefined, { signal: ac.signal }).catch(() => {});
+      const pause = Math.max(LOOK_AGAIN_MS, (Date.now() - started) * READING_SHARE);
+      await sleep(Math.min(pause, left), undefined, { signal: ac.signal }).catch(() => {});
     }
   } finally {
     res.off('close', stop);

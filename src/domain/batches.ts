@@ -87,14 +87,15 @@ export async function onLineFinal(services: Services, rec: JobRecord): Promise<v
 }
 
 /** Counts line `index` of the batch as completed or failed by its line job's final status, once. */
-export function countLine(
+export async function countLine(
   services: Services,
   batchId: string,
   index: number,
   line: Pick<JobRecord, 'status' | 'tenant'>,
 ): Promise<LineState> {
-  services.activity.count('lines', line.tenant);
-  return services.batches.markLine(batchId, index, line.status === 'succeeded' ? 'completed' : 'failed');
+  const state = await services.batches.markLine(batchId, index, line.status === 'succeeded' ? 'completed' : 'failed');
+  if (state.counted) services.activity.count('lines', line.tenant);
+  return state;
 }
 
 /** The batch fails (from one of the statuses given) with `errors`, says so, and its flow's gate opens. */

@@ -79,14 +79,15 @@ async function sendWhatArrives(deps: UploadDeps, data: EarlyUploadJobData, arriv
   // Whole chunks, and never the last byte: the upload job's finalizing chunk always carries bytes.
   const chunk = services.config.uploadChunkBytes;
   const until = Math.floor((data.bytes - 1) / chunk) * chunk;
-  const uploaded = uploadedBytesCounter(services, data.tenant, state.session?.offset ?? 0);
+  const resumed = state.session && state.session.mime === mime ? state.session : null;
+  const uploaded = uploadedBytesCounter(services, data.tenant, resumed?.offset ?? 0);
   const session = await deps.gemini.uploader.sendAhead(
     {
       size: data.bytes,
       mimeType: mime,
       displayName: data.display_name,
       source: (start, end) => followed.read({ start, end }),
-      session: state.session && state.session.mime === mime ? state.session : null,
+      session: resumed,
       onProgress: async (s) => {
         uploaded(s.offset);
         const outcome = await recordEarlySession(services, data.fileId, { ...s, mime });

@@ -166,8 +166,10 @@ export class BatchStore extends RecordStore<BatchRecord> {
   }
 
   /** Counts line `index` as completed or failed, once (a repeated call changes nothing); answers the counters. */
-  async markLine(id: string, index: number, outcome: 'completed' | 'failed'): Promise<LineState> {
-    return lineState(await this.scripts.ferryMarkLine(this.doneKey(id), this.linesKey(id), index, outcome));
+  /** Counts line `index` once; `counted` says whether this call did (a line seen final again counts no more). */
+  async markLine(id: string, index: number, outcome: 'completed' | 'failed'): Promise<LineState & { counted: boolean }> {
+    const reply = await this.scripts.ferryMarkLine(this.doneKey(id), this.linesKey(id), index, outcome);
+    return { ...lineState(reply.slice(0, 3) as Array<string | null>), counted: reply[3] === 1 };
   }
 
   async lineState(id: string): Promise<LineState> {

@@ -46,7 +46,7 @@ export type Scripted = Redis & {
     initialPairs: number,
     ...args: string[]
   ): Promise<number | string[]>;
-  ferryMarkLine(done: string, lines: string, line: number, field: string): Promise<Array<string | null>>;
+  ferryMarkLine(done: string, lines: string, line: number, field: string): Promise<Array<string | number | null>>;
   ferryRaiseFed(lines: string, to: number): Promise<number>;
   ferrySlotAcquire(key: string, ...args: (string | number)[]): Promise<number>;
   ferryAdmit(h: string, waiters: string, tenants: string, tenantWaiters: string, ...args: (string | number)[]): Promise<number[]>;
