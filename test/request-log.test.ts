@@ -27,6 +27,10 @@ async function withApp(level: string, fn: (url: string, lines: Record<string, un
   app.get('/boom', (_req, res) => void res.status(503).json({ error: 'x' }));
   app.get('/readyz', (_req, res) => void res.status(503).json({ status: 'not_ready' }));
   app.get('/slow', (_req, res) => void setTimeout(() => res.end(), 500));
+  app.get('/watch', (_req, res) => {
+    res.locals.longPoll = true;
+    setTimeout(() => res.end(), 500);
+  });
   // A mounted sub-app (as Bull Board is) swaps the request's prototype for its own while it answers.
   const sub = express();
   sub.get('/page', (req, res) => {
@@ -89,6 +93,21 @@ test('a request the client hangs up on is logged at warn, not as an error', asyn
     assert.equal(aborted.length, 1);
     assert.equal(aborted[0].level, 40);
     assert.deepEqual(aborted[0].res, { statusCode: null });
+  });
+});
+
+test('a long-poll the client leaves (a console page moving on) is logged at debug, not warn', async () => {
+  await withApp('debug', async (url, lines) => {
+    const leave = new AbortController();
+    const pending = fetch(`${url}/watch`, { signal: leave.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    leave.abort();
+    await assert.rejects(pending);
+    await new Promise((r) => setTimeout(r, 50));
+    const left = lines.filter((l) => l.msg === 'long-poll left by the client');
+    assert.equal(left.length, 1);
+    assert.equal(left[0].level, 20);
+    assert.equal(lines.filter((l) => l.msg === 'request aborted').length, 0);
   });
 });
 

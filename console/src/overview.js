@@ -81,7 +81,7 @@ function Chart({ id, title, x, series, bytes = false, money = false }) {
   const plot = useRef(null);
   const points = series.reduce((n, [, values]) => n + values.filter((v) => v > 0).length, 0);
   useEffect(() => {
-    const width = Math.max(300, Math.min(box.current.clientWidth, 620));
+    const width = Math.max(300, Math.min(box.current.clientWidth - 16, 560));
     const format = bytes ? fmtBytes : money ? fmtMoney : fmtValue;
     plot.current = new uPlot(
       {

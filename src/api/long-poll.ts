@@ -28,6 +28,7 @@ export async function waitUntilFinal<T extends BaseRecord>(
   res: Response,
 ): Promise<T> {
   if (seconds <= 0 || isFinal(rec)) return rec;
+  res.locals.longPoll = true;
   // A client gone, or the API stopping (the caller then answers with what it has), ends the wait.
   const ac = new AbortController();
   const stop = () => ac.abort();
@@ -91,6 +92,7 @@ const READING_SHARE = 10;
  */
 export async function answerWhenChanged(deps: ApiDeps, req: Request, res: Response, render: () => Promise<unknown>): Promise<void> {
   const held = req.headers['if-none-match'];
+  res.locals.longPoll = true;
   const deadline = Date.now() + waitSeconds(req) * 1000;
   const ac = new AbortController();
   const stop = () => ac.abort();

@@ -6,7 +6,8 @@
  * request, never of a prototype: a mounted sub-app (Bull Board) swaps the
  * request's prototype for its own, and the response may close under it. When the response closes, one listener
  * counts it in `ferry_http_requests_total` and writes one line at info (error
- * for a 5xx, debug for the health and readiness probes, warn for a request the client hung up on) with method, URL, status, tenant and time taken.
+ * for a 5xx, debug for the health and readiness probes, warn for a request the client hung up on, debug
+ * for a long-poll it left) with method, URL, status, tenant and time taken.
  *
  * Written here rather than with pino-http: that builds a child logger and runs
  * its serializers on every request even when the level drops the line, which
@@ -59,7 +60,9 @@ export function requestLog(logger: Logger) {
       }
       // A client that hangs up (a closed tab, a stream read halfway) is worth seeing, not an alert; a
       // readiness probe told "not yet" (while starting, say) is the probe's answer, not a failure.
-      const level = status === null ? 'warn' : PROBES.has(req.path) ? 'debug' : status >= 500 ? 'error' : 'info';
+      // A long-poll left by its client (a console page closed or moved on) is routine: debug.
+      const longPoll = (res.locals as { longPoll?: boolean }).longPoll === true;
+      const level = status === null ? (longPoll ? 'debug' : 'warn') : PROBES.has(req.path) ? 'debug' : status >= 500 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level) || QUIET_URLS.has(req.originalUrl)) return;
       const tenant = (res.locals as { principal?: { tenant: string } }).principal?.tenant;
       requestLogger(req)[level](
@@ -69,7 +72,7 @@ export function requestLog(logger: Logger) {
           responseTime: Math.round(performance.now() - started),
           ...(tenant ? { tenant } : {}),
         },
-        status === null ? 'request aborted' : 'request completed',
+        status === null ? (longPoll ? 'long-poll left by the client' : 'request aborted') : 'request completed',
       );
     });
     next();
