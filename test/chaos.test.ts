@@ -122,6 +122,7 @@ before(async () => {
 });
 
 after(async () => {
+  await services.activity.close();
   await deleteByPrefix(services.redis, env.FERRY_REDIS_PREFIX).catch(() => 0);
   await services.close();
   await stopRedisServer(redis);

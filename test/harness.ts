@@ -102,6 +102,8 @@ export async function startFerry(opts: FerryOptions = {}): Promise<Ferry> {
     async close() {
       await api.close();
       await runtime?.close();
+      // The activity's last counts are written now, so that they are deleted with the rest.
+      await services.activity.close();
       await deleteByPrefix(services.redis, config.prefix);
       await services.close();
       await emulator.close();
