@@ -204,3 +204,50 @@ describe('the console API', () => {
     assert.equal(bad.body.error.param, 'seconds');
   });
 });
+
+describe('the activity under a quota Gemini does not state', () => {
+  let ferry: Ferry;
+  before(async () => {
+    ferry = await startFerry({ emulator: { quota: { rpm: 300, statesLimit: false }, latency: { kind: 'fixed', ms: 300 } } });
+  });
+  after(() => ferry.close());
+
+  test('its 429s are counted and the rate learned from them is drawn as the admitted rate', { timeout: 90_000 }, async () => {
+    const post = () =>
+      ferry.fetch('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'under quota' }] }),
+      });
+    const ids = await Promise.all(Array.from({ length: 80 }, async () => ((await (await post()).json()) as any).id as string));
+    for (const id of ids) {
+      const job = await eventually(
+        async () => {
+          const j = (await (await ferry.fetch(`/v1/jobs/${id}?wait=30`)).json()) as any;
+          return j.status === 'succeeded' && j;
+        },
+        60_000,
+        `job ${id}`,
+      );
+      assert.equal(job.status, 'succeeded');
+    }
+    assert.ok(ferry.emulator.stats().generateByModel[MODEL].refusedForQuota > 0, 'Gemini refused some calls for quota');
+    const a = await eventually(
+      async () => {
+        const r = (await (await ferry.fetch('/v1/activity?seconds=600')).json()) as any;
+        const rate = r.series.find((s: any) => s.name === 'admitted_rate' && s.model === MODEL);
+        const refusals = r.series.find((s: any) => s.name === 'quota_refusals' && s.model === MODEL);
+        return rate?.values.some((v: number | null) => v !== null && v > 0) && refusals && r;
+      },
+      20_000,
+      'a learned rate sampled',
+    );
+    const refused = a.series.find((s: any) => s.name === 'quota_refusals' && s.model === MODEL);
+    assert.ok(refused.values.reduce((n: number, v: number) => n + v, 0) > 0);
+    // Learned, not configured: at most what the quota allows (300 a minute = 5 a second) with some margin.
+    const learned = a.series
+      .find((s: any) => s.name === 'admitted_rate' && s.model === MODEL)
+      .values.filter((v: number | null) => v !== null);
+    assert.ok(Math.max(...learned) <= 10, `learned rates ${learned.join(', ')}`);
+  });
+});
