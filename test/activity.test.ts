@@ -45,6 +45,11 @@ describe('the console API', () => {
       [a2.id, b1.id],
     );
     assert.equal(all.has_more, true);
+    assert.deepEqual(
+      all.data.map((f: any) => f.tenant),
+      ['tenant-a', 'tenant-b'],
+      'the admin sees whose each is',
+    );
     const rest = (await json(await ferry.fetch(`/v1/files?limit=2&after=${all.last_id}`, { key: KEYS.admin }))).body;
     assert.deepEqual(
       rest.data.map((f: any) => f.id),
@@ -59,6 +64,10 @@ describe('the console API', () => {
     // A tenant's key lists its own; another tenant is not there for it, and an unknown one is named.
     const mine = (await json(await ferry.fetch('/v1/files'))).body;
     assert.deepEqual(mine.data.map((f: any) => f.id).sort(), [a1.id, a2.id].sort());
+    assert.ok(
+      mine.data.every((f: any) => !('tenant' in f)),
+      'a tenant is not told its own name on every object',
+    );
     const other = await json(await ferry.fetch('/v1/files?tenant=tenant-b'));
     assert.equal(other.status, 404);
     assert.equal(other.body.error.param, 'tenant');

@@ -331,6 +331,9 @@ describe('console', { skip: skip ?? false }, () => {
     await go('#/batches');
     await page.locator(`tr[data-id="${bs.id}"]`).waitFor();
     await page.locator(`tr[data-id="${as.id}"]`).waitFor();
+    // Every tenant's, each named.
+    assert.equal(await page.locator(`tr[data-id="${bs.id}"] .owner`).innerText(), 'tenant tenant-b');
+    assert.equal(await page.locator(`tr[data-id="${as.id}"] .owner`).innerText(), 'tenant tenant-a');
     await page.selectOption('#tenant-filter', 'tenant-b');
     await page.waitForFunction(
       ([a, b]) => !document.querySelector(`tr[data-id="${a}"]`) && document.querySelector(`tr[data-id="${b}"]`),

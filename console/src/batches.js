@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
-import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Progress, Status, useLive, usePoll } from './ui.js';
+import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, Progress, Status, useLive, usePoll } from './ui.js';
 
 /**
  * When a running batch should end at the pace of its lines so far (the time since it started, per
@@ -52,7 +52,7 @@ export function Batches() {
       row=${(b) =>
         html`<tr key=${b.id} data-id=${b.id}>
           <td>
-            <a href=${`#/batches/${b.id}`}>${b.id}</a>${
+            <a href=${`#/batches/${b.id}`}>${b.id}</a><${Owner} of=${b} />${
               b.metadata && Object.keys(b.metadata).length
                 ? html`<div class="meta">
                     ${Object.entries(b.metadata)

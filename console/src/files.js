@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, downloadFile, qs } from './api.js';
-import { Action, Listing, fmtBytes, fmtTime, html, Status, useLive } from './ui.js';
+import { Action, Listing, fmtBytes, fmtTime, html, Owner, Status, useLive } from './ui.js';
 
 const PURPOSES = ['', 'user_data', 'batch', 'batch_output', 'assistants', 'vision'];
 
@@ -26,7 +26,7 @@ export function Files() {
       headings=${['File', 'Name', 'Purpose', 'Status', 'Storage', 'Size', 'Created', 'Expires', '']}
       row=${(f) =>
         html`<tr key=${f.id} data-id=${f.id}>
-          <td><code>${f.id}</code></td>
+          <td><code>${f.id}</code><${Owner} of=${f} /></td>
           <td class="msg">${f.filename}</td>
           <td>${f.purpose}</td>
           <td><${Status} s=${f.status} />${f.status_details ? html`<div class="meta">${f.status_details}</div>` : null}</td>

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, FINAL_JOB, qs } from './api.js';
-import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Status, useLive } from './ui.js';
+import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, Status, useLive } from './ui.js';
 
 const STATUSES = ['', 'queued', 'waiting_for_files', 'waiting_for_quota', 'running', 'succeeded', 'failed', 'cancelled'];
 const TYPES = [
@@ -48,7 +48,8 @@ export function Jobs() {
       row=${(j) =>
         html`<tr key=${j.id} data-id=${j.id}>
           <td>
-            <a href=${`#/jobs/${j.id}`}>${j.id}</a>${j.type === 'response' ? html`<div class="meta">${responseIdOf(j.id)}</div>` : null}
+            <a href=${`#/jobs/${j.id}`}>${j.id}</a
+            ><${Owner} of=${j} />${j.type === 'response' ? html`<div class="meta">${responseIdOf(j.id)}</div>` : null}
           </td>
           <td>${j.type}</td>
           <td><${Status} s=${j.status} /></td>

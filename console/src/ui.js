@@ -168,3 +168,6 @@ function Pager({ list, pages: [after, setAfter] }) {
     ${list.data?.has_more ? html`<button onClick=${() => setAfter([...after, list.data.last_id])}>Older</button>` : null}
   </div>`;
 }
+
+/** Whose object it is, on the admin key's lists (which hold every tenant's). */
+export const Owner = ({ of }) => (of.tenant ? html`<div class="meta owner">tenant ${of.tenant}</div>` : null);

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, qs } from './api.js';
-import { Action, Listing, fmtTime, html, Status, useLive, usePoll } from './ui.js';
+import { Action, Listing, fmtTime, html, Owner, Status, useLive, usePoll } from './ui.js';
 
 const Attempts = ({ list }) =>
   html`<span class="attempts"
@@ -47,7 +47,7 @@ export function Webhooks() {
       headings=${['Endpoint', 'URL', 'Events', 'Enabled', 'Created', '']}
       row=${(e) =>
         html`<tr key=${e.id}>
-          <td><code>${e.id}</code></td>
+          <td><code>${e.id}</code><${Owner} of=${e} /></td>
           <td class="msg">${e.url}</td>
           <td>${e.events?.length ? e.events.join(', ') : 'all'}</td>
           <td>${e.enabled === false ? html`<${Status} s="disabled" />` : html`<${Status} s="enabled" />`}</td>
@@ -84,7 +84,7 @@ export function Webhooks() {
       headings=${['Delivery', 'Event', 'Status', 'Attempts', 'Endpoint', 'Created', '']}
       row=${(d) =>
         html`<tr key=${d.id} data-id=${d.id}>
-          <td><code>${d.id}</code></td>
+          <td><code>${d.id}</code><${Owner} of=${d} /></td>
           <td>
             ${d.event_type}
             <div class="meta">${d.event_id}</div>

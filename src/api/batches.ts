@@ -19,7 +19,7 @@ import { cancelBatch, newBatchRecord } from '../domain/batches.js';
 import { requestLogger } from './request-log.js';
 import type { ApiDeps } from './deps.js';
 import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
+import { listPage, listQuery, listTenants, waitSeconds, withOwner } from './params.js';
 import { nowSeconds } from '../core/time.js';
 
 export function batchesRouter(deps: ApiDeps): Router {
@@ -39,7 +39,8 @@ export function batchesRouter(deps: ApiDeps): Router {
     const [tenants, q] = [await listTenants(deps, req, res), listQuery(req, 100, 20)];
     await answerWhenChanged(deps, req, res, async () => {
       const page = await batches.list(tenants, q);
-      return listPage({ data: await Promise.all(page.data.map(view)), has_more: page.has_more }, (b) => b);
+      const data = await Promise.all(page.data.map(async (b) => withOwner(res, b, await view(b))));
+      return listPage({ data, has_more: page.has_more }, (b) => b);
     });
   });
 
@@ -47,9 +48,10 @@ export function batchesRouter(deps: ApiDeps): Router {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
     const rec = await batches.getOwned(req.params.id, tenant, admin);
+    const shown = async (b: BatchRecord) => withOwner(res, b, await view(b));
     if (isConditional(req) || !wait)
-      return answerWhenChanged(deps, req, res, async () => view(await batches.getOwned(rec.id, tenant, admin)));
-    res.json(await view(await waitUntilFinal(deps, batches, rec, isFinalBatch, wait, res)));
+      return answerWhenChanged(deps, req, res, async () => shown(await batches.getOwned(rec.id, tenant, admin)));
+    res.json(await shown(await waitUntilFinal(deps, batches, rec, isFinalBatch, wait, res)));
   });
 
   r.post('/:id/cancel', async (req, res) => {

@@ -19,7 +19,7 @@ import { parseUpload, type FileStart, type ParsedUpload } from './multipart.js';
 import { requestWebhookUrl } from './webhooks.js';
 import { assertPublicUrl } from '../core/ssrf.js';
 import { answerWhenChanged, waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
+import { listPage, listQuery, listTenants, waitSeconds, withOwner } from './params.js';
 
 export function filesRouter(deps: ApiDeps): Router {
   const { files } = deps.services;
@@ -41,7 +41,8 @@ export function filesRouter(deps: ApiDeps): Router {
     const q = listQuery(req, 10_000);
     const purpose = typeof req.query.purpose === 'string' && req.query.purpose ? req.query.purpose : undefined;
     const tenants = await listTenants(deps, req, res);
-    await answerWhenChanged(deps, req, res, async () => listPage(await files.listFiles(tenants, { ...q, purpose }), view));
+    const shown = (f: FileRecord) => withOwner(res, f, view(f));
+    await answerWhenChanged(deps, req, res, async () => listPage(await files.listFiles(tenants, { ...q, purpose }), shown));
   });
 
   r.get('/:id', async (req, res) => {
@@ -51,7 +52,7 @@ export function filesRouter(deps: ApiDeps): Router {
     const latest = await waitUntilFinal(deps, files, rec, isFinalFile, wait, res);
     // A file deleted during the wait is gone for this caller too.
     await files.getOwned(latest.id, tenant, admin);
-    res.json(view(latest));
+    res.json(withOwner(res, latest, view(latest)));
   });
 
   r.delete('/:id', async (req, res) => {

@@ -7,7 +7,7 @@ import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js';
-import { listPage, listQuery, listTenants, waitSeconds } from './params.js';
+import { listPage, listQuery, listTenants, waitSeconds, withOwner } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
 const JOB_TYPES: JobType[] = ['chat.completion', 'response', 'embedding'];
@@ -48,16 +48,18 @@ export function jobsRouter(deps: ApiDeps): Router {
     }
     const tenants = await listTenants(deps, req, res);
     const where = status || type ? (j: JobRecord) => (!status || j.status === status) && (!type || j.type === type) : undefined;
-    await answerWhenChanged(deps, req, res, async () => listPage(await jobs.list(tenants, { ...q, where }), jobObject));
+    const shown = (j: JobRecord) => withOwner(res, j, jobObject(j));
+    await answerWhenChanged(deps, req, res, async () => listPage(await jobs.list(tenants, { ...q, where }), shown));
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
+    const shown = (j: JobRecord) => withOwner(res, j, withRequest(j));
     if (isConditional(req) || !wait)
-      return answerWhenChanged(deps, req, res, async () => withRequest(await jobs.getOwned(rec.id, tenant, admin)));
-    res.json(withRequest(await waitForJob(deps, rec, wait, res)));
+      return answerWhenChanged(deps, req, res, async () => shown(await jobs.getOwned(rec.id, tenant, admin)));
+    res.json(shown(await waitForJob(deps, rec, wait, res)));
   });
 
   r.post('/:id/cancel', async (req, res) => {

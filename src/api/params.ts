@@ -56,3 +56,8 @@ export function listTenants(deps: ApiDeps, req: Request, res: Response): Promise
   }
   return listedTenants(deps.services, principal(res), tenant || undefined);
 }
+
+/** For the admin key, the object with its owner (Ferry's `tenant`): the admin's lists hold every tenant's. */
+export function withOwner<V extends object>(res: Response, rec: { tenant: string }, shown: V): V | (V & { tenant: string }) {
+  return principal(res).admin ? { ...shown, tenant: rec.tenant } : shown;
+}

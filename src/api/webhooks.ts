@@ -11,7 +11,7 @@ import { changeEndpoint, createEndpoint, retryDelivery, rotateSecret, type Endpo
 import { principal } from './auth.js';
 import { jsonBody } from './json-body.js';
 import type { ApiDeps } from './deps.js';
-import { listPage, listQuery, listTenants } from './params.js';
+import { listPage, listQuery, listTenants, withOwner } from './params.js';
 import { answerWhenChanged } from './long-poll.js';
 import type { WebhookDelivery } from '../core/records/webhooks.js';
 
@@ -60,12 +60,13 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
 
   r.get('/', async (req, res) => {
     const page = await endpoints.list(await listTenants(deps, req, res), listQuery(req, 100, 100));
-    res.json(listPage(page, (e) => endpointObject(e)));
+    res.json(listPage(page, (e) => withOwner(res, e, endpointObject(e))));
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
-    res.json(endpointObject(await endpoints.getOwned(req.params.id, tenant, admin)));
+    const e = await endpoints.getOwned(req.params.id, tenant, admin);
+    res.json(withOwner(res, e, endpointObject(e)));
   });
 
   r.patch('/:id', async (req, res) => {
@@ -106,12 +107,14 @@ export function webhookDeliveriesRouter(deps: ApiDeps): Router {
     checkDeliveryStatus(status);
     const [tenants, q] = [await listTenants(deps, req, res), listQuery(req, 1000, 100)];
     const where = (d: WebhookDelivery) => (!status || d.status === status) && (!endpoint_id || d.endpoint_id === endpoint_id);
-    await answerWhenChanged(deps, req, res, async () => listPage(await deliveries.list(tenants, { ...q, where }), deliveryObject));
+    const shown = (d: WebhookDelivery) => withOwner(res, d, deliveryObject(d));
+    await answerWhenChanged(deps, req, res, async () => listPage(await deliveries.list(tenants, { ...q, where }), shown));
   });
 
   r.get('/:id', async (req, res) => {
     const { tenant, admin } = principal(res);
-    res.json(deliveryObject(await deliveries.getOwned(req.params.id, tenant, admin)));
+    const d = await deliveries.getOwned(req.params.id, tenant, admin);
+    res.json(withOwner(res, d, deliveryObject(d)));
   });
 
   r.post('/:id/retry', async (req, res) => {

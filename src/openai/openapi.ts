@@ -23,6 +23,9 @@ import { PART_MAX_BYTES, UPLOAD_MAX_BYTES } from './uploads.js';
 
 type Json = Record<string, unknown>;
 
+/** Ferry's field on the objects the admin key reads: whose they are (a tenant's key never sees it). */
+const OWNER = { tenant: { type: 'string', description: "Ferry's, for the admin key only: the tenant the object belongs to." } };
+
 // ---------------------------------------------------------------------------
 // Building blocks
 
@@ -215,8 +218,9 @@ const fileSchemas = {
       provider_expires_at: orNull(time("Ferry's: when Gemini's copy expires.")),
       content_expires_at: orNull(time("Ferry's: until when `GET /v1/files/{file_id}/content` has the bytes.")),
       source_url: orNull(str("Ferry's: the URL the file was named by (`url`), if it was.")),
+      ...OWNER,
     },
-    { description: "OpenAI's file object, with Ferry's fields beside." },
+    { description: "OpenAI's file object, with Ferry's fields beside.", optional: ['tenant'] },
   ),
   FileDeleted: obj({ id: str(), object: constant('file'), deleted: constant(true) }),
   FileUpload: {
@@ -734,8 +738,12 @@ const embeddingAndJobSchemas = {
         type: 'object',
         description: 'Only when one job is retrieved: the request as it was accepted (the body of its endpoint).',
       },
+      ...OWNER,
     },
-    { description: "Ferry's job: a chat completion, response or embeddings request, and where it stands.", optional: ['request'] },
+    {
+      description: "Ferry's job: a chat completion, response or embeddings request, and where it stands.",
+      optional: ['request', 'tenant'],
+    },
   ),
 };
 
@@ -781,8 +789,12 @@ const batchAndModelSchemas = {
         obj({ model: str(), name: orNull(str('`batches/…`, once made.')), state: str() }),
         "Ferry's, on Gemini Batch Mode: one Gemini batch per model.",
       ),
+      ...OWNER,
     },
-    { optional: ['output_expires_after', 'cost', 'gemini_batches'], description: "OpenAI's batch object, with Ferry's fields beside." },
+    {
+      optional: ['output_expires_after', 'cost', 'gemini_batches', 'tenant'],
+      description: "OpenAI's batch object, with Ferry's fields beside.",
+    },
   ),
   BatchCreate: requestObj(
     {
@@ -836,9 +848,10 @@ const endpointChange = {
 };
 
 const webhookSchemas = {
-  WebhookEndpoint: obj(endpointFields, {
-    description: "Ferry's webhook endpoint: where a tenant's events go, signed (Standard Webhooks).",
-  }),
+  WebhookEndpoint: obj(
+    { ...endpointFields, ...OWNER },
+    { description: "Ferry's webhook endpoint: where a tenant's events go, signed (Standard Webhooks).", optional: ['tenant'] },
+  ),
   WebhookEndpointWithSecret: obj(
     { ...endpointFields, secret },
     { description: 'The endpoint with its signing secret, as creating or rotating answers it.' },
@@ -861,8 +874,9 @@ const webhookSchemas = {
       attempts: arr(obj({ at: time(), status_code: orNull(int()), error: orNull(str()), duration_ms: int() })),
       created_at: time(),
       finished_at: orNull(time()),
+      ...OWNER,
     },
-    { description: "Ferry's delivery of one event to one URL, with every attempt." },
+    { description: "Ferry's delivery of one event to one URL, with every attempt.", optional: ['tenant'] },
   ),
   WebhookEvent: obj(
     {
