@@ -279,6 +279,40 @@ describe('console', { skip: skip ?? false }, () => {
     await shot('overview');
   });
 
+  test('a hidden tab gives up its long-poll and asks nothing; shown again, it asks at once', async () => {
+    await go('#/batches');
+    await page.locator('#batches tbody tr').first().waitFor();
+    const asked: string[] = [];
+    const ended: string[] = [];
+    const onRequest = (r: any) => r.url().includes('/v1/') && asked.push(r.url());
+    const onFailed = (r: any) => r.url().includes('/v1/') && ended.push(r.url());
+    page.on('request', onRequest);
+    page.on('requestfailed', onFailed);
+    const setShown = (shown: boolean) =>
+      page.evaluate((shown) => {
+        Object.defineProperty(document, 'visibilityState', { value: shown ? 'visible' : 'hidden', configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, shown);
+    try {
+      await setShown(false);
+      await page.waitForTimeout(300);
+      assert.ok(
+        ended.some((u) => u.includes('wait=')),
+        'the held long-poll was given up',
+      );
+      const before = asked.length;
+      await page.waitForTimeout(3000);
+      assert.equal(asked.length, before, 'nothing asked while hidden');
+      await setShown(true);
+      await page.waitForTimeout(500);
+      assert.ok(asked.length > before, 'asked again once shown');
+    } finally {
+      page.off('request', onRequest);
+      page.off('requestfailed', onFailed);
+      await setShown(true);
+    }
+  });
+
   test('responses are listed with the jobs; a response shows what was asked and its answer', async () => {
     const r = await ferry.client(KEYS.a).responses.create({ model: MODEL, input: 'What does a ferry carry?' });
     const jobId = `job-${r.id.slice('resp_'.length)}`;

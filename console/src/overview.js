@@ -152,15 +152,24 @@ const WINDOWS = [
 export function Overview() {
   const [seconds, setSeconds] = useState(3600);
   const activity = useLive(`/v1/activity${qs({ seconds }, { scoped: true })}`);
-  const batches = useLive(`/v1/batches${qs({ limit: 100 }, { scoped: true })}`);
-  const dead = useLive(`/v1/webhook_deliveries${qs({ status: 'failed', limit: 100 }, { scoped: true })}`);
+  // The cards are read every 5 s: one long-poll per page leaves the browser's other connections to Ferry free.
+  const cards = usePoll(
+    async (signal) => {
+      const [batches, dead] = await Promise.all([
+        api(`/v1/batches${qs({ limit: 100 }, { scoped: true })}`, { signal }),
+        api(`/v1/webhook_deliveries${qs({ status: 'failed', limit: 100 }, { scoped: true })}`, { signal }),
+      ]);
+      return { batches, dead };
+    },
+    () => 5000,
+  );
   const a = activity.data;
   // Drawn anew only when the activity changed, not when the cards did.
   const drawn = useMemo(() => (a ? charts(a) : []), [a]);
   return html`<section>
     <h2>Overview</h2>
-    <${ErrorNote} error=${activity.error ?? batches.error ?? dead.error} />
-    ${batches.data && dead.data ? html`<${Cards} batches=${batches.data} dead=${dead.data} />` : null}
+    <${ErrorNote} error=${activity.error ?? cards.error} />
+    ${cards.data ? html`<${Cards} batches=${cards.data.batches} dead=${cards.data.dead} />` : null}
     <h3>
       <select id="activity-window" value=${seconds} onChange=${(e) => setSeconds(Number(e.currentTarget.value))}>
         ${WINDOWS.map(([s, name]) => html`<option value=${s}>${name}</option>`)}

@@ -44,6 +44,9 @@ export function usePoll(load, ms, deps = []) {
     let timer;
     const ctl = new AbortController();
     const run = async () => {
+      // A hidden tab reads nothing; shown again, it reads at once.
+      await untilShown(ctl.signal);
+      if (stop) return;
       const mine = ++tick.current;
       try {
         const data = await load(ctl.signal);
@@ -79,9 +82,47 @@ const pause = (ms, signal) =>
     signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
+const hidden = () => document.visibilityState === 'hidden';
+
+/** Resolves once the tab is shown (or `signal` aborts). */
+const untilShown = (signal) =>
+  new Promise((resolve) => {
+    const done = () => {
+      if (hidden() && !signal.aborted) return;
+      document.removeEventListener('visibilitychange', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    document.addEventListener('visibilitychange', done);
+    signal.addEventListener('abort', done);
+    done();
+  });
+
+/**
+ * `watch` while the tab is shown: a hidden tab gives up its held request, so that background
+ * tabs do not take the browser's six connections to Ferry; shown again, it asks at once.
+ */
+async function watchWhileShown(path, etag, signal) {
+  await untilShown(signal);
+  const one = new AbortController();
+  const stop = () => one.abort();
+  const onHide = () => hidden() && stop();
+  signal.addEventListener('abort', stop);
+  document.addEventListener('visibilitychange', onHide);
+  try {
+    return await watch(path, { etag, signal: one.signal });
+  } catch (err) {
+    if (one.signal.aborted && !signal.aborted) return { changed: false, etag };
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', stop);
+    document.removeEventListener('visibilitychange', onHide);
+  }
+}
+
 /**
  * A GET kept current: answered at once, then held open as a conditional long-poll that Ferry
- * answers when what it asks for changes. `reload()` asks again now (after an action).
+ * answers when what it asks for changes, while the tab is shown. `reload()` asks again now.
  */
 export function useLive(path, deps = [path]) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
@@ -92,7 +133,7 @@ export function useLive(path, deps = [path]) {
       let etag = null;
       while (!ctl.signal.aborted) {
         try {
-          const r = await watch(path, { etag, signal: ctl.signal });
+          const r = await watchWhileShown(path, etag, ctl.signal);
           if (r.changed) {
             // No tag, or the one just held (a proxy in between that drops or rewrites it): the
             // next request could not wait, so it waits here instead of asking again at once.
