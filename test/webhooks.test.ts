@@ -231,7 +231,9 @@ describe('webhooks', () => {
       10_000,
       'disabled event',
     );
-    assert.equal(JSON.parse(notice.body).data.id, ep.id);
+    // The endpoint as GET answers it.
+    const now = await (await ferry.fetch(`/v1/webhook_endpoints/${ep.id}`)).json();
+    assert.deepEqual(JSON.parse(notice.body).data, now);
   });
 
   test('secret rotation: both signatures present during the overlap; each verifies', async () => {

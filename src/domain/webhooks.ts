@@ -12,6 +12,7 @@ import type { Services } from '../core/services.js';
 import { enqueueDelivery } from '../core/enqueue.js';
 import type { WebhookDelivery, WebhookEndpoint } from '../core/records/webhooks.js';
 import type { EventType } from '../openai/events.js';
+import { endpointObject } from '../openai/webhooks.js';
 import { nowSeconds } from '../core/time.js';
 
 /** How long a rotated-out secret keeps signing beside the new one, so receivers can switch without a gap. */
@@ -93,7 +94,8 @@ export async function disableEndpoint(services: Services, id: string, reason: st
     type: 'webhook_endpoint.disabled',
     tenant: e.tenant,
     objectId: `${e.id}:${at}`,
-    data: { id: e.id, object: 'webhook_endpoint', url: e.url, enabled: false, disabled_at: at, disabled_reason: reason },
+    // The endpoint as GET answers it, disabled.
+    data: endpointObject(e),
   });
 }
 
