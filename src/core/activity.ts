@@ -7,6 +7,8 @@
  * figures to look at, not records: a crash loses at most the last 2 s of a process's counts, and a
  * job announced twice after a crash counts twice. Prometheus (`/metrics`) keeps the exact
  * per-process counters. Gauges (queue depths, the admitted rate) are sampled by one worker at a time.
+ * A minute 30 s past its end no longer changes, so a process reading the hour keeps those it has
+ * read (a copy of what Redis holds, never the only one) and reads only the last minutes again.
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
@@ -14,6 +16,8 @@ import type { Keys } from './keys.js';
 export const ACTIVITY_BUCKET_SECONDS = 10;
 const KEEP_SECONDS = 2 * 3600;
 const FLUSH_MS = 2000;
+/** A minute this long past its end has every process's counts (each writes every 2 s): it no longer changes. */
+const SETTLED_SECONDS = 30;
 
 /** Counted per tenant: what each tenant's work did. */
 export const TENANT_SERIES = ['completions', 'lines', 'upload_bytes'] as const;
@@ -44,6 +48,8 @@ const fieldOf = (t: number, series: SeriesName, subject: string) => `${t}|${seri
 export class ActivityLog {
   /** Counts not yet written, by minute and field. */
   private pending = new Map<number, Map<string, number>>();
+  /** Minutes no process writes to any more, as read (two hours of them at most). */
+  private readonly settled = new Map<number, ActivityPoint[]>();
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -105,17 +111,23 @@ export class ActivityLog {
 
   /** Every point in [from, to) (Unix seconds), of every series. */
   async read(from: number, to: number): Promise<ActivityPoint[]> {
+    const settledBefore = minuteOf(this.now() / 1000 - SETTLED_SECONDS);
+    for (const m of this.settled.keys()) if (m < minuteOf(this.now() / 1000 - KEEP_SECONDS)) this.settled.delete(m);
     const minutes: number[] = [];
     for (let m = minuteOf(from); m <= minuteOf(to - 1); m++) minutes.push(m);
-    const hashes = await Promise.all(minutes.map((m) => this.redis.hgetall(this.keys.activity(m))));
-    const points: ActivityPoint[] = [];
-    for (const hash of hashes) {
-      for (const [field, value] of Object.entries(hash)) {
-        const [ts, series, subject] = field.split('|');
-        const t = Number(ts);
-        if (t >= from && t < to) points.push({ t, series: series as SeriesName, subject, value: Number(value) });
-      }
-    }
+    const perMinute = await Promise.all(minutes.map((m) => this.minute(m, m < settledBefore)));
+    return perMinute.flat().filter((p) => p.t >= from && p.t < to);
+  }
+
+  /** A minute's points: read from Redis, or, once settled, as first read here (a long-poll reads the hour every second). */
+  private async minute(m: number, settled: boolean): Promise<ActivityPoint[]> {
+    const kept = settled ? this.settled.get(m) : undefined;
+    if (kept) return kept;
+    const points = Object.entries(await this.redis.hgetall(this.keys.activity(m))).map(([field, value]) => {
+      const [t, series, subject] = field.split('|');
+      return { t: Number(t), series: series as SeriesName, subject, value: Number(value) };
+    });
+    if (settled) this.settled.set(m, points);
     return points;
   }
 
