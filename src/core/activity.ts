@@ -52,6 +52,8 @@ export class ActivityLog {
   private readonly settled = new Map<number, ActivityPoint[]>();
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
+  /** Closed, it writes what it holds once and takes no more counts (work that ends during a shutdown is not counted). */
+  private closed = false;
 
   constructor(
     private readonly redis: Redis,
@@ -64,7 +66,7 @@ export class ActivityLog {
 
   /** Adds `n` to a series of a tenant or a model in the current bucket. */
   count(series: TenantSeries | Exclude<ModelSeries, 'admitted_rate'>, subject: string, n = 1): void {
-    if (!(n > 0)) return;
+    if (!(n > 0) || this.closed) return;
     const t = bucketOf(this.now());
     const field = fieldOf(t, series, subject);
     const minute = this.pending.get(minuteOf(t)) ?? new Map<string, number>();
@@ -132,6 +134,7 @@ export class ActivityLog {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     await this.flush();
   }
