@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
-import { api, downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
-import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, Progress, Status, useLive, usePoll } from './ui.js';
+import { downloadFile, FINAL_BATCH, jsonl, qs } from './api.js';
+import { Action, CancelButton, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, Progress, prop, Status, useLive, usePoll } from './ui.js';
 
 /**
  * When a running batch should end at the pace of its lines so far (the time since it started, per
@@ -120,11 +120,6 @@ export function Batch({ id }) {
       <${ErrorNote} error=${b.error} />${b.loading ? html`<p>Loading…</p>` : null}
     </section>`;
   const final = FINAL_BATCH.includes(batch.status);
-  const row = (k, v) =>
-    html`<tr>
-      <th>${k}</th>
-      <td>${v}</td>
-    </tr>`;
   return html`<section>
     <h2>Batch <code>${batch.id}</code> <${Status} s=${batch.status} /></h2>
     <${ErrorNote} error=${b.error} />
@@ -151,26 +146,26 @@ export function Batch({ id }) {
       }
       ${
         !final && batch.status !== 'cancelling'
-          ? html`<${Action}
+          ? html`<${CancelButton}
               id="cancel-batch"
-              kind="danger"
               label="Cancel batch"
               confirm="Cancel this batch? Lines not done become batch_cancelled."
-              run=${async () => (await api(`/v1/batches/${encodeURIComponent(batch.id)}/cancel`, { method: 'POST' }), b.reload())}
+              path=${`/v1/batches/${encodeURIComponent(batch.id)}/cancel`}
+              done=${b.reload}
             />`
           : null
       }
     </div>
     <table class="props">
-      ${row('Endpoint', batch.endpoint)} ${row('Execution', batch.execution ?? 'direct')}
-      ${batch.gemini_batches?.length ? row('Gemini batches', batch.gemini_batches.map((g) => `${g.model}: ${g.state}`).join(', ')) : null}
-      ${row('Completion window', batch.completion_window)} ${row('Created', fmtTime(batch.created_at))}
-      ${row(final ? 'Ended' : 'Expected finish', expectedFinish(batch))}
-      ${row('Duration', fmtDur(batch.created_at, batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
-      ${row('Expires', fmtTime(batch.expires_at))} ${row('Input file', batch.input_file_id)}
-      ${row('Output file', batch.output_file_id ?? '—')} ${row('Error file', batch.error_file_id ?? '—')}
-      ${batch.usage ? row('Tokens', `${batch.usage.input_tokens ?? 0} in, ${batch.usage.output_tokens ?? 0} out`) : null}
-      ${batch.metadata ? row('Metadata', JSON.stringify(batch.metadata)) : null}
+      ${prop('Endpoint', batch.endpoint)} ${prop('Execution', batch.execution ?? 'direct')}
+      ${batch.gemini_batches?.length ? prop('Gemini batches', batch.gemini_batches.map((g) => `${g.model}: ${g.state}`).join(', ')) : null}
+      ${prop('Completion window', batch.completion_window)} ${prop('Created', fmtTime(batch.created_at))}
+      ${prop(final ? 'Ended' : 'Expected finish', expectedFinish(batch))}
+      ${prop('Duration', fmtDur(batch.created_at, batch.completed_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.expired_at))}
+      ${prop('Expires', fmtTime(batch.expires_at))} ${prop('Input file', batch.input_file_id)}
+      ${prop('Output file', batch.output_file_id ?? '—')} ${prop('Error file', batch.error_file_id ?? '—')}
+      ${batch.usage ? prop('Tokens', `${batch.usage.input_tokens ?? 0} in, ${batch.usage.output_tokens ?? 0} out`) : null}
+      ${batch.metadata ? prop('Metadata', JSON.stringify(batch.metadata)) : null}
     </table>
     ${
       batch.errors?.data?.length

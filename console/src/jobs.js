@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
-import { api, FINAL_JOB, qs } from './api.js';
-import { Action, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, Status, useLive } from './ui.js';
+import { FINAL_JOB, qs } from './api.js';
+import { CancelButton, ErrorNote, Listing, fmtDur, fmtTime, html, Owner, prop, Status, useLive } from './ui.js';
 
 const STATUSES = ['', 'queued', 'waiting_for_files', 'waiting_for_quota', 'running', 'succeeded', 'failed', 'cancelled'];
 const TYPES = [
@@ -70,11 +70,6 @@ export function Job({ id }) {
       <h2>Job ${id}</h2>
       <${ErrorNote} error=${j.error} />
     </section>`;
-  const row = (k, v) =>
-    html`<tr>
-      <th>${k}</th>
-      <td>${v}</td>
-    </tr>`;
   return html`<section>
     <h2>
       ${job.type === 'response' ? 'Response' : 'Job'} <code>${job.type === 'response' ? responseIdOf(job.id) : job.id}</code>
@@ -84,23 +79,23 @@ export function Job({ id }) {
     <div class="actions">
       ${
         !FINAL_JOB.includes(job.status)
-          ? html`<${Action}
+          ? html`<${CancelButton}
               id="cancel-job"
-              kind="danger"
               label="Cancel job"
               confirm="Cancel this job?"
-              run=${async () => (await api(`/v1/jobs/${encodeURIComponent(job.id)}/cancel`, { method: 'POST' }), j.reload())}
+              path=${`/v1/jobs/${encodeURIComponent(job.id)}/cancel`}
+              done=${j.reload}
             />`
           : null
       }
     </div>
     <table class="props">
-      ${row('Type', job.type ?? '—')} ${row('Model', job.model ?? '—')} ${row('Attempts', job.attempts ?? 0)}
-      ${job.file_ids?.length ? row('Files', job.file_ids.join(', ')) : null}
-      ${job.batch_id ? row('Batch', html`<a href=${`#/batches/${job.batch_id}`}>${job.batch_id}</a> (${job.custom_id})`) : null}
-      ${row('Created', fmtTime(job.created_at))} ${row('Started', fmtTime(job.started_at))} ${row('Finished', fmtTime(job.finished_at))}
-      ${row('Waited', fmtDur(job.created_at, job.started_at))} ${row('Ran', fmtDur(job.started_at, job.finished_at))}
-      ${job.metadata && Object.keys(job.metadata).length ? row('Metadata', JSON.stringify(job.metadata)) : null}
+      ${prop('Type', job.type ?? '—')} ${prop('Model', job.model ?? '—')} ${prop('Attempts', job.attempts ?? 0)}
+      ${job.file_ids?.length ? prop('Files', job.file_ids.join(', ')) : null}
+      ${job.batch_id ? prop('Batch', html`<a href=${`#/batches/${job.batch_id}`}>${job.batch_id}</a> (${job.custom_id})`) : null}
+      ${prop('Created', fmtTime(job.created_at))} ${prop('Started', fmtTime(job.started_at))} ${prop('Finished', fmtTime(job.finished_at))}
+      ${prop('Waited', fmtDur(job.created_at, job.started_at))} ${prop('Ran', fmtDur(job.started_at, job.finished_at))}
+      ${job.metadata && Object.keys(job.metadata).length ? prop('Metadata', JSON.stringify(job.metadata)) : null}
     </table>
     ${
       job.error

@@ -1,7 +1,7 @@
 import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { watch } from './api.js';
+import { api, watch } from './api.js';
 
 export const html = htm.bind(h);
 
@@ -212,3 +212,20 @@ function Pager({ list, pages: [after, setAfter] }) {
 
 /** Whose object it is, on the admin key's lists (which hold every tenant's). */
 export const Owner = ({ of }) => (of.tenant ? html`<div class="meta owner">tenant ${of.tenant}</div>` : null);
+
+/** One row of an object's table of properties. */
+export const prop = (name, value) =>
+  html`<tr>
+    <th>${name}</th>
+    <td>${value}</td>
+  </tr>`;
+
+/** The cancel button of an object that has not ended: POSTs to `path`, then `done()` (a reload). */
+export const CancelButton = ({ id, label, confirm, path, done }) =>
+  html`<${Action}
+    id=${id}
+    kind="danger"
+    label=${label}
+    confirm=${confirm}
+    run=${async () => (await api(path, { method: 'POST' }), done())}
+  />`;
