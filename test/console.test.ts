@@ -18,7 +18,7 @@ import { consoleRouter } from '../src/api/console.js';
 import { toErrorBody } from '../src/core/errors.js';
 import { emit } from '../src/domain/webhooks.js';
 import { createBatch, MODEL, requests, waitFinal } from './batch-helpers.js';
-import { KEYS, eventually, startFerry, type Ferry } from './harness.js';
+import { KEYS, eventually, jobWaitingForSlowFile, startFerry, type Ferry } from './harness.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -208,20 +208,11 @@ describe('console', { skip: skip ?? false }, () => {
   });
 
   test('a waiting job is cancelled from its page', { timeout: 30_000 }, async () => {
-    ferry.emulator.setFaults([{ route: 'upload.chunk', kind: 'latency', latencyMs: 6000, count: 1 }]);
-    const client = ferry.client(KEYS.a);
-    const f = await client.files.create({ file: await toFile(Buffer.alloc(2048, 1), 'slow.pdf'), purpose: 'user_data' });
-    const job = await (
-      await ferry.fetch('/v1/chat/completions', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: f.id } }] }] }),
-      })
-    ).json();
-    await go(`#/jobs/${job.id}`);
+    const { jobId } = await jobWaitingForSlowFile(ferry, 6000);
+    await go(`#/jobs/${jobId}`);
     await page.click('#cancel-job');
     await page.locator('h2 .status', { hasText: 'cancelled' }).waitFor();
-    assert.equal((await (await ferry.fetch(`/v1/jobs/${job.id}`)).json()).status, 'cancelled');
+    assert.equal((await (await ferry.fetch(`/v1/jobs/${jobId}`)).json()).status, 'cancelled');
     await shot('job');
     await go('#/jobs');
     await page.locator('#jobs tbody tr').first().waitFor();

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
@@ -192,4 +192,28 @@ export async function cleanUpSpawned(opts: { child?: ChildProcess; prefix: strin
   await deleteByPrefix(redis, opts.prefix);
   await redis.quit();
   for (const dir of opts.dirs) if (dir) await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * An asynchronous completion that waits for its file: the emulator holds the file's upload for
+ * `latencyMs`, so the job is queued or waiting meanwhile (to cancel it, say).
+ */
+export async function jobWaitingForSlowFile(
+  ferry: Ferry,
+  latencyMs: number,
+  key: string = KEYS.a,
+): Promise<{ fileId: string; jobId: string }> {
+  ferry.emulator.setFaults([{ route: 'upload.chunk', kind: 'latency', latencyMs, count: 1 }]);
+  const file = await ferry.client(key).files.create({ file: await toFile(randomBytes(2048), 'slow.pdf'), purpose: 'user_data' });
+  const res = await ferry.fetch('/v1/chat/completions', {
+    key,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+    body: JSON.stringify({
+      model: 'gemini-2.0-flash',
+      messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }],
+    }),
+  });
+  const job = (await res.json()) as { id: string };
+  return { fileId: file.id, jobId: job.id };
 }
