@@ -1,8 +1,16 @@
 /** `/v1/jobs`: the native polling surface for asynchronous work. */
 import { Router, type Response } from 'express';
 import { BadRequestError, ConflictError } from '../core/errors.js';
-import { FINAL_JOB_STATUSES, OPEN_JOB_STATUSES, isFinalJob, type JobRecord, type JobStatus, type JobType } from '../core/records/jobs.js';
-import { jobObject } from '../openai/jobs.js';
+import {
+  FINAL_JOB_STATUSES,
+  JOB_TYPES,
+  OPEN_JOB_STATUSES,
+  isFinalJob,
+  type JobRecord,
+  type JobStatus,
+  type JobType,
+} from '../core/records/jobs.js';
+import { jobDetail, jobObject } from '../openai/jobs.js';
 import { cancelJob } from '../domain/jobs.js';
 import { principal } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -10,10 +18,6 @@ import { answerWhenChanged, isConditional, waitUntilFinal } from './long-poll.js
 import { listPage, listQuery, listTenants, waitSeconds, withOwner } from './params.js';
 
 const STATUSES: JobStatus[] = [...OPEN_JOB_STATUSES, ...FINAL_JOB_STATUSES];
-const JOB_TYPES: JobType[] = ['chat.completion', 'response', 'embedding'];
-
-/** One job as GET answers it: with the request it was asked (lists and events leave it out: it may be large). */
-const withRequest = (rec: JobRecord) => ({ ...jobObject(rec), request: rec.request });
 
 /** 202 Accepted with the job and where to poll it. */
 export function acceptedJob(res: Response, rec: JobRecord) {
@@ -56,7 +60,7 @@ export function jobsRouter(deps: ApiDeps): Router {
     const { tenant, admin } = principal(res);
     const wait = waitSeconds(req);
     const rec = await jobs.getOwned(req.params.id, tenant, admin);
-    const shown = (j: JobRecord) => withOwner(res, j, withRequest(j));
+    const shown = (j: JobRecord) => withOwner(res, j, jobDetail(j));
     if (isConditional(req) || !wait)
       return answerWhenChanged(deps, req, res, async () => shown(await jobs.getOwned(rec.id, tenant, admin)));
     res.json(shown(await waitForJob(deps, rec, wait, res)));

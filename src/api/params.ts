@@ -1,4 +1,4 @@
-/** Query parameters shared by list and long-poll endpoints. */
+/** What list and long-poll endpoints share: their query parameters, whose records they cover, and how a page is answered. */
 import type { Request, Response } from 'express';
 import { BadRequestError } from '../core/errors.js';
 import { listedTenants } from '../domain/tenants.js';

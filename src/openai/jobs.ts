@@ -36,6 +36,11 @@ export function jobObject(rec: JobRecord) {
   };
 }
 
+/** One job as `GET /v1/jobs/{id}` answers it: with the request it was asked (lists and events leave it out: it may be large). */
+export function jobDetail(rec: JobRecord) {
+  return { ...jobObject(rec), request: rec.request };
+}
+
 /** The webhook event for a job that reached a final status. */
 export function jobEvent(rec: JobRecord) {
   const type = `job.${rec.status}` as 'job.succeeded' | 'job.failed' | 'job.cancelled';

@@ -8,6 +8,7 @@ import type { Keys } from '../keys.js';
 import { RecordStore, type Lifecycle } from './store.js';
 
 export type JobType = 'chat.completion' | 'response' | 'embedding';
+export const JOB_TYPES: readonly JobType[] = ['chat.completion', 'response', 'embedding'];
 export type JobStatus = 'queued' | 'waiting_for_files' | 'waiting_for_quota' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const OPEN_JOB_STATUSES: readonly JobStatus[] = ['queued', 'waiting_for_files', 'waiting_for_quota', 'running'];
