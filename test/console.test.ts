@@ -176,6 +176,16 @@ describe('console', { skip: skip ?? false }, () => {
     assert.equal(JSON.parse(lines[0]).response.status_code, 200);
   });
 
+  test("a batch refused at validation lists its lines' errors", { timeout: 30_000 }, async () => {
+    const client = ferry.client(KEYS.a);
+    const b = await waitFinal(client, (await createBatch(client, [...requests(1, 'v'), 'not json'])).id, 20);
+    assert.equal(b.status, 'failed');
+    await go(`#/batches/${b.id}`);
+    const errors = page.locator('h3:has-text("Validation errors") + table tbody tr');
+    await errors.first().waitFor();
+    assert.match(await errors.first().innerText(), /2\s+\S+/);
+  });
+
   test('a dead-lettered delivery is replayed from the webhooks page and delivered', { timeout: 30_000 }, async () => {
     const port = (rx.server.address() as AddressInfo).port;
     rx.script.set('/dead', [500, 500, 500]);

@@ -16,9 +16,12 @@ export class ApiError extends Error {
 let onUnauthorized = () => {};
 export const whenUnauthorized = (fn) => (onUnauthorized = fn);
 
-/** A call to Ferry's API at this origin: JSON in, JSON out; the error shape becomes an ApiError. */
-export async function api(path, { method = 'GET', body, signal, raw = false, key = getKey() } = {}) {
-  const headers = { Authorization: `Bearer ${key}` };
+/**
+ * A call to Ferry's API at this origin: JSON in, JSON out; the error shape becomes an ApiError.
+ * `raw` answers the response itself (a 304 included, for `watch`).
+ */
+export async function api(path, { method = 'GET', body, signal, raw = false, key = getKey(), headers: extra = {} } = {}) {
+  const headers = { Authorization: `Bearer ${key}`, ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(path, {
     method,
@@ -26,8 +29,9 @@ export async function api(path, { method = 'GET', body, signal, raw = false, key
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
     credentials: 'omit',
+    cache: 'no-store',
   });
-  if (!res.ok) {
+  if (!res.ok && !(raw && res.status === 304)) {
     const err = new ApiError(res.status, await res.json().catch(() => null));
     if (res.status === 401 && key === getKey()) onUnauthorized();
     throw err;
@@ -96,17 +100,13 @@ const WATCH_SECONDS = 25;
  */
 export async function watch(path, { etag, signal } = {}) {
   const url = etag ? `${path}${path.includes('?') ? '&' : '?'}wait=${WATCH_SECONDS}` : path;
-  const headers = { Authorization: `Bearer ${getKey()}` };
-  if (etag) headers['If-None-Match'] = etag;
-  const res = await fetch(url, { headers, signal, credentials: 'omit', cache: 'no-store' });
+  const res = await api(url, { raw: true, signal, headers: etag ? { 'If-None-Match': etag } : {} });
   if (res.status === 304) return { changed: false, etag };
-  if (!res.ok) {
-    const err = new ApiError(res.status, await res.json().catch(() => null));
-    if (res.status === 401) onUnauthorized();
-    throw err;
-  }
   return { changed: true, data: await res.json(), etag: res.headers.get('etag') };
 }
+
+/** Whether a failed call is worth trying again: not a refusal (400, 404: asking again answers the same), but a 429, a 503 or a dropped connection. */
+export const worthRetrying = (error) => !(error.status >= 400 && error.status < 500 && error.status !== 429);
 
 export const FINAL_BATCH = ['completed', 'failed', 'expired', 'cancelled'];
 export const FINAL_JOB = ['succeeded', 'failed', 'cancelled'];

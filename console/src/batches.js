@@ -81,34 +81,27 @@ function FailedLines({ fileId }) {
     [fileId],
   );
   const [open, setOpen] = useState(null);
-  if (lines.error) return html`<${ErrorNote} error=${lines.error} />`;
-  if (!lines.data) return html`<p>Reading the error file…</p>`;
-  return html`<table class="list" id="failed-lines">
-    <thead>
-      <tr>
-        <th>custom_id</th>
-        <th>Code</th>
-        <th>Message</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${lines.data.map(
-        (l, i) =>
-          html`<tr key=${i} class="clickable" onClick=${() => setOpen(open === i ? null : i)}>
-              <td><button class="link">${l.custom_id ?? `line ${i + 1}`}</button></td>
-              <td><code>${l.error?.code ?? '—'}</code></td>
-              <td class="msg">${l.error?.message ?? l.unparsed ?? ''}</td>
-            </tr>
-            ${
-              open === i
-                ? html`<tr class="detail">
-                    <td colspan="3"><pre>${JSON.stringify(l, null, 2)}</pre></td>
-                  </tr>`
-                : null
-            }`,
-      )}
-    </tbody>
-  </table>`;
+  if (!lines.data && !lines.error) return html`<p>Reading the error file…</p>`;
+  return html`<${Listing}
+    id="failed-lines"
+    list=${lines}
+    items=${lines.data ?? []}
+    empty="The error file holds no lines."
+    headings=${['custom_id', 'Code', 'Message']}
+    row=${(l, i) =>
+      html`<tr key=${i} class="clickable" onClick=${() => setOpen(open === i ? null : i)}>
+          <td><button class="link">${l.custom_id ?? `line ${i + 1}`}</button></td>
+          <td><code>${l.error?.code ?? '—'}</code></td>
+          <td class="msg">${l.error?.message ?? l.unparsed ?? ''}</td>
+        </tr>
+        ${
+          open === i
+            ? html`<tr class="detail">
+                <td colspan="3"><pre>${JSON.stringify(l, null, 2)}</pre></td>
+              </tr>`
+            : null
+        }`}
+  />`;
 }
 
 export function Batch({ id }) {
@@ -170,25 +163,16 @@ export function Batch({ id }) {
     ${
       batch.errors?.data?.length
         ? html`<h3>Validation errors</h3>
-            <table class="list">
-              <thead>
-                <tr>
-                  <th>Line</th>
-                  <th>Code</th>
-                  <th>Message</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${batch.errors.data.map(
-                  (e, i) =>
-                    html`<tr key=${i}>
-                      <td>${e.line ?? '—'}</td>
-                      <td><code>${e.code}</code></td>
-                      <td>${e.message}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
+            <${Listing}
+              list=${{ data: batch.errors }}
+              headings=${['Line', 'Code', 'Message']}
+              row=${(e, i) =>
+                html`<tr key=${i}>
+                  <td>${e.line ?? '—'}</td>
+                  <td><code>${e.code}</code></td>
+                  <td>${e.message}</td>
+                </tr>`}
+            />`
         : null
     }
     ${

@@ -5,19 +5,9 @@ import { clearKey, getKey, getTenant, identify, setKey, setTenant, whenUnauthori
 import { Batch, Batches } from './batches.js';
 import { Files } from './files.js';
 import { Job, Jobs } from './jobs.js';
-import { ErrorNote, html } from './ui.js';
+import { ErrorNote, html, Lazy } from './ui.js';
 import { Usage } from './usage.js';
 import { Webhooks } from './webhooks.js';
-
-/** The overview page, loaded when first opened (it brings uPlot). */
-function Overview() {
-  const [page, setPage] = useState(null);
-  const [error, setError] = useState(null);
-  useEffect(() => {
-    import('./overview.js').then((m) => setPage(() => m.Overview), setError);
-  }, []);
-  return page ? html`<${page} />` : html`<${ErrorNote} error=${error} />`;
-}
 
 const PAGES = [
   ['overview', 'Overview'],
@@ -132,7 +122,7 @@ function App() {
               : page === 'usage'
                 ? html`<${Usage} />`
                 : page === 'overview'
-                  ? html`<${Overview} />`
+                  ? html`<${Lazy} load=${() => import('./overview.js').then((m) => m.Overview)} />`
                   : html`<${Batches} />`;
   // A new tenant filter starts every page afresh (its lists, pages and live polls).
   return html`<${Header} who=${who} page=${page} onOut=${out} tenant=${tenant} onTenant=${onTenant} />

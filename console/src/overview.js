@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, FINAL_BATCH, getTenant, qs } from './api.js';
-import { ErrorNote, html, useLive, usePoll } from './ui.js';
+import { ErrorNote, fmtBytes, html, useLive, usePoll } from './ui.js';
 
 const COLORS = ['#2463c7', '#2f9e62', '#c77d24', '#9b3fc7', '#c73f5b', '#3fb5c7'];
 
@@ -71,7 +71,6 @@ function charts(a) {
   ];
 }
 
-const fmtBytes = (v) => (v >= 1048576 ? `${(v / 1048576).toFixed(1)} MiB` : v >= 1024 ? `${(v / 1024).toFixed(0)} KiB` : `${v}`);
 const fmtValue = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 const fmtMoney = (v) => `$${v.toFixed(v && v < 0.01 ? 4 : 2)}`;
 

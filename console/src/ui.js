@@ -1,7 +1,7 @@
 import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { api, watch } from './api.js';
+import { api, watch, worthRetrying } from './api.js';
 
 export const html = htm.bind(h);
 
@@ -55,8 +55,7 @@ export function usePoll(load, ms, deps = []) {
       } catch (error) {
         if (stop || error.name === 'AbortError') return;
         setState((s) => ({ ...s, error, loading: false }));
-        // A refusal (404, 400) stays one; anything else (503, a dropped connection) is tried again.
-        if (!(error.status >= 400 && error.status < 500 && error.status !== 429)) timer = setTimeout(run, 5000);
+        if (worthRetrying(error)) timer = setTimeout(run, 5000);
       }
     };
     run();
@@ -144,8 +143,7 @@ export function useLive(path, deps = [path]) {
         } catch (error) {
           if (ctl.signal.aborted) return;
           setState((s) => ({ ...s, error, loading: false }));
-          // A refusal (404, 400) stays one; anything else (503, a dropped connection) is tried again.
-          if (error.status >= 400 && error.status < 500 && error.status !== 429) return;
+          if (!worthRetrying(error)) return;
           await pause(5000, ctl.signal);
         }
       }
@@ -229,3 +227,13 @@ export const CancelButton = ({ id, label, confirm, path, done }) =>
     confirm=${confirm}
     run=${async () => (await api(path, { method: 'POST' }), done())}
   />`;
+
+/** A page of a module loaded when first shown (the overview and the usage charts bring uPlot): `load()` answers the component. */
+export function Lazy({ load }) {
+  const [page, setPage] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    load().then((c) => setPage(() => c), setError);
+  }, []);
+  return page ? html`<${page} />` : html`<${ErrorNote} error=${error} />`;
+}

@@ -1,6 +1,6 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, getTenant, qs, saveBlob } from './api.js';
-import { Empty, ErrorNote, fmtNum, html, usePoll } from './ui.js';
+import { Empty, ErrorNote, fmtNum, html, Lazy, usePoll } from './ui.js';
 
 /** Every bucket of a report from `start`, following `next_page`. */
 async function buckets(path, params, signal) {
@@ -59,15 +59,6 @@ const COLUMNS = ['tenant', 'model', 'service_tier', 'requests', 'input_tokens', 
 const cells = (r) => [r.tenant, r.model, r.tier, r.requests, r.input, r.cached, r.output, r.cost.toFixed(6)];
 const csvCell = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
 
-/** The charts, loaded with uPlot when the page opens (as the overview is). */
-function Charts() {
-  const [charts, setCharts] = useState(null);
-  useEffect(() => {
-    import('./overview.js').then((m) => setCharts(() => m.UsageCharts));
-  }, []);
-  return charts ? html`<${charts} />` : null;
-}
-
 export function Usage() {
   const [days, setDays] = useState(7);
   const report = usePoll(
@@ -95,7 +86,7 @@ export function Usage() {
       >
       <button id="export-csv" disabled=${!rows.length} onClick=${csv}>Export CSV</button>
     </div>
-    <${Charts} />
+    <${Lazy} load=${() => import('./overview.js').then((m) => m.UsageCharts)} />
     <${ErrorNote} error=${report.error} />
     ${report.data && !rows.length ? html`<${Empty}>No usage in this period.<//>` : null}
     ${
