@@ -19,6 +19,26 @@ function statusIn(message: string): string | null {
   }
 }
 
+/**
+ * A long-poll begins: its request is marked as one (the request log), and its signal aborts when
+ * the client goes or the API stops (the caller then answers with what it has). `release()` when done.
+ */
+function holdRequest(deps: ApiDeps, res: Response): { signal: AbortSignal; release: () => void } {
+  res.locals.longPoll = true;
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  res.on('close', stop);
+  deps.stopping.addEventListener('abort', stop);
+  if (deps.stopping.aborted) stop();
+  return {
+    signal: ac.signal,
+    release: () => {
+      res.off('close', stop);
+      deps.stopping.removeEventListener('abort', stop);
+    },
+  };
+}
+
 export async function waitUntilFinal<T extends BaseRecord>(
   deps: ApiDeps,
   store: RecordStore<T>,
@@ -28,13 +48,7 @@ export async function waitUntilFinal<T extends BaseRecord>(
   res: Response,
 ): Promise<T> {
   if (seconds <= 0 || isFinal(rec)) return rec;
-  res.locals.longPoll = true;
-  // A client gone, or the API stopping (the caller then answers with what it has), ends the wait.
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  res.on('close', stop);
-  deps.stopping.addEventListener('abort', stop);
-  if (deps.stopping.aborted) stop();
+  const held = holdRequest(deps, res);
   let latest = rec;
   try {
     await deps.waiter.waitFor(
@@ -45,7 +59,7 @@ export async function waitUntilFinal<T extends BaseRecord>(
         if (now) latest = now;
         return !now || isFinal(now);
       },
-      ac.signal,
+      held.signal,
       // A change to a status that is not final (progress, running) is not worth a read.
       (message) => {
         const status = statusIn(message);
@@ -53,8 +67,7 @@ export async function waitUntilFinal<T extends BaseRecord>(
       },
     );
   } finally {
-    res.off('close', stop);
-    deps.stopping.removeEventListener('abort', stop);
+    held.release();
   }
   return latest;
 }
@@ -91,21 +104,19 @@ const READING_SHARE = 10;
  * open, and nothing is sent while nothing changes. Without `wait`, an unchanged answer is 304 at once.
  */
 export async function answerWhenChanged(deps: ApiDeps, req: Request, res: Response, render: () => Promise<unknown>): Promise<void> {
-  const held = req.headers['if-none-match'];
-  res.locals.longPoll = true;
-  const deadline = Date.now() + waitSeconds(req) * 1000;
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  res.on('close', stop);
-  deps.stopping.addEventListener('abort', stop);
+  const version = req.headers['if-none-match'];
+  const seconds = waitSeconds(req);
+  const deadline = Date.now() + seconds * 1000;
+  // Held only when it may wait: a plain GET is an ordinary request.
+  const held = version && seconds > 0 ? holdRequest(deps, res) : null;
   try {
     for (;;) {
       const started = Date.now();
       const body = await render();
       const tag = etagOf(body);
-      const unchanged = holds(held, tag);
+      const unchanged = holds(version, tag);
       const left = deadline - Date.now();
-      if (!unchanged || left <= 0 || ac.signal.aborted || deps.stopping.aborted) {
+      if (!unchanged || left <= 0 || !held || held.signal.aborted) {
         res.setHeader('ETag', tag);
         // Decided here, not by Express's freshness check: fetch() sends "Cache-Control: no-cache"
         // with every conditional request, and Express then never answers 304.
@@ -114,10 +125,9 @@ export async function answerWhenChanged(deps: ApiDeps, req: Request, res: Respon
         return;
       }
       const pause = Math.max(LOOK_AGAIN_MS, (Date.now() - started) * READING_SHARE);
-      await sleep(Math.min(pause, left), undefined, { signal: ac.signal }).catch(() => {});
+      await sleep(Math.min(pause, left), undefined, { signal: held.signal }).catch(() => {});
     }
   } finally {
-    res.off('close', stop);
-    deps.stopping.removeEventListener('abort', stop);
+    held?.release();
   }
 }
